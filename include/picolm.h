@@ -1,0 +1,103 @@
+/* picolm.h - the public API of libpicolm.
+ *
+ * A model is a read-only mapping of a GGUF file plus its tokenizer; a
+ * context owns the KV cache, scratch buffers and thread pool for one
+ * sequence. Functions return 0 (PL_OK) or a negative status and write the
+ * reason to the caller's err buffer; the library never prints or exits. */
+#ifndef PICOLM_H
+#define PICOLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PICOLM_VERSION "0.1.0"
+
+enum pl_status {
+    PL_OK = 0,
+    PL_ERR_IO = -1,          /* cannot open / map the file */
+    PL_ERR_FORMAT = -2,      /* malformed or inconsistent file */
+    PL_ERR_UNSUPPORTED = -3, /* valid file, feature we do not run */
+    PL_ERR_NOMEM = -4,
+    PL_ERR_ARG = -5,         /* bad argument from the caller */
+    PL_ERR_CTX_FULL = -6     /* positions past the context length */
+};
+
+typedef struct pl_model pl_model;
+typedef struct pl_context pl_context;
+typedef struct pl_sampler pl_sampler;
+
+typedef struct pl_model_info {
+    int n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_rot, n_ctx_train;
+    float rms_eps, rope_base;
+    int has_weights;       /* 0 for a vocab-only file */
+    int tied_output;       /* output projection is token_embd */
+    uint64_t weight_bytes; /* bytes of tensor data in the file */
+    const char *ftype;     /* type of blk.0.attn_q.weight, e.g. "Q4_K" */
+} pl_model_info;
+
+/* Open a GGUF file (mapped read-only, never copied). */
+int pl_model_open(pl_model **out, const char *path, char *err, size_t errlen);
+/* The same over a caller-owned buffer that must outlive the model. */
+int pl_model_open_memory(pl_model **out, const void *buf, size_t len, char *err, size_t errlen);
+void pl_model_close(pl_model *m); /* accepts NULL */
+const pl_model_info *pl_model_get_info(const pl_model *m);
+
+/* Tokenizer. pl_tokenize returns the token count (may exceed max_out: only
+ * max_out were written) or a negative status. */
+int pl_tokenize(const pl_model *m, const char *text, size_t len, int add_bos, int parse_special,
+                int32_t *out, int max_out);
+int pl_add_bos(const pl_model *m);
+int32_t pl_token_bos(const pl_model *m);
+int32_t pl_token_eos(const pl_model *m);
+/* Bytes of token (after prev, -1 at the start) into buf; returns the full
+ * length (may exceed cap). Byte tokens give raw bytes: stream with
+ * pl_utf8_complete to avoid printing half a character. */
+int pl_token_to_text(const pl_model *m, int32_t prev, int32_t token, char *buf, size_t cap);
+/* Length of the longest prefix of s[0..n) that does not end inside a UTF-8
+ * sequence (invalid bytes count as complete). */
+size_t pl_utf8_complete(const char *s, size_t n);
+
+typedef struct pl_context_params {
+    int n_ctx;     /* 0: the model's context_length capped at 2048 */
+    int n_threads; /* 0: the number of online cores */
+} pl_context_params;
+
+int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, char *err, size_t errlen);
+void pl_context_free(pl_context *c); /* accepts NULL */
+int pl_context_n_ctx(const pl_context *c);
+
+/* Feed n tokens at positions pos..pos+n-1 (the cache must hold 0..pos-1).
+ * logits: NULL, or n_vocab floats receiving the last position's logits, or
+ * n*n_vocab floats for every position when all_logits is set. */
+int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits, int all_logits);
+
+typedef struct pl_mem_stats {
+    size_t state_bytes;  /* scratch buffers, tables, pool */
+    size_t kv_bytes;     /* KV cache */
+    size_t peak_rss;     /* process peak resident set (0 if unknown) */
+} pl_mem_stats;
+void pl_context_mem(const pl_context *c, pl_mem_stats *out);
+
+/* Sampling: temperature 0 = greedy argmax; top_k 0 = off; top_p 1 = off. */
+typedef struct pl_sampler_params {
+    float temperature, top_p;
+    int top_k;
+    uint64_t seed;
+} pl_sampler_params;
+
+int pl_sampler_new(pl_sampler **out, const pl_sampler_params *p, int n_vocab);
+void pl_sampler_free(pl_sampler *s);
+/* Picks a token from logits (modified in place). */
+int32_t pl_sample(pl_sampler *s, float *logits);
+
+/* CPU level the kernels run at ("generic", "avx2", ...). */
+const char *pl_cpu_level(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,504 @@
+/* model.c - LLaMA hyper-parameters, weight binding, the KV cache and the
+ * forward pass.
+ *
+ * Weights are used in place from the mapped GGUF file (never copied); only
+ * norm vectors stored in a non-F32 type are converted at load. The forward
+ * pass runs one position at a time: RMSNorm, Q/K/V, RoPE (llama.cpp's
+ * "normal" mode: adjacent pairs), grouped-query attention over an FP16 KV
+ * cache with a single-pass online softmax, SwiGLU, final norm, logits.
+ * Matrix-vector products are split by rows over the context's thread pool. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "kernels/kernels.h"
+#include "picolm.h"
+#include "platform.h"
+#include "pool.h"
+#include "quant.h"
+#include "tokenizer.h"
+
+#define MAX_LAYERS 1024
+#define MAX_EMBD 65536
+#define MAX_FF (1 << 20)
+#define MAX_CTX (1 << 20)
+
+typedef struct pl_weight {
+    const void *data;           /* rows x row_bytes, in the mapping */
+    const pl_type_traits *tr;
+    uint32_t type;
+    int64_t rows, cols;         /* output features x input features */
+    size_t row_bytes;
+} pl_weight;
+
+typedef struct pl_layer {
+    const float *attn_norm; /* [n_embd] */
+    pl_weight wq;           /* [n_embd] -> [n_embd] */
+    pl_weight wk, wv;       /* [n_embd] -> [n_kv_dim] */
+    pl_weight wo;           /* [n_embd] -> [n_embd] */
+    const float *ffn_norm;  /* [n_embd] */
+    pl_weight w_gate, w_up; /* [n_embd] -> [n_ff] */
+    pl_weight w_down;       /* [n_ff] -> [n_embd] */
+} pl_layer;
+
+struct pl_model {
+    pl_mapping map;         /* owned mapping (empty for _memory) */
+    gguf_file gguf;
+    pl_tokenizer *tok;
+    pl_model_info info;
+    pl_weight tok_embd;       /* [n_vocab] rows of [n_embd] */
+    const float *output_norm; /* [n_embd] */
+    pl_weight output;         /* [n_embd] -> [n_vocab]; = tok_embd when tied */
+    pl_layer *layers;         /* [n_layer] */
+    float *owned_norms;       /* norms converted from non-F32 types */
+};
+
+struct pl_context {
+    pl_model *m;
+    int n_ctx;
+    pl_pool *pool;
+    int head_dim, kv_dim;
+    /* activations for one position */
+    float *x;      /* [n_embd] residual stream */
+    float *xb;     /* [n_embd] normed input / branch output */
+    float *xb2;    /* [n_embd] attention output */
+    float *q;      /* [n_embd] */
+    float *k, *v;  /* [kv_dim] */
+    float *hb;     /* [n_ff] gate */
+    float *hb2;    /* [n_ff] up */
+    float *logits; /* [n_vocab] */
+    pl_half *kcache, *vcache; /* [n_layer][n_head_kv][n_ctx][head_dim] */
+    float *rope_cos, *rope_sin; /* [n_ctx][n_rot/2] */
+    size_t state_bytes, kv_bytes;
+};
+
+static int set_err(char *err, size_t errlen, int code, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+static int get_u32(const pl_model *m, const char *key, int required, uint32_t def, uint32_t lo, uint32_t hi,
+                   uint32_t *out, char *err, size_t errlen) {
+    int rc = gguf_get_u32(&m->gguf, key, out);
+    if (rc == 1) {
+        if (required) return set_err(err, errlen, PL_ERR_FORMAT, "missing metadata key %s", key);
+        *out = def;
+        return 0;
+    }
+    if (rc < 0) return set_err(err, errlen, PL_ERR_FORMAT, "metadata key %s has a bad type or value", key);
+    if (*out < lo || *out > hi)
+        return set_err(err, errlen, PL_ERR_FORMAT, "%s = %u is out of range [%u, %u]", key, *out, lo, hi);
+    return 0;
+}
+
+static int get_f32(const pl_model *m, const char *key, float def, float lo, float hi, float *out, char *err,
+                   size_t errlen) {
+    int rc = gguf_get_f32(&m->gguf, key, out);
+    if (rc == 1) {
+        *out = def;
+        return 0;
+    }
+    if (rc < 0 || !(*out >= lo && *out <= hi))
+        return set_err(err, errlen, PL_ERR_FORMAT, "metadata key %s has a bad type or value", key);
+    return 0;
+}
+
+/* Bind tensor `name` as a [cols] -> [rows] matrix (rows = 0: a vector). */
+static int bind(pl_model *m, pl_weight *w, const char *name, int64_t cols, int64_t rows, int optional, char *err,
+                size_t errlen) {
+    const gguf_tensor *t = gguf_find_tensor(&m->gguf, name);
+    memset(w, 0, sizeof *w);
+    if (!t) {
+        if (optional) return 0;
+        return set_err(err, errlen, PL_ERR_FORMAT, "missing tensor %s", name);
+    }
+    int64_t want_rows = rows ? rows : 1;
+    if (t->ne[0] != cols || t->ne[1] != want_rows || t->ne[2] != 1 || t->ne[3] != 1)
+        return set_err(err, errlen, PL_ERR_FORMAT, "tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+                       name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                       (long long)cols, (long long)want_rows);
+    w->tr = pl_type_traits_get(t->type);
+    w->type = t->type;
+    w->data = t->data;
+    w->rows = want_rows;
+    w->cols = cols;
+    w->row_bytes = pl_row_size(t->type, cols);
+    return 0;
+}
+
+/* A norm vector as float: in place when F32, else converted. */
+static int bind_norm(pl_model *m, const float **out, float **slot, const char *name, int n, char *err, size_t errlen) {
+    pl_weight w;
+    int rc = bind(m, &w, name, n, 0, 0, err, errlen);
+    if (rc) return rc;
+    if (w.type == PL_TYPE_F32 && ((uintptr_t)w.data % sizeof(float)) == 0) {
+        *out = w.data;
+        return 0;
+    }
+    w.tr->to_float(w.data, *slot, n);
+    *out = *slot;
+    *slot += n;
+    return 0;
+}
+
+static int load(pl_model *m, char *err, size_t errlen) {
+    int rc;
+    gguf_str arch;
+    if (gguf_get_str(&m->gguf, "general.architecture", &arch) == 0 && !gguf_str_eq(arch, "llama"))
+        return set_err(err, errlen, PL_ERR_UNSUPPORTED, "unsupported architecture '%.*s' (only llama)",
+                       (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
+    if ((rc = pl_tokenizer_load(&m->tok, &m->gguf, err, errlen))) return rc;
+    pl_model_info *in = &m->info;
+    in->n_vocab = pl_tokenizer_n_vocab(m->tok);
+    if (m->gguf.n_tensors == 0) return 0; /* vocab-only: tokenization works */
+    in->has_weights = 1;
+
+    uint32_t n_embd, n_layer, n_ff, n_head, n_head_kv, n_rot, n_ctx;
+    if ((rc = get_u32(m, "llama.embedding_length", 1, 0, 1, MAX_EMBD, &n_embd, err, errlen)) ||
+        (rc = get_u32(m, "llama.block_count", 1, 0, 1, MAX_LAYERS, &n_layer, err, errlen)) ||
+        (rc = get_u32(m, "llama.feed_forward_length", 1, 0, 1, MAX_FF, &n_ff, err, errlen)) ||
+        (rc = get_u32(m, "llama.attention.head_count", 1, 0, 1, n_embd, &n_head, err, errlen)) ||
+        (rc = get_u32(m, "llama.attention.head_count_kv", 0, n_head, 1, n_head, &n_head_kv, err, errlen)) ||
+        (rc = get_u32(m, "llama.context_length", 0, 2048, 1, 0xffffffffu, &n_ctx, err, errlen)))
+        return rc;
+    if (n_embd % n_head)
+        return set_err(err, errlen, PL_ERR_FORMAT, "embedding_length %u is not divisible by head_count %u", n_embd,
+                       n_head);
+    if (n_head % n_head_kv)
+        return set_err(err, errlen, PL_ERR_FORMAT, "head_count %u is not divisible by head_count_kv %u", n_head,
+                       n_head_kv);
+    uint32_t head_dim = n_embd / n_head;
+    if ((rc = get_u32(m, "llama.rope.dimension_count", 0, head_dim, 2, head_dim, &n_rot, err, errlen))) return rc;
+    if (n_rot % 2) return set_err(err, errlen, PL_ERR_FORMAT, "rope.dimension_count %u is odd", n_rot);
+    if ((rc = get_f32(m, "llama.attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f, &in->rms_eps, err, errlen)) ||
+        (rc = get_f32(m, "llama.rope.freq_base", 10000.0f, 1e-3f, 1e12f, &in->rope_base, err, errlen)))
+        return rc;
+    in->n_embd = (int)n_embd;
+    in->n_layer = (int)n_layer;
+    in->n_ff = (int)n_ff;
+    in->n_head = (int)n_head;
+    in->n_head_kv = (int)n_head_kv;
+    in->n_rot = (int)n_rot;
+    in->n_ctx_train = n_ctx > MAX_CTX ? MAX_CTX : (int)n_ctx;
+    for (uint64_t i = 0; i < m->gguf.n_tensors; i++) in->weight_bytes += m->gguf.tensors[i].nbytes;
+
+    int64_t kv_dim = (int64_t)head_dim * n_head_kv;
+    m->layers = calloc(n_layer, sizeof *m->layers);
+    m->owned_norms = malloc(((size_t)n_layer * 2 + 1) * n_embd * sizeof(float));
+    if (!m->layers || !m->owned_norms) return set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
+    float *slot = m->owned_norms;
+
+    if ((rc = bind(m, &m->tok_embd, "token_embd.weight", n_embd, in->n_vocab, 0, err, errlen)) ||
+        (rc = bind_norm(m, &m->output_norm, &slot, "output_norm.weight", (int)n_embd, err, errlen)) ||
+        (rc = bind(m, &m->output, "output.weight", n_embd, in->n_vocab, 1, err, errlen)))
+        return rc;
+    if (!m->output.data) {
+        m->output = m->tok_embd;
+        in->tied_output = 1;
+    }
+    for (uint32_t l = 0; l < n_layer; l++) {
+        pl_layer *L = &m->layers[l];
+        char name[96];
+#define NAME(s) (snprintf(name, sizeof name, "blk.%u.%s", l, s), name)
+        if ((rc = bind_norm(m, &L->attn_norm, &slot, NAME("attn_norm.weight"), (int)n_embd, err, errlen)) ||
+            (rc = bind(m, &L->wq, NAME("attn_q.weight"), n_embd, n_embd, 0, err, errlen)) ||
+            (rc = bind(m, &L->wk, NAME("attn_k.weight"), n_embd, kv_dim, 0, err, errlen)) ||
+            (rc = bind(m, &L->wv, NAME("attn_v.weight"), n_embd, kv_dim, 0, err, errlen)) ||
+            (rc = bind(m, &L->wo, NAME("attn_output.weight"), n_embd, n_embd, 0, err, errlen)) ||
+            (rc = bind_norm(m, &L->ffn_norm, &slot, NAME("ffn_norm.weight"), (int)n_embd, err, errlen)) ||
+            (rc = bind(m, &L->w_gate, NAME("ffn_gate.weight"), n_embd, n_ff, 0, err, errlen)) ||
+            (rc = bind(m, &L->w_up, NAME("ffn_up.weight"), n_embd, n_ff, 0, err, errlen)) ||
+            (rc = bind(m, &L->w_down, NAME("ffn_down.weight"), n_ff, n_embd, 0, err, errlen)))
+            return rc;
+#undef NAME
+    }
+    in->ftype = m->layers[0].wq.tr->name;
+    return 0;
+}
+
+static int open_common(pl_model **out, pl_model *m, const void *buf, size_t len, char *err, size_t errlen) {
+    int rc;
+    *out = NULL;
+    if (gguf_parse(&m->gguf, buf, len, err, errlen)) {
+        rc = PL_ERR_FORMAT;
+        goto fail;
+    }
+    if ((rc = load(m, err, errlen))) goto fail;
+    *out = m;
+    return 0;
+fail:
+    pl_model_close(m);
+    return rc;
+}
+
+int pl_model_open(pl_model **out, const char *path, char *err, size_t errlen) {
+    *out = NULL;
+    pl_model *m = calloc(1, sizeof *m);
+    if (!m) return set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
+    if (pl_map_file(&m->map, path, err, errlen)) {
+        free(m);
+        return PL_ERR_IO;
+    }
+    return open_common(out, m, m->map.addr, m->map.size, err, errlen);
+}
+
+int pl_model_open_memory(pl_model **out, const void *buf, size_t len, char *err, size_t errlen) {
+    *out = NULL;
+    pl_model *m = calloc(1, sizeof *m);
+    if (!m) return set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
+    return open_common(out, m, buf, len, err, errlen);
+}
+
+void pl_model_close(pl_model *m) {
+    if (!m) return;
+    pl_tokenizer_free(m->tok);
+    gguf_free(&m->gguf);
+    free(m->layers);
+    free(m->owned_norms);
+    pl_unmap_file(&m->map);
+    free(m);
+}
+
+const pl_model_info *pl_model_get_info(const pl_model *m) { return &m->info; }
+
+int pl_tokenize(const pl_model *m, const char *text, size_t len, int add_bos, int parse_special, int32_t *out,
+                int max_out) {
+    return pl_tokenizer_encode(m->tok, text, len, add_bos, parse_special, out, max_out);
+}
+int pl_add_bos(const pl_model *m) { return pl_tokenizer_add_bos(m->tok); }
+int32_t pl_token_bos(const pl_model *m) { return pl_tokenizer_bos(m->tok); }
+int32_t pl_token_eos(const pl_model *m) { return pl_tokenizer_eos(m->tok); }
+int pl_token_to_text(const pl_model *m, int32_t prev, int32_t token, char *buf, size_t cap) {
+    return pl_tokenizer_decode(m->tok, prev, token, buf, cap);
+}
+
+size_t pl_utf8_complete(const char *s, size_t n) {
+    /* look at most 3 bytes back for a lead byte whose sequence is cut */
+    for (size_t back = 1; back <= 3 && back <= n; back++) {
+        unsigned char c = (unsigned char)s[n - back];
+        if ((c & 0xC0) == 0x80) continue; /* continuation byte */
+        size_t need = c >= 0xF0 && c <= 0xF7 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        if (c >= 0xF8) need = 1;
+        return need > back ? n - back : n;
+    }
+    return n;
+}
+
+/* ---- context ----------------------------------------------------------- */
+
+static void *xalloc(pl_context *c, size_t n, size_t *acct) {
+    void *p = calloc(1, n ? n : 1);
+    if (p) *acct += n;
+    (void)c;
+    return p;
+}
+
+int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, char *err, size_t errlen) {
+    *out = NULL;
+    const pl_model_info *in = &m->info;
+    if (!in->has_weights) return set_err(err, errlen, PL_ERR_ARG, "the model file has no weights (vocab only)");
+    int n_ctx = p && p->n_ctx > 0 ? p->n_ctx : (in->n_ctx_train < 2048 ? in->n_ctx_train : 2048);
+    if (n_ctx > MAX_CTX) return set_err(err, errlen, PL_ERR_ARG, "context length %d is too large", n_ctx);
+    int n_threads = p && p->n_threads > 0 ? p->n_threads : pl_num_cores();
+    pl_context *c = calloc(1, sizeof *c);
+    if (!c) return set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
+    c->m = m;
+    c->n_ctx = n_ctx;
+    c->head_dim = in->n_embd / in->n_head;
+    c->kv_dim = c->head_dim * in->n_head_kv;
+    size_t *sb = &c->state_bytes;
+    size_t E = (size_t)in->n_embd * sizeof(float);
+    c->x = xalloc(c, E, sb);
+    c->xb = xalloc(c, E, sb);
+    c->xb2 = xalloc(c, E, sb);
+    c->q = xalloc(c, E, sb);
+    c->k = xalloc(c, (size_t)c->kv_dim * sizeof(float), sb);
+    c->v = xalloc(c, (size_t)c->kv_dim * sizeof(float), sb);
+    c->hb = xalloc(c, (size_t)in->n_ff * sizeof(float), sb);
+    c->hb2 = xalloc(c, (size_t)in->n_ff * sizeof(float), sb);
+    c->logits = xalloc(c, (size_t)in->n_vocab * sizeof(float), sb);
+    size_t half_rot = (size_t)in->n_rot / 2;
+    c->rope_cos = xalloc(c, (size_t)n_ctx * half_rot * sizeof(float), sb);
+    c->rope_sin = xalloc(c, (size_t)n_ctx * half_rot * sizeof(float), sb);
+    /* n_layer <= 1024, n_ctx <= 2^20, kv_dim <= 65536: fits in 64 bits */
+    uint64_t kv = (uint64_t)in->n_layer * (uint64_t)n_ctx * (uint64_t)c->kv_dim * sizeof(pl_half);
+    if (kv > (size_t)-1 / 4) {
+        pl_context_free(c);
+        return set_err(err, errlen, PL_ERR_NOMEM, "KV cache of %llu bytes does not fit", (unsigned long long)kv * 2);
+    }
+    c->kcache = xalloc(c, (size_t)kv, &c->kv_bytes);
+    c->vcache = xalloc(c, (size_t)kv, &c->kv_bytes);
+    if (!c->x || !c->xb || !c->xb2 || !c->q || !c->k || !c->v || !c->hb || !c->hb2 || !c->logits || !c->rope_cos ||
+        !c->rope_sin || !c->kcache || !c->vcache) {
+        pl_context_free(c);
+        return set_err(err, errlen, PL_ERR_NOMEM, "out of memory for a %d-token context (KV cache %.1f MB)", n_ctx,
+                       (double)kv * 2 / 1e6);
+    }
+    c->pool = pl_pool_new(n_threads);
+    if (!c->pool) {
+        pl_context_free(c);
+        return set_err(err, errlen, PL_ERR_NOMEM, "cannot start %d threads", n_threads);
+    }
+    /* RoPE tables, computed the way ggml does: theta_i = pos * base^(-2i/n_rot),
+     * advanced by repeated multiplication in float. */
+    float theta_scale = powf(in->rope_base, -2.0f / (float)in->n_rot);
+    for (int pos = 0; pos < n_ctx; pos++) {
+        float theta = (float)pos;
+        for (size_t i = 0; i < half_rot; i++) {
+            c->rope_cos[(size_t)pos * half_rot + i] = cosf(theta);
+            c->rope_sin[(size_t)pos * half_rot + i] = sinf(theta);
+            theta *= theta_scale;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+void pl_context_free(pl_context *c) {
+    if (!c) return;
+    pl_pool_free(c->pool);
+    free(c->x); free(c->xb); free(c->xb2); free(c->q); free(c->k); free(c->v);
+    free(c->hb); free(c->hb2); free(c->logits); free(c->rope_cos); free(c->rope_sin);
+    free(c->kcache); free(c->vcache);
+    free(c);
+}
+
+int pl_context_n_ctx(const pl_context *c) { return c->n_ctx; }
+
+void pl_context_mem(const pl_context *c, pl_mem_stats *out) {
+    out->state_bytes = c->state_bytes;
+    out->kv_bytes = c->kv_bytes;
+    out->peak_rss = pl_peak_rss();
+}
+
+/* ---- forward pass ------------------------------------------------------ */
+
+/* Up to three independent matrix-vector products in one pool dispatch. */
+typedef struct {
+    int n;
+    const pl_weight *w[3];
+    const float *x[3];
+    float *y[3];
+} matvec_job;
+
+static void matvec_task(void *arg, int ith, int nth) {
+    const matvec_job *j = arg;
+    for (int k = 0; k < j->n; k++) {
+        const pl_weight *w = j->w[k];
+        int64_t per = (w->rows + nth - 1) / nth;
+        int64_t r0 = per * ith, r1 = r0 + per < w->rows ? r0 + per : w->rows;
+        if (r0 < r1)
+            pl_kernels()->matvec(w->type, (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes,
+                                 j->x[k], j->y[k] + r0, (int)w->cols, (int)(r1 - r0));
+    }
+}
+
+static void matvec(pl_context *c, int n, const pl_weight *w0, const float *x0, float *y0, const pl_weight *w1,
+                   const float *x1, float *y1, const pl_weight *w2, const float *x2, float *y2) {
+    matvec_job j = {n, {w0, w1, w2}, {x0, x1, x2}, {y0, y1, y2}};
+    pl_pool_run(c->pool, matvec_task, &j);
+}
+
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+}
+
+/* Rotate adjacent pairs (x[2i], x[2i+1]) of the first n_rot dims of each head. */
+static void rope(float *x, int n_heads, int head_dim, int n_rot, const float *cs, const float *sn) {
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < n_rot / 2; i++) {
+            float a = v[2 * i], b = v[2 * i + 1];
+            v[2 * i] = a * cs[i] - b * sn[i];
+            v[2 * i + 1] = a * sn[i] + b * cs[i];
+        }
+    }
+}
+
+typedef struct {
+    pl_context *c;
+    int layer, pos;
+} attn_job;
+
+/* One query head against positions 0..pos of its KV head, online softmax. */
+static void attn_task(void *arg, int ith, int nth) {
+    const attn_job *j = arg;
+    pl_context *c = j->c;
+    const pl_model_info *in = &c->m->info;
+    int hd = c->head_dim, group = in->n_head / in->n_head_kv;
+    float scale = 1.0f / sqrtf((float)hd);
+    const pl_kernels_t *K = pl_kernels();
+    for (int h = ith; h < in->n_head; h += nth) {
+        int kvh = h / group;
+        size_t base = (((size_t)j->layer * in->n_head_kv + kvh) * c->n_ctx) * hd;
+        K->attn_head(c->q + (size_t)h * hd, c->kcache + base, c->vcache + base, j->pos + 1, hd, scale,
+                     c->xb2 + (size_t)h * hd);
+    }
+}
+
+static void forward(pl_context *c, int32_t token, int pos, float *logits) {
+    const pl_model *m = c->m;
+    const pl_model_info *in = &m->info;
+    int E = in->n_embd, hd = c->head_dim, half = in->n_rot / 2;
+    const pl_kernels_t *K = pl_kernels();
+
+    m->tok_embd.tr->to_float((const uint8_t *)m->tok_embd.data + (size_t)token * m->tok_embd.row_bytes, c->x, E);
+    const float *cs = c->rope_cos + (size_t)pos * half, *sn = c->rope_sin + (size_t)pos * half;
+
+    for (int l = 0; l < in->n_layer; l++) {
+        const pl_layer *L = &m->layers[l];
+        rmsnorm(c->xb, c->x, L->attn_norm, E, in->rms_eps);
+        matvec(c, 3, &L->wq, c->xb, c->q, &L->wk, c->xb, c->k, &L->wv, c->xb, c->v);
+        rope(c->q, in->n_head, hd, in->n_rot, cs, sn);
+        rope(c->k, in->n_head_kv, hd, in->n_rot, cs, sn);
+        for (int h = 0; h < in->n_head_kv; h++) {
+            size_t off = ((((size_t)l * in->n_head_kv + h) * c->n_ctx) + pos) * hd;
+            K->f32_to_f16(c->k + (size_t)h * hd, c->kcache + off, hd);
+            K->f32_to_f16(c->v + (size_t)h * hd, c->vcache + off, hd);
+        }
+        attn_job aj = {c, l, pos};
+        pl_pool_run(c->pool, attn_task, &aj);
+        matvec(c, 1, &L->wo, c->xb2, c->xb, NULL, NULL, NULL, NULL, NULL, NULL);
+        for (int i = 0; i < E; i++) c->x[i] += c->xb[i];
+
+        rmsnorm(c->xb, c->x, L->ffn_norm, E, in->rms_eps);
+        matvec(c, 2, &L->w_gate, c->xb, c->hb, &L->w_up, c->xb, c->hb2, NULL, NULL, NULL);
+        for (int i = 0; i < in->n_ff; i++) {
+            float g = c->hb[i];
+            c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
+        }
+        matvec(c, 1, &L->w_down, c->hb, c->xb, NULL, NULL, NULL, NULL, NULL, NULL);
+        for (int i = 0; i < E; i++) c->x[i] += c->xb[i];
+    }
+    if (!logits) return;
+    rmsnorm(c->x, c->x, m->output_norm, E, in->rms_eps);
+    matvec(c, 1, &m->output, c->x, logits, NULL, NULL, NULL, NULL, NULL, NULL);
+}
+
+int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits, int all_logits) {
+    const pl_model_info *in = &c->m->info;
+    if (n < 0 || pos < 0) return PL_ERR_ARG;
+    if (n > c->n_ctx - pos) return PL_ERR_CTX_FULL;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= in->n_vocab) return PL_ERR_ARG;
+    for (int i = 0; i < n; i++) {
+        float *out = NULL;
+        if (logits && all_logits) out = logits + (size_t)i * in->n_vocab;
+        else if (logits && i == n - 1) out = logits;
+        forward(c, tokens[i], pos + i, out);
+    }
+    return 0;
+}

@@ -1,0 +1,92 @@
+/* quant.h - the weight formats: ggml block layouts and per-type traits.
+ *
+ * quant.c holds the scalar reference for every type: dequantize a row to
+ * float, a fused dequantize+dot against a float vector (no intermediate
+ * row), and a quantizer (float -> blocks, byte-compatible with ggml's
+ * formats; round-to-nearest quality, not llama.cpp's search). The SIMD
+ * kernels in src/kernels/ are tested against these. */
+#ifndef PICOLM_QUANT_H
+#define PICOLM_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ggml type ids as stored in GGUF files. */
+enum pl_type {
+    PL_TYPE_F32 = 0, PL_TYPE_F16 = 1, PL_TYPE_Q4_0 = 2, PL_TYPE_Q4_1 = 3,
+    PL_TYPE_Q5_0 = 6, PL_TYPE_Q5_1 = 7, PL_TYPE_Q8_0 = 8, PL_TYPE_Q8_1 = 9,
+    PL_TYPE_Q2_K = 10, PL_TYPE_Q3_K = 11, PL_TYPE_Q4_K = 12, PL_TYPE_Q5_K = 13,
+    PL_TYPE_Q6_K = 14, PL_TYPE_Q8_K = 15, PL_TYPE_BF16 = 30, PL_TYPE_COUNT = 31
+};
+
+#define QK4_0 32
+#define QK4_1 32
+#define QK5_0 32
+#define QK5_1 32
+#define QK8_0 32
+#define QK_K 256
+#define K_SCALE_SIZE 12
+
+typedef uint16_t pl_half; /* IEEE binary16 bits */
+
+typedef struct { pl_half d; uint8_t qs[QK4_0 / 2]; } block_q4_0;
+typedef struct { pl_half d, m; uint8_t qs[QK4_1 / 2]; } block_q4_1;
+typedef struct { pl_half d; uint8_t qh[4]; uint8_t qs[QK5_0 / 2]; } block_q5_0;
+typedef struct { pl_half d, m; uint8_t qh[4]; uint8_t qs[QK5_1 / 2]; } block_q5_1;
+typedef struct { pl_half d; int8_t qs[QK8_0]; } block_q8_0;
+typedef struct {
+    uint8_t scales[QK_K / 16]; /* 4-bit scale | 4-bit min per 16 weights */
+    uint8_t qs[QK_K / 4];      /* 2-bit quants */
+    pl_half d, dmin;
+} block_q2_K;
+typedef struct {
+    uint8_t hmask[QK_K / 8]; /* high bit of the 3-bit quants */
+    uint8_t qs[QK_K / 4];    /* low 2 bits */
+    uint8_t scales[12];      /* 16 6-bit scales */
+    pl_half d;
+} block_q3_K;
+typedef struct {
+    pl_half d, dmin;
+    uint8_t scales[K_SCALE_SIZE]; /* 8 6-bit scales and mins */
+    uint8_t qs[QK_K / 2];
+} block_q4_K;
+typedef struct {
+    pl_half d, dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qh[QK_K / 8];
+    uint8_t qs[QK_K / 2];
+} block_q5_K;
+typedef struct {
+    uint8_t ql[QK_K / 2];      /* low 4 bits */
+    uint8_t qh[QK_K / 4];      /* high 2 bits */
+    int8_t scales[QK_K / 16];  /* 8-bit scales */
+    pl_half d;
+} block_q6_K;
+typedef struct {
+    float d;
+    int8_t qs[QK_K];
+    int16_t bsums[QK_K / 16];
+} block_q8_K; /* activations only (never a weight type here) */
+
+typedef struct pl_type_traits {
+    const char *name;  /* "Q4_K" ... */
+    int blck;          /* weights per block */
+    size_t type_size;  /* bytes per block */
+    /* n is a multiple of blck in all three */
+    void (*to_float)(const void *src, float *dst, int64_t n);
+    float (*dot)(const void *w, const float *x, int64_t n); /* sum w[i]*x[i] */
+    void (*from_float)(const float *src, void *dst, int64_t n);
+} pl_type_traits;
+
+/* NULL for an unknown or unsupported type id. */
+const pl_type_traits *pl_type_traits_get(uint32_t type);
+/* Bytes of a row of n weights; 0 if n is not a multiple of the block size
+ * or the type is unsupported. */
+size_t pl_row_size(uint32_t type, int64_t n);
+
+float pl_half_to_float(pl_half h);
+pl_half pl_float_to_half(float f); /* round to nearest even */
+float pl_bf16_to_float(uint16_t h);
+uint16_t pl_float_to_bf16(float f); /* round to nearest even */
+
+#endif

@@ -1,0 +1,120 @@
+/* sampler.c - temperature, top-k, top-p (nucleus) sampling with a seeded
+ * xoshiro256** generator, so the same seed gives the same tokens on every
+ * machine that computes the same logits. Temperature 0 is argmax (the
+ * lowest id wins a tie). Scratch is allocated once per sampler. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "picolm.h"
+
+typedef struct { float p; int32_t id; } cand;
+
+struct pl_sampler {
+    pl_sampler_params p;
+    int n_vocab;
+    uint64_t s[4];
+    cand *c; /* [n_vocab] */
+};
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t next_u64(pl_sampler *s) {
+    uint64_t *q = s->s, r = rotl(q[1] * 5, 7) * 9, t = q[1] << 17;
+    q[2] ^= q[0]; q[3] ^= q[1]; q[1] ^= q[2]; q[0] ^= q[3];
+    q[2] ^= t; q[3] = rotl(q[3], 45);
+    return r;
+}
+
+/* uniform in [0, 1) with 24 bits, exactly representable as float */
+static float next_f32(pl_sampler *s) { return (float)(next_u64(s) >> 40) * (1.0f / 16777216.0f); }
+
+int pl_sampler_new(pl_sampler **out, const pl_sampler_params *p, int n_vocab) {
+    *out = NULL;
+    if (n_vocab <= 0 || !(p->temperature >= 0) || !(p->top_p > 0 && p->top_p <= 1) || p->top_k < 0)
+        return PL_ERR_ARG;
+    pl_sampler *s = calloc(1, sizeof *s);
+    if (!s) return PL_ERR_NOMEM;
+    s->c = malloc((size_t)n_vocab * sizeof *s->c);
+    if (!s->c) {
+        free(s);
+        return PL_ERR_NOMEM;
+    }
+    s->p = *p;
+    s->n_vocab = n_vocab;
+    uint64_t x = p->seed;
+    for (int i = 0; i < 4; i++) s->s[i] = splitmix64(&x);
+    *out = s;
+    return 0;
+}
+
+void pl_sampler_free(pl_sampler *s) {
+    if (!s) return;
+    free(s->c);
+    free(s);
+}
+
+static int by_prob_desc(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? 1 : -1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+int32_t pl_sample(pl_sampler *s, float *logits) {
+    int n = s->n_vocab;
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (logits[i] > logits[best]) best = i;
+    if (s->p.temperature <= 0.0f) return best;
+
+    /* softmax at temperature, relative to the max for stability */
+    float mx = logits[best], inv_t = 1.0f / s->p.temperature;
+    double sum = 0;
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (logits[i] != logits[i]) continue; /* NaN never wins */
+        float e = expf((logits[i] - mx) * inv_t);
+        s->c[m].p = e;
+        s->c[m].id = i;
+        sum += e;
+        m++;
+    }
+    /* Drop candidates that cannot enter the nucleus before sorting: the last
+     * token the nucleus takes has p >= (1 - top_p) / m of the total (the ones
+     * after it, at most m of them, sum to more than 1 - top_p). Only without
+     * top-k, whose cut comes first and renormalizes. */
+    if (s->p.top_p < 1.0f && m > 1 && (s->p.top_k == 0 || s->p.top_k >= m)) {
+        float cut = (float)(sum * (1.0 - s->p.top_p) / m * 0.999);
+        int k = 0;
+        for (int i = 0; i < m; i++)
+            if (s->c[i].p >= cut) s->c[k++] = s->c[i];
+        m = k;
+    }
+    qsort(s->c, (size_t)m, sizeof *s->c, by_prob_desc);
+    if (s->p.top_k > 0 && s->p.top_k < m) m = s->p.top_k;
+    sum = 0;
+    for (int i = 0; i < m; i++) sum += s->c[i].p;
+    if (s->p.top_p < 1.0f) {
+        double acc = 0, lim = s->p.top_p * sum;
+        for (int i = 0; i < m; i++) {
+            acc += s->c[i].p;
+            if (acc >= lim) {
+                m = i + 1;
+                sum = acc;
+                break;
+            }
+        }
+    }
+    double r = next_f32(s) * sum, acc = 0;
+    for (int i = 0; i < m; i++) {
+        acc += s->c[i].p;
+        if (r < acc) return s->c[i].id;
+    }
+    return m > 0 ? s->c[m - 1].id : best;
+}

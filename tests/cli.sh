@@ -1,0 +1,110 @@
+#!/bin/sh
+# cli.sh - the picolm command line as a user (or PicoClaw) drives it: exit
+# codes, one-line errors, nothing but the answer on stdout, -n exactness,
+# --tokenize / --prompt-ids / --dump-logits, and hostile files on disk.
+# Usage: PICOLM=build/picolm sh tests/cli.sh
+set -u
+BIN=${PICOLM:-build/picolm}
+DATA=${PICOLM_TESTDATA:-../shared/testdata}
+M=$DATA/models/tiny512-Q8_0.gguf
+M32=$DATA/models/tiny32k-Q4_K_M.gguf
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL cli: $*" >&2; }
+
+# expect CODE ARGS...: exit code and, for errors, a single line on stderr
+expect() {
+    code=$1; shift
+    "$BIN" "$@" </dev/null >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ "$rc" != "$code" ]; then bad "picolm $* exited $rc, expected $code ($(head -c 200 "$T/err"))"; return; fi
+    if [ "$code" != 0 ] && [ "$(wc -l <"$T/err")" != 1 ]; then bad "picolm $*: error is not one line"; return; fi
+    if [ "$code" != 0 ] && [ -s "$T/out" ]; then bad "picolm $*: error wrote to stdout"; return; fi
+    ok
+}
+
+# usage errors: exit 2
+expect 2
+expect 2 "$M" --bogus
+expect 2 "$M" -n
+expect 2 "$M" -n abc
+expect 2 "$M" -n -5
+expect 2 "$M" -t 0.5x
+expect 2 "$M" -k 2
+expect 2 "$M" -c 0
+expect 2 "$M" -j 0
+expect 2 "$M" -s -1
+expect 2 "$M" extra-argument
+expect 2 "$M" --json
+expect 2 "$M" --cache x.bin
+expect 2 "$M" -p hi --prompt-ids "1 2"
+expect 2 "$M" --prompt-ids "1 x"
+expect 2 "$M" --prompt-ids "1 99999"
+expect 2 "$M" -p hi --dump-logits "$T/l"
+# runtime errors: exit 1, one line
+expect 1 "$T/missing.gguf" -p hi
+expect 1 "$DATA" -p hi
+expect 1 "$M" -p ""
+expect 1 "$M" -c 4 -p "a prompt that is longer than four tokens for sure"
+expect 1 "$DATA/vocab/ggml-vocab-llama-spm.gguf" -p hi
+# help and version go to stdout, exit 0
+"$BIN" --help | grep -q "usage: picolm" && ok || bad "--help"
+"$BIN" --version | grep -q "kernels:" && ok || bad "--version"
+
+# hostile files on disk: truncated at several depths, garbage, empty
+: >"$T/empty.gguf"
+head -c 100 /dev/zero >"$T/zero.gguf"
+for n in 3 24 200 5000 20000 100000 1000000; do head -c $n "$M" >"$T/cut$n.gguf"; done
+for f in "$T"/empty.gguf "$T"/zero.gguf "$T"/cut*.gguf; do expect 1 "$f" -p hi -n 4; done
+
+# -n N gives exactly N tokens (greedy on a random model rarely hits EOS)
+"$BIN" "$M" -p "Once upon a time" -n 7 -t 0 2>"$T/err" >"$T/out"
+grep -q "generated 7 tokens" "$T/err" && ok || bad "-n 7: $(cat "$T/err")"
+# stdout holds only the generated text: same bytes as the tokens decoded
+[ -s "$T/out" ] && ! grep -q "picolm\|tok/s" "$T/out" && ok || bad "stdout holds more than the answer"
+# -q silences the statistics
+"$BIN" "$M" -p "Once upon a time" -n 3 -t 0 -q 2>"$T/err" >/dev/null
+[ ! -s "$T/err" ] && ok || bad "-q still prints"
+# stdin prompt == -p prompt; sampling deterministic for a seed
+printf 'Once upon a time' | "$BIN" "$M" -n 12 -t 0.9 -s 7 -q >"$T/a"
+"$BIN" "$M" -p 'Once upon a time' -n 12 -t 0.9 -s 7 -q >"$T/b"
+cmp -s "$T/a" "$T/b" && ok || bad "stdin and -p differ"
+"$BIN" "$M" -p 'Once upon a time' -n 12 -t 0.9 -s 8 -q >"$T/c"
+"$BIN" "$M" -p 'Once upon a time' -n 12 -t 0.9 -s 7 -q -j 1 >"$T/d"
+cmp -s "$T/b" "$T/d" && ok || bad "-j 1 and default threads differ"
+
+# --tokenize against the reference ids, with and without BOS
+ids=$("$BIN" "$M" -p "Once upon a time" --tokenize)
+ref=$(cut -d'|' -f1 "$DATA/refs/tiny512-Q8_0.greedy.txt" | sed 's/ *$//')
+[ "$ids" = "$ref" ] && ok || bad "--tokenize: '$ids' != '$ref'"
+nobos=$("$BIN" "$M" -p "Once upon a time" --tokenize --no-bos)
+[ "1 $nobos" = "$ref" ] && ok || bad "--no-bos: '$nobos'"
+
+# --prompt-ids gives the same text as the equivalent text prompt
+"$BIN" "$M" --prompt-ids "$ref" -n 8 -t 0 -q >"$T/p1"
+"$BIN" "$M" -p "Once upon a time" -n 8 -t 0 -q >"$T/p2"
+cmp -s "$T/p1" "$T/p2" && ok || bad "--prompt-ids and -p differ"
+
+# --dump-logits writes positions x vocab float32
+"$BIN" "$M" --prompt-ids "$ref" -n 0 --dump-logits "$T/l.f32" -q
+n=$(echo "$ref" | wc -w)
+[ "$(wc -c <"$T/l.f32")" = $((n * 512 * 4)) ] && ok || bad "--dump-logits size"
+
+# a context that fills up during generation: message on stderr, exit 0
+"$BIN" "$M" -p "Once upon a time" -c 14 -n 50 -t 0 >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc = 0 ] && grep -q "context full" "$T/err" && ok || bad "context full: rc $rc $(cat "$T/err")"
+
+# PicoClaw's call: chat prompt on stdin, `picolm MODEL -n N -t T -j J`
+printf '<|system|>\nYou are helpful.\n</s>\n<|user|>\nHi\n</s>\n<|assistant|>\n' |
+    "$BIN" "$M32" -n 16 -t 0.7 -j 2 >"$T/out" 2>"$T/err"
+[ $? = 0 ] && [ -s "$T/out" ] && ok || bad "PicoClaw call"
+printf '<|user|>\nHi</s>\n<|assistant|>\n' | "$BIN" "$M32" -n 8 -t 1 >/dev/null 2>&1 && ok || bad "PicoClaw -t 1"
+# the EOS text never appears in the output
+! grep -q "</s>" "$T/out" && ok || bad "EOS text printed"
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -1,0 +1,243 @@
+/* test_model.c - the engine against llama.cpp's references: logits of 64
+ * teacher-forced positions for every weight type (normalized RMSE <= 0.02
+ * against the exact logits, argmax equal at >= 60 of 64), greedy sequences,
+ * and the tiny32k greedy cases; plus thread-count invariance. */
+#include <math.h>
+#include <stdint.h>
+
+#include "harness.h"
+#include "picolm.h"
+
+static const char *TYPES[] = {"F32",  "F16",  "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0",
+                              "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q4_K_M"};
+#define NTYPES (int)(sizeof TYPES / sizeof *TYPES)
+
+static int read_ids(const char *s, int32_t *out, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s) break;
+        out[n++] = (int32_t)v;
+        s = end;
+        while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t') s++;
+        if (*s == '|') break;
+    }
+    return n;
+}
+
+static pl_model *open_model(const char *rel) {
+    char err[256];
+    pl_model *m = NULL;
+    if (pl_model_open(&m, t_path(rel), err, sizeof err)) {
+        CHECK(0, "open %s: %s", rel, err);
+        return NULL;
+    }
+    return m;
+}
+
+/* Greedy generation of n tokens after the prompt; logits of each step saved
+ * in step_logits (n x n_vocab) when not NULL. */
+static void greedy(pl_context *c, int n_vocab, const int32_t *prompt, int np, int32_t *out, int n,
+                   float *step_logits) {
+    float *lg = malloc((size_t)n_vocab * sizeof *lg);
+    pl_eval(c, prompt, np, 0, lg, 0);
+    for (int i = 0; i < n; i++) {
+        int best = 0;
+        for (int v = 1; v < n_vocab; v++)
+            if (lg[v] > lg[best]) best = v;
+        if (step_logits) memcpy(step_logits + (size_t)i * n_vocab, lg, (size_t)n_vocab * sizeof *lg);
+        out[i] = best;
+        if (i + 1 < n) pl_eval(c, &out[i], 1, np + i, lg, 0);
+    }
+    free(lg);
+}
+
+/* Index of the first difference, or n; a difference after `min_ok` tokens is
+ * accepted when our logits there put the reference token within `tie` of the
+ * best one (a near-tie the two engines may break differently). */
+static int compare_greedy(const int32_t *got, const int32_t *ref, int n, const float *step_logits, int n_vocab,
+                          int min_ok, float tie, int *near_tie) {
+    *near_tie = 0;
+    for (int i = 0; i < n; i++) {
+        if (got[i] == ref[i]) continue;
+        if (i >= min_ok && step_logits) {
+            const float *lg = step_logits + (size_t)i * n_vocab;
+            if (lg[got[i]] - lg[ref[i]] <= tie) *near_tie = 1;
+        }
+        return i;
+    }
+    return n;
+}
+
+static void test_logits(void) {
+    size_t len;
+    char *txt = t_read_file(t_path("refs/tiny512.ids.txt"), &len);
+    CHECK(txt != NULL, "missing refs/tiny512.ids.txt (set PICOLM_TESTDATA)");
+    if (!txt) return;
+    int32_t ids[64];
+    int n = read_ids(txt, ids, 64);
+    free(txt);
+    CHECK(n == 64, "expected 64 ids, got %d", n);
+    for (int t = 0; t < NTYPES; t++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "models/tiny512-%s.gguf", TYPES[t]);
+        pl_model *m = open_model(rel);
+        if (!m) continue;
+        int V = pl_model_get_info(m)->n_vocab;
+        snprintf(rel, sizeof rel, "refs/tiny512-%s.exact.logits.f32", TYPES[t]);
+        size_t rlen;
+        float *ref = t_read_file(t_path(rel), &rlen);
+        CHECK(ref && rlen == (size_t)64 * V * 4, "%s: bad reference", rel);
+        float *got[2];
+        for (int j = 0; j < 2; j++) {
+            char err[256];
+            pl_context_params cp = {64, j + 1};
+            pl_context *c;
+            got[j] = calloc((size_t)64 * V, sizeof(float));
+            CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
+            CHECK(pl_eval(c, ids, 64, 0, got[j], 1) == 0, "eval");
+            pl_context_free(c);
+        }
+        CHECK(!memcmp(got[0], got[1], (size_t)64 * V * 4), "%s: 1 and 2 threads differ", TYPES[t]);
+        double worst = 0;
+        int argmax_ok = 0;
+        for (int p = 0; p < 64 && ref; p++) {
+            const float *r = ref + (size_t)p * V, *g = got[0] + (size_t)p * V;
+            double mean = 0, var = 0, se = 0;
+            int ar = 0, ag = 0;
+            for (int v = 0; v < V; v++) mean += r[v];
+            mean /= V;
+            for (int v = 0; v < V; v++) {
+                var += (r[v] - mean) * (r[v] - mean);
+                se += ((double)g[v] - r[v]) * ((double)g[v] - r[v]);
+                if (r[v] > r[ar]) ar = v;
+                if (g[v] > g[ag]) ag = v;
+            }
+            double nrmse = sqrt(se / V) / sqrt(var / V);
+            if (!(nrmse <= worst)) worst = nrmse;
+            argmax_ok += ar == ag;
+        }
+        CHECK(worst <= 0.02, "%s: normalized RMSE %.4f > 0.02", TYPES[t], worst);
+        CHECK(argmax_ok >= 60, "%s: argmax matches at %d/64 positions", TYPES[t], argmax_ok);
+        printf("  %-6s logits: worst NRMSE %.5f, argmax %d/64\n", TYPES[t], worst, argmax_ok);
+        free(ref);
+        free(got[0]);
+        free(got[1]);
+
+        /* greedy 32 from "Once upon a time" */
+        snprintf(rel, sizeof rel, "refs/tiny512-%s.greedy.txt", TYPES[t]);
+        txt = t_read_file(t_path(rel), &len);
+        CHECK(txt != NULL, "missing %s", rel);
+        if (txt) {
+            int32_t prompt[64], refg[32], gotg[32];
+            int np = read_ids(txt, prompt, 64);
+            const char *bar = strchr(txt, '|');
+            int ng = bar ? read_ids(bar + 1, refg, 32) : 0;
+            CHECK(np > 0 && ng == 32, "%s: malformed", rel);
+            char err[256];
+            pl_context_params cp = {128, 1};
+            pl_context *c;
+            if (ng == 32 && pl_context_new(&c, m, &cp, err, sizeof err) == 0) {
+                float *sl = malloc((size_t)32 * V * sizeof(float));
+                greedy(c, V, prompt, np, gotg, 32, sl);
+                int full = !strcmp(TYPES[t], "F32") || !strcmp(TYPES[t], "F16") || !strcmp(TYPES[t], "BF16") ||
+                           !strcmp(TYPES[t], "Q8_0");
+                int tie, same = compare_greedy(gotg, refg, 32, sl, V, full ? 32 : 8, 0.05f, &tie);
+                CHECK(same == 32 || tie, "%s: greedy differs at token %d of 32", TYPES[t], same);
+                printf("  %-6s greedy: %d/32 equal%s\n", TYPES[t], same, tie ? " (then a near-tie)" : "");
+                free(sl);
+                pl_context_free(c);
+            }
+            free(txt);
+        }
+        pl_model_close(m);
+    }
+}
+
+static int hexval(int c) { return c <= '9' ? c - '0' : (c | 32) - 'a' + 10; }
+
+static void test_tiny32k(void) {
+    size_t len;
+    char *tsv = t_read_file(t_path("refs/tiny32k-Q4_K_M.greedy.tsv"), &len);
+    CHECK(tsv != NULL, "missing tiny32k greedy tsv");
+    if (!tsv) return;
+    pl_model *m = open_model("models/tiny32k-Q4_K_M.gguf");
+    if (!m) { free(tsv); return; }
+    int V = pl_model_get_info(m)->n_vocab;
+    char err[256];
+    pl_context_params cp = {512, 2};
+    pl_context *c;
+    CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
+    float *sl = malloc((size_t)32 * V * sizeof(float));
+    int cases = 0, full = 0;
+    for (char *line = strtok(tsv, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#') continue;
+        char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+        if (!t2) continue;
+        size_t hl = (size_t)(t1 - line);
+        char *text = malloc(hl / 2 + 1);
+        for (size_t i = 0; i < hl / 2; i++) text[i] = (char)(hexval(line[2 * i]) * 16 + hexval(line[2 * i + 1]));
+        int32_t want[1024], got[1024], refg[32], gotg[32];
+        *t2 = 0;
+        int nw = read_ids(t1 + 1, want, 1024), ng = read_ids(t2 + 1, refg, 32);
+        int n = pl_tokenize(m, text, hl / 2, 1, 1, got, 1024);
+        CHECK(n == nw && !memcmp(got, want, (size_t)n * 4), "tiny32k case %d: tokenization differs", cases);
+        if (ng == 32 && n == nw) {
+            greedy(c, V, want, nw, gotg, 32, sl);
+            int tie, same = compare_greedy(gotg, refg, 32, sl, V, 8, 0.05f, &tie);
+            CHECK(same == 32 || tie, "tiny32k case %d: greedy differs at %d", cases, same);
+            full += same == 32;
+        }
+        free(text);
+        cases++;
+    }
+    printf("  tiny32k: %d cases, %d with all 32 greedy tokens equal\n", cases, full);
+    CHECK(cases >= 8, "only %d tiny32k cases", cases);
+    free(sl);
+    pl_context_free(c);
+    pl_model_close(m);
+    free(tsv);
+}
+
+/* Context bounds and bad arguments through the API. */
+static void test_api_errors(void) {
+    pl_model *m = open_model("models/tiny512-Q8_0.gguf");
+    if (!m) return;
+    char err[256];
+    pl_context_params cp = {8, 1};
+    pl_context *c;
+    CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context");
+    int32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    CHECK(pl_eval(c, ids, 9, 0, NULL, 0) == PL_ERR_CTX_FULL, "9 tokens in a context of 8");
+    CHECK(pl_eval(c, ids, 8, 0, NULL, 0) == 0, "8 tokens in a context of 8");
+    CHECK(pl_eval(c, ids, 1, 8, NULL, 0) == PL_ERR_CTX_FULL, "position 8 in a context of 8");
+    int32_t bad = 512;
+    CHECK(pl_eval(c, &bad, 1, 0, NULL, 0) == PL_ERR_ARG, "token id out of range");
+    pl_context_free(c);
+    pl_model_close(m);
+
+    m = open_model("vocab/ggml-vocab-llama-spm.gguf");
+    if (m) {
+        CHECK(!pl_model_get_info(m)->has_weights, "vocab-only file has no weights");
+        CHECK(pl_context_new(&c, m, &cp, err, sizeof err) != 0 && strstr(err, "vocab"), "context on vocab-only");
+        pl_model_close(m);
+    }
+}
+
+static void test_utf8(void) {
+    CHECK(pl_utf8_complete("ab", 2) == 2, "ascii");
+    CHECK(pl_utf8_complete("a\xC3", 2) == 1, "cut 2-byte");
+    CHECK(pl_utf8_complete("a\xC3\xA9", 3) == 3, "whole 2-byte");
+    CHECK(pl_utf8_complete("\xF0\x9F\xA6", 3) == 0, "cut 4-byte");
+    CHECK(pl_utf8_complete("\xF0\x9F\xA6\x99", 4) == 4, "whole 4-byte");
+    CHECK(pl_utf8_complete("\x80\x80\x80\x80", 4) == 4, "stray continuation bytes pass");
+}
+
+int main(void) {
+    test_utf8();
+    test_api_errors();
+    test_logits();
+    test_tiny32k();
+    return t_summary("test_model");
+}

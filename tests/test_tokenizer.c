@@ -1,0 +1,526 @@
+/* test_tokenizer.c - the SPM tokenizer against llama.cpp's answers.
+ *
+ * The 46 vectors of llama.cpp's test-tokenizer-0 for the Llama-2 vocab (no
+ * BOS, special tokens not parsed, as that test calls common_tokenize), the
+ * prompt ids of every case of the tiny32k greedy references (BOS added,
+ * special tokens parsed) and "Once upon a time" on the 512-piece vocab (byte
+ * fallback); then decode round trips, buffer-size semantics, special-token
+ * partition order on a hand-built vocab, and refusals of bad metadata. */
+#include <stdint.h>
+
+#include "gguf.h"
+#include "harness.h"
+#include "tokenizer.h"
+
+/* ---- helpers ---- */
+
+typedef struct loaded {
+    void *buf;
+    gguf_file g;
+    pl_tokenizer *t;
+} loaded;
+
+static int load_file(loaded *l, const char *rel) {
+    char err[256] = "";
+    size_t n = 0;
+    memset(l, 0, sizeof *l);
+    l->buf = t_read_file(t_path(rel), &n);
+    CHECK(l->buf != NULL, "cannot read %s", t_path(rel));
+    if (!l->buf) return -1;
+    int rc = gguf_parse(&l->g, l->buf, n, err, sizeof err);
+    CHECK(rc == 0, "%s: gguf_parse: %s", rel, err);
+    if (rc) return -1;
+    rc = pl_tokenizer_load(&l->t, &l->g, err, sizeof err);
+    CHECK(rc == 0, "%s: pl_tokenizer_load: %s", rel, err);
+    return rc ? -1 : 0;
+}
+
+static void unload(loaded *l) {
+    pl_tokenizer_free(l->t);
+    gguf_free(&l->g);
+    free(l->buf);
+}
+
+/* Encode into a malloc'd array (retrying with the size the first call
+ * reports); *n = count, NULL on error. */
+static int32_t *encode(const pl_tokenizer *t, const char *s, size_t len, int bos, int special, int *n) {
+    int32_t small[4];
+    int k = pl_tokenizer_encode(t, s, len, bos, special, small, 4);
+    *n = k;
+    if (k < 0) return NULL;
+    int32_t *v = malloc(((size_t)k + 1) * sizeof *v);
+    int k2 = pl_tokenizer_encode(t, s, len, bos, special, v, k);
+    CHECK(k2 == k, "second encode gave %d, first %d", k2, k);
+    return v;
+}
+
+/* Decode a sequence token by token, as a streaming caller would. */
+static char *decode_all(const pl_tokenizer *t, const int32_t *ids, int n, size_t *outlen) {
+    size_t cap = 64, len = 0;
+    char *s = malloc(cap);
+    int32_t prev = -1;
+    for (int i = 0; i < n; i++) {
+        int k = pl_tokenizer_decode(t, prev, ids[i], s + len, cap - len);
+        if (len + (size_t)k > cap) {
+            cap = (len + (size_t)k) * 2;
+            s = realloc(s, cap);
+            int k2 = pl_tokenizer_decode(t, prev, ids[i], s + len, cap - len);
+            CHECK(k2 == k, "decode length changed %d -> %d", k, k2);
+        }
+        len += (size_t)k;
+        prev = ids[i];
+    }
+    *outlen = len;
+    return s;
+}
+
+/* Parse a line of space-separated ids; returns the count. */
+static int parse_ids(const char *s, const char *end, int32_t *v, int cap) {
+    int n = 0;
+    while (s < end) {
+        char *e;
+        long x = strtol(s, &e, 10);
+        if (e == s) break;
+        if (n < cap) v[n] = (int32_t)x;
+        n++;
+        s = e;
+    }
+    return n;
+}
+
+static int ids_equal(const int32_t *a, int na, const int32_t *b, int nb) {
+    return na == nb && (na == 0 || memcmp(a, b, (size_t)na * sizeof *a) == 0);
+}
+
+static void show_ids(const char *what, const int32_t *v, int n) {
+    fprintf(stderr, "  %s:", what);
+    for (int i = 0; i < n; i++) fprintf(stderr, " %d", v[i]);
+    fputc('\n', stderr);
+}
+
+/* ---- 1. llama.cpp's vocab vectors ---- */
+
+typedef struct vcase {
+    const char *s;
+    size_t len;
+} vcase;
+
+/* Split .inp the way test-tokenizer-0 does: by "\n__ggml_vocab_test__\n";
+ * the file ends with one, so no empty case follows the last. */
+static int split_inp(char *inp, size_t n, vcase *cases, int cap) {
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    const size_t m = sizeof sep - 1;
+    size_t pos = 0;
+    int k = 0;
+    while (pos < n) {
+        char *hit = NULL;
+        for (size_t i = pos; i + m <= n; i++)
+            if (memcmp(inp + i, sep, m) == 0) { hit = inp + i; break; }
+        size_t end = hit ? (size_t)(hit - inp) : n;
+        if (k < cap) cases[k] = (vcase){inp + pos, end - pos};
+        k++;
+        if (!hit) break;
+        pos = end + m;
+    }
+    return k;
+}
+
+static void test_vocab_vectors(loaded *l) {
+    size_t ni = 0, no = 0;
+    char *inp = t_read_file(t_path("vocab/ggml-vocab-llama-spm.gguf.inp"), &ni);
+    char *outs = t_read_file(t_path("vocab/ggml-vocab-llama-spm.gguf.out"), &no);
+    CHECK(inp && outs, "cannot read the .inp/.out vectors");
+    if (!inp || !outs) { free(inp); free(outs); return; }
+    vcase cases[64];
+    int nc = split_inp(inp, ni, cases, 64);
+    CHECK(nc == 46, "expected 46 cases, found %d", nc);
+    const char *line = outs;
+    int32_t want[1024];
+    int ok = 0;
+    for (int c = 0; c < nc && c < 64; c++) {
+        const char *eol = memchr(line, '\n', (size_t)(outs + no - line));
+        if (!eol) eol = outs + no;
+        int nw = parse_ids(line, eol, want, 1024);
+        line = eol < outs + no ? eol + 1 : eol;
+        int n;
+        int32_t *got = encode(l->t, cases[c].s, cases[c].len, 0, 0, &n);
+        int same = got && ids_equal(got, n, want, nw);
+        CHECK(same, "vocab case %d ('%.*s') differs", c, (int)cases[c].len, cases[c].s);
+        if (!same && got) { show_ids("want", want, nw); show_ids("got ", got, n); }
+        ok += same;
+
+        /* 3. round trips: with BOS the added space is dropped, without it
+         * it is kept */
+        if (got) {
+            size_t dl;
+            char *d = decode_all(l->t, got, n, &dl);
+            /* "" gives no token at all, so no space either */
+            int rt = cases[c].len == 0 ? dl == 0
+                                       : dl == cases[c].len + 1 && d[0] == ' ' &&
+                                             memcmp(d + 1, cases[c].s, cases[c].len) == 0;
+            CHECK(rt, "vocab case %d: decode without BOS is '%.*s'", c, (int)dl, d);
+            free(d);
+        }
+        free(got);
+        got = encode(l->t, cases[c].s, cases[c].len, 1, 1, &n);
+        if (got) {
+            CHECK(n >= 1 && got[0] == 1, "vocab case %d: no BOS", c);
+            size_t dl;
+            char *d = decode_all(l->t, got, n, &dl);
+            CHECK(dl == cases[c].len && memcmp(d, cases[c].s, dl) == 0, "vocab case %d: decode after BOS is '%.*s'",
+                  c, (int)dl, d);
+            free(d);
+        }
+        free(got);
+    }
+    CHECK(ok == 46, "%d of 46 vocab cases match", ok);
+    free(inp);
+    free(outs);
+}
+
+/* ---- 2. tiny32k greedy references: prompt ids ---- */
+
+static int unhex(const char *s, const char *end, char *out) {
+    int n = 0;
+    for (; s + 1 < end; s += 2) {
+        unsigned v;
+        if (sscanf(s, "%2x", &v) != 1) return -1;
+        out[n++] = (char)v;
+    }
+    return n;
+}
+
+static void test_greedy_prompts(void) {
+    loaded l;
+    if (load_file(&l, "models/tiny32k-Q4_K_M.gguf")) { unload(&l); return; }
+    CHECK(pl_tokenizer_add_bos(l.t) == 1, "tiny32k: add_bos");
+    size_t n = 0;
+    char *tsv = t_read_file(t_path("refs/tiny32k-Q4_K_M.greedy.tsv"), &n);
+    CHECK(tsv != NULL, "cannot read the tsv");
+    int cases = 0, ok = 0;
+    for (char *line = tsv; tsv && line < tsv + n;) {
+        char *eol = memchr(line, '\n', (size_t)(tsv + n - line));
+        if (!eol) eol = tsv + n;
+        char *tab1 = memchr(line, '\t', (size_t)(eol - line));
+        char *tab2 = tab1 ? memchr(tab1 + 1, '\t', (size_t)(eol - tab1 - 1)) : NULL;
+        if (line[0] != '#' && tab1 && tab2) {
+            char *text = malloc((size_t)(tab1 - line) / 2 + 1);
+            int tl = unhex(line, tab1, text);
+            int32_t want[2048];
+            int nw = parse_ids(tab1 + 1, tab2, want, 2048);
+            int got_n;
+            int32_t *got = tl >= 0 ? encode(l.t, text, (size_t)tl, 1, 1, &got_n) : NULL;
+            int same = got && ids_equal(got, got_n, want, nw);
+            CHECK(same, "tiny32k prompt %d ('%.*s') differs", cases, tl, text);
+            if (!same && got) { show_ids("want", want, nw); show_ids("got ", got, got_n); }
+            ok += same;
+            cases++;
+            free(got);
+            free(text);
+        }
+        line = eol + 1;
+    }
+    CHECK(cases >= 5 && ok == cases, "tiny32k: %d of %d prompts match", ok, cases);
+    free(tsv);
+    unload(&l);
+}
+
+/* ---- byte fallback on the 512-piece vocab ---- */
+
+static void test_tiny512(void) {
+    loaded l;
+    if (load_file(&l, "models/tiny512-F32.gguf")) { unload(&l); return; }
+    static const int32_t want[] = {1, 438, 113, 346, 318, 115, 265, 263, 260, 326, 104};
+    int n;
+    int32_t *got = encode(l.t, "Once upon a time", 16, 1, 1, &n);
+    int same = got && ids_equal(got, n, want, 11);
+    CHECK(same, "tiny512: 'Once upon a time' differs");
+    if (!same && got) { show_ids("want", want, 11); show_ids("got ", got, n); }
+    size_t dl;
+    char *d = got ? decode_all(l.t, got, n, &dl) : NULL;
+    CHECK(d && dl == 16 && memcmp(d, "Once upon a time", 16) == 0, "tiny512: round trip");
+    free(d);
+    free(got);
+    unload(&l);
+}
+
+/* ---- 3. byte fallback, NUL bytes, buffer sizes ---- */
+
+static void test_bytes(loaded *l) {
+    const pl_tokenizer *t = l->t;
+    /* invalid UTF-8, a truncated sequence at the end, an emoji without a
+     * piece, a NUL byte */
+    static const char s[] = "\xff\xfex\x80y \xf0\x9f\xa6\x99 a\0b \xe2\x96";
+    const size_t len = sizeof s - 1;
+    int n;
+    int32_t *ids = encode(t, s, len, 1, 0, &n);
+    CHECK(ids != NULL && n > 0, "bytes: encode failed");
+    if (!ids) return;
+    int bytes = 0;
+    for (int i = 0; i < n; i++) {
+        const char *p = pl_tokenizer_piece(t, ids[i]);
+        bytes += p && strncmp(p, "<0x", 3) == 0;
+    }
+    CHECK(bytes >= 10, "bytes: only %d byte tokens", bytes);
+    /* 0xFF is <0xFF> = id 3 + 255 in the Llama-2 vocab */
+    CHECK(n > 2 && ids[1] == 29871 && ids[2] == 3 + 0xff, "bytes: ids %d %d", n > 1 ? ids[1] : -1, n > 2 ? ids[2] : -1);
+    size_t dl;
+    char *d = decode_all(t, ids, n, &dl);
+    CHECK(dl == len && memcmp(d, s, len) == 0, "bytes: round trip gives %zu bytes", dl);
+    free(d);
+
+    /* llama.cpp quirk kept on purpose: a lead byte 0xF8-0xFF claims 4 bytes,
+     * swallowing the U+2581 an escaped space became, so that space decodes
+     * as "\xe2\x96\x81" rather than " " */
+    int32_t q[8];
+    int nq = pl_tokenizer_encode(t, "\xff x", 3, 0, 0, q, 8);
+    CHECK(nq == 6 && q[0] == 29871 && q[1] == 3 + 0xff && q[2] == 3 + 0xe2 && q[3] == 3 + 0x96 && q[4] == 3 + 0x81 &&
+              q[5] == 29916,
+          "0xFF lead byte: %d ids", nq);
+
+    /* the count is the full one even when the buffer is short; only
+     * max_out entries are written */
+    int32_t buf[4] = {-7, -7, -7, -7};
+    int k = pl_tokenizer_encode(t, s, len, 1, 0, buf, 2);
+    CHECK(k == n, "short buffer: %d, want %d", k, n);
+    CHECK(buf[0] == ids[0] && buf[1] == ids[1] && buf[2] == -7 && buf[3] == -7, "short buffer overwritten");
+    CHECK(pl_tokenizer_encode(t, s, len, 1, 0, NULL, 0) == n, "NULL buffer with max_out 0");
+    CHECK(pl_tokenizer_encode(t, "", 0, 1, 0, NULL, 0) == 1, "empty text with BOS");
+    CHECK(pl_tokenizer_encode(t, "", 0, 0, 0, NULL, 0) == 0, "empty text without BOS");
+    CHECK(pl_tokenizer_encode(t, NULL, 3, 0, 0, NULL, 0) < 0, "NULL text accepted");
+
+    /* decode: a short buffer gets a prefix, the length is the full one */
+    char small[2] = {'#', '#'};
+    int32_t hello = 15043; /* "▁Hello" */
+    CHECK(pl_tokenizer_decode(t, -1, hello, small, 1) == 6 && small[0] == ' ' && small[1] == '#',
+          "decode into a short buffer");
+    CHECK(pl_tokenizer_decode(t, 1, hello, NULL, 0) == 5, "decode after BOS strips the space");
+    CHECK(pl_tokenizer_decode(t, 2, hello, NULL, 0) == 6, "decode after EOS keeps the space");
+    CHECK(pl_tokenizer_decode(t, -1, 1, small, 2) == 0, "BOS decodes to nothing");
+    CHECK(pl_tokenizer_decode(t, -1, 0, NULL, 0) == 0, "<unk> decodes to nothing, as llama.cpp without special");
+    CHECK(pl_tokenizer_decode(t, -1, 32000, NULL, 0) == 0 && pl_tokenizer_decode(t, -1, -1, NULL, 0) == 0,
+          "out-of-range ids decode to nothing");
+    CHECK(pl_tokenizer_piece(t, 32000) == NULL && pl_tokenizer_piece(t, 2) && !strcmp(pl_tokenizer_piece(t, 2), "</s>"),
+          "piece");
+    free(ids);
+
+    /* special tokens: parsed only when asked; the text after one gets the
+     * space prefix again */
+    static const char chat[] = "a</s>b";
+    int32_t *sp = encode(t, chat, 6, 0, 1, &n);
+    CHECK(sp && n == 3 && sp[0] == 263 && sp[1] == 2 && sp[2] == 289, "special parsed: %d ids", n);
+    free(sp);
+    sp = encode(t, chat, 6, 0, 0, &n);
+    int has_eos = 0;
+    for (int i = 0; sp && i < n; i++) has_eos |= sp[i] == 2;
+    CHECK(sp && !has_eos, "special not parsed yet gives </s>");
+    free(sp);
+}
+
+/* A 100 KB prompt: must not be quadratic (no timing assertion: it would
+ * just take minutes if it were). */
+static void test_long(loaded *l) {
+    static const char chunk[] = "The quick brown fox, 12345 jumps over   the lazy dog. \xd0\xbd\xd0\xb5\xd1\x89\xd0\xbe "
+                                "\xf0\x9f\x98\x81\n\t</s> ";
+    size_t cl = sizeof chunk - 1, len = 0, cap = 100 * 1024;
+    char *s = malloc(cap);
+    while (len + cl <= cap) { memcpy(s + len, chunk, cl); len += cl; }
+    size_t spaces = 100 * 1024;
+    char *sp = malloc(spaces);
+    memset(sp, ' ', spaces);
+    int n;
+    int32_t *ids = encode(l->t, s, len, 1, 1, &n);
+    CHECK(ids && n > (int)(len / 8), "long: %d ids", n);
+    free(ids);
+    ids = encode(l->t, sp, spaces, 0, 0, &n);
+    CHECK(ids && n > 0, "long spaces: %d ids", n);
+    size_t dl;
+    char *d = ids ? decode_all(l->t, ids, n, &dl) : NULL;
+    CHECK(d && dl == spaces + 1, "long spaces: round trip %zu bytes", d ? dl : 0);
+    free(d);
+    free(ids);
+    free(sp);
+    free(s);
+}
+
+/* ---- 4. hand-built vocabularies ---- */
+
+typedef struct { uint8_t *p; size_t n, cap; } wbuf;
+static void put(wbuf *b, const void *d, size_t n) {
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+static void w32(wbuf *b, uint32_t v) { put(b, &v, 4); }
+static void w64(wbuf *b, uint64_t v) { put(b, &v, 8); }
+static void wstr(wbuf *b, const char *s) { w64(b, strlen(s)); put(b, s, strlen(s)); }
+
+typedef struct vocab_spec {
+    const char *model;
+    int n;
+    const char **pieces;
+    const float *scores; /* NULL: no key */
+    int n_scores;
+    const int32_t *types; /* NULL: no key */
+    int n_types;
+    int64_t bos; /* -1: no key */
+    uint32_t types_type;
+} vocab_spec;
+
+static wbuf build(const vocab_spec *v) {
+    wbuf b = {0};
+    uint64_t nkv = 2 + (v->scores != NULL) + (v->types != NULL) + (v->bos >= 0);
+    put(&b, "GGUF", 4);
+    w32(&b, 3);
+    w64(&b, 0);
+    w64(&b, nkv);
+    wstr(&b, "tokenizer.ggml.model");
+    w32(&b, 8);
+    wstr(&b, v->model);
+    wstr(&b, "tokenizer.ggml.tokens");
+    w32(&b, 9);
+    w32(&b, 8);
+    w64(&b, (uint64_t)v->n);
+    for (int i = 0; i < v->n; i++) wstr(&b, v->pieces[i]);
+    if (v->scores) {
+        wstr(&b, "tokenizer.ggml.scores");
+        w32(&b, 9);
+        w32(&b, 6);
+        w64(&b, (uint64_t)v->n_scores);
+        put(&b, v->scores, (size_t)v->n_scores * 4);
+    }
+    if (v->types) {
+        wstr(&b, "tokenizer.ggml.token_type");
+        w32(&b, 9);
+        w32(&b, v->types_type ? v->types_type : 5);
+        w64(&b, (uint64_t)v->n_types);
+        put(&b, v->types, (size_t)v->n_types * 4);
+    }
+    if (v->bos >= 0) {
+        wstr(&b, "tokenizer.ggml.bos_token_id");
+        w32(&b, 4);
+        w32(&b, (uint32_t)v->bos);
+    }
+    while (b.n % 32) put(&b, "", 1);
+    return b;
+}
+
+/* Load the hand-built file; returns the status, the tokenizer in *t. */
+static int load_spec(const vocab_spec *v, wbuf *b, gguf_file *g, pl_tokenizer **t, char *err, size_t errlen) {
+    *b = build(v);
+    *t = NULL;
+    err[0] = 0;
+    int rc = gguf_parse(g, b->p, b->n, err, errlen);
+    CHECK(rc == 0, "hand-built gguf rejected by gguf_parse: %s", err);
+    if (rc) return 0;
+    return pl_tokenizer_load(t, g, err, errlen);
+}
+
+static void expect_refused(const vocab_spec *v, const char *want, const char *what) {
+    wbuf b;
+    gguf_file g;
+    pl_tokenizer *t;
+    char err[256];
+    int rc = load_spec(v, &b, &g, &t, err, sizeof err);
+    CHECK(rc < 0 && t == NULL, "%s: accepted", what);
+    CHECK(strstr(err, want) != NULL, "%s: message '%s' lacks '%s'", what, err, want);
+    pl_tokenizer_free(t);
+    gguf_free(&g);
+    free(b.p);
+}
+
+static void test_handmade(void) {
+    /* 0 <unk>, 1 <s>, 2 </s>, 3 <0x41>, pieces, specials "xyz" (control)
+     * and "wx" (user-defined), "<|x|>" control */
+    static const char *pieces[] = {"<unk>", "<s>", "</s>", "<0x41>", "\xe2\x96\x81", "w", "x", "y", "z",
+                                   "xyz", "wx", "ab", "a", "b", ("\xe2\x96\x81" "ab"), "", "<|x|>"};
+    static const float scores[] = {0, 0, 0, 0, -1, -2, -2, -2, -2, 0, 0, -3, -4, -4, -1, -9, 0};
+    static const int32_t types[] = {2, 3, 3, 6, 1, 1, 1, 1, 1, 3, 4, 1, 1, 1, 1, 1, 3};
+    vocab_spec v = {"llama", 17, pieces, scores, 17, types, 17, -1, 0};
+    wbuf b;
+    gguf_file g;
+    pl_tokenizer *t;
+    char err[256];
+    int rc = load_spec(&v, &b, &g, &t, err, sizeof err);
+    CHECK(rc == 0, "hand-built vocab: %s", err);
+    if (!rc) {
+        CHECK(pl_tokenizer_n_vocab(t) == 17 && pl_tokenizer_bos(t) == 1 && pl_tokenizer_eos(t) == 2 &&
+                  pl_tokenizer_add_bos(t) == 1,
+              "hand-built defaults");
+        CHECK(!strcmp(pl_tokenizer_piece(t, 15), "[EMPTY_15]"), "empty piece renamed: %s", pl_tokenizer_piece(t, 15));
+        int32_t out[16];
+        /* "wxyz": the longer special "xyz" is cut out first, so "wx" never
+         * matches (llama.cpp's order, not leftmost-longest) */
+        int n = pl_tokenizer_encode(t, "wxyz", 4, 0, 1, out, 16);
+        CHECK(n == 3 && out[0] == 4 && out[1] == 5 && out[2] == 9, "partition order: n=%d", n);
+        /* not parsing special: control "xyz" stays text, user-defined "wx"
+         * is still cut out, and the text after it gets a space prefix */
+        n = pl_tokenizer_encode(t, "wxyz", 4, 0, 0, out, 16);
+        CHECK(n == 4 && out[0] == 10 && out[1] == 4 && out[2] == 7 && out[3] == 8, "user-defined: n=%d", n);
+        /* merges by score: ▁ab beats a+b; "A" falls back to <0x41>, "C"
+         * has no byte piece and becomes <unk> */
+        n = pl_tokenizer_encode(t, "abAC", 4, 1, 0, out, 16);
+        CHECK(n == 4 && out[0] == 1 && out[1] == 14 && out[2] == 3 && out[3] == 0, "merges: n=%d", n);
+        char s[16];
+        CHECK(pl_tokenizer_decode(t, -1, 3, s, 16) == 1 && s[0] == 'A', "byte decode");
+        CHECK(pl_tokenizer_decode(t, -1, 10, s, 16) == 2 && !memcmp(s, "wx", 2), "user-defined decode");
+        CHECK(pl_tokenizer_decode(t, -1, 16, s, 16) == 0, "control decode");
+    }
+    pl_tokenizer_free(t);
+    gguf_free(&g);
+    free(b.p);
+
+    vocab_spec bad = v;
+    bad.model = "gpt2";
+    expect_refused(&bad, "unsupported tokenizer 'gpt2'", "gpt2");
+    bad = v;
+    bad.n_scores = 16;
+    expect_refused(&bad, "tokenizer.ggml.scores has 16", "short scores");
+    bad = v;
+    bad.n_types = 3;
+    expect_refused(&bad, "tokenizer.ggml.token_type has 3", "short types");
+    bad = v;
+    bad.types_type = 4; /* uint32 */
+    expect_refused(&bad, "token_type is not an int32 array", "uint32 types");
+    bad = v;
+    bad.bos = 17;
+    expect_refused(&bad, "bos_token_id = 17 is out of range", "bos out of range");
+    bad = v;
+    bad.n = 0;
+    bad.scores = NULL;
+    bad.types = NULL;
+    expect_refused(&bad, "tokenizer.ggml.tokens is empty", "no tokens");
+
+    /* 0xFFFFFFFF means none; scores and types are optional */
+    vocab_spec ok = {"llama", 3, pieces, NULL, 0, NULL, 0, 0xFFFFFFFFll, 0};
+    rc = load_spec(&ok, &b, &g, &t, err, sizeof err);
+    CHECK(rc == 0, "minimal vocab: %s", err);
+    if (!rc) {
+        CHECK(pl_tokenizer_bos(t) == -1, "bos none");
+        int32_t out[4];
+        CHECK(pl_tokenizer_encode(t, "", 0, 1, 1, out, 4) == 0, "no BOS to add");
+    }
+    pl_tokenizer_free(t);
+    gguf_free(&g);
+    free(b.p);
+}
+
+int main(void) {
+    loaded l;
+    if (load_file(&l, "vocab/ggml-vocab-llama-spm.gguf") == 0) {
+        CHECK(l.g.n_tensors == 0, "vocab-only file has tensors");
+        CHECK(pl_tokenizer_n_vocab(l.t) == 32000, "n_vocab %d", pl_tokenizer_n_vocab(l.t));
+        CHECK(pl_tokenizer_bos(l.t) == 1 && pl_tokenizer_eos(l.t) == 2, "bos/eos");
+        test_vocab_vectors(&l);
+        test_bytes(&l);
+        test_long(&l);
+    }
+    unload(&l);
+    test_greedy_prompts();
+    test_tiny512();
+    test_handmade();
+    return t_summary("test_tokenizer");
+}

@@ -1,0 +1,322 @@
+/* picolm.c - the command-line program.
+ *
+ * picolm MODEL.gguf [options]: reads the prompt from -p or stdin, streams
+ * the generated text alone to stdout (flushed per token, never half a UTF-8
+ * character) and prints progress and statistics to stderr. Exit codes: 0 ok
+ * (also when the context fills up), 1 runtime or model error, 2 usage. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _WIN32
+#include <fcntl.h>
+#include <io.h>
+#endif
+
+#include "picolm.h"
+#include "../src/platform.h"
+
+static const char *usage_text =
+    "usage: picolm MODEL.gguf [options]\n"
+    "\n"
+    "Generates text from a prompt with a LLaMA-architecture GGUF model.\n"
+    "The prompt comes from -p or standard input; the text goes to standard\n"
+    "output, statistics to standard error.\n"
+    "\n"
+    "  -p TEXT            prompt (default: read standard input)\n"
+    "  -n N               maximum new tokens (default 256)\n"
+    "  -t TEMP            temperature, 0 = greedy (default 0.8)\n"
+    "  -k P               top-p / nucleus sampling (default 0.9)\n"
+    "  --top-k N          keep the N most likely tokens (default 0 = off)\n"
+    "  -s SEED            random seed (default 42)\n"
+    "  -c N               context length (default: the model's, capped at 2048)\n"
+    "  -j N               threads (default: online cores)\n"
+    "  --no-bos           do not add the BOS token\n"
+    "  --prompt-ids IDS   the prompt as token ids (\"1 2 3\") instead of text\n"
+    "  --tokenize         print the prompt's token ids and exit\n"
+    "  --dump-logits FILE with -n 0: write float32 logits of every prompt\n"
+    "                     position (positions x vocab, little-endian)\n"
+    "  -q, --quiet        no statistics on standard error\n"
+    "  --version          version and CPU kernel level\n"
+    "  -h, --help         this text\n";
+
+typedef struct {
+    const char *model, *prompt, *prompt_ids, *dump_logits;
+    int n_predict, top_k, n_ctx, n_threads, no_bos, tokenize, quiet;
+    float temp, top_p;
+    uint64_t seed;
+} options;
+
+static void die_usage(const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "picolm: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see picolm --help)\n");
+    exit(2);
+}
+
+static int parse_int(const char *opt, const char *s, long lo, long hi) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno) die_usage("%s expects an integer, got '%s'", opt, s);
+    if (v < lo || v > hi) die_usage("%s %ld is out of range [%ld, %ld]", opt, v, lo, hi);
+    return (int)v;
+}
+
+static float parse_float(const char *opt, const char *s, float lo, float hi) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || v != v) die_usage("%s expects a number, got '%s'", opt, s);
+    if (v < lo || v > hi) die_usage("%s %s is out of range [%g, %g]", opt, s, lo, hi);
+    return (float)v;
+}
+
+static void parse_args(options *o, int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+#define VALUE() (i + 1 < argc ? argv[++i] : (die_usage("%s needs a value", a), ""))
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage_text, stdout);
+            exit(0);
+        } else if (!strcmp(a, "--version")) {
+            printf("picolm %s (kernels: %s)\n", PICOLM_VERSION, pl_cpu_level());
+            exit(0);
+        } else if (!strcmp(a, "-p")) o->prompt = VALUE();
+        else if (!strcmp(a, "-n")) o->n_predict = parse_int(a, VALUE(), 0, INT_MAX);
+        else if (!strcmp(a, "-t")) o->temp = parse_float(a, VALUE(), 0.0f, 100.0f);
+        else if (!strcmp(a, "-k")) o->top_p = parse_float(a, VALUE(), 1e-6f, 1.0f);
+        else if (!strcmp(a, "--top-k")) o->top_k = parse_int(a, VALUE(), 0, INT_MAX);
+        else if (!strcmp(a, "-s")) {
+            const char *v = VALUE();
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(v, &end, 10);
+            if (!*v || *end || errno || *v == '-') die_usage("-s expects a non-negative integer, got '%s'", v);
+            o->seed = s;
+        } else if (!strcmp(a, "-c")) o->n_ctx = parse_int(a, VALUE(), 1, 1 << 20);
+        else if (!strcmp(a, "-j")) o->n_threads = parse_int(a, VALUE(), 1, 1024);
+        else if (!strcmp(a, "--no-bos")) o->no_bos = 1;
+        else if (!strcmp(a, "--prompt-ids")) o->prompt_ids = VALUE();
+        else if (!strcmp(a, "--tokenize")) o->tokenize = 1;
+        else if (!strcmp(a, "--dump-logits")) o->dump_logits = VALUE();
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = 1;
+        else if (!strcmp(a, "--json") || !strcmp(a, "--cache") || !strcmp(a, "--grammar") ||
+                 !strcmp(a, "--json-schema"))
+            die_usage("%s is not available yet in this version", a);
+        else if (a[0] == '-' && a[1]) die_usage("unknown option %s", a);
+        else if (!o->model) o->model = a;
+        else die_usage("unexpected argument '%s'", a);
+#undef VALUE
+    }
+    if (!o->model) die_usage("no model given");
+    if (o->prompt && o->prompt_ids) die_usage("-p and --prompt-ids are exclusive");
+    if (o->dump_logits && o->n_predict != 0) die_usage("--dump-logits needs -n 0");
+}
+
+static char *read_stdin(size_t *len) {
+#ifdef _WIN32
+    _setmode(_fileno(stdin), _O_BINARY);
+#endif
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    for (;;) {
+        if (n == cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) {
+                free(buf);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0) break;
+    }
+    *len = n;
+    return buf;
+}
+
+/* "1 2 3" -> ids; returns the count or -1 on a malformed list. */
+static int parse_ids(const char *s, int32_t *out, int max, int n_vocab) {
+    int n = 0;
+    while (*s) {
+        while (*s == ' ' || *s == ',' || *s == '\t' || *s == '\n') s++;
+        if (!*s) break;
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (end == s || errno || v < 0 || v >= n_vocab) return -1;
+        if (n < max) out[n] = (int32_t)v;
+        n++;
+        s = end;
+    }
+    return n;
+}
+
+static void fail(const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "picolm: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+int main(int argc, char **argv) {
+    options o = {0};
+    o.n_predict = 256;
+    o.temp = 0.8f;
+    o.top_p = 0.9f;
+    o.seed = 42;
+    parse_args(&o, argc, argv);
+#ifdef _WIN32
+    _setmode(_fileno(stdout), _O_BINARY);
+#endif
+
+    char err[512];
+    double t0 = pl_time_sec();
+    pl_model *model;
+    if (pl_model_open(&model, o.model, err, sizeof err)) fail("%s", err);
+    const pl_model_info *info = pl_model_get_info(model);
+    double t_load = pl_time_sec() - t0;
+
+    /* the prompt as tokens */
+    int32_t *ids = NULL;
+    int n_ids = 0;
+    if (o.prompt_ids) {
+        n_ids = parse_ids(o.prompt_ids, NULL, 0, info->n_vocab);
+        if (n_ids < 0) die_usage("--prompt-ids: bad id list (ids are integers in [0, %d))", info->n_vocab);
+        ids = malloc(((size_t)n_ids + 1) * sizeof *ids);
+        if (!ids) fail("out of memory");
+        parse_ids(o.prompt_ids, ids, n_ids, info->n_vocab);
+    } else {
+        size_t len;
+        char *text;
+        if (o.prompt) {
+            len = strlen(o.prompt);
+            text = (char *)o.prompt;
+        } else {
+            text = read_stdin(&len);
+            if (!text) fail("out of memory reading standard input");
+        }
+        int add_bos = !o.no_bos && pl_add_bos(model);
+        int cap = (int)(len < (size_t)INT_MAX / 2 ? len : (size_t)INT_MAX / 2) + 2;
+        ids = malloc((size_t)cap * sizeof *ids);
+        if (!ids) fail("out of memory");
+        n_ids = pl_tokenize(model, text, len, add_bos, 1, ids, cap);
+        if (n_ids > cap) { /* cannot happen for SentencePiece, but the API allows it */
+            cap = n_ids;
+            int32_t *bigger = realloc(ids, (size_t)cap * sizeof *ids);
+            if (!bigger) fail("out of memory");
+            ids = bigger;
+            n_ids = pl_tokenize(model, text, len, add_bos, 1, ids, cap);
+        }
+        if (n_ids < 0 || n_ids > cap) fail("tokenization failed");
+        if (text != o.prompt) free(text);
+        if (len == 0 && !o.tokenize) fail("empty prompt (give one with -p or on standard input)");
+    }
+    if (o.tokenize) {
+        for (int i = 0; i < n_ids; i++) printf(i ? " %d" : "%d", ids[i]);
+        printf("\n");
+        free(ids);
+        pl_model_close(model);
+        return 0;
+    }
+    if (n_ids == 0) fail("empty prompt");
+
+    pl_context_params cp = {o.n_ctx, o.n_threads};
+    pl_context *ctx;
+    if (pl_context_new(&ctx, model, &cp, err, sizeof err)) fail("%s", err);
+    int n_ctx = pl_context_n_ctx(ctx);
+    if (n_ids > n_ctx)
+        fail("the prompt is %d tokens, longer than the context of %d (raise -c)", n_ids, n_ctx);
+
+    int n_vocab = info->n_vocab;
+    float *logits = malloc((size_t)n_vocab * sizeof(float) * (o.dump_logits ? (size_t)n_ids : 1));
+    if (!logits) fail("out of memory for logits");
+
+    double t1 = pl_time_sec();
+    int rc = pl_eval(ctx, ids, n_ids, 0, logits, o.dump_logits != NULL);
+    if (rc) fail("evaluation failed (%d)", rc);
+    double t_prefill = pl_time_sec() - t1, t_first = pl_time_sec() - t0;
+
+    if (o.dump_logits) {
+        FILE *f = fopen(o.dump_logits, "wb");
+        if (!f) fail("%s: %s", o.dump_logits, strerror(errno));
+        size_t cnt = (size_t)n_ids * n_vocab;
+        if (fwrite(logits, sizeof(float), cnt, f) != cnt || fclose(f)) fail("%s: write failed", o.dump_logits);
+    }
+
+    pl_sampler_params sp = {o.temp, o.top_p, o.top_k, o.seed};
+    pl_sampler *smp;
+    if (pl_sampler_new(&smp, &sp, n_vocab)) fail("bad sampling parameters");
+
+    /* generation: sample from the last logits, print, feed back */
+    char piece[256], pend[512];
+    size_t npend = 0;
+    int pos = n_ids, n_gen = 0, ctx_full = 0;
+    int32_t prev = ids[n_ids - 1], eos = pl_token_eos(model);
+    double t2 = pl_time_sec();
+    while (n_gen < o.n_predict) {
+        int32_t tok = pl_sample(smp, logits);
+        if (tok == eos) break;
+        n_gen++;
+        int len = pl_token_to_text(model, prev, tok, piece, sizeof piece);
+        if (len > (int)sizeof piece) len = (int)sizeof piece;
+        if (len > 0) {
+            if (npend + (size_t)len > sizeof pend) { /* never happens with valid UTF-8 */
+                fwrite(pend, 1, npend, stdout);
+                npend = 0;
+            }
+            memcpy(pend + npend, piece, (size_t)len);
+            npend += (size_t)len;
+            size_t ok = pl_utf8_complete(pend, npend);
+            if (ok) {
+                fwrite(pend, 1, ok, stdout);
+                fflush(stdout);
+                memmove(pend, pend + ok, npend - ok);
+                npend -= ok;
+            }
+        }
+        prev = tok;
+        if (n_gen == o.n_predict) break;
+        if (pos >= n_ctx) {
+            ctx_full = 1;
+            break;
+        }
+        if ((rc = pl_eval(ctx, &tok, 1, pos, logits, 0))) fail("evaluation failed (%d)", rc);
+        pos++;
+    }
+    if (npend) fwrite(pend, 1, npend, stdout);
+    fflush(stdout);
+    double t_gen = pl_time_sec() - t2;
+
+    if (ctx_full) fprintf(stderr, "\npicolm: context full (%d tokens); stopping (raise -c for more)\n", n_ctx);
+    if (!o.quiet) {
+        pl_mem_stats ms;
+        pl_context_mem(ctx, &ms);
+        fprintf(stderr,
+                "\n[picolm] model %s %s, %d layers, kernels %s, %d threads, load %.0f ms\n"
+                "[picolm] prompt %d tokens, %.2f tok/s; generated %d tokens, %.2f tok/s; first token %.0f ms\n"
+                "[picolm] memory: state %.2f MB, KV cache %.2f MB (ctx %d), peak RSS %.1f MB\n",
+                info->ftype, o.model, info->n_layer, pl_cpu_level(), cp.n_threads ? cp.n_threads : pl_num_cores(),
+                t_load * 1e3, n_ids, t_prefill > 0 ? n_ids / t_prefill : 0.0, n_gen,
+                t_gen > 0 && n_gen > 1 ? (n_gen - 1) / t_gen : 0.0, t_first * 1e3, ms.state_bytes / 1e6,
+                ms.kv_bytes / 1e6, n_ctx, ms.peak_rss / 1e6);
+    }
+    pl_sampler_free(smp);
+    free(logits);
+    free(ids);
+    pl_context_free(ctx);
+    pl_model_close(model);
+    return 0;
+}
