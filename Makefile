@@ -19,24 +19,41 @@ CFLAGS  := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 LDFLAGS += -fsanitize=address,undefined
 endif
 
+# ISA-specific kernels: each file with its own flags, picked at run time.
+ARCH    := $(shell $(CC) -dumpmachine 2>/dev/null)
+ifneq ($(findstring x86_64,$(ARCH)),)
+ISA_SRC := src/kernels/x86_avx2.c
+endif
+$(BUILD)/src/kernels/x86_avx2.o: ISA_FLAGS := -mavx2 -mfma -mf16c
+
 LIB_SRC := src/gguf.c src/quant.c src/tokenizer.c src/model.c src/sampler.c src/pool.c src/platform.c \
-           src/kernels/cpu.c src/kernels/generic.c
+           src/kernels/cpu.c src/kernels/generic.c $(ISA_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS   := test_gguf test_quant test_tokenizer test_model
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all test clean run
-all: $(BUILD)/picolm
+.PHONY: all test clean run bench
+all: $(BUILD)/picolm $(BUILD)/picolm-gen
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h src/kernels/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(ISA_FLAGS) -c $< -o $@
 
 $(BUILD)/libpicolm.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/picolm: $(BUILD)/tools/picolm.o $(BUILD)/libpicolm.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/picolm-gen: $(BUILD)/tools/picolm-gen.o $(BUILD)/libpicolm.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/membw: bench/membw.c
+	$(CC) -O2 -o $@ $< -lpthread
+
+# Benchmarks (never part of the tests): see bench/bench.sh.
+bench: $(BUILD)/picolm $(BUILD)/picolm-gen $(BUILD)/membw
+	sh bench/bench.sh
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libpicolm.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -56,21 +56,25 @@ struct pl_model {
     float *owned_norms;       /* norms converted from non-F32 types */
 };
 
+#define PL_BATCH 32 /* prompt tokens per batch through the layers */
+
 struct pl_context {
     pl_model *m;
-    int n_ctx;
+    int n_ctx, n_batch;
     pl_pool *pool;
     int head_dim, kv_dim;
-    /* activations for one position */
-    float *x;      /* [n_embd] residual stream */
-    float *xb;     /* [n_embd] normed input / branch output */
-    float *xb2;    /* [n_embd] attention output */
-    float *q;      /* [n_embd] */
-    float *k, *v;  /* [kv_dim] */
-    float *hb;     /* [n_ff] gate */
-    float *hb2;    /* [n_ff] up */
-    float *logits; /* [n_vocab] */
-    pl_half *kcache, *vcache; /* [n_layer][n_head_kv][n_ctx][head_dim] */
+    /* activations for a batch of B = n_batch positions, position-major */
+    float *x;      /* [B][n_embd] residual stream */
+    float *xb;     /* [B][n_embd] normed input / branch output */
+    float *xb2;    /* [B][n_embd] attention output */
+    float *q;      /* [B][n_embd] */
+    float *k, *v;  /* [B][kv_dim] */
+    float *hb;     /* [B][n_ff] gate, then SwiGLU output */
+    float *hb2;    /* [B][n_ff] up */
+    void *xq[3];   /* [B][row bytes of max(n_embd, n_ff) floats] quantized activations */
+    size_t xq_size;
+    float *scores;              /* [n_threads][n_ctx] attention scores */
+    pl_half *kcache, *vcache;   /* [n_layer][n_head_kv][n_ctx][head_dim] */
     float *rope_cos, *rope_sin; /* [n_ctx][n_rot/2] */
     size_t state_bytes, kv_bytes;
 };
@@ -178,6 +182,9 @@ static int load(pl_model *m, char *err, size_t errlen) {
         return set_err(err, errlen, PL_ERR_FORMAT, "head_count %u is not divisible by head_count_kv %u", n_head,
                        n_head_kv);
     uint32_t head_dim = n_embd / n_head;
+    if (head_dim > PL_MAX_HEAD_DIM)
+        return set_err(err, errlen, PL_ERR_UNSUPPORTED, "head dimension %u is larger than %d", head_dim,
+                       PL_MAX_HEAD_DIM);
     if ((rc = get_u32(m, "llama.rope.dimension_count", 0, head_dim, 2, head_dim, &n_rot, err, errlen))) return rc;
     if (n_rot % 2) return set_err(err, errlen, PL_ERR_FORMAT, "rope.dimension_count %u is odd", n_rot);
     if ((rc = get_f32(m, "llama.attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f, &in->rms_eps, err, errlen)) ||
@@ -296,10 +303,9 @@ size_t pl_utf8_complete(const char *s, size_t n) {
 
 /* ---- context ----------------------------------------------------------- */
 
-static void *xalloc(pl_context *c, size_t n, size_t *acct) {
+static void *xalloc(size_t n, size_t *acct) {
     void *p = calloc(1, n ? n : 1);
     if (p) *acct += n;
-    (void)c;
     return p;
 }
 
@@ -314,36 +320,41 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     if (!c) return set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
     c->m = m;
     c->n_ctx = n_ctx;
+    c->n_batch = PL_BATCH;
     c->head_dim = in->n_embd / in->n_head;
     c->kv_dim = c->head_dim * in->n_head_kv;
-    size_t *sb = &c->state_bytes;
-    size_t E = (size_t)in->n_embd * sizeof(float);
-    c->x = xalloc(c, E, sb);
-    c->xb = xalloc(c, E, sb);
-    c->xb2 = xalloc(c, E, sb);
-    c->q = xalloc(c, E, sb);
-    c->k = xalloc(c, (size_t)c->kv_dim * sizeof(float), sb);
-    c->v = xalloc(c, (size_t)c->kv_dim * sizeof(float), sb);
-    c->hb = xalloc(c, (size_t)in->n_ff * sizeof(float), sb);
-    c->hb2 = xalloc(c, (size_t)in->n_ff * sizeof(float), sb);
-    c->logits = xalloc(c, (size_t)in->n_vocab * sizeof(float), sb);
+    size_t *sb = &c->state_bytes, B = (size_t)c->n_batch;
+    size_t E = (size_t)in->n_embd * sizeof(float) * B;
+    c->x = xalloc(E, sb);
+    c->xb = xalloc(E, sb);
+    c->xb2 = xalloc(E, sb);
+    c->q = xalloc(E, sb);
+    c->k = xalloc((size_t)c->kv_dim * sizeof(float) * B, sb);
+    c->v = xalloc((size_t)c->kv_dim * sizeof(float) * B, sb);
+    c->hb = xalloc((size_t)in->n_ff * sizeof(float) * B, sb);
+    c->hb2 = xalloc((size_t)in->n_ff * sizeof(float) * B, sb);
+    /* quantized activations: F32 (4 bytes a weight) is the widest format */
+    c->xq_size = (size_t)(in->n_ff > in->n_embd ? in->n_ff : in->n_embd) * sizeof(float);
+    for (int i = 0; i < 3; i++) c->xq[i] = xalloc(c->xq_size * B, sb);
+    c->scores = xalloc((size_t)n_threads * n_ctx * sizeof(float), sb);
     size_t half_rot = (size_t)in->n_rot / 2;
-    c->rope_cos = xalloc(c, (size_t)n_ctx * half_rot * sizeof(float), sb);
-    c->rope_sin = xalloc(c, (size_t)n_ctx * half_rot * sizeof(float), sb);
+    c->rope_cos = xalloc((size_t)n_ctx * half_rot * sizeof(float), sb);
+    c->rope_sin = xalloc((size_t)n_ctx * half_rot * sizeof(float), sb);
     /* n_layer <= 1024, n_ctx <= 2^20, kv_dim <= 65536: fits in 64 bits */
     uint64_t kv = (uint64_t)in->n_layer * (uint64_t)n_ctx * (uint64_t)c->kv_dim * sizeof(pl_half);
     if (kv > (size_t)-1 / 4) {
         pl_context_free(c);
         return set_err(err, errlen, PL_ERR_NOMEM, "KV cache of %llu bytes does not fit", (unsigned long long)kv * 2);
     }
-    c->kcache = xalloc(c, (size_t)kv, &c->kv_bytes);
-    c->vcache = xalloc(c, (size_t)kv, &c->kv_bytes);
-    if (!c->x || !c->xb || !c->xb2 || !c->q || !c->k || !c->v || !c->hb || !c->hb2 || !c->logits || !c->rope_cos ||
-        !c->rope_sin || !c->kcache || !c->vcache) {
+    c->kcache = xalloc((size_t)kv, &c->kv_bytes);
+    c->vcache = xalloc((size_t)kv, &c->kv_bytes);
+    if (!c->x || !c->xb || !c->xb2 || !c->q || !c->k || !c->v || !c->hb || !c->hb2 || !c->xq[0] || !c->xq[1] ||
+        !c->xq[2] || !c->scores || !c->rope_cos || !c->rope_sin || !c->kcache || !c->vcache) {
         pl_context_free(c);
         return set_err(err, errlen, PL_ERR_NOMEM, "out of memory for a %d-token context (KV cache %.1f MB)", n_ctx,
                        (double)kv * 2 / 1e6);
     }
+    (void)pl_kernels(); /* pick the kernel level before any worker runs */
     c->pool = pl_pool_new(n_threads);
     if (!c->pool) {
         pl_context_free(c);
@@ -368,7 +379,8 @@ void pl_context_free(pl_context *c) {
     if (!c) return;
     pl_pool_free(c->pool);
     free(c->x); free(c->xb); free(c->xb2); free(c->q); free(c->k); free(c->v);
-    free(c->hb); free(c->hb2); free(c->logits); free(c->rope_cos); free(c->rope_sin);
+    free(c->hb); free(c->hb2); free(c->scores); free(c->rope_cos); free(c->rope_sin);
+    for (int i = 0; i < 3; i++) free(c->xq[i]);
     free(c->kcache); free(c->vcache);
     free(c);
 }
@@ -383,30 +395,63 @@ void pl_context_mem(const pl_context *c, pl_mem_stats *out) {
 
 /* ---- forward pass ------------------------------------------------------ */
 
-/* Up to three independent matrix-vector products in one pool dispatch. */
+/* Up to three independent products W x over the same nb activation columns
+ * in one pool dispatch; each thread takes a slice of every matrix's rows. */
 typedef struct {
-    int n;
+    int n, nb;
     const pl_weight *w[3];
-    const float *x[3];
+    const void *xq[3];
+    size_t xq_stride[3];
     float *y[3];
-} matvec_job;
+    size_t y_stride[3];
+} matmul_job;
 
-static void matvec_task(void *arg, int ith, int nth) {
-    const matvec_job *j = arg;
+static void matmul_task(void *arg, int ith, int nth) {
+    const matmul_job *j = arg;
+    const pl_kernels_t *K = pl_kernels();
     for (int k = 0; k < j->n; k++) {
         const pl_weight *w = j->w[k];
-        int64_t per = (w->rows + nth - 1) / nth;
+        /* slices of whole 4-row groups so kernels can block rows */
+        int64_t groups = (w->rows + 3) / 4, per = (groups + nth - 1) / nth * 4;
         int64_t r0 = per * ith, r1 = r0 + per < w->rows ? r0 + per : w->rows;
         if (r0 < r1)
-            pl_kernels()->matvec(w->type, (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes,
-                                 j->x[k], j->y[k] + r0, (int)w->cols, (int)(r1 - r0));
+            K->matmul(w->type, (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes, (int)(r1 - r0),
+                      (int)w->cols, j->xq[k], j->xq_stride[k], j->nb, j->y[k] + r0, j->y_stride[k]);
     }
 }
 
-static void matvec(pl_context *c, int n, const pl_weight *w0, const float *x0, float *y0, const pl_weight *w1,
-                   const float *x1, float *y1, const pl_weight *w2, const float *x2, float *y2) {
-    matvec_job j = {n, {w0, w1, w2}, {x0, x1, x2}, {y0, y1, y2}};
-    pl_pool_run(c->pool, matvec_task, &j);
+/* y_i[b][:] = W_i x_i[b][:] for i < n and b < nb, x_i rows x_stride floats
+ * apart. Activations are quantized once per distinct (input, format). */
+static void matmul(pl_context *c, int n, int nb, const pl_weight *const *w, const float *const *x, size_t x_stride,
+                   float *const *y, const size_t *y_stride) {
+    const pl_kernels_t *K = pl_kernels();
+    matmul_job j;
+    memset(&j, 0, sizeof j);
+    j.n = n;
+    j.nb = nb;
+    for (int i = 0; i < n; i++) {
+        uint32_t act = w[i]->tr->vec_dot_type;
+        j.w[i] = w[i];
+        j.y[i] = y[i];
+        j.y_stride[i] = y_stride[i];
+        int shared = -1;
+        for (int k = 0; k < i; k++)
+            if (x[k] == x[i] && w[k]->tr->vec_dot_type == act && w[k]->cols == w[i]->cols) shared = k;
+        if (shared >= 0) {
+            j.xq[i] = j.xq[shared];
+            j.xq_stride[i] = j.xq_stride[shared];
+        } else if (act == PL_TYPE_F32) {
+            j.xq[i] = x[i];
+            j.xq_stride[i] = x_stride * sizeof(float);
+        } else {
+            for (int b = 0; b < nb; b++)
+                K->quantize(act, x[i] + (size_t)b * x_stride, (uint8_t *)c->xq[i] + (size_t)b * c->xq_size,
+                            (int)w[i]->cols);
+            j.xq[i] = c->xq[i];
+            j.xq_stride[i] = c->xq_size;
+        }
+    }
+    pl_pool_run(c->pool, matmul_task, &j);
 }
 
 static void rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
@@ -430,62 +475,100 @@ static void rope(float *x, int n_heads, int head_dim, int n_rot, const float *cs
 
 typedef struct {
     pl_context *c;
-    int layer, pos;
+    int layer, pos0, nb;
 } attn_job;
 
-/* One query head against positions 0..pos of its KV head, online softmax. */
+/* Each (position, query head) pair against positions 0..pos of its KV head:
+ * causal attention over the cache, which already holds this batch. */
 static void attn_task(void *arg, int ith, int nth) {
     const attn_job *j = arg;
     pl_context *c = j->c;
     const pl_model_info *in = &c->m->info;
-    int hd = c->head_dim, group = in->n_head / in->n_head_kv;
+    int hd = c->head_dim, group = in->n_head / in->n_head_kv, E = in->n_embd;
     float scale = 1.0f / sqrtf((float)hd);
     const pl_kernels_t *K = pl_kernels();
-    for (int h = ith; h < in->n_head; h += nth) {
-        int kvh = h / group;
+    for (int idx = ith; idx < j->nb * in->n_head; idx += nth) {
+        int b = idx / in->n_head, h = idx % in->n_head, kvh = h / group;
         size_t base = (((size_t)j->layer * in->n_head_kv + kvh) * c->n_ctx) * hd;
-        K->attn_head(c->q + (size_t)h * hd, c->kcache + base, c->vcache + base, j->pos + 1, hd, scale,
-                     c->xb2 + (size_t)h * hd);
+        K->attn_head(c->q + (size_t)b * E + (size_t)h * hd, c->kcache + base, c->vcache + base, j->pos0 + b + 1, hd,
+                     scale, c->xb2 + (size_t)b * E + (size_t)h * hd, c->scores + (size_t)ith * c->n_ctx);
     }
 }
 
-static void forward(pl_context *c, int32_t token, int pos, float *logits) {
+/* nb tokens at positions pos0.. through every layer; logits (n_vocab per
+ * position) for the positions from `first_logit` on, if logits is set. */
+static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, float *logits, int first_logit) {
     const pl_model *m = c->m;
     const pl_model_info *in = &m->info;
-    int E = in->n_embd, hd = c->head_dim, half = in->n_rot / 2;
     const pl_kernels_t *K = pl_kernels();
+    int E = in->n_embd, F = in->n_ff, hd = c->head_dim, kvd = c->kv_dim, half = in->n_rot / 2;
 
-    m->tok_embd.tr->to_float((const uint8_t *)m->tok_embd.data + (size_t)token * m->tok_embd.row_bytes, c->x, E);
-    const float *cs = c->rope_cos + (size_t)pos * half, *sn = c->rope_sin + (size_t)pos * half;
+    for (int b = 0; b < nb; b++)
+        m->tok_embd.tr->to_float((const uint8_t *)m->tok_embd.data + (size_t)tokens[b] * m->tok_embd.row_bytes,
+                                 c->x + (size_t)b * E, E);
 
     for (int l = 0; l < in->n_layer; l++) {
         const pl_layer *L = &m->layers[l];
-        rmsnorm(c->xb, c->x, L->attn_norm, E, in->rms_eps);
-        matvec(c, 3, &L->wq, c->xb, c->q, &L->wk, c->xb, c->k, &L->wv, c->xb, c->v);
-        rope(c->q, in->n_head, hd, in->n_rot, cs, sn);
-        rope(c->k, in->n_head_kv, hd, in->n_rot, cs, sn);
-        for (int h = 0; h < in->n_head_kv; h++) {
-            size_t off = ((((size_t)l * in->n_head_kv + h) * c->n_ctx) + pos) * hd;
-            K->f32_to_f16(c->k + (size_t)h * hd, c->kcache + off, hd);
-            K->f32_to_f16(c->v + (size_t)h * hd, c->vcache + off, hd);
+        for (int b = 0; b < nb; b++) rmsnorm(c->xb + (size_t)b * E, c->x + (size_t)b * E, L->attn_norm, E, in->rms_eps);
+        {
+            const pl_weight *w[3] = {&L->wq, &L->wk, &L->wv};
+            const float *x[3] = {c->xb, c->xb, c->xb};
+            float *y[3] = {c->q, c->k, c->v};
+            size_t ys[3] = {(size_t)E, (size_t)kvd, (size_t)kvd};
+            matmul(c, 3, nb, w, x, (size_t)E, y, ys);
         }
-        attn_job aj = {c, l, pos};
+        for (int b = 0; b < nb; b++) {
+            int pos = pos0 + b;
+            const float *cs = c->rope_cos + (size_t)pos * half, *sn = c->rope_sin + (size_t)pos * half;
+            rope(c->q + (size_t)b * E, in->n_head, hd, in->n_rot, cs, sn);
+            rope(c->k + (size_t)b * kvd, in->n_head_kv, hd, in->n_rot, cs, sn);
+            for (int h = 0; h < in->n_head_kv; h++) {
+                size_t off = ((((size_t)l * in->n_head_kv + h) * c->n_ctx) + pos) * hd;
+                K->f32_to_f16(c->k + (size_t)b * kvd + (size_t)h * hd, c->kcache + off, hd);
+                K->f32_to_f16(c->v + (size_t)b * kvd + (size_t)h * hd, c->vcache + off, hd);
+            }
+        }
+        attn_job aj = {c, l, pos0, nb};
         pl_pool_run(c->pool, attn_task, &aj);
-        matvec(c, 1, &L->wo, c->xb2, c->xb, NULL, NULL, NULL, NULL, NULL, NULL);
-        for (int i = 0; i < E; i++) c->x[i] += c->xb[i];
+        {
+            const pl_weight *w[1] = {&L->wo};
+            const float *x[1] = {c->xb2};
+            float *y[1] = {c->xb};
+            size_t ys[1] = {(size_t)E};
+            matmul(c, 1, nb, w, x, (size_t)E, y, ys);
+        }
+        for (size_t i = 0; i < (size_t)nb * E; i++) c->x[i] += c->xb[i];
 
-        rmsnorm(c->xb, c->x, L->ffn_norm, E, in->rms_eps);
-        matvec(c, 2, &L->w_gate, c->xb, c->hb, &L->w_up, c->xb, c->hb2, NULL, NULL, NULL);
-        for (int i = 0; i < in->n_ff; i++) {
+        for (int b = 0; b < nb; b++) rmsnorm(c->xb + (size_t)b * E, c->x + (size_t)b * E, L->ffn_norm, E, in->rms_eps);
+        {
+            const pl_weight *w[2] = {&L->w_gate, &L->w_up};
+            const float *x[2] = {c->xb, c->xb};
+            float *y[2] = {c->hb, c->hb2};
+            size_t ys[2] = {(size_t)F, (size_t)F};
+            matmul(c, 2, nb, w, x, (size_t)E, y, ys);
+        }
+        for (size_t i = 0; i < (size_t)nb * F; i++) {
             float g = c->hb[i];
             c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
         }
-        matvec(c, 1, &L->w_down, c->hb, c->xb, NULL, NULL, NULL, NULL, NULL, NULL);
-        for (int i = 0; i < E; i++) c->x[i] += c->xb[i];
+        {
+            const pl_weight *w[1] = {&L->w_down};
+            const float *x[1] = {c->hb};
+            float *y[1] = {c->xb};
+            size_t ys[1] = {(size_t)E};
+            matmul(c, 1, nb, w, x, (size_t)F, y, ys);
+        }
+        for (size_t i = 0; i < (size_t)nb * E; i++) c->x[i] += c->xb[i];
     }
-    if (!logits) return;
-    rmsnorm(c->x, c->x, m->output_norm, E, in->rms_eps);
-    matvec(c, 1, &m->output, c->x, logits, NULL, NULL, NULL, NULL, NULL, NULL);
+    if (!logits || first_logit >= nb) return;
+    int nl = nb - first_logit;
+    float *xl = c->x + (size_t)first_logit * E;
+    for (int b = 0; b < nl; b++) rmsnorm(xl + (size_t)b * E, xl + (size_t)b * E, m->output_norm, E, in->rms_eps);
+    const pl_weight *w[1] = {&m->output};
+    const float *x[1] = {xl};
+    float *y[1] = {logits};
+    size_t ys[1] = {(size_t)in->n_vocab};
+    matmul(c, 1, nl, w, x, (size_t)E, y, ys);
 }
 
 int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits, int all_logits) {
@@ -494,11 +577,11 @@ int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits,
     if (n > c->n_ctx - pos) return PL_ERR_CTX_FULL;
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= in->n_vocab) return PL_ERR_ARG;
-    for (int i = 0; i < n; i++) {
-        float *out = NULL;
-        if (logits && all_logits) out = logits + (size_t)i * in->n_vocab;
-        else if (logits && i == n - 1) out = logits;
-        forward(c, tokens[i], pos + i, out);
+    for (int i = 0; i < n; i += c->n_batch) {
+        int nb = n - i < c->n_batch ? n - i : c->n_batch;
+        int last = i + nb == n;
+        if (logits && all_logits) forward(c, tokens + i, nb, pos + i, logits + (size_t)i * in->n_vocab, 0);
+        else forward(c, tokens + i, nb, pos + i, last ? logits : NULL, nb - 1);
     }
     return 0;
 }

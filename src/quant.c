@@ -5,7 +5,10 @@
  * to_float followed by a float dot up to float rounding), and from_float
  * (quantizers that follow ggml's quantize_row_*_ref, i.e. llama-quantize
  * without an importance matrix: on the test models they reproduce its bytes
- * exactly for every type). No SIMD, no globals, no allocation:
+ * exactly for every type). Then the integer path llama.cpp's CPU backend
+ * runs: activations quantized to 8 bits (from_float_act) and dot_q, which
+ * mirrors ggml's generic ggml_vec_dot_<w>_q8_<a> (same integer sums, same
+ * float operations in the same order). No SIMD, no globals, no allocation:
  * src/kernels/ holds the fast paths and is tested against this file. */
 #include "quant.h"
 
@@ -33,6 +36,7 @@ _Static_assert(sizeof(block_q3_K) == 110, "block_q3_K size");
 _Static_assert(sizeof(block_q4_K) == 144, "block_q4_K size");
 _Static_assert(sizeof(block_q5_K) == 176, "block_q5_K size");
 _Static_assert(sizeof(block_q6_K) == 210, "block_q6_K size");
+_Static_assert(sizeof(block_q8_1) == 36, "block_q8_1 size");
 _Static_assert(sizeof(block_q8_K) == 292, "block_q8_K size");
 
 /* ---------------------------------------------------------------- scalars */
@@ -113,6 +117,14 @@ static int round_clamp(float v, int lim) {
     return (int)roundf(v);
 }
 
+/* The same with ties to even, as ggml's AVX2 activation quantizers round
+ * (_mm256_round_ps(v, _MM_ROUND_NEAREST)). */
+static int round_even_clamp(float v, int lim) {
+    if (!(v > (float)-lim)) return v != v ? 0 : -lim;
+    if (v >= (float)lim) return lim;
+    return nearest_int(v);
+}
+
 /* ggml's Q4/Q5 reference quantizers round by truncating q + 0.5 (ties up);
  * doing the same keeps our bytes identical to theirs. Clamping before the
  * conversion keeps a NaN or huge input from being undefined behaviour. */
@@ -173,6 +185,18 @@ static void bf16_from_float(const float *src, void *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) h[i] = pl_float_to_bf16(src[i]);
 }
 
+/* These keep float activations (vec_dot_type F32): dot_q is the float dot.
+ * (ggml itself rounds activations to F16/BF16 for F16/BF16 weights.) */
+static float f32_dot_q(const void *w, const void *x, int64_t n) {
+    return f32_dot(w, (const float *)x, n);
+}
+static float f16_dot_q(const void *w, const void *x, int64_t n) {
+    return f16_dot(w, (const float *)x, n);
+}
+static float bf16_dot_q(const void *w, const void *x, int64_t n) {
+    return bf16_dot(w, (const float *)x, n);
+}
+
 /* ---------------------------------------------------------------- Q4_0
  * 32 weights: w = d * (q - 8), q in 0..15; byte j holds q[j] (low nibble)
  * and q[j+16] (high nibble). */
@@ -229,6 +253,22 @@ static void q4_0_from_float(const float *src, void *dst, int64_t n) {
     }
 }
 
+/* The dot_q functions follow ggml's generic ggml_vec_dot_*: an exact
+ * integer sum per block, then float scaling written in ggml's operand order
+ * (here ((sumi * dw) * dx)), accumulated block by block. */
+static float q4_0_dot_q(const void *w, const void *xq, int64_t n) {
+    const block_q4_0 *b = (const block_q4_0 *)w;
+    const block_q8_0 *y = (const block_q8_0 *)xq;
+    float s = 0;
+    for (int64_t i = 0; i < n / QK4_0; i++) {
+        int sumi = 0;
+        for (int j = 0; j < QK4_0 / 2; j++)
+            sumi += ((b[i].qs[j] & 0xf) - 8) * y[i].qs[j] + ((b[i].qs[j] >> 4) - 8) * y[i].qs[j + QK4_0 / 2];
+        s += (float)sumi * H2F(b[i].d) * H2F(y[i].d);
+    }
+    return s;
+}
+
 /* ---------------------------------------------------------------- Q4_1
  * w = d * q + m, q in 0..15, nibbles as Q4_0. */
 
@@ -282,6 +322,20 @@ static void q4_1_from_float(const float *src, void *dst, int64_t n) {
             b[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
         }
     }
+}
+
+/* The min term uses the activation block's stored s = fp16(d * sum(q)). */
+static float q4_1_dot_q(const void *w, const void *xq, int64_t n) {
+    const block_q4_1 *b = (const block_q4_1 *)w;
+    const block_q8_1 *y = (const block_q8_1 *)xq;
+    float s = 0;
+    for (int64_t i = 0; i < n / QK4_1; i++) {
+        int sumi = 0;
+        for (int j = 0; j < QK4_1 / 2; j++)
+            sumi += (b[i].qs[j] & 0xf) * y[i].qs[j] + (b[i].qs[j] >> 4) * y[i].qs[j + QK4_1 / 2];
+        s += H2F(b[i].d) * H2F(y[i].d) * (float)sumi + H2F(b[i].m) * H2F(y[i].s);
+    }
+    return s;
 }
 
 /* ---------------------------------------------------------------- Q5_0 Q5_1
@@ -358,6 +412,23 @@ static void q5_0_from_float(const float *src, void *dst, int64_t n) {
     }
 }
 
+static float q5_0_dot_q(const void *w, const void *xq, int64_t n) {
+    const block_q5_0 *b = (const block_q5_0 *)w;
+    const block_q8_0 *y = (const block_q8_0 *)xq;
+    float s = 0;
+    for (int64_t i = 0; i < n / QK5_0; i++) {
+        const uint32_t qh = load_u32le(b[i].qh);
+        int sumi = 0;
+        for (int j = 0; j < QK5_0 / 2; j++) {
+            int q0, q1;
+            q5_pair(b[i].qs, qh, j, &q0, &q1);
+            sumi += (q0 - 16) * y[i].qs[j] + (q1 - 16) * y[i].qs[j + QK5_0 / 2];
+        }
+        s += H2F(b[i].d) * H2F(y[i].d) * (float)sumi;
+    }
+    return s;
+}
+
 static void q5_1_to_float(const void *src, float *dst, int64_t n) {
     const block_q5_1 *b = (const block_q5_1 *)src;
     for (int64_t i = 0; i < n / QK5_1; i++, dst += QK5_1) {
@@ -404,6 +475,23 @@ static void q5_1_from_float(const float *src, void *dst, int64_t n) {
     }
 }
 
+static float q5_1_dot_q(const void *w, const void *xq, int64_t n) {
+    const block_q5_1 *b = (const block_q5_1 *)w;
+    const block_q8_1 *y = (const block_q8_1 *)xq;
+    float s = 0;
+    for (int64_t i = 0; i < n / QK5_1; i++) {
+        const uint32_t qh = load_u32le(b[i].qh);
+        int sumi = 0;
+        for (int j = 0; j < QK5_1 / 2; j++) {
+            int q0, q1;
+            q5_pair(b[i].qs, qh, j, &q0, &q1);
+            sumi += q0 * y[i].qs[j] + q1 * y[i].qs[j + QK5_1 / 2];
+        }
+        s += H2F(b[i].d) * H2F(y[i].d) * (float)sumi + H2F(b[i].m) * H2F(y[i].s);
+    }
+    return s;
+}
+
 /* ---------------------------------------------------------------- Q8_0
  * w = d * q, q in -128..127 (the quantizer uses -127..127). */
 
@@ -436,6 +524,84 @@ static void q8_0_from_float(const float *src, void *dst, int64_t n) {
         b[i].d = pl_float_to_half(d);
         for (int j = 0; j < QK8_0; j++)
             b[i].qs[j] = (int8_t)round_clamp(src[j] * id, 127);
+    }
+}
+
+/* Activations, as ggml's x86 build (llama.cpp b4748 on AVX2/AVX-512, which
+ * made our references) quantizes them: quantize_row_q8_0's AVX2 branch
+ * computes id = 127/amax rather than the reference's 1/(amax/127) (the two
+ * differ in the last bit for some amax) and rounds with _mm256_round_ps(,
+ * _MM_ROUND_NEAREST), i.e. ties to even, where the reference's roundf
+ * rounds ties away from zero. d is fp16(amax/127) in both. */
+static void q8_0_from_float_act(const float *src, void *dst, int64_t n) {
+    block_q8_0 *b = (block_q8_0 *)dst;
+    for (int64_t i = 0; i < n / QK8_0; i++, src += QK8_0) {
+        float amax = 0;
+        for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(src[j]));
+        const float id = amax != 0 ? 127 / amax : 0.0f;
+        b[i].d = pl_float_to_half(amax / 127);
+        for (int j = 0; j < QK8_0; j++) b[i].qs[j] = (int8_t)round_even_clamp(src[j] * id, 127);
+    }
+}
+
+static float q8_0_dot_q(const void *w, const void *xq, int64_t n) {
+    const block_q8_0 *b = (const block_q8_0 *)w;
+    const block_q8_0 *y = (const block_q8_0 *)xq;
+    float s = 0;
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        int sumi = 0;
+        for (int j = 0; j < QK8_0; j++) sumi += b[i].qs[j] * y[i].qs[j];
+        s += (float)sumi * (H2F(b[i].d) * H2F(y[i].d));
+    }
+    return s;
+}
+
+/* ---------------------------------------------------------------- Q8_1
+ * Activations for Q4_1/Q5_1: Q8_0 plus s = d * sum(q) in fp16, which the
+ * dot uses to apply the weight block's m. Never a weight type here. */
+
+static void q8_1_to_float(const void *src, float *dst, int64_t n) {
+    const block_q8_1 *b = (const block_q8_1 *)src;
+    for (int64_t i = 0; i < n / QK8_1; i++, dst += QK8_1) {
+        const float d = H2F(b[i].d);
+        for (int j = 0; j < QK8_1; j++) dst[j] = (float)b[i].qs[j] * d;
+    }
+}
+
+/* ggml's quantize_row_q8_1_ref: as Q8_0's (1/d, roundf). */
+static void q8_1_from_float(const float *src, void *dst, int64_t n) {
+    block_q8_1 *b = (block_q8_1 *)dst;
+    for (int64_t i = 0; i < n / QK8_1; i++, src += QK8_1) {
+        float amax = 0;
+        for (int j = 0; j < QK8_1; j++) amax = fmaxf(amax, fabsf(src[j]));
+        const float d = amax / 127;
+        const float id = d != 0 ? 1.0f / d : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < QK8_1; j++) {
+            b[i].qs[j] = (int8_t)round_clamp(src[j] * id, 127);
+            sum += b[i].qs[j];
+        }
+        b[i].d = pl_float_to_half(d);
+        b[i].s = pl_float_to_half((float)sum * d);
+    }
+}
+
+/* ggml's x86 quantize_row_q8_1 (AVX2): 127/amax and ties to even as for
+ * Q8_0; s = fp16(d * sum) as in the reference. */
+static void q8_1_from_float_act(const float *src, void *dst, int64_t n) {
+    block_q8_1 *b = (block_q8_1 *)dst;
+    for (int64_t i = 0; i < n / QK8_1; i++, src += QK8_1) {
+        float amax = 0;
+        for (int j = 0; j < QK8_1; j++) amax = fmaxf(amax, fabsf(src[j]));
+        const float d = amax / 127;
+        const float id = amax != 0 ? 127 / amax : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < QK8_1; j++) {
+            b[i].qs[j] = (int8_t)round_even_clamp(src[j] * id, 127);
+            sum += b[i].qs[j];
+        }
+        b[i].d = pl_float_to_half(d);
+        b[i].s = pl_float_to_half(d * (float)sum);
     }
 }
 
@@ -624,6 +790,23 @@ static int q3_scale(const uint8_t *s, int j) {
     return (lo | (hi << 4)) - 32;
 }
 
+/* ggml's generic Q3_K..Q6_K dots keep 8 integer lanes per super-block
+ * (lane = weight index % 8, each product times its sub-block scale), add
+ * d * lane into 8 float sums, and add those 8 up only at the end of the row.
+ * Same here, so the float rounding is the same too. a[] holds the weight
+ * quants in weight order, scale[] one integer per group of weights. */
+static void add_lanes(float sums[8], float d, const int8_t *a, const int8_t *q8, const int *scale,
+                      int group) {
+    int32_t lane[8] = {0};
+    for (int p = 0; p < QK_K; p++) lane[p % 8] += scale[p / group] * (q8[p] * a[p]);
+    for (int l = 0; l < 8; l++) sums[l] += d * (float)lane[l];
+}
+
+static float sum_lanes(float s, const float sums[8]) {
+    for (int l = 0; l < 8; l++) s += sums[l];
+    return s;
+}
+
 /* ---------------------------------------------------------------- Q2_K
  * 16 sub-blocks of 16: w = d*(sc&15) * q - dmin*(sc>>4), q in 0..3.
  * Weight v of each 128-half lives in qs[32*half + v%32] at bit 2*(v/32 % 4):
@@ -714,6 +897,30 @@ static void q2_K_from_float(const float *src, void *dst, int64_t n) {
     }
 }
 
+/* ggml's ggml_vec_dot_q2_K_q8_K: one integer sum per super-block for the
+ * scales, and the mins through the activation's bsums. */
+static float q2_K_dot_q(const void *w, const void *xq, int64_t n) {
+    const block_q2_K *b = (const block_q2_K *)w;
+    const block_q8_K *y = (const block_q8_K *)xq;
+    float s = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const uint8_t *q = b[i].qs, *sc = b[i].scales;
+        const int8_t *q8 = y[i].qs;
+        int summs = 0, isum = 0, is = 0;
+        for (int j = 0; j < 16; j++) summs += y[i].bsums[j] * (sc[j] >> 4);
+        for (int h = 0; h < QK_K; h += 128, q += 32)
+            for (int shift = 0; shift < 8; shift += 2, q8 += 32)
+                for (int k = 0; k < 2; k++, is++) {
+                    int isuml = 0;
+                    for (int l = 16 * k; l < 16 * k + 16; l++) isuml += q8[l] * ((q[l] >> shift) & 3);
+                    isum += (sc[is] & 0xf) * isuml;
+                }
+        const float dall = y[i].d * H2F(b[i].d), dmin = y[i].d * H2F(b[i].dmin);
+        s += dall * (float)isum - dmin * (float)summs;
+    }
+    return s;
+}
+
 /* ---------------------------------------------------------------- Q3_K
  * 16 sub-blocks of 16: w = d * (scale_j) * (q - 4), q in 0..7: low 2 bits
  * in the Q2_K plane layout, the high bit of weight v in hmask[v%32] bit v/32
@@ -795,6 +1002,25 @@ static void q3_K_from_float(const float *src, void *dst, int64_t n) {
             if (L[v] > 3) b[i].hmask[v % 32] |= (uint8_t)(1u << (v / 32));
         pack_2bit_planes(L, b[i].qs); /* keeps the low 2 bits */
     }
+}
+
+static float q3_K_dot_q(const void *w, const void *xq, int64_t n) {
+    const block_q3_K *b = (const block_q3_K *)w;
+    const block_q8_K *y = (const block_q8_K *)xq;
+    float sums[8] = {0};
+    int8_t a[QK_K];
+    int sc[16];
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const uint8_t *q = b[i].qs, *hm = b[i].hmask;
+        int8_t *v = a;
+        uint8_t m = 1;
+        for (int h = 0; h < QK_K; h += 128, q += 32)
+            for (int shift = 0; shift < 8; shift += 2, m = (uint8_t)(m << 1))
+                for (int l = 0; l < 32; l++) *v++ = (int8_t)(((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
+        for (int j = 0; j < 16; j++) sc[j] = q3_scale(b[i].scales, j);
+        add_lanes(sums, H2F(b[i].d) * y[i].d, a, y[i].qs, sc, 16);
+    }
+    return sum_lanes(0.0f, sums);
 }
 
 /* ---------------------------------------------------------------- Q4_K
@@ -888,6 +1114,31 @@ static void q4_K_from_float(const float *src, void *dst, int64_t n) {
     }
 }
 
+/* The mins go through bsums: sumi = sum over 16-groups of bsum * min, and
+ * ggml subtracts dmin*sumi from the running sum block by block, adding the
+ * 8 lanes of the scale part at the end. */
+static float q4_K_dot_q(const void *w, const void *xq, int64_t n) {
+    const block_q4_K *b = (const block_q4_K *)w;
+    const block_q8_K *y = (const block_q8_K *)xq;
+    float s = 0, sums[8] = {0};
+    int8_t a[QK_K];
+    int sc[8], mn[8];
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const uint8_t *q = b[i].qs;
+        for (int j = 0; j < QK_K / 64; j++, q += 32)
+            for (int l = 0; l < 32; l++) {
+                a[64 * j + l] = (int8_t)(q[l] & 0xf);
+                a[64 * j + 32 + l] = (int8_t)(q[l] >> 4);
+            }
+        for (int j = 0; j < 8; j++) get_scale_min_k4(j, b[i].scales, &sc[j], &mn[j]);
+        int sumi = 0;
+        for (int j = 0; j < QK_K / 16; j++) sumi += y[i].bsums[j] * mn[j / 2];
+        add_lanes(sums, H2F(b[i].d) * y[i].d, a, y[i].qs, sc, 32);
+        s -= H2F(b[i].dmin) * y[i].d * (float)sumi;
+    }
+    return sum_lanes(s, sums);
+}
+
 /* ---------------------------------------------------------------- Q5_K
  * Q4_K plus a fifth bit: weight v's high bit is qh[v%32] bit v/32. */
 
@@ -951,6 +1202,28 @@ static void q5_K_from_float(const float *src, void *dst, int64_t n) {
         for (int v = 0; v < QK_K; v++)
             if (L[v] > 15) b[i].qh[v % 32] |= (uint8_t)(1u << (v / 32));
     }
+}
+
+static float q5_K_dot_q(const void *w, const void *xq, int64_t n) {
+    const block_q5_K *b = (const block_q5_K *)w;
+    const block_q8_K *y = (const block_q8_K *)xq;
+    float s = 0, sums[8] = {0};
+    int8_t a[QK_K];
+    int sc[8], mn[8];
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const uint8_t *q = b[i].qs, *qh = b[i].qh;
+        for (int j = 0; j < QK_K / 64; j++, q += 32)
+            for (int l = 0; l < 32; l++) {
+                a[64 * j + l] = (int8_t)((q[l] & 0xf) | (((qh[l] >> (2 * j)) & 1) << 4));
+                a[64 * j + 32 + l] = (int8_t)((q[l] >> 4) | (((qh[l] >> (2 * j + 1)) & 1) << 4));
+            }
+        for (int j = 0; j < 8; j++) get_scale_min_k4(j, b[i].scales, &sc[j], &mn[j]);
+        int sumi = 0;
+        for (int j = 0; j < QK_K / 16; j++) sumi += y[i].bsums[j] * mn[j / 2];
+        add_lanes(sums, H2F(b[i].d) * y[i].d, a, y[i].qs, sc, 32);
+        s -= H2F(b[i].dmin) * y[i].d * (float)sumi;
+    }
+    return sum_lanes(s, sums);
 }
 
 /* ---------------------------------------------------------------- Q6_K
@@ -1034,6 +1307,23 @@ static void q6_K_from_float(const float *src, void *dst, int64_t n) {
     }
 }
 
+static float q6_K_dot_q(const void *w, const void *xq, int64_t n) {
+    const block_q6_K *b = (const block_q6_K *)w;
+    const block_q8_K *y = (const block_q8_K *)xq;
+    float sums[8] = {0};
+    int8_t a[QK_K];
+    int sc[16];
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        for (int h = 0; h < QK_K; h += 128)
+            for (int k = 0; k < 4; k++)
+                for (int l = 0; l < 32; l++)
+                    a[h + 32 * k + l] = (int8_t)q6_quant(b[i].ql + h / 2, b[i].qh + h / 4, k, l);
+        for (int j = 0; j < 16; j++) sc[j] = b[i].scales[j];
+        add_lanes(sums, H2F(b[i].d) * y[i].d, a, y[i].qs, sc, 16);
+    }
+    return sum_lanes(0.0f, sums);
+}
+
 /* ---------------------------------------------------------------- Q8_K
  * Activations: w = d * q with a float d, plus the sums of each 16 quants
  * (bsums) that the K-quant dot kernels use to apply the mins. */
@@ -1044,6 +1334,9 @@ static void q8_K_to_float(const void *src, float *dst, int64_t n) {
         for (int j = 0; j < QK_K; j++) dst[j] = b[i].d * (float)b[i].qs[j];
 }
 
+/* ggml's quantize_row_q8_K_ref, which its x86 build uses unchanged: the
+ * signed extreme max gives iscale = -127/max (not -128: ggml changed it for
+ * IQ2_XXS's AVX code), q = nearest_int(iscale*x) with ties to even, d = 1/iscale. */
 static void q8_K_from_float(const float *src, void *dst, int64_t n) {
     block_q8_K *b = (block_q8_K *)dst;
     for (int64_t i = 0; i < n / QK_K; i++, src += QK_K) {
@@ -1068,23 +1361,33 @@ static void q8_K_from_float(const float *src, void *dst, int64_t n) {
 
 /* ---------------------------------------------------------------- the table */
 
+/* name, blck, type_size, to_float, dot, from_float, vec_dot_type, dot_q,
+ * from_float_act. Q8_1 and Q8_K are activation formats only: their dot is
+ * NULL, which is what makes gguf.c refuse them as weights. */
+#define W(T, blk, bt, f, vt, act) \
+    [PL_TYPE_##T] = {#T, blk, sizeof(bt), f##_to_float, f##_dot, f##_from_float, vt, f##_dot_q, act}
 static const pl_type_traits type_traits[PL_TYPE_COUNT] = {
-    [PL_TYPE_F32] = {"F32", 1, sizeof(float), f32_to_float, f32_dot, f32_from_float},
-    [PL_TYPE_F16] = {"F16", 1, sizeof(pl_half), f16_to_float, f16_dot, f16_from_float},
-    [PL_TYPE_BF16] = {"BF16", 1, sizeof(uint16_t), bf16_to_float, bf16_dot, bf16_from_float},
-    [PL_TYPE_Q4_0] = {"Q4_0", QK4_0, sizeof(block_q4_0), q4_0_to_float, q4_0_dot, q4_0_from_float},
-    [PL_TYPE_Q4_1] = {"Q4_1", QK4_1, sizeof(block_q4_1), q4_1_to_float, q4_1_dot, q4_1_from_float},
-    [PL_TYPE_Q5_0] = {"Q5_0", QK5_0, sizeof(block_q5_0), q5_0_to_float, q5_0_dot, q5_0_from_float},
-    [PL_TYPE_Q5_1] = {"Q5_1", QK5_1, sizeof(block_q5_1), q5_1_to_float, q5_1_dot, q5_1_from_float},
-    [PL_TYPE_Q8_0] = {"Q8_0", QK8_0, sizeof(block_q8_0), q8_0_to_float, q8_0_dot, q8_0_from_float},
-    [PL_TYPE_Q2_K] = {"Q2_K", QK_K, sizeof(block_q2_K), q2_K_to_float, q2_K_dot, q2_K_from_float},
-    [PL_TYPE_Q3_K] = {"Q3_K", QK_K, sizeof(block_q3_K), q3_K_to_float, q3_K_dot, q3_K_from_float},
-    [PL_TYPE_Q4_K] = {"Q4_K", QK_K, sizeof(block_q4_K), q4_K_to_float, q4_K_dot, q4_K_from_float},
-    [PL_TYPE_Q5_K] = {"Q5_K", QK_K, sizeof(block_q5_K), q5_K_to_float, q5_K_dot, q5_K_from_float},
-    [PL_TYPE_Q6_K] = {"Q6_K", QK_K, sizeof(block_q6_K), q6_K_to_float, q6_K_dot, q6_K_from_float},
-    /* activations only: no dot against float */
-    [PL_TYPE_Q8_K] = {"Q8_K", QK_K, sizeof(block_q8_K), q8_K_to_float, NULL, q8_K_from_float},
+    W(F32, 1, float, f32, PL_TYPE_F32, f32_from_float),
+    W(F16, 1, pl_half, f16, PL_TYPE_F32, f16_from_float),
+    W(BF16, 1, uint16_t, bf16, PL_TYPE_F32, bf16_from_float),
+    W(Q4_0, QK4_0, block_q4_0, q4_0, PL_TYPE_Q8_0, q4_0_from_float),
+    W(Q4_1, QK4_1, block_q4_1, q4_1, PL_TYPE_Q8_1, q4_1_from_float),
+    W(Q5_0, QK5_0, block_q5_0, q5_0, PL_TYPE_Q8_0, q5_0_from_float),
+    W(Q5_1, QK5_1, block_q5_1, q5_1, PL_TYPE_Q8_1, q5_1_from_float),
+    W(Q8_0, QK8_0, block_q8_0, q8_0, PL_TYPE_Q8_0, q8_0_from_float_act),
+    W(Q2_K, QK_K, block_q2_K, q2_K, PL_TYPE_Q8_K, q2_K_from_float),
+    W(Q3_K, QK_K, block_q3_K, q3_K, PL_TYPE_Q8_K, q3_K_from_float),
+    W(Q4_K, QK_K, block_q4_K, q4_K, PL_TYPE_Q8_K, q4_K_from_float),
+    W(Q5_K, QK_K, block_q5_K, q5_K, PL_TYPE_Q8_K, q5_K_from_float),
+    W(Q6_K, QK_K, block_q6_K, q6_K, PL_TYPE_Q8_K, q6_K_from_float),
+    /* vec_dot_type is meaningless without a dot; F32 (0) by default */
+    [PL_TYPE_Q8_1] = {"Q8_1", QK8_1, sizeof(block_q8_1), q8_1_to_float, NULL, q8_1_from_float,
+                      PL_TYPE_F32, NULL, q8_1_from_float_act},
+    /* ggml's x86 quantize_row_q8_K is its reference (only wasm has SIMD) */
+    [PL_TYPE_Q8_K] = {"Q8_K", QK_K, sizeof(block_q8_K), q8_K_to_float, NULL, q8_K_from_float,
+                      PL_TYPE_F32, NULL, q8_K_from_float},
 };
+#undef W
 
 const pl_type_traits *pl_type_traits_get(uint32_t type) {
     if (type >= PL_TYPE_COUNT || !type_traits[type].name) return NULL;

@@ -25,6 +25,7 @@ enum pl_type {
 #define QK5_1 32
 #define QK8_0 32
 #define QK_K 256
+#define QK8_1 32
 #define K_SCALE_SIZE 12
 
 typedef uint16_t pl_half; /* IEEE binary16 bits */
@@ -62,6 +63,7 @@ typedef struct {
     int8_t scales[QK_K / 16];  /* 8-bit scales */
     pl_half d;
 } block_q6_K;
+typedef struct { pl_half d, s; int8_t qs[QK8_0]; } block_q8_1; /* s = d * sum(qs) */
 typedef struct {
     float d;
     int8_t qs[QK_K];
@@ -76,6 +78,16 @@ typedef struct pl_type_traits {
     void (*to_float)(const void *src, float *dst, int64_t n);
     float (*dot)(const void *w, const float *x, int64_t n); /* sum w[i]*x[i] */
     void (*from_float)(const float *src, void *dst, int64_t n);
+    /* The integer path, as ggml's CPU backend runs it: activations are first
+     * quantized to vec_dot_type (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1,
+     * Q8_K for the K-quants; F32 for F32/F16/BF16, whose dot_q is dot) and
+     * dot_q multiplies a weight row by them with integer sums per block. */
+    uint32_t vec_dot_type;
+    float (*dot_q)(const void *w, const void *xq, int64_t n);
+    /* Activations -> this type as ggml's x86 CPU backend quantizes them for
+     * dot_q (its type_traits_cpu from_float). Same as from_float (ggml's _ref,
+     * what llama-quantize writes) except Q8_0/Q8_1: 127/amax, ties to even. */
+    void (*from_float_act)(const float *src, void *dst, int64_t n);
 } pl_type_traits;
 
 /* NULL for an unknown or unsupported type id. */

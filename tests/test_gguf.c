@@ -190,7 +190,7 @@ static void test_model_edits(void) {
     with_u32("llama.attention.head_count", 7, "divisible");
     with_u32("llama.attention.head_count_kv", 3, "divisible");
     with_u32("llama.attention.head_count_kv", 16, "out of range");
-    with_u32("llama.embedding_length", 128, "shape");
+    with_u32("llama.embedding_length", 512, "shape");
     with_u32("llama.embedding_length", 0, "out of range");
     with_u32("llama.block_count", 3, "missing tensor blk.2");
     with_u32("llama.block_count", 0xFFFFFFF0u, "out of range");

@@ -120,7 +120,28 @@ static void test_logits(void) {
         }
         CHECK(worst <= 0.02, "%s: normalized RMSE %.4f > 0.02", TYPES[t], worst);
         CHECK(argmax_ok >= 60, "%s: argmax matches at %d/64 positions", TYPES[t], argmax_ok);
-        printf("  %-6s logits: worst NRMSE %.5f, argmax %d/64\n", TYPES[t], worst, argmax_ok);
+        free(ref);
+        /* llama.cpp's own answer (8-bit activations): we run the same
+         * arithmetic, so we sit far closer to it than its 0.009 noise. */
+        snprintf(rel, sizeof rel, "refs/tiny512-%s.logits.f32", TYPES[t]);
+        ref = t_read_file(t_path(rel), &rlen);
+        CHECK(ref && rlen == (size_t)64 * V * 4, "%s: bad reference", rel);
+        double worst_q = 0;
+        for (int p = 0; p < 64 && ref; p++) {
+            const float *r = ref + (size_t)p * V, *g = got[0] + (size_t)p * V;
+            double mean = 0, var = 0, se = 0;
+            for (int v = 0; v < V; v++) mean += r[v];
+            mean /= V;
+            for (int v = 0; v < V; v++) {
+                var += (r[v] - mean) * (r[v] - mean);
+                se += ((double)g[v] - r[v]) * ((double)g[v] - r[v]);
+            }
+            double nrmse = sqrt(se / var);
+            if (!(nrmse <= worst_q)) worst_q = nrmse;
+        }
+        CHECK(worst_q <= 0.005, "%s: normalized RMSE %.4f against llama.cpp's 8-bit path", TYPES[t], worst_q);
+        printf("  %-6s logits: worst NRMSE %.5f vs exact, %.5f vs llama.cpp; argmax %d/64\n", TYPES[t], worst,
+               worst_q, argmax_ok);
         free(ref);
         free(got[0]);
         free(got[1]);
@@ -186,6 +207,10 @@ static void test_tiny32k(void) {
         if (ng == 32 && n == nw) {
             greedy(c, V, want, nw, gotg, 32, sl);
             int tie, same = compare_greedy(gotg, refg, 32, sl, V, 8, 0.05f, &tie);
+            if (same < 32) {
+                const float *lg = sl + (size_t)same * V;
+                printf("  tiny32k case %d: differs at %d, our logit gap %.4f\n", cases, same, lg[gotg[same]] - lg[refg[same]]);
+            }
             CHECK(same == 32 || tie, "tiny32k case %d: greedy differs at %d", cases, same);
             full += same == 32;
         }

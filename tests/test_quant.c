@@ -7,7 +7,11 @@
  * 3. from_float -> to_float round-trip error per type, edge inputs, and the
  *    F16/BF16 conversions (special values, exhaustive round-trip, nearest).
  * 4. from_float of the F32 model's weights reproduces, byte for byte, what
- *    llama-quantize wrote into every other model (no importance matrix). */
+ *    llama-quantize wrote into every other model (no importance matrix).
+ * 5. The integer path: activation quantizers (ggml's x86 ones, with their
+ *    rounding pinned by hand-made cases) and dot_q, which must equal the
+ *    double dot of the dequantized operands up to float rounding, and the
+ *    exact float dot up to the activation-quantization noise. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -259,6 +263,224 @@ static void test_dot(void) {
     }
 }
 
+/* ------------------------------------------------------------------ 5. integer path */
+
+static uint32_t want_vec_dot_type(uint32_t type) {
+    switch (type) {
+    case PL_TYPE_Q4_0: case PL_TYPE_Q5_0: case PL_TYPE_Q8_0: return PL_TYPE_Q8_0;
+    case PL_TYPE_Q4_1: case PL_TYPE_Q5_1: return PL_TYPE_Q8_1;
+    case PL_TYPE_Q2_K: case PL_TYPE_Q3_K: case PL_TYPE_Q4_K: case PL_TYPE_Q5_K: case PL_TYPE_Q6_K:
+        return PL_TYPE_Q8_K;
+    default: return PL_TYPE_F32;
+    }
+}
+
+/* Bounds on |dot_q(w, quantize(x)) - sum w x| / sum |w x| for Gaussian x
+ * (no outliers) on 1..5 blocks: the activation-quantization noise. Over
+ * 1000 trials per length (random-byte and quantized weights) the largest
+ * measured were 0.0069 (Q4_1; Q4_0 Q5_0 Q5_1 Q8_0 0.0053-0.0060) with
+ * Q8_0/Q8_1 activations and 0.0036 (Q3_K; the others 0.0025-0.0027) with
+ * Q8_K, whose more numerous blocks average the noise down. Float
+ * activations (F32/F16/BF16 weights) differ by float rounding only. */
+static double act_noise_bound(uint32_t act) {
+    return act == PL_TYPE_F32 ? 1e-5 : act == PL_TYPE_Q8_K ? 0.006 : 0.01;
+}
+
+/* The weight block's m (Q4_1/Q5_1), the only weight field dot_q combines
+ * with the activation's fp16 s instead of with the quants. */
+static float q_1_min(uint32_t type, const void *w, int64_t b) {
+    return type == PL_TYPE_Q4_1 ? pl_half_to_float(((const block_q4_1 *)w)[b].m)
+                                : pl_half_to_float(((const block_q5_1 *)w)[b].m);
+}
+
+static void test_dot_q(void) {
+    const int64_t lens_f[] = {1, 2, 3, 7, 31, 32, 33, 67, 300, 1100};
+    for (size_t k = 0; k < N_WEIGHT_TYPES; k++) {
+        const uint32_t type = weight_types[k];
+        const pl_type_traits *tt = pl_type_traits_get(type);
+        const uint32_t act = tt ? tt->vec_dot_type : 0;
+        const pl_type_traits *at = pl_type_traits_get(act);
+        CHECK(tt && tt->dot_q && act == want_vec_dot_type(type), "%s: vec_dot_type %u / dot_q",
+              tt ? tt->name : "?", act);
+        CHECK(at && at->to_float && at->from_float_act, "%s: activation traits", tt ? tt->name : "?");
+        if (!tt || !tt->dot_q || !at || !at->from_float_act || act != want_vec_dot_type(type)) continue;
+        const int nlen = tt->blck == 1 ? (int)(sizeof lens_f / sizeof lens_f[0]) : 5;
+        const int64_t maxn = tt->blck == 1 ? 1100 : 5 * (int64_t)tt->blck;
+        uint8_t *w = malloc(pl_row_size(type, maxn));
+        uint8_t *xq = malloc(act == PL_TYPE_F32 ? (size_t)maxn * 4 : pl_row_size(act, maxn));
+        float *x = malloc((size_t)maxn * sizeof(float));
+        float *src = malloc((size_t)maxn * sizeof(float));
+        float *wf = malloc((size_t)maxn * sizeof(float));
+        float *xf = malloc((size_t)maxn * sizeof(float));
+        double worst_noise = 0, worst_exact = 0;
+        for (int li = 0; li < nlen; li++) {
+            const int64_t n = tt->blck == 1 ? lens_f[li] : (li + 1) * (int64_t)tt->blck;
+            for (int trial = 0; trial < 40; trial++) {
+                /* Gaussian at several scales; every 5th trial gets an
+                 * outlier, whose block then quantizes coarsely: those are
+                 * held to the per-element bound only */
+                const int outlier = trial % 5 == 4;
+                const float scale = ldexpf(1, (int)(rng_u64() % 16) - 8);
+                for (int64_t i = 0; i < n; i++) x[i] = rng_gauss() * scale;
+                if (outlier) x[rng_u64() % (uint64_t)n] *= 20;
+                if (trial % 2 == 0) {
+                    random_blocks(type, w, n);
+                } else {
+                    for (int64_t i = 0; i < n; i++) src[i] = rng_gauss() * 0.02f + (i % 7 == 0 ? 0.01f : 0);
+                    tt->from_float(src, w, n);
+                }
+                memset(xq, 0xa5, act == PL_TYPE_F32 ? (size_t)n * 4 : pl_row_size(act, n));
+                if (act == PL_TYPE_F32) memcpy(xq, x, (size_t)n * 4);
+                else at->from_float_act(x, xq, n);
+                for (int64_t i = 0; i < n; i++) wf[i] = xf[i] = f_nan();
+                tt->to_float(w, wf, n);
+                at->to_float(xq, xf, n);
+                double slow = 0, magq = 0, exact = 0, mag = 0;
+                for (int64_t i = 0; i < n; i++) {
+                    slow += (double)wf[i] * xf[i];
+                    magq += fabs((double)wf[i] * xf[i]);
+                    exact += (double)wf[i] * x[i];
+                    mag += fabs((double)wf[i] * x[i]);
+                }
+                if (act == PL_TYPE_Q8_1) /* dot_q takes sum(xq) from s, rounded to fp16 */
+                    for (int64_t b = 0; b < n / QK8_1; b++) {
+                        const block_q8_1 *y = (const block_q8_1 *)xq + b;
+                        int sum = 0;
+                        for (int j = 0; j < QK8_1; j++) sum += y->qs[j];
+                        slow += (double)q_1_min(type, w, b) *
+                                ((double)pl_half_to_float(y->s) - (double)pl_half_to_float(y->d) * sum);
+                    }
+                const float dq = tt->dot_q(w, xq, n);
+                /* float rounding only: a few roundings per block, 8 lanes,
+                 * and the row sum */
+                const double tight = (double)(n / tt->blck + 16) * 4 * FLT_EPSILON * magq + 1e-30;
+                CHECK(isfinite(dq) && fabs(dq - slow) <= tight,
+                      "%s n=%lld trial %d: dot_q %.9g vs dequantized %.9g (tol %.3g)", tt->name,
+                      (long long)n, trial, dq, slow, tight);
+                const double e = fabs(dq - slow) / (magq > 0 ? magq : 1);
+                if (e > worst_exact) worst_exact = e;
+                /* each dequantized activation lies within half a step of
+                 * x, plus what rounding d to fp16 moves the step by */
+                double elem = 0;
+                for (int64_t b = 0; act != PL_TYPE_F32 && b < n / at->blck; b++) {
+                    const int64_t nb = at->blck;
+                    float amax = 0;
+                    for (int64_t i = b * nb; i < (b + 1) * nb; i++) amax = fmaxf(amax, fabsf(x[i]));
+                    const double step = amax / 127.0;
+                    const double dstored = act == PL_TYPE_Q8_K ? fabs((double)((const block_q8_K *)xq)[b].d)
+                                         : act == PL_TYPE_Q8_0 ? pl_half_to_float(((const block_q8_0 *)xq)[b].d)
+                                                               : pl_half_to_float(((const block_q8_1 *)xq)[b].d);
+                    const double lim = (0.5 + 1e-4) * step + 127 * fabs(dstored - step);
+                    for (int64_t i = b * nb; i < (b + 1) * nb; i++)
+                        if (fabs((double)xf[i] - x[i]) > lim) elem += 1;
+                }
+                CHECK(elem == 0, "%s n=%lld trial %d: %g activations off by more than half a step",
+                      tt->name, (long long)n, trial, elem);
+                const double noise = fabs(dq - exact) / (mag > 0 ? mag : 1);
+                if (outlier) continue;
+                if (noise > worst_noise) worst_noise = noise;
+                CHECK(noise <= act_noise_bound(act),
+                      "%s n=%lld trial %d: dot_q %.9g vs float %.9g: relative %.4g > %.4g", tt->name,
+                      (long long)n, trial, dq, exact, noise, act_noise_bound(act));
+                if (act == PL_TYPE_F32) {
+                    const float d = tt->dot(w, x, n);
+                    CHECK(memcmp(&d, &dq, 4) == 0, "%s n=%lld: dot_q differs from dot", tt->name,
+                          (long long)n);
+                }
+            }
+        }
+        if (getenv("PICOLM_VERBOSE"))
+            printf("  %-5s dot_q vs float: max rel %.5f (bound %.3f); vs dequantized: max rel %.2g\n",
+                   tt->name, worst_noise, act_noise_bound(act), worst_exact);
+        free(w);
+        free(xq);
+        free(x);
+        free(src);
+        free(wf);
+        free(xf);
+    }
+}
+
+/* The activation quantizers' arithmetic, pinned on values whose rounding
+ * depends on it. */
+static void test_act_quant(void) {
+    const pl_type_traits *q80 = pl_type_traits_get(PL_TYPE_Q8_0);
+    const pl_type_traits *q81 = pl_type_traits_get(PL_TYPE_Q8_1);
+    const pl_type_traits *q8k = pl_type_traits_get(PL_TYPE_Q8_K);
+    CHECK(q81 && q81->blck == 32 && q81->type_size == 36 && q81->dot == NULL && q81->dot_q == NULL &&
+              q81->to_float && q81->from_float && q81->from_float_act,
+          "Q8_1 traits");
+    CHECK(q8k && q8k->from_float_act == q8k->from_float, "Q8_K: x86 uses the reference quantizer");
+    if (!q80 || !q81 || !q8k) return;
+
+    /* amax 127 makes the scale exactly 1: x86 (AVX2) rounds ties to even,
+     * the references (what llama-quantize writes) away from zero. */
+    float x[QK_K];
+    static const float v[] = {127, 2.5f, -0.5f, 1.5f, -3.5f, 126.5f, 0.49f, -127};
+    static const int want_act[] = {127, 2, 0, 2, -4, 126, 0, -127};
+    static const int want_ref[] = {127, 3, -1, 2, -4, 127, 0, -127};
+    for (int j = 0; j < 32; j++) x[j] = j < 8 ? v[j] : 0.0f;
+    block_q8_0 b0, r0;
+    block_q8_1 b1, r1;
+    q80->from_float_act(x, &b0, 32);
+    q80->from_float(x, &r0, 32);
+    q81->from_float_act(x, &b1, 32);
+    q81->from_float(x, &r1, 32);
+    int ok_act = b0.d == 0x3c00 && b1.d == 0x3c00, ok_ref = r0.d == 0x3c00 && r1.d == 0x3c00;
+    int sum_act = 0, sum_ref = 0;
+    for (int j = 0; j < 8; j++) {
+        ok_act &= b0.qs[j] == want_act[j] && b1.qs[j] == want_act[j];
+        ok_ref &= r0.qs[j] == want_ref[j] && r1.qs[j] == want_ref[j];
+        sum_act += want_act[j];
+        sum_ref += want_ref[j];
+    }
+    CHECK(ok_act, "Q8_0/Q8_1 activations: not ggml's x86 rounding (ties to even)");
+    CHECK(ok_ref, "Q8_0/Q8_1 reference: not roundf (ties away from zero)");
+    CHECK(b1.s == pl_float_to_half((float)sum_act) && r1.s == pl_float_to_half((float)sum_ref),
+          "Q8_1 s = d * sum(q)");
+
+    /* Q8_K: iscale = -127/max with max the signed extreme, which always maps
+     * to -127; d = 1/iscale carries the sign. max -127 gives d = 1. */
+    for (int j = 0; j < QK_K; j++) x[j] = 0;
+    x[0] = -127;
+    x[1] = 2.5f;
+    x[2] = -0.5f;
+    x[3] = 3.5f;
+    x[200] = 126.5f;
+    block_q8_K bk;
+    q8k->from_float(x, &bk, QK_K);
+    CHECK(bk.d == 1.0f && bk.qs[0] == -127 && bk.qs[1] == 2 && bk.qs[2] == 0 && bk.qs[3] == 4 &&
+              bk.qs[200] == 126 && bk.bsums[0] == -127 + 2 + 4 && bk.bsums[12] == 126,
+          "Q8_K: d %g q %d %d %d %d %d", bk.d, bk.qs[0], bk.qs[1], bk.qs[2], bk.qs[3], bk.qs[200]);
+    x[0] = 127; /* a positive extreme: d = -1 */
+    q8k->from_float(x, &bk, QK_K);
+    CHECK(bk.d == -1.0f && bk.qs[0] == -127 && bk.qs[1] == -2 && bk.qs[3] == -4 && bk.qs[200] == -126,
+          "Q8_K positive extreme: d %g q %d", bk.d, bk.qs[0]);
+
+    /* On random data: the x86 Q8_0 quantizer is exactly
+     * rint(x * (127/amax)) with d = fp16(amax/127), the reference
+     * roundf(x * (1/d)); count where they differ. */
+    int bad = 0, differ = 0;
+    for (int t = 0; t < 20000; t++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) {
+            x[j] = rng_gauss() * ldexpf(1, (int)(rng_u64() % 20) - 10);
+            amax = fmaxf(amax, fabsf(x[j]));
+        }
+        q80->from_float_act(x, &b0, 32);
+        q80->from_float(x, &r0, 32);
+        const float id = 127 / amax, d = amax / 127, idr = 1.0f / d;
+        bad += b0.d != pl_float_to_half(d) || r0.d != b0.d;
+        for (int j = 0; j < 32; j++) {
+            bad += b0.qs[j] != (int)rintf(x[j] * id) || r0.qs[j] != (int)roundf(x[j] * idr);
+            differ += b0.qs[j] != r0.qs[j];
+        }
+    }
+    CHECK(bad == 0, "%d Q8_0 quants off their definition", bad);
+    if (getenv("PICOLM_VERBOSE"))
+        printf("  Q8_0 x86 vs reference activation quantizer: %d of 640000 quants differ\n", differ);
+}
+
 /* ------------------------------------------------------------------ 3. round trip */
 
 /* Relative RMSE of from_float -> to_float on n values. */
@@ -444,7 +666,8 @@ static void test_bf16(void) {
 /* ------------------------------------------------------------------ traits */
 
 static void test_traits(void) {
-    CHECK(pl_type_traits_get(PL_TYPE_Q8_1) == NULL, "Q8_1 unsupported");
+    CHECK(pl_type_traits_get(PL_TYPE_Q8_1) != NULL && pl_type_traits_get(PL_TYPE_Q8_1)->dot == NULL,
+          "Q8_1: activations only (no dot, so gguf.c refuses it as a weight)");
     CHECK(pl_type_traits_get(4) == NULL && pl_type_traits_get(5) == NULL, "ids 4, 5 unused");
     CHECK(pl_type_traits_get(PL_TYPE_COUNT) == NULL && pl_type_traits_get(0xffffffffu) == NULL,
           "out of range ids");
@@ -452,7 +675,8 @@ static void test_traits(void) {
     CHECK(pl_row_size(PL_TYPE_Q8_0, 33) == 0 && pl_row_size(PL_TYPE_Q4_K, 128) == 0,
           "row size rejects partial blocks");
     CHECK(pl_row_size(PL_TYPE_F16, 3) == 6 && pl_row_size(PL_TYPE_BF16, 5) == 10, "row size f16");
-    CHECK(pl_row_size(PL_TYPE_Q8_1, 32) == 0 && pl_row_size(PL_TYPE_F32, -1) == 0, "row size bad");
+    CHECK(pl_row_size(PL_TYPE_Q8_1, 64) == 72 && pl_row_size(PL_TYPE_Q8_1, 16) == 0, "row size Q8_1");
+    CHECK(pl_row_size(PL_TYPE_F32, -1) == 0, "row size bad");
     CHECK(pl_row_size(PL_TYPE_F32, INT64_MAX) == 0 || sizeof(size_t) > 8, "row size overflow");
     static const struct { uint32_t type; const char *name; int blck; size_t size; } want[] = {
         {PL_TYPE_F32, "F32", 1, 4},       {PL_TYPE_F16, "F16", 1, 2},
@@ -477,6 +701,8 @@ int main(void) {
     test_bf16();
     test_refs();
     test_dot();
+    test_act_quant();
+    test_dot_q();
     test_roundtrip();
     test_quantize_bytes();
     return t_summary("test_quant");

@@ -1,40 +1,58 @@
 /* generic.c - the portable kernel level: the scalar reference from quant.c
  * behind the kernel table. Any C11 compiler and CPU. */
 #include <math.h>
+#include <string.h>
 
 #include "kernels.h"
 
-static void matvec_generic(uint32_t type, const void *w, size_t row_bytes, const float *x, float *y, int cols,
-                           int rows) {
+void pl_quantize_generic(uint32_t act_type, const float *x, void *xq, int n) {
+    if (act_type == PL_TYPE_F32) {
+        memcpy(xq, x, (size_t)n * sizeof *x);
+        return;
+    }
+    pl_type_traits_get(act_type)->from_float_act(x, xq, n);
+}
+
+void pl_matmul_generic(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
+                       size_t xq_stride, int nb, float *y, size_t y_stride) {
     const pl_type_traits *tr = pl_type_traits_get(type);
-    for (int r = 0; r < rows; r++) y[r] = tr->dot((const uint8_t *)w + (size_t)r * row_bytes, x, cols);
+    for (int r = 0; r < rows; r++) {
+        const void *row = (const uint8_t *)w + (size_t)r * row_bytes;
+        for (int b = 0; b < nb; b++)
+            y[(size_t)b * y_stride + r] = tr->dot_q(row, (const uint8_t *)xq + (size_t)b * xq_stride, cols);
+    }
 }
 
 static void attn_head_generic(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale,
-                              float *out) {
-    float m = -INFINITY, l = 0.0f;
+                              float *out, float *scores) {
+    float qh[PL_MAX_HEAD_DIM];
+    for (int i = 0; i < hd; i++) qh[i] = pl_half_to_float(pl_float_to_half(q[i]));
+    float mx = -INFINITY;
+    for (int t = 0; t < n; t++) {
+        const pl_half *kt = k + (size_t)t * hd;
+        float s = 0.0f;
+        for (int i = 0; i < hd; i++) s += qh[i] * pl_half_to_float(kt[i]); /* products exact in float */
+        scores[t] = s * scale;
+        if (scores[t] > mx) mx = scores[t];
+    }
+    double sum = 0;
+    for (int t = 0; t < n; t++) {
+        scores[t] = expf(scores[t] - mx);
+        sum += scores[t];
+    }
+    float inv = (float)(1.0 / sum);
     for (int i = 0; i < hd; i++) out[i] = 0.0f;
     for (int t = 0; t < n; t++) {
-        const pl_half *kt = k + (size_t)t * hd, *vt = v + (size_t)t * hd;
-        float s = 0.0f;
-        for (int i = 0; i < hd; i++) s += q[i] * pl_half_to_float(kt[i]);
-        s *= scale;
-        if (s > m) {
-            float corr = expf(m - s); /* 0 on the first position */
-            l *= corr;
-            for (int i = 0; i < hd; i++) out[i] *= corr;
-            m = s;
-        }
-        float p = expf(s - m);
-        l += p;
+        float p = pl_half_to_float(pl_float_to_half(scores[t] * inv));
+        if (p == 0.0f) continue;
+        const pl_half *vt = v + (size_t)t * hd;
         for (int i = 0; i < hd; i++) out[i] += p * pl_half_to_float(vt[i]);
     }
-    float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    for (int i = 0; i < hd; i++) out[i] *= inv;
 }
 
 static void f32_to_f16_generic(const float *src, pl_half *dst, int n) {
     for (int i = 0; i < n; i++) dst[i] = pl_float_to_half(src[i]);
 }
 
-const pl_kernels_t pl_kernels_generic = {"generic", matvec_generic, attn_head_generic, f32_to_f16_generic};
+const pl_kernels_t pl_kernels_generic = {"generic", pl_quantize_generic, pl_matmul_generic, attn_head_generic,
+                                         f32_to_f16_generic};

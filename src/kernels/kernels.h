@@ -1,9 +1,11 @@
 /* kernels.h - the table of hot-loop functions, one implementation per ISA.
  *
- * generic.c is the portable level built from the scalar reference in
- * quant.c; x86_*.c / arm_*.c fill the same table with SIMD code, each file
- * compiled with its own flags. cpu.c detects the CPU once and picks the best
- * level (PICOLM_ISA forces a lower one). */
+ * generic.c is the portable level built on the scalar reference in quant.c;
+ * x86_*.c / arm_*.c fill the same table with SIMD code, each file compiled
+ * with its own flags. cpu.c detects the CPU once and picks the best level
+ * (PICOLM_ISA forces a lower one). Every level computes what ggml's CPU
+ * backend computes: activations quantized once per product to the weight
+ * type's vec_dot_type, then integer block dot products. */
 #ifndef PICOLM_KERNELS_H
 #define PICOLM_KERNELS_H
 
@@ -12,21 +14,41 @@
 
 #include "../quant.h"
 
+#define PL_MAX_HEAD_DIM 512 /* model.c refuses larger heads */
+
 typedef struct pl_kernels_t {
     const char *name;
-    /* y[r] = dot(row r of w, x) for r in [0, rows); rows are row_bytes apart,
-     * each holding cols weights of the given type. */
-    void (*matvec)(uint32_t type, const void *w, size_t row_bytes, const float *x, float *y, int cols, int rows);
-    /* out[hd] = softmax(q.K^T * scale) V over n cached positions (FP16). */
-    void (*attn_head)(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale, float *out);
+    /* x[n] -> xq in format act_type (a vec_dot_type: F32 copies). */
+    void (*quantize)(uint32_t act_type, const float *x, void *xq, int n);
+    /* For every weight row r < rows and activation column b < nb:
+     *   y[b * y_stride + r] = dot(row r of w, column b of xq)
+     * rows are row_bytes apart and hold cols weights of `type`; columns of
+     * xq (quantized by `quantize` to the type's vec_dot_type) are xq_stride
+     * bytes apart. nb = 1 is the matrix-vector product of generation. */
+    void (*matmul)(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
+                   size_t xq_stride, int nb, float *y, size_t y_stride);
+    /* out[hd] = softmax(q.K^T * scale) V over n cached positions (FP16), as
+     * llama.cpp computes it: q rounded to FP16 for the dot products, the
+     * normalized probabilities rounded to FP16 before weighting V (this is
+     * what makes greedy tokens agree through near-ties). scratch holds n
+     * floats (the scores). */
+    void (*attn_head)(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale, float *out,
+                      float *scratch);
     void (*f32_to_f16)(const float *src, pl_half *dst, int n);
 } pl_kernels_t;
 
-/* The active table (chosen at first use, thread-safe after that). */
+/* The active table (chosen once, at the first call). */
 const pl_kernels_t *pl_kernels(void);
-/* A table by level name, or NULL if this CPU/build lacks it. */
+/* A table by level name, or NULL if this CPU or build lacks it. */
 const pl_kernels_t *pl_kernels_by_name(const char *name);
+/* Names of the levels this CPU and build support, best last; NULL-terminated. */
+const char *const *pl_kernels_available(void);
 
 extern const pl_kernels_t pl_kernels_generic;
+
+/* Shared by every level: the generic matmul for types a level leaves to it. */
+void pl_matmul_generic(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
+                       size_t xq_stride, int nb, float *y, size_t y_stride);
+void pl_quantize_generic(uint32_t act_type, const float *x, void *xq, int n);
 
 #endif

@@ -1,0 +1,773 @@
+/* x86_avx2.c - the AVX2 + FMA + F16C level (x86-64). Built with
+ * -mavx2 -mfma -mf16c; only called after cpu.c has checked the CPU.
+ *
+ * quantize: Q8_0 / Q8_1 / Q8_K activations, byte-identical to quant.c's
+ * from_float_act (ggml's x86 build). matmul, every weight type:
+ *  - generation (nb = 1) streams each weight row once: integer block dots
+ *    (maddubs/madd) in ggml's style for the K-quants, two rows at a time for
+ *    the 32-weight formats, four rows at a time for F32/F16/BF16;
+ *  - prefill (nb > 1) decodes each weight block once per call and reuses it
+ *    against every column while it sits in registers/L1 (2x2 register
+ *    tiles). For Q4_K/Q5_K/Q6_K the decoded super-block is rearranged, and
+ *    the activations the same way once per call, so that the products of
+ *    2-4 sub-blocks add up in 16-bit lanes before one madd applies their
+ *    scales: about half the multiplies of a per-column vec_dot.
+ * The integer sums are exact; only the float accumulation order differs
+ * from the scalar reference (tests/test_kernels.c bounds the difference). */
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define AI static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 16")
+#else
+#define AI static inline
+#define UNROLL
+#endif
+
+/* ---------------------------------------------------------------- helpers */
+
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline float hmax(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* fp16 at a possibly unaligned address; F16C conversion is exact. */
+static inline float ldh(const void *p) {
+    pl_half h;
+    memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
+
+static inline void sth(void *p, float f) {
+    const pl_half h = (pl_half)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+    memcpy(p, &h, sizeof h);
+}
+
+static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline __m128i ld128(const void *p) { return _mm_loadu_si128((const __m128i *)p); }
+
+/* 16 bytes of nibbles -> 32 bytes: the low nibbles, then the high ones. */
+static inline __m256i nib32(const uint8_t *p) {
+    const __m128i t = ld128(p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0f));
+}
+
+/* 32 bits (little-endian) -> 32 bytes, 0xff where the bit is set. */
+static inline __m256i bits32(const uint8_t *p) {
+    uint32_t x;
+    memcpy(&x, p, 4);
+    const __m256i shuf = _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+    v = _mm256_or_si256(v, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1));
+}
+
+/* Four vectors of 8 int32 -> 32 int8 in order (saturating). */
+static inline __m256i pack_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
+    a = _mm256_packs_epi32(a, b);
+    c = _mm256_packs_epi32(c, d);
+    a = _mm256_packs_epi16(a, c);
+    return _mm256_permutevar8x32_epi32(a, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* A shuffle mask that broadcasts 16-bit word 2k to the low 128-bit lane and
+ * word 2k+1 to the high one. */
+static inline __m256i word_pair_mask(int k) {
+    const short lo = (short)(((4 * k + 1) << 8) | (4 * k)), hi = (short)(((4 * k + 3) << 8) | (4 * k + 2));
+    return _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo));
+}
+
+/* ---------------------------------------------------------------- quantize */
+
+/* ggml's x86 quantize_row_q8_0/q8_1: d = amax/127, q = round-to-even(x *
+ * 127/amax); Q8_1 adds s = fp16(d * sum q). */
+static void quantize_q8_01(const float *x, uint8_t *out, int nblk, int with_s) {
+    const size_t bs = with_s ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int i = 0; i < nblk; i++, x += 32, out += bs) {
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+        }
+        const float amax = hmax(m);
+        const float d = amax / 127;
+        const __m256 id = _mm256_set1_ps(amax != 0 ? 127 / amax : 0.0f);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++)
+            q[k] = _mm256_cvtps_epi32(
+                _mm256_round_ps(_mm256_mul_ps(v[k], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm256_storeu_si256((__m256i *)(out + (with_s ? 4 : 2)), pack_i8(q[0], q[1], q[2], q[3]));
+        sth(out, d);
+        if (with_s) {
+            const int sum = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+            sth(out + 2, d * (float)sum);
+        }
+    }
+}
+
+/* ggml's quantize_row_q8_K_ref: the signed extreme (first of equal
+ * magnitudes) maps to -127, q = nearest-even(iscale * x), 16-weight sums. */
+static void quantize_q8_K(const float *x, block_q8_K *y, int nblk) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127);
+    const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
+    for (int i = 0; i < nblk; i++, x += QK_K) {
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < QK_K / 8; k++) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)));
+        const float amax = hmax(m);
+        if (amax == 0) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        int j = 0;
+        while (fabsf(x[j]) != amax) j++;
+        const float iscale = -127 / x[j];
+        const __m256 mul = _mm256_set1_ps(iscale);
+        __m256i s[8];
+        for (int k = 0; k < 8; k++) {
+            __m256i q[4];
+            for (int l = 0; l < 4; l++) {
+                __m256i t = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * k + 8 * l), mul));
+                q[l] = _mm256_max_epi32(_mm256_min_epi32(t, lim), nlim);
+            }
+            const __m256i b = pack_i8(q[0], q[1], q[2], q[3]);
+            _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * k), b);
+            s[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, b), one16); /* 4-byte sums */
+        }
+        /* s[k] lanes 0-3 are group 2k, lanes 4-7 group 2k+1 */
+        const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        __m256i g0 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+        __m256i g1 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
+        g0 = _mm256_permutevar8x32_epi32(g0, perm);
+        g1 = _mm256_permutevar8x32_epi32(g1, perm);
+        _mm256_storeu_si256((__m256i *)y[i].bsums, _mm256_permute4x64_epi64(_mm256_packs_epi32(g0, g1), 0xd8));
+        y[i].d = 1 / iscale;
+    }
+}
+
+static void quantize_avx2(uint32_t act_type, const float *x, void *xq, int n) {
+    switch (act_type) {
+    case PL_TYPE_Q8_0: quantize_q8_01(x, xq, n / QK8_0, 0); return;
+    case PL_TYPE_Q8_1: quantize_q8_01(x, xq, n / QK8_1, 1); return;
+    case PL_TYPE_Q8_K: quantize_q8_K(x, xq, n / QK_K); return;
+    default: pl_quantize_generic(act_type, x, xq, n); return;
+    }
+}
+
+/* ---------------------------------------------------------------- F32 F16 BF16
+ * Float activations. R rows x C columns of 8-wide FMA accumulators. */
+
+AI __m256 load_w8(const int T, const uint8_t *row, int k) {
+    if (T == PL_TYPE_F32) return _mm256_loadu_ps((const float *)row + k);
+    if (T == PL_TYPE_F16) return _mm256_cvtph_ps(ld128((const pl_half *)row + k));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(ld128((const uint16_t *)row + k)), 16));
+}
+
+AI float load_w1(const int T, const uint8_t *row, int k) {
+    if (T == PL_TYPE_F32) {
+        float f;
+        memcpy(&f, row + 4 * (size_t)k, 4);
+        return f;
+    }
+    uint16_t h;
+    memcpy(&h, row + 2 * (size_t)k, 2);
+    return T == PL_TYPE_F16 ? _cvtsh_ss(h) : pl_bf16_to_float(h);
+}
+
+AI void f_tile(const int T, const int R, const int C, const uint8_t *w, size_t rb, const float *x, size_t xs, int n,
+               float *y, size_t ys) {
+    __m256 acc[4][2];
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 wv[4];
+        UNROLL for (int r = 0; r < R; r++) wv[r] = load_w8(T, w + (size_t)r * rb, k);
+        UNROLL for (int c = 0; c < C; c++) {
+            const __m256 xv = _mm256_loadu_ps(x + (size_t)c * xs + k);
+            UNROLL for (int r = 0; r < R; r++) acc[r][c] = _mm256_fmadd_ps(wv[r], xv, acc[r][c]);
+        }
+    }
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
+        float s = hsum(acc[r][c]);
+        for (int kk = k; kk < n; kk++) s += load_w1(T, w + (size_t)r * rb, kk) * x[(size_t)c * xs + kk];
+        y[(size_t)c * ys + r] = s;
+    }
+}
+
+AI void f_cols(const int T, const int R, const uint8_t *w, size_t rb, const float *x, size_t xs, int n, int nb,
+               float *y, size_t ys) {
+    int c = 0;
+    for (; c + 2 <= nb; c += 2) f_tile(T, R, 2, w, rb, x + (size_t)c * xs, xs, n, y + (size_t)c * ys, ys);
+    if (c < nb) f_tile(T, R, 1, w, rb, x + (size_t)c * xs, xs, n, y + (size_t)c * ys, ys);
+}
+
+AI void mm_float(const int T, const uint8_t *w, size_t rb, int rows, int n, const uint8_t *xq, size_t xq_stride,
+                 int nb, float *y, size_t ys) {
+    const float *x = (const float *)xq;
+    const size_t xs = xq_stride / sizeof(float);
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) f_cols(T, 4, w + (size_t)r * rb, rb, x, xs, n, nb, y + r, ys);
+    switch (rows - r) {
+    case 3: f_cols(T, 3, w + (size_t)r * rb, rb, x, xs, n, nb, y + r, ys); break;
+    case 2: f_cols(T, 2, w + (size_t)r * rb, rb, x, xs, n, nb, y + r, ys); break;
+    case 1: f_cols(T, 1, w + (size_t)r * rb, rb, x, xs, n, nb, y + r, ys); break;
+    default: break;
+    }
+}
+
+/* ---------------------------------------------------------------- Q4_0 Q4_1 Q5_0 Q5_1 Q8_0
+ * 32-weight blocks against Q8_0 (Q8_1 for the _1 types) activation blocks.
+ * Signed weights use ggml's sign trick (|w| times x with w's sign); the
+ * unsigned _1 types add m * s per block. */
+
+AI int q0_size(const int T) {
+    switch (T) {
+    case PL_TYPE_Q4_0: return sizeof(block_q4_0);
+    case PL_TYPE_Q4_1: return sizeof(block_q4_1);
+    case PL_TYPE_Q5_0: return sizeof(block_q5_0);
+    case PL_TYPE_Q5_1: return sizeof(block_q5_1);
+    default: return sizeof(block_q8_0);
+    }
+}
+
+AI int q0_unsigned(const int T) { return T == PL_TYPE_Q4_1 || T == PL_TYPE_Q5_1; }
+
+/* The 32 quants of a block, in weight order: signed w/d for Q4_0/Q5_0/Q8_0,
+ * unsigned (w - m)/d for Q4_1/Q5_1. */
+AI __m256i q0_decode(const int T, const uint8_t *b) {
+    switch (T) {
+    case PL_TYPE_Q4_0: return _mm256_sub_epi8(nib32(b + 2), _mm256_set1_epi8(8));
+    case PL_TYPE_Q4_1: return nib32(b + 4);
+    case PL_TYPE_Q5_0: /* q - 16: a clear fifth bit makes the nibble negative */
+        return _mm256_or_si256(nib32(b + 6), _mm256_andnot_si256(bits32(b + 2), _mm256_set1_epi8((char)0xf0)));
+    case PL_TYPE_Q5_1: return _mm256_or_si256(nib32(b + 8), _mm256_and_si256(bits32(b + 4), _mm256_set1_epi8(0x10)));
+    default: return ld256(b + 2);
+    }
+}
+
+AI void q0_tile(const int T, const int R, const int C, const uint8_t *w, size_t rb, const uint8_t *xq, size_t xs,
+                int nblk, float *y, size_t ys) {
+    const int U = q0_unsigned(T);
+    const size_t wbs = (size_t)q0_size(T), xbs = U ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[2][2];
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
+    for (int i = 0; i < nblk; i++) {
+        __m256i q[2], a[2];
+        __m256 dw[2], mw[2];
+        UNROLL for (int r = 0; r < R; r++) {
+            const uint8_t *b = w + (size_t)r * rb + (size_t)i * wbs;
+            q[r] = q0_decode(T, b);
+            a[r] = U ? q[r] : _mm256_sign_epi8(q[r], q[r]);
+            dw[r] = _mm256_set1_ps(ldh(b));
+            mw[r] = U ? _mm256_set1_ps(ldh(b + 2) * 0.125f) : _mm256_setzero_ps(); /* 8 lanes add up to m */
+        }
+        UNROLL for (int c = 0; c < C; c++) {
+            const uint8_t *xb = xq + (size_t)c * xs + (size_t)i * xbs;
+            const __m256i xv = ld256(xb + xbs - 32);
+            const __m256 dx = _mm256_set1_ps(ldh(xb));
+            const __m256 sx = U ? _mm256_set1_ps(ldh(xb + 2)) : _mm256_setzero_ps();
+            UNROLL for (int r = 0; r < R; r++) {
+                __m256i p = _mm256_maddubs_epi16(a[r], U ? xv : _mm256_sign_epi8(xv, q[r]));
+                p = _mm256_madd_epi16(p, ones);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][c]);
+                if (U) acc[r][c] = _mm256_fmadd_ps(mw[r], sx, acc[r][c]);
+            }
+        }
+    }
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) y[(size_t)c * ys + r] = hsum(acc[r][c]);
+}
+
+AI void q0_cols(const int T, const int R, const uint8_t *w, size_t rb, const uint8_t *xq, size_t xs, int nblk, int nb,
+                float *y, size_t ys) {
+    int c = 0;
+    for (; c + 2 <= nb; c += 2) q0_tile(T, R, 2, w, rb, xq + (size_t)c * xs, xs, nblk, y + (size_t)c * ys, ys);
+    if (c < nb) q0_tile(T, R, 1, w, rb, xq + (size_t)c * xs, xs, nblk, y + (size_t)c * ys, ys);
+}
+
+AI void mm_q0(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
+              float *y, size_t ys) {
+    int r = 0;
+    for (; r + 2 <= rows; r += 2) q0_cols(T, 2, w + (size_t)r * rb, rb, xq, xs, cols / 32, nb, y + r, ys);
+    if (r < rows) q0_cols(T, 1, w + (size_t)r * rb, rb, xq, xs, cols / 32, nb, y + r, ys);
+}
+
+/* ---------------------------------------------------------------- K-quants, one column
+ * ggml-style block dots against Q8_K: one 32-byte maddubs per 32 weights,
+ * madd with the sub-block scale, one float FMA per super-block. */
+
+typedef float (*dot_fn)(const uint8_t *w, const uint8_t *xq, int n);
+
+/* Q4_K/Q5_K's 12 packed bytes -> 8 scales then 8 mins (6-bit each). */
+static inline __m128i k4_scales(const uint8_t *s) {
+    uint32_t u[4];
+    memcpy(u, s, 12);
+    const uint32_t m1 = 0x3f3f3f3f, m2 = 0x0f0f0f0f, m3 = 0x03030303;
+    u[3] = ((u[2] >> 4) & m2) | (((u[1] >> 6) & m3) << 4);
+    const uint32_t t = u[1] & m1;
+    u[1] = (u[2] & m2) | (((u[0] >> 6) & m3) << 4);
+    u[2] = t;
+    u[0] &= m1;
+    return _mm_loadu_si128((const __m128i *)u);
+}
+
+/* Q3_K's 16 6-bit scales (minus 32) as int16. */
+static inline __m256i q3_scales(const uint8_t *s) {
+    int16_t sc[16];
+    for (int j = 0; j < 16; j++) {
+        const int lo = j < 8 ? (s[j] & 0xf) : (s[j - 8] >> 4);
+        const int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+        sc[j] = (int16_t)((lo | (hi << 4)) - 32);
+    }
+    return ld256(sc);
+}
+
+static float dot_q2_K(const uint8_t *w, const uint8_t *xq, int n) {
+    const block_q2_K *b = (const block_q2_K *)w;
+    const block_q8_K *y = (const block_q8_K *)xq;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0xf);
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const float d = y[i].d * ldh(&b[i].d), dmin = y[i].d * ldh(&b[i].dmin);
+        const __m128i ms = ld128(b[i].scales);
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(ms, 4), m4));
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, ld256(y[i].bsums))),
+                               accm);
+        const __m256i all = _mm256_cvtepu8_epi16(_mm_and_si128(ms, m4));
+        const __m256i sc2[2] = {_mm256_permute2x128_si256(all, all, 0x00), _mm256_permute2x128_si256(all, all, 0x11)};
+        __m256i sumi = _mm256_setzero_si256();
+        UNROLL for (int h = 0; h < 2; h++) {
+            const __m256i q2 = ld256(b[i].qs + 32 * h);
+            UNROLL for (int s = 0; s < 4; s++) {
+                const __m256i q = _mm256_and_si256(_mm256_srli_epi16(q2, 2 * s), m3);
+                const __m256i p = _mm256_maddubs_epi16(q, ld256(y[i].qs + 128 * h + 32 * s));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc2[h], word_pair_mask(s))));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum(acc) - hsum(accm);
+}
+
+static float dot_q3_K(const uint8_t *w, const uint8_t *xq, int n) {
+    const block_q3_K *b = (const block_q3_K *)w;
+    const block_q8_K *y = (const block_q8_K *)xq;
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const float d = y[i].d * ldh(&b[i].d);
+        const __m256i all = q3_scales(b[i].scales);
+        const __m256i sc2[2] = {_mm256_permute2x128_si256(all, all, 0x00), _mm256_permute2x128_si256(all, all, 0x11)};
+        const __m256i hm = ld256(b[i].hmask);
+        __m256i sumi = _mm256_setzero_si256();
+        UNROLL for (int h = 0; h < 2; h++) {
+            const __m256i q2 = ld256(b[i].qs + 32 * h);
+            UNROLL for (int s = 0; s < 4; s++) {
+                const __m256i q = _mm256_and_si256(_mm256_srli_epi16(q2, 2 * s), m3);
+                const __m256i bit = _mm256_and_si256(hm, _mm256_set1_epi8((char)(1 << (4 * h + s))));
+                const __m256i sub4 = _mm256_and_si256(_mm256_cmpeq_epi8(bit, _mm256_setzero_si256()), four);
+                const __m256i x8 = ld256(y[i].qs + 128 * h + 32 * s);
+                const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, x8), _mm256_maddubs_epi16(sub4, x8));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc2[h], word_pair_mask(s))));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum(acc);
+}
+
+AI float dot_q45_K(const int T, const uint8_t *w, const uint8_t *xq, int n) {
+    const size_t bs = T == PL_TYPE_Q5_K ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const block_q8_K *y = (const block_q8_K *)xq;
+    const __m256i m4 = _mm256_set1_epi8(0xf), b4 = _mm256_set1_epi8(0x10);
+    __m256 acc = _mm256_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const uint8_t *b = w + (size_t)i * bs; /* d, dmin, scales[12], [qh[32]], qs[128] */
+        const uint8_t *qs = b + (T == PL_TYPE_Q5_K ? 48 : 16);
+        const float d = y[i].d * ldh(b), dmin = -y[i].d * ldh(b + 2);
+        const __m256i sm = _mm256_cvtepu8_epi16(k4_scales(b + 4)); /* 8 scales, 8 mins */
+        const __m128i bsum = _mm_hadd_epi16(ld128(y[i].bsums), ld128(y[i].bsums + 8));
+        accm = _mm_fmadd_ps(_mm_set1_ps(dmin),
+                            _mm_cvtepi32_ps(_mm_madd_epi16(_mm256_extracti128_si256(sm, 1), bsum)), accm);
+        const __m256i sc = _mm256_permute2x128_si256(sm, sm, 0x00);
+        __m256i hb = T == PL_TYPE_Q5_K ? ld256(b + 16) : _mm256_setzero_si256();
+        __m256i sumi = _mm256_setzero_si256();
+        UNROLL for (int j = 0; j < 4; j++) {
+            const __m256i q = ld256(qs + 32 * j);
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (T == PL_TYPE_Q5_K) {
+                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(hb, 4), b4));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(hb, 3), b4));
+                hb = _mm256_srli_epi16(hb, 2);
+            }
+            const __m256i sl = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(((4 * j + 1) << 8) | (4 * j))));
+            const __m256i sh = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(((4 * j + 3) << 8) | (4 * j + 2))));
+            const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ld256(y[i].qs + 64 * j)), sl);
+            const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ld256(y[i].qs + 64 * j + 32)), sh);
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    __m128 s = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return hsum(acc) + _mm_cvtss_f32(s);
+}
+
+static float dot_q4_K(const uint8_t *w, const uint8_t *xq, int n) { return dot_q45_K(PL_TYPE_Q4_K, w, xq, n); }
+static float dot_q5_K(const uint8_t *w, const uint8_t *xq, int n) { return dot_q45_K(PL_TYPE_Q5_K, w, xq, n); }
+
+/* Q6_K's four 32-weight vectors of one 128-half, unsigned 0..63. */
+static inline void q6_half(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0xf);
+    const __m256i l1 = ld256(ql), l2 = ld256(ql + 32), h = ld256(qh);
+    q[0] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(3)), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l2, m4), _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(12)), 2));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(h, _mm256_set1_epi8(48)));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l2, 4), m4),
+                           _mm256_srli_epi16(_mm256_and_si256(h, _mm256_set1_epi8((char)192)), 2));
+}
+
+static float dot_q6_K(const uint8_t *w, const uint8_t *xq, int n) {
+    const block_q6_K *b = (const block_q6_K *)w;
+    const block_q8_K *y = (const block_q8_K *)xq;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const float d = y[i].d * ldh(&b[i].d);
+        const __m256i all = _mm256_cvtepi8_epi16(ld128(b[i].scales));
+        /* q - 32: subtract 32 * sum(scale * bsum) once per super-block */
+        __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(all, ld256(y[i].bsums)), 5);
+        sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
+        const __m256i sc2[2] = {_mm256_permute2x128_si256(all, all, 0x00), _mm256_permute2x128_si256(all, all, 0x11)};
+        UNROLL for (int h = 0; h < 2; h++) {
+            __m256i q[4];
+            q6_half(b[i].ql + 64 * h, b[i].qh + 32 * h, q);
+            UNROLL for (int k = 0; k < 4; k++) {
+                const __m256i p = _mm256_maddubs_epi16(q[k], ld256(y[i].qs + 128 * h + 32 * k));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc2[h], word_pair_mask(k))));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum(acc);
+}
+
+static void mm_rows(dot_fn dot, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
+                    float *y, size_t ys) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < nb; c++) y[(size_t)c * ys + r] = dot(w + (size_t)r * rb, xq + (size_t)c * xs, cols);
+}
+
+/* ---------------------------------------------------------------- K-quants, many columns
+ * Each weight super-block is decoded once into 8 vectors of quants whose
+ * 16-bit lanes each belong to one sub-block across a group of vectors: Q4_K
+ * and Q5_K take a 4x(8 dword) transpose per half (groups of 4 vectors, each
+ * lane pair one 32-weight sub-block; 4 * 2*31*127 fits in int16), Q6_K
+ * interleaves qwords of vector pairs (groups of 2; 2 * 2*63*127 fits). The
+ * activations get the same rearrangement once per call, so a column costs
+ * 8 maddubs plus 2 (Q6_K: 4) madds per super-block instead of 8 + 8. */
+
+#define KC 4  /* super-blocks of activations prepared at a time */
+#define NC 32 /* columns at a time */
+
+typedef struct {
+    __m256i q[8];
+    __m256i aux; /* Q6_K: bsums */
+    __m256 mf;   /* Q4_K/Q5_K: d * (sum of each 32-weight sub-block) */
+    float d;
+} kx_t;
+
+typedef struct {
+    __m256i q[8];
+    __m256i sc[4]; /* per group: the scale of each 16-bit lane */
+    __m256i aux;   /* Q6_K: 32 * scale per 16-weight sub-block (the -32 offset) */
+    __m256 mf;     /* Q4_K/Q5_K: -dmin * min per sub-block */
+    float d;
+} kw_t;
+
+/* o[4h+v] dword p = a[4h + p%4] dword (v + 4*(p/4)), h = 0, 1. */
+static inline void tr4x2(const __m256i *a, __m256i *o) {
+    for (int h = 0; h < 8; h += 4) {
+        const __m256i t0 = _mm256_unpacklo_epi32(a[h], a[h + 1]), t1 = _mm256_unpackhi_epi32(a[h], a[h + 1]);
+        const __m256i t2 = _mm256_unpacklo_epi32(a[h + 2], a[h + 3]), t3 = _mm256_unpackhi_epi32(a[h + 2], a[h + 3]);
+        o[h] = _mm256_unpacklo_epi64(t0, t2);
+        o[h + 1] = _mm256_unpackhi_epi64(t0, t2);
+        o[h + 2] = _mm256_unpacklo_epi64(t1, t3);
+        o[h + 3] = _mm256_unpackhi_epi64(t1, t3);
+    }
+}
+
+/* o[2g] / o[2g+1]: the low / high qwords of a[2g] and a[2g+1] interleaved. */
+static inline void pair64(const __m256i *a, __m256i *o) {
+    for (int g = 0; g < 4; g++) {
+        o[2 * g] = _mm256_unpacklo_epi64(a[2 * g], a[2 * g + 1]);
+        o[2 * g + 1] = _mm256_unpackhi_epi64(a[2 * g], a[2 * g + 1]);
+    }
+}
+
+AI void prep_x(const int T, const block_q8_K *b, kx_t *o) {
+    __m256i a[8];
+    for (int j = 0; j < 8; j++) a[j] = ld256(b->qs + 32 * j);
+    o->d = b->d;
+    if (T == PL_TYPE_Q6_K) {
+        pair64(a, o->q);
+        o->aux = ld256(b->bsums);
+        o->mf = _mm256_setzero_ps();
+    } else {
+        tr4x2(a, o->q);
+        const __m256i s = _mm256_madd_epi16(ld256(b->bsums), _mm256_set1_epi16(1));
+        o->mf = _mm256_mul_ps(_mm256_set1_ps(b->d), _mm256_cvtepi32_ps(s));
+        o->aux = _mm256_setzero_si256();
+    }
+}
+
+AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
+    __m256i a[8];
+    if (T == PL_TYPE_Q6_K) {
+        const block_q6_K *x = (const block_q6_K *)b;
+        q6_half(x->ql, x->qh, a);
+        q6_half(x->ql + 64, x->qh + 32, a + 4);
+        pair64(a, o->q);
+        const __m128i s8 = ld128(x->scales);
+        for (int g = 0; g < 4; g++) {
+            /* lanes 0-3: sub-block 4g, 4-7: 4g+2, 8-11: 4g+1, 12-15: 4g+3 */
+            const __m128i m = _mm_setr_epi8((char)(4 * g), (char)(4 * g), (char)(4 * g), (char)(4 * g),
+                                            (char)(4 * g + 2), (char)(4 * g + 2), (char)(4 * g + 2), (char)(4 * g + 2),
+                                            (char)(4 * g + 1), (char)(4 * g + 1), (char)(4 * g + 1), (char)(4 * g + 1),
+                                            (char)(4 * g + 3), (char)(4 * g + 3), (char)(4 * g + 3), (char)(4 * g + 3));
+            o->sc[g] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s8, m));
+        }
+        o->aux = _mm256_slli_epi16(_mm256_cvtepi8_epi16(s8), 5);
+        o->mf = _mm256_setzero_ps();
+        o->d = ldh(&x->d);
+        return;
+    }
+    const uint8_t *qs = b + (T == PL_TYPE_Q5_K ? 48 : 16);
+    const __m256i m4 = _mm256_set1_epi8(0xf), b4 = _mm256_set1_epi8(0x10);
+    __m256i hb = T == PL_TYPE_Q5_K ? ld256(b + 16) : _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+        const __m256i q = ld256(qs + 32 * j);
+        a[2 * j] = _mm256_and_si256(q, m4);
+        a[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if (T == PL_TYPE_Q5_K) {
+            a[2 * j] = _mm256_or_si256(a[2 * j], _mm256_and_si256(_mm256_slli_epi16(hb, 4), b4));
+            a[2 * j + 1] = _mm256_or_si256(a[2 * j + 1], _mm256_and_si256(_mm256_slli_epi16(hb, 3), b4));
+            hb = _mm256_srli_epi16(hb, 2);
+        }
+    }
+    tr4x2(a, o->q);
+    const __m128i sm = k4_scales(b + 4);
+    const __m256i s16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm)); /* s0 s0 s1 s1 .. s7 s7 */
+    o->sc[0] = _mm256_permute4x64_epi64(s16, 0x44);
+    o->sc[1] = _mm256_permute4x64_epi64(s16, 0xee);
+    o->sc[2] = o->sc[3] = _mm256_setzero_si256();
+    o->aux = _mm256_setzero_si256();
+    o->mf = _mm256_mul_ps(_mm256_set1_ps(-ldh(b + 2)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
+    o->d = ldh(b);
+}
+
+/* F[r*NC + c] += row r's super-block . column c's, for r < R, c < C. */
+AI void kq_tile(const int T, const int R, const int C, const kw_t *w, const kx_t *x, __m256 *F) {
+    __m256i S[2][2];
+    if (T == PL_TYPE_Q6_K) {
+        UNROLL for (int g = 0; g < 4; g++) {
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
+                __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(w[r].q[2 * g], x[c].q[2 * g]),
+                                             _mm256_maddubs_epi16(w[r].q[2 * g + 1], x[c].q[2 * g + 1]));
+                a = _mm256_madd_epi16(a, w[r].sc[g]);
+                S[r][c] = g ? _mm256_add_epi32(S[r][c], a) : a;
+            }
+        }
+        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) S[r][c] =
+            _mm256_sub_epi32(S[r][c], _mm256_madd_epi16(w[r].aux, x[c].aux));
+    } else {
+        UNROLL for (int g = 0; g < 2; g++) {
+            __m256i A[2][2];
+            UNROLL for (int v = 0; v < 4; v++) UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
+                const __m256i p = _mm256_maddubs_epi16(w[r].q[4 * g + v], x[c].q[4 * g + v]);
+                A[r][c] = v ? _mm256_add_epi16(A[r][c], p) : p;
+            }
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
+                const __m256i a = _mm256_madd_epi16(A[r][c], w[r].sc[g]);
+                S[r][c] = g ? _mm256_add_epi32(S[r][c], a) : a;
+            }
+        }
+        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) F[r * NC + c] =
+            _mm256_fmadd_ps(w[r].mf, x[c].mf, F[r * NC + c]);
+    }
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) F[r * NC + c] =
+        _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[r][c]), _mm256_set1_ps(w[r].d * x[c].d), F[r * NC + c]);
+}
+
+AI void kq_cols(const int T, const int R, const kw_t *w, const kx_t *x, int nc, __m256 *F) {
+    int c = 0;
+    for (; c + 2 <= nc; c += 2) kq_tile(T, R, 2, w, x + c, F + c);
+    if (c < nc) kq_tile(T, R, 1, w, x + c, F + c);
+}
+
+AI void mm_kq(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
+              float *y, size_t ys) {
+    const size_t bs = T == PL_TYPE_Q4_K ? sizeof(block_q4_K) : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
+                                                                                 : sizeof(block_q6_K);
+    const int nsb = cols / QK_K;
+    kx_t xt[KC * NC];
+    kw_t wt[2];
+    __m256 F[2 * NC];
+    for (int c0 = 0; c0 < nb; c0 += NC) {
+        const int nc = nb - c0 < NC ? nb - c0 : NC;
+        for (int k0 = 0; k0 < nsb; k0 += KC) {
+            const int kc = nsb - k0 < KC ? nsb - k0 : KC;
+            for (int c = 0; c < nc; c++) {
+                const block_q8_K *xb = (const block_q8_K *)(xq + (size_t)(c0 + c) * xs) + k0;
+                for (int k = 0; k < kc; k++) prep_x(T, xb + k, &xt[k * NC + c]);
+            }
+            for (int r0 = 0; r0 < rows; r0 += 2) {
+                const int R = rows - r0 < 2 ? rows - r0 : 2;
+                for (int i = 0; i < R * NC; i++) F[i] = _mm256_setzero_ps();
+                for (int k = 0; k < kc; k++) {
+                    for (int r = 0; r < R; r++) decode_w(T, w + (size_t)(r0 + r) * rb + (size_t)(k0 + k) * bs, &wt[r]);
+                    if (R == 2)
+                        kq_cols(T, 2, wt, &xt[k * NC], nc, F);
+                    else
+                        kq_cols(T, 1, wt, &xt[k * NC], nc, F);
+                }
+                for (int r = 0; r < R; r++)
+                    for (int c = 0; c < nc; c++) {
+                        float *o = &y[(size_t)(c0 + c) * ys + r0 + r];
+                        *o = (k0 ? *o : 0.0f) + hsum(F[r * NC + c]);
+                    }
+            }
+        }
+    }
+}
+
+/* One instance per type (each holds its own ~45 KB of prepared activations). */
+static void mm_q4_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb, float *y,
+                    size_t ys) {
+    mm_kq(PL_TYPE_Q4_K, w, rb, rows, cols, xq, xs, nb, y, ys);
+}
+static void mm_q5_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb, float *y,
+                    size_t ys) {
+    mm_kq(PL_TYPE_Q5_K, w, rb, rows, cols, xq, xs, nb, y, ys);
+}
+static void mm_q6_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb, float *y,
+                    size_t ys) {
+    mm_kq(PL_TYPE_Q6_K, w, rb, rows, cols, xq, xs, nb, y, ys);
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static void matmul_avx2(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
+                        size_t xq_stride, int nb, float *y, size_t y_stride) {
+    const uint8_t *W = (const uint8_t *)w, *X = (const uint8_t *)xq;
+    switch (type) {
+    case PL_TYPE_F32: mm_float(PL_TYPE_F32, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_F16: mm_float(PL_TYPE_F16, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_BF16: mm_float(PL_TYPE_BF16, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q4_0: mm_q0(PL_TYPE_Q4_0, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q4_1: mm_q0(PL_TYPE_Q4_1, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q5_0: mm_q0(PL_TYPE_Q5_0, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q5_1: mm_q0(PL_TYPE_Q5_1, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q8_0: mm_q0(PL_TYPE_Q8_0, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q2_K: mm_rows(dot_q2_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q3_K: mm_rows(dot_q3_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q4_K:
+        if (nb == 1)
+            mm_rows(dot_q4_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+        else
+            mm_q4_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+        return;
+    case PL_TYPE_Q5_K:
+        if (nb == 1)
+            mm_rows(dot_q5_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+        else
+            mm_q5_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+        return;
+    case PL_TYPE_Q6_K:
+        if (nb == 1)
+            mm_rows(dot_q6_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+        else
+            mm_q6_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+        return;
+    default: pl_matmul_generic(type, w, row_bytes, rows, cols, xq, xq_stride, nb, y, y_stride); return;
+    }
+}
+
+/* ---------------------------------------------------------------- attention, fp16 */
+
+static void f32_to_f16_avx2(const float *src, pl_half *dst, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = pl_float_to_half(src[i]);
+}
+
+/* Attention as llama.cpp computes it (see kernels.h): scores with q in
+ * FP16, softmax in float with a double sum, FP16 probabilities times V.
+ * head_dim a multiple of 8 up to 256 takes the vector path. */
+static void attn_head_avx2(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale,
+                           float *out, float *scores) {
+    if (hd % 8 || hd > 256) {
+        pl_kernels_generic.attn_head(q, k, v, n, hd, scale, out, scores);
+        return;
+    }
+    __m256 acc[32], qv[32];
+    int nv = hd / 8;
+    for (int i = 0; i < nv; i++) {
+        acc[i] = _mm256_setzero_ps();
+        qv[i] = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + 8 * i), _MM_FROUND_TO_NEAREST_INT));
+    }
+    float mx = -INFINITY;
+    for (int t = 0; t < n; t++) {
+        const pl_half *kt = k + (size_t)t * hd;
+        __m256 s8 = _mm256_setzero_ps();
+        for (int i = 0; i < nv; i++)
+            s8 = _mm256_fmadd_ps(qv[i], _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kt + 8 * i))), s8);
+        float s = hsum(s8) * scale;
+        scores[t] = s;
+        if (s > mx) mx = s;
+    }
+    double sum = 0;
+    for (int t = 0; t < n; t++) {
+        scores[t] = expf(scores[t] - mx);
+        sum += scores[t];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int t = 0; t < n; t++) {
+        float p = pl_half_to_float(pl_float_to_half(scores[t] * inv));
+        if (p == 0.0f) continue;
+        const pl_half *vt = v + (size_t)t * hd;
+        __m256 pv = _mm256_set1_ps(p);
+        for (int i = 0; i < nv; i++)
+            acc[i] = _mm256_fmadd_ps(pv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + 8 * i))), acc[i]);
+    }
+    for (int i = 0; i < nv; i++) _mm256_storeu_ps(out + 8 * i, acc[i]);
+}
+
+const pl_kernels_t pl_kernels_avx2 = {"avx2", quantize_avx2, matmul_avx2, attn_head_avx2, f32_to_f16_avx2};
+#else
+typedef int pl_x86_avx2_unused; /* empty translation unit on other CPUs */
+#endif
