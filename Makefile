@@ -29,7 +29,7 @@ $(BUILD)/src/kernels/x86_avx2.o: ISA_FLAGS := -mavx2 -mfma -mf16c
 LIB_SRC := src/gguf.c src/quant.c src/tokenizer.c src/model.c src/sampler.c src/pool.c src/platform.c \
            src/kernels/cpu.c src/kernels/generic.c $(ISA_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
-TESTS   := test_gguf test_quant test_tokenizer test_model
+TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
 
 .PHONY: all test clean run bench

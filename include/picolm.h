@@ -64,6 +64,12 @@ size_t pl_utf8_complete(const char *s, size_t n);
 typedef struct pl_context_params {
     int n_ctx;     /* 0: the model's context_length capped at 2048 */
     int n_threads; /* 0: the number of online cores */
+    /* Weights kept resident, in MB: 0 = auto (all of them if they fit in
+     * the memory available to this process, cgroup limits included, else
+     * what fits beside a streaming window); > 0 = that budget; < 0 = never
+     * drop pages (plain mmap). Layers past the budget are streamed: read
+     * ahead one layer and dropped from the page cache right after use. */
+    int mem_budget_mb;
 } pl_context_params;
 
 int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, char *err, size_t errlen);
@@ -75,12 +81,22 @@ int pl_context_n_ctx(const pl_context *c);
  * n*n_vocab floats for every position when all_logits is set. */
 int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits, int all_logits);
 
+/* Shift the cache when it is full: positions [n_keep + n_discard, n_past)
+ * move down by n_discard (keys re-rotated by RoPE for the new positions, as
+ * llama.cpp's context shift does); the caller continues at n_past - n_discard. */
+int pl_context_shift(pl_context *c, int n_keep, int n_discard, int n_past);
+
 typedef struct pl_mem_stats {
-    size_t state_bytes;  /* scratch buffers, tables, pool */
-    size_t kv_bytes;     /* KV cache */
-    size_t peak_rss;     /* process peak resident set (0 if unknown) */
+    size_t state_bytes;   /* scratch buffers, tables, pool (allocated by us) */
+    size_t kv_bytes;      /* KV cache (allocated by us) */
+    size_t rss_anon;      /* process private anonymous memory now (Linux; 0 if unknown) */
+    size_t rss_file;      /* file-backed resident pages now: mostly the mapped model */
+    size_t peak_rss;      /* process peak resident set (0 if unknown) */
+    size_t peak_anon;     /* peak private anonymous memory seen by pl_context_mem calls */
 } pl_mem_stats;
-void pl_context_mem(const pl_context *c, pl_mem_stats *out);
+void pl_context_mem(pl_context *c, pl_mem_stats *out);
+/* Layers kept in the page cache; the rest are streamed (see mem_budget_mb). */
+int pl_context_resident_layers(const pl_context *c);
 
 /* Sampling: temperature 0 = greedy argmax; top_k 0 = off; top_p 1 = off. */
 typedef struct pl_sampler_params {

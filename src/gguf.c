@@ -132,15 +132,15 @@ static int find_duplicate(const void *arr, uint64_t n, size_t stride, cursor *c,
 static int str_has_nul(gguf_str s) { return memchr(s.ptr, 0, (size_t)s.len) != NULL; }
 
 int gguf_parse(gguf_file *g, const void *buf, size_t size, char *err, size_t errlen) {
-    cursor c = {(const uint8_t *)buf, (const uint8_t *)buf + size, err, errlen};
+    cursor c = {(const uint8_t *)buf, (const uint8_t *)buf, err, errlen};
     memset(g, 0, sizeof *g);
     if (err && errlen) err[0] = 0;
-    if (!buf) return fail(&c, "no data");
+    if (!buf || size < 4) return fail(&c, "file too small to be GGUF (%zu bytes)", buf ? size : 0);
+    c.end = c.p + size;
     g->base = (const uint8_t *)buf;
     g->size = size;
 
     uint32_t magic = 0;
-    if (size < 4) return fail(&c, "file too small to be GGUF (%zu bytes)", size);
     rd_u32(&c, &magic, "magic");
     if (magic != GGUF_MAGIC) return fail(&c, "not a GGUF file (bad magic)");
     if (rd_u32(&c, &g->version, "version")) return -1;

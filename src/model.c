@@ -54,6 +54,7 @@ struct pl_model {
     pl_weight output;         /* [n_embd] -> [n_vocab]; = tok_embd when tied */
     pl_layer *layers;         /* [n_layer] */
     float *owned_norms;       /* norms converted from non-F32 types */
+    size_t *layer_off, *layer_len; /* [n_layer] byte span of each layer's tensors in the file */
 };
 
 #define PL_BATCH 32 /* prompt tokens per batch through the layers */
@@ -76,7 +77,8 @@ struct pl_context {
     float *scores;              /* [n_threads][n_ctx] attention scores */
     pl_half *kcache, *vcache;   /* [n_layer][n_head_kv][n_ctx][head_dim] */
     float *rope_cos, *rope_sin; /* [n_ctx][n_rot/2] */
-    size_t state_bytes, kv_bytes;
+    size_t state_bytes, kv_bytes, peak_anon;
+    int n_resident;             /* layers [0, n_resident) stay cached; the rest stream */
 };
 
 static int set_err(char *err, size_t errlen, int code, const char *fmt, ...) {
@@ -230,6 +232,23 @@ static int load(pl_model *m, char *err, size_t errlen) {
 #undef NAME
     }
     in->ftype = m->layers[0].wq.tr->name;
+
+    /* each layer's byte span in the file, for paging hints */
+    m->layer_off = calloc(n_layer, sizeof *m->layer_off);
+    m->layer_len = calloc(n_layer, sizeof *m->layer_len);
+    if (!m->layer_off || !m->layer_len) return set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
+    for (uint32_t l = 0; l < n_layer; l++) {
+        const pl_layer *L = &m->layers[l];
+        const pl_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        size_t lo = (size_t)-1, hi = 0;
+        for (int i = 0; i < 7; i++) {
+            size_t o = (size_t)((const uint8_t *)ws[i]->data - m->gguf.base), e = o + ws[i]->row_bytes * ws[i]->rows;
+            if (o < lo) lo = o;
+            if (e > hi) hi = e;
+        }
+        m->layer_off[l] = lo;
+        m->layer_len[l] = hi - lo;
+    }
     return 0;
 }
 
@@ -263,6 +282,7 @@ int pl_model_open_memory(pl_model **out, const void *buf, size_t len, char *err,
     *out = NULL;
     pl_model *m = calloc(1, sizeof *m);
     if (!m) return set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
+    m->map.fd = -1;
     return open_common(out, m, buf, len, err, errlen);
 }
 
@@ -272,6 +292,8 @@ void pl_model_close(pl_model *m) {
     gguf_free(&m->gguf);
     free(m->layers);
     free(m->owned_norms);
+    free(m->layer_off);
+    free(m->layer_len);
     pl_unmap_file(&m->map);
     free(m);
 }
@@ -307,6 +329,35 @@ static void *xalloc(size_t n, size_t *acct) {
     void *p = calloc(1, n ? n : 1);
     if (p) *acct += n;
     return p;
+}
+
+/* How many layers stay cached. Everything when the weights fit in the
+ * budget (or in the memory available, cgroup limits included); otherwise
+ * the output matrix and the first layers that fit beside a window of two
+ * streamed layers (the one running and the one read ahead). */
+static void plan_residency(pl_context *c, int budget_mb) {
+    const pl_model *m = c->m;
+    int L = m->info.n_layer;
+    c->n_resident = L;
+    if (budget_mb < 0 || !m->map.addr) return; /* plain mmap, or a memory buffer */
+    size_t budget;
+    if (budget_mb > 0) {
+        budget = (size_t)budget_mb << 20;
+    } else {
+        size_t avail = pl_mem_available();
+        if (avail == 0) return;
+        /* leave room for our own buffers and the rest of the system */
+        size_t reserve = c->state_bytes + c->kv_bytes + ((size_t)32 << 20);
+        budget = avail > reserve ? avail - reserve : 0;
+    }
+    size_t total = m->map.size, biggest = 0, sum = 0;
+    if (total <= budget) return;
+    for (int l = 0; l < L; l++)
+        if (m->layer_len[l] > biggest) biggest = m->layer_len[l];
+    size_t fixed = m->output.row_bytes * (size_t)m->output.rows + 2 * biggest;
+    int k = 0;
+    while (k < L && fixed + sum + m->layer_len[k] <= budget) sum += m->layer_len[k++];
+    c->n_resident = k;
 }
 
 int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, char *err, size_t errlen) {
@@ -360,6 +411,7 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
         pl_context_free(c);
         return set_err(err, errlen, PL_ERR_NOMEM, "cannot start %d threads", n_threads);
     }
+    plan_residency(c, p ? p->mem_budget_mb : 0);
     /* RoPE tables, computed the way ggml does: theta_i = pos * base^(-2i/n_rot),
      * advanced by repeated multiplication in float. */
     float theta_scale = powf(in->rope_base, -2.0f / (float)in->n_rot);
@@ -387,10 +439,42 @@ void pl_context_free(pl_context *c) {
 
 int pl_context_n_ctx(const pl_context *c) { return c->n_ctx; }
 
-void pl_context_mem(const pl_context *c, pl_mem_stats *out) {
+void pl_context_mem(pl_context *c, pl_mem_stats *out) {
     out->state_bytes = c->state_bytes;
     out->kv_bytes = c->kv_bytes;
+    pl_rss_split(&out->rss_anon, &out->rss_file);
     out->peak_rss = pl_peak_rss();
+    if (out->rss_anon > c->peak_anon) c->peak_anon = out->rss_anon;
+    out->peak_anon = c->peak_anon;
+}
+
+int pl_context_resident_layers(const pl_context *c) { return c->n_resident; }
+
+int pl_context_shift(pl_context *c, int n_keep, int n_discard, int n_past) {
+    const pl_model_info *in = &c->m->info;
+    if (n_keep < 0 || n_discard <= 0 || n_past > c->n_ctx || n_keep + n_discard > n_past) return PL_ERR_ARG;
+    int hd = c->head_dim, half = in->n_rot / 2, n_move = n_past - n_keep - n_discard;
+    /* rotating by -d: cos(d), -sin(d) from the tables (d < n_ctx) */
+    const float *cs = c->rope_cos + (size_t)n_discard * half, *sn = c->rope_sin + (size_t)n_discard * half;
+    float buf[PL_MAX_HEAD_DIM];
+    for (int l = 0; l < in->n_layer; l++)
+        for (int h = 0; h < in->n_head_kv; h++) {
+            size_t base = (((size_t)l * in->n_head_kv + h) * c->n_ctx) * hd;
+            pl_half *k = c->kcache + base, *v = c->vcache + base;
+            memmove(k + (size_t)n_keep * hd, k + (size_t)(n_keep + n_discard) * hd, (size_t)n_move * hd * sizeof *k);
+            memmove(v + (size_t)n_keep * hd, v + (size_t)(n_keep + n_discard) * hd, (size_t)n_move * hd * sizeof *v);
+            for (int t = n_keep; t < n_keep + n_move; t++) {
+                pl_half *kt = k + (size_t)t * hd;
+                for (int i = 0; i < hd; i++) buf[i] = pl_half_to_float(kt[i]);
+                for (int i = 0; i < half; i++) {
+                    float a = buf[2 * i], b = buf[2 * i + 1];
+                    buf[2 * i] = a * cs[i] + b * sn[i];
+                    buf[2 * i + 1] = -a * sn[i] + b * cs[i];
+                }
+                for (int i = 0; i < hd; i++) kt[i] = pl_float_to_half(buf[i]);
+            }
+        }
+    return 0;
 }
 
 /* ---- forward pass ------------------------------------------------------ */
@@ -509,6 +593,10 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
 
     for (int l = 0; l < in->n_layer; l++) {
         const pl_layer *L = &m->layers[l];
+        /* streaming: read the next streamed layer ahead while this one runs */
+        int next = l + 1 < in->n_layer ? l + 1 : c->n_resident;
+        if (c->n_resident < in->n_layer && next >= c->n_resident)
+            pl_advise(&m->map, m->layer_off[next], m->layer_len[next], PL_ADV_WILLNEED);
         for (int b = 0; b < nb; b++) rmsnorm(c->xb + (size_t)b * E, c->x + (size_t)b * E, L->attn_norm, E, in->rms_eps);
         {
             const pl_weight *w[3] = {&L->wq, &L->wk, &L->wv};
@@ -559,6 +647,9 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
             matmul(c, 1, nb, w, x, (size_t)F, y, ys);
         }
         for (size_t i = 0; i < (size_t)nb * E; i++) c->x[i] += c->xb[i];
+        /* a streamed layer leaves the page cache right away, so LRU never
+         * evicts the resident ones (or the next layer) in its place */
+        if (l >= c->n_resident) pl_advise(&m->map, m->layer_off[l], m->layer_len[l], PL_ADV_DONTNEED);
     }
     if (!logits || first_logit >= nb) return;
     int nl = nb - first_logit;

@@ -94,9 +94,19 @@ n=$(echo "$ref" | wc -w)
 [ "$(wc -c <"$T/l.f32")" = $((n * 512 * 4)) ] && ok || bad "--dump-logits size"
 
 # a context that fills up during generation: message on stderr, exit 0
-"$BIN" "$M" -p "Once upon a time" -c 14 -n 50 -t 0 >"$T/out" 2>"$T/err"
+"$BIN" "$M" -p "Once upon a time" -c 14 -n 50 -t 0 --no-context-shift >"$T/out" 2>"$T/err"
 rc=$?
 [ $rc = 0 ] && grep -q "context full" "$T/err" && ok || bad "context full: rc $rc $(cat "$T/err")"
+
+# by default the window slides instead: 3x the context, exactly -n tokens
+"$BIN" "$M" -p "Once upon a time" -c 16 -n 48 -t 0 >"$T/out" 2>"$T/err"
+[ $? = 0 ] && grep -q "generated 48 tokens" "$T/err" && grep -q "context shifted" "$T/err" && ok || bad "sliding window: $(cat "$T/err")"
+expect 2 "$M" --keep x
+expect 2 "$M" --mem-budget -2
+# a memory budget smaller than the model streams its layers and changes nothing
+"$BIN" "$M32" -p "Once upon a time" -n 8 -t 0 -q >"$T/a"
+"$BIN" "$M32" -p "Once upon a time" -n 8 -t 0 --mem-budget 1 >"$T/b" 2>"$T/err"
+cmp -s "$T/a" "$T/b" && grep -q " 0/2 layers resident" "$T/err" && ok || bad "--mem-budget 1: $(cat "$T/err")"
 
 # PicoClaw's call: chat prompt on stdin, `picolm MODEL -n N -t T -j J`
 printf '<|system|>\nYou are helpful.\n</s>\n<|user|>\nHi\n</s>\n<|assistant|>\n' |

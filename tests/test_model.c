@@ -92,7 +92,7 @@ static void test_logits(void) {
         float *got[2];
         for (int j = 0; j < 2; j++) {
             char err[256];
-            pl_context_params cp = {64, j + 1};
+            pl_context_params cp = {64, j + 1, 0};
             pl_context *c;
             got[j] = calloc((size_t)64 * V, sizeof(float));
             CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
@@ -157,7 +157,7 @@ static void test_logits(void) {
             int ng = bar ? read_ids(bar + 1, refg, 32) : 0;
             CHECK(np > 0 && ng == 32, "%s: malformed", rel);
             char err[256];
-            pl_context_params cp = {128, 1};
+            pl_context_params cp = {128, 1, 0};
             pl_context *c;
             if (ng == 32 && pl_context_new(&c, m, &cp, err, sizeof err) == 0) {
                 float *sl = malloc((size_t)32 * V * sizeof(float));
@@ -187,7 +187,7 @@ static void test_tiny32k(void) {
     if (!m) { free(tsv); return; }
     int V = pl_model_get_info(m)->n_vocab;
     char err[256];
-    pl_context_params cp = {512, 2};
+    pl_context_params cp = {512, 2, 0};
     pl_context *c;
     CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
     float *sl = malloc((size_t)32 * V * sizeof(float));
@@ -230,7 +230,7 @@ static void test_api_errors(void) {
     pl_model *m = open_model("models/tiny512-Q8_0.gguf");
     if (!m) return;
     char err[256];
-    pl_context_params cp = {8, 1};
+    pl_context_params cp = {8, 1, 0};
     pl_context *c;
     CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context");
     int32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -259,7 +259,80 @@ static void test_utf8(void) {
     CHECK(pl_utf8_complete("\x80\x80\x80\x80", 4) == 4, "stray continuation bytes pass");
 }
 
+static double nrmse(const float *g, const float *r, int V) {
+    double mean = 0, var = 0, se = 0;
+    for (int v = 0; v < V; v++) mean += r[v];
+    mean /= V;
+    for (int v = 0; v < V; v++) {
+        var += (r[v] - mean) * (r[v] - mean);
+        se += ((double)g[v] - r[v]) * ((double)g[v] - r[v]);
+    }
+    return sqrt(se / var);
+}
+
+static int argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+/* The sliding window: 3x the context of greedy tokens through pl_context_shift
+ * on -c 64. After every shift the logits must match a reference that
+ * re-runs the kept tokens from scratch in a fresh context. They cannot be
+ * bit-equal (the shifted cache saw the dropped tokens in its upper layers,
+ * and keys are re-rotated in FP16), so the bound is on the distance. */
+static void test_context_shift(void) {
+    pl_model *m = open_model("models/tiny512-Q8_0.gguf");
+    if (!m) return;
+    int V = pl_model_get_info(m)->n_vocab, N = 64, keep = 1;
+    char err[256];
+    pl_context_params cp = {N, 1, 0};
+    pl_context *c, *fresh;
+    CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context");
+    CHECK(pl_context_new(&fresh, m, &cp, err, sizeof err) == 0, "context");
+    int32_t hist[64] = {1, 438, 113, 346, 318, 115, 265, 263, 260, 326, 104};
+    float *lg = malloc((size_t)V * sizeof *lg), *ref = malloc((size_t)V * sizeof *ref);
+    int pos = 11, shifts = 0, same = 0;
+    double worst = 0;
+    pl_eval(c, hist, pos, 0, lg, 0);
+    for (int step = 0; step < 3 * N; step++) {
+        int32_t tok = argmax(lg, V);
+        if (pos == N) {
+            int n_discard = (pos - keep) / 2;
+            CHECK(pl_context_shift(c, keep, n_discard, pos) == 0, "shift");
+            memmove(hist + keep, hist + keep + n_discard, (size_t)(pos - keep - n_discard) * sizeof *hist);
+            pos -= n_discard;
+            shifts++;
+            hist[pos] = tok;
+            CHECK(pl_eval(c, &tok, 1, pos, lg, 0) == 0, "eval after shift");
+            pos++;
+            /* the reference: the kept tokens from scratch */
+            CHECK(pl_eval(fresh, hist, pos, 0, ref, 0) == 0, "fresh eval");
+            double e = nrmse(lg, ref, V);
+            if (e > worst) worst = e;
+            same += argmax(lg, V) == argmax(ref, V);
+            continue;
+        }
+        hist[pos] = tok;
+        CHECK(pl_eval(c, &tok, 1, pos, lg, 0) == 0, "eval");
+        pos++;
+    }
+    printf("  context shift: %d shifts over %d tokens, worst NRMSE %.4f vs recomputed, argmax equal %d/%d\n",
+           shifts, 3 * N, worst, same, shifts);
+    CHECK(shifts >= 5, "only %d shifts", shifts);
+    CHECK(worst < 0.05, "shifted cache too far from recomputation: %.4f", worst);
+    CHECK(same >= shifts - 1, "argmax after shift differs %d times", shifts - same);
+    CHECK(pl_context_shift(c, 0, 0, 10) != 0 && pl_context_shift(c, 10, 60, 64) != 0, "bad shift arguments");
+    free(lg);
+    free(ref);
+    pl_context_free(c);
+    pl_context_free(fresh);
+    pl_model_close(m);
+}
+
 int main(void) {
+    test_context_shift();
     test_utf8();
     test_api_errors();
     test_logits();

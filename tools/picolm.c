@@ -35,6 +35,11 @@ static const char *usage_text =
     "  -c N               context length (default: the model's, capped at 2048)\n"
     "  -j N               threads (default: online cores)\n"
     "  --no-bos           do not add the BOS token\n"
+    "  --keep N           tokens kept at the start when the context slides\n"
+    "                     (default: BOS)\n"
+    "  --no-context-shift stop when the context is full instead of sliding\n"
+    "  --mem-budget MB    weights kept cached; the rest stream layer by layer\n"
+    "                     (default: what fits in available memory; -1 = plain mmap)\n"
     "  --prompt-ids IDS   the prompt as token ids (\"1 2 3\") instead of text\n"
     "  --tokenize         print the prompt's token ids and exit\n"
     "  --dump-logits FILE with -n 0: write float32 logits of every prompt\n"
@@ -45,7 +50,7 @@ static const char *usage_text =
 
 typedef struct {
     const char *model, *prompt, *prompt_ids, *dump_logits;
-    int n_predict, top_k, n_ctx, n_threads, no_bos, tokenize, quiet;
+    int n_predict, top_k, n_ctx, n_threads, no_bos, tokenize, quiet, keep, no_shift, mem_budget;
     float temp, top_p;
     uint64_t seed;
 } options;
@@ -103,6 +108,9 @@ static void parse_args(options *o, int argc, char **argv) {
         } else if (!strcmp(a, "-c")) o->n_ctx = parse_int(a, VALUE(), 1, 1 << 20);
         else if (!strcmp(a, "-j")) o->n_threads = parse_int(a, VALUE(), 1, 1024);
         else if (!strcmp(a, "--no-bos")) o->no_bos = 1;
+        else if (!strcmp(a, "--keep")) o->keep = parse_int(a, VALUE(), 0, 1 << 20);
+        else if (!strcmp(a, "--no-context-shift")) o->no_shift = 1;
+        else if (!strcmp(a, "--mem-budget")) o->mem_budget = parse_int(a, VALUE(), -1, 1 << 24);
         else if (!strcmp(a, "--prompt-ids")) o->prompt_ids = VALUE();
         else if (!strcmp(a, "--tokenize")) o->tokenize = 1;
         else if (!strcmp(a, "--dump-logits")) o->dump_logits = VALUE();
@@ -177,6 +185,7 @@ int main(int argc, char **argv) {
     o.temp = 0.8f;
     o.top_p = 0.9f;
     o.seed = 42;
+    o.keep = -1;
     parse_args(&o, argc, argv);
 #ifdef _WIN32
     _setmode(_fileno(stdout), _O_BINARY);
@@ -233,7 +242,7 @@ int main(int argc, char **argv) {
     }
     if (n_ids == 0) fail("empty prompt");
 
-    pl_context_params cp = {o.n_ctx, o.n_threads};
+    pl_context_params cp = {o.n_ctx, o.n_threads, o.mem_budget};
     pl_context *ctx;
     if (pl_context_new(&ctx, model, &cp, err, sizeof err)) fail("%s", err);
     int n_ctx = pl_context_n_ctx(ctx);
@@ -242,7 +251,9 @@ int main(int argc, char **argv) {
 
     int n_vocab = info->n_vocab;
     float *logits = malloc((size_t)n_vocab * sizeof(float) * (o.dump_logits ? (size_t)n_ids : 1));
-    if (!logits) fail("out of memory for logits");
+    int32_t *hist = malloc((size_t)n_ctx * sizeof *hist); /* the tokens in the cache */
+    if (!logits || !hist) fail("out of memory");
+    memcpy(hist, ids, (size_t)n_ids * sizeof *ids);
 
     double t1 = pl_time_sec();
     int rc = pl_eval(ctx, ids, n_ids, 0, logits, o.dump_logits != NULL);
@@ -260,10 +271,14 @@ int main(int argc, char **argv) {
     pl_sampler *smp;
     if (pl_sampler_new(&smp, &sp, n_vocab)) fail("bad sampling parameters");
 
+    /* tokens kept at the front when the window slides: --keep, else BOS */
+    int n_keep = o.keep >= 0 ? o.keep : (n_ids > 0 && ids[0] == pl_token_bos(model));
+    if (n_keep > n_ctx / 2) n_keep = n_ctx / 2;
+
     /* generation: sample from the last logits, print, feed back */
     char piece[256], pend[512];
     size_t npend = 0;
-    int pos = n_ids, n_gen = 0, ctx_full = 0;
+    int pos = n_ids, n_gen = 0, ctx_full = 0, n_shifts = 0;
     int32_t prev = ids[n_ids - 1], eos = pl_token_eos(model);
     double t2 = pl_time_sec();
     while (n_gen < o.n_predict) {
@@ -290,9 +305,19 @@ int main(int argc, char **argv) {
         prev = tok;
         if (n_gen == o.n_predict) break;
         if (pos >= n_ctx) {
-            ctx_full = 1;
-            break;
+            /* the context is full: keep n_keep tokens, drop the older half of
+             * the rest and go on (llama.cpp's context shift) */
+            int n_discard = (pos - n_keep) / 2;
+            if (o.no_shift || n_discard <= 0) {
+                ctx_full = 1;
+                break;
+            }
+            if (pl_context_shift(ctx, n_keep, n_discard, pos)) fail("context shift failed");
+            memmove(hist + n_keep, hist + n_keep + n_discard, (size_t)(pos - n_keep - n_discard) * sizeof *hist);
+            pos -= n_discard;
+            n_shifts++;
         }
+        hist[pos] = tok;
         if ((rc = pl_eval(ctx, &tok, 1, pos, logits, 0))) fail("evaluation failed (%d)", rc);
         pos++;
     }
@@ -304,15 +329,19 @@ int main(int argc, char **argv) {
     if (!o.quiet) {
         pl_mem_stats ms;
         pl_context_mem(ctx, &ms);
+        int nt = cp.n_threads ? cp.n_threads : pl_num_cores();
         fprintf(stderr,
                 "\n[picolm] model %s %s, %d layers, kernels %s, %d threads, load %.0f ms\n"
                 "[picolm] prompt %d tokens, %.2f tok/s; generated %d tokens, %.2f tok/s; first token %.0f ms\n"
-                "[picolm] memory: state %.2f MB, KV cache %.2f MB (ctx %d), peak RSS %.1f MB\n",
-                info->ftype, o.model, info->n_layer, pl_cpu_level(), cp.n_threads ? cp.n_threads : pl_num_cores(),
-                t_load * 1e3, n_ids, t_prefill > 0 ? n_ids / t_prefill : 0.0, n_gen,
-                t_gen > 0 && n_gen > 1 ? (n_gen - 1) / t_gen : 0.0, t_first * 1e3, ms.state_bytes / 1e6,
-                ms.kv_bytes / 1e6, n_ctx, ms.peak_rss / 1e6);
+                "[picolm] memory: state %.2f MB, KV cache %.2f MB (ctx %d); private %.1f MB, model pages %.1f MB, "
+                "peak RSS %.1f MB; %d/%d layers resident\n",
+                info->ftype, o.model, info->n_layer, pl_cpu_level(), nt, t_load * 1e3, n_ids,
+                t_prefill > 0 ? n_ids / t_prefill : 0.0, n_gen, t_gen > 0 && n_gen > 1 ? (n_gen - 1) / t_gen : 0.0,
+                t_first * 1e3, ms.state_bytes / 1e6, ms.kv_bytes / 1e6, n_ctx, ms.rss_anon / 1e6, ms.rss_file / 1e6,
+                ms.peak_rss / 1e6, pl_context_resident_layers(ctx), info->n_layer);
+        if (n_shifts) fprintf(stderr, "[picolm] context shifted %d times (keeping %d tokens)\n", n_shifts, n_keep);
     }
+    free(hist);
     pl_sampler_free(smp);
     free(logits);
     free(ids);

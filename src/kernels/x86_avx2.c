@@ -725,46 +725,86 @@ static void f32_to_f16_avx2(const float *src, pl_half *dst, int n) {
     for (; i < n; i++) dst[i] = pl_float_to_half(src[i]);
 }
 
-/* Attention as llama.cpp computes it (see kernels.h): scores with q in
- * FP16, softmax in float with a double sum, FP16 probabilities times V.
- * head_dim a multiple of 8 up to 256 takes the vector path. */
+/* Eight K rows' fp16 at columns i..i+7 -> c[l] lane j = k[j][i + l]. */
+static inline void tr8x8_16(const pl_half *k, size_t stride, __m256 c[8]) {
+    __m128i r[8], a[8], b[8];
+    for (int j = 0; j < 8; j++) r[j] = ld128(k + (size_t)j * stride);
+    for (int j = 0; j < 8; j += 2) {
+        a[j] = _mm_unpacklo_epi16(r[j], r[j + 1]);
+        a[j + 1] = _mm_unpackhi_epi16(r[j], r[j + 1]);
+    }
+    for (int h = 0; h < 8; h += 4) {
+        b[h] = _mm_unpacklo_epi32(a[h], a[h + 2]);
+        b[h + 1] = _mm_unpackhi_epi32(a[h], a[h + 2]);
+        b[h + 2] = _mm_unpacklo_epi32(a[h + 1], a[h + 3]);
+        b[h + 3] = _mm_unpackhi_epi32(a[h + 1], a[h + 3]);
+    }
+    for (int l = 0; l < 4; l++) {
+        c[2 * l] = _mm256_cvtph_ps(_mm_unpacklo_epi64(b[l], b[l + 4]));
+        c[2 * l + 1] = _mm256_cvtph_ps(_mm_unpackhi_epi64(b[l], b[l + 4]));
+    }
+}
+
+/* Attention as llama.cpp computes it (see kernels.h), and bit for bit the
+ * generic level's: every product (fp16 q times fp16 k, fp16 p times fp16 v)
+ * is exact in float, so an FMA rounds like the generic's multiply-then-add,
+ * and each sum runs in the generic's order: scores take 8 positions at once
+ * (K transposed 8x8), each summed over i ascending; out takes 8 dims at
+ * once, summed over t ascending. expf and the double sum stay scalar. */
 static void attn_head_avx2(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale,
                            float *out, float *scores) {
-    if (hd % 8 || hd > 256) {
+    if (hd % 8 || hd > PL_MAX_HEAD_DIM) {
         pl_kernels_generic.attn_head(q, k, v, n, hd, scale, out, scores);
         return;
     }
-    __m256 acc[32], qv[32];
-    int nv = hd / 8;
-    for (int i = 0; i < nv; i++) {
-        acc[i] = _mm256_setzero_ps();
-        qv[i] = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + 8 * i), _MM_FROUND_TO_NEAREST_INT));
+    float qh[PL_MAX_HEAD_DIM];
+    for (int i = 0; i < hd; i += 8)
+        _mm256_storeu_ps(qh + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + i), _MM_FROUND_TO_NEAREST_INT)));
+    __m256 vmx = _mm256_set1_ps(-INFINITY);
+    int t = 0;
+    for (; t + 8 <= n; t += 8) {
+        __m256 s = _mm256_setzero_ps();
+        for (int i = 0; i < hd; i += 8) {
+            __m256 c[8];
+            tr8x8_16(k + (size_t)t * hd + i, (size_t)hd, c);
+            for (int l = 0; l < 8; l++) s = _mm256_fmadd_ps(_mm256_set1_ps(qh[i + l]), c[l], s);
+        }
+        s = _mm256_mul_ps(s, _mm256_set1_ps(scale));
+        _mm256_storeu_ps(scores + t, s);
+        vmx = _mm256_max_ps(vmx, s);
     }
-    float mx = -INFINITY;
-    for (int t = 0; t < n; t++) {
+    float mx = hmax(vmx);
+    for (; t < n; t++) {
         const pl_half *kt = k + (size_t)t * hd;
-        __m256 s8 = _mm256_setzero_ps();
-        for (int i = 0; i < nv; i++)
-            s8 = _mm256_fmadd_ps(qv[i], _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kt + 8 * i))), s8);
-        float s = hsum(s8) * scale;
-        scores[t] = s;
-        if (s > mx) mx = s;
+        float s = 0.0f;
+        for (int i = 0; i < hd; i++) s += qh[i] * _cvtsh_ss(kt[i]);
+        scores[t] = s * scale;
+        if (scores[t] > mx) mx = scores[t];
     }
     double sum = 0;
-    for (int t = 0; t < n; t++) {
+    for (t = 0; t < n; t++) {
         scores[t] = expf(scores[t] - mx);
         sum += scores[t];
     }
-    float inv = (float)(1.0 / sum);
-    for (int t = 0; t < n; t++) {
-        float p = pl_half_to_float(pl_float_to_half(scores[t] * inv));
-        if (p == 0.0f) continue;
-        const pl_half *vt = v + (size_t)t * hd;
-        __m256 pv = _mm256_set1_ps(p);
-        for (int i = 0; i < nv; i++)
-            acc[i] = _mm256_fmadd_ps(pv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + 8 * i))), acc[i]);
+    const float inv = (float)(1.0 / sum);
+    for (t = 0; t + 8 <= n; t += 8) {
+        const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(scores + t), _mm256_set1_ps(inv));
+        _mm256_storeu_ps(scores + t, _mm256_cvtph_ps(_mm256_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT)));
     }
-    for (int i = 0; i < nv; i++) _mm256_storeu_ps(out + 8 * i, acc[i]);
+    for (; t < n; t++) scores[t] = _cvtsh_ss((pl_half)_cvtss_sh(scores[t] * inv, _MM_FROUND_TO_NEAREST_INT));
+    for (int i0 = 0; i0 < hd; i0 += 64) {
+        const int nv = (hd - i0) / 8 < 8 ? (hd - i0) / 8 : 8;
+        __m256 acc[8];
+        UNROLL for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
+        for (t = 0; t < n; t++) {
+            if (scores[t] == 0.0f) continue;
+            const __m256 p = _mm256_set1_ps(scores[t]);
+            const pl_half *vt = v + (size_t)t * hd + i0;
+            UNROLL for (int u = 0; u < 8; u++) if (u < nv) acc[u] =
+                _mm256_fmadd_ps(p, _mm256_cvtph_ps(ld128(vt + 8 * u)), acc[u]);
+        }
+        UNROLL for (int u = 0; u < 8; u++) if (u < nv) _mm256_storeu_ps(out + i0 + 8 * u, acc[u]);
+    }
 }
 
 const pl_kernels_t pl_kernels_avx2 = {"avx2", quantize_avx2, matmul_avx2, attn_head_avx2, f32_to_f16_avx2};

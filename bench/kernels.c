@@ -1,0 +1,121 @@
+/* kernels.c - matmul microbenchmark per weight type and kernel level (not
+ * part of make test). For a rows x cols weight matrix (default 5632 x 2048,
+ * TinyLlama's FFN): generation (nb = 1) as GB/s of weights streamed, with
+ * enough copies of the matrix to defeat the caches; prefill (nb = 32) as
+ * GFLOP/s (2 * rows * cols * nb per call). Single-threaded unless -t 2.
+ *
+ *   make -s && cc -O2 -Iinclude -Isrc bench/kernels.c build/libpicolm.a -lm -lpthread -o build/bench_kernels
+ *   build/bench_kernels [-t threads] [-r rows] [-c cols] [-T Q4_K,Q6_K,...] */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/kernels.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct {
+    const pl_kernels_t *K;
+    uint32_t type;
+    const uint8_t *w;
+    size_t rb;
+    int rows, cols, nb;
+    const uint8_t *xq;
+    size_t xs;
+    float *y;
+    size_t ys;
+    int ith, nth;
+} job;
+
+static void *run(void *arg) {
+    const job *j = arg;
+    int groups = (j->rows + 3) / 4, per = (groups + j->nth - 1) / j->nth * 4;
+    int r0 = per * j->ith, r1 = r0 + per < j->rows ? r0 + per : j->rows;
+    if (r0 < r1)
+        j->K->matmul(j->type, j->w + (size_t)r0 * j->rb, j->rb, r1 - r0, j->cols, j->xq, j->xs, j->nb, j->y + r0,
+                     j->ys);
+    return NULL;
+}
+
+static void matmul_mt(job j) {
+    pthread_t th[8];
+    job js[8];
+    for (int i = 0; i < j.nth; i++) {
+        js[i] = j;
+        js[i].ith = i;
+        if (i) pthread_create(&th[i], NULL, run, &js[i]);
+    }
+    run(&js[0]);
+    for (int i = 1; i < j.nth; i++) pthread_join(th[i], NULL);
+}
+
+int main(int argc, char **argv) {
+    int rows = 5632, cols = 2048, nth = 1;
+    const char *only = NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "-t")) nth = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "-r")) rows = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "-c")) cols = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "-T")) only = argv[i + 1];
+    }
+    if (nth < 1 || nth > 8) nth = 1;
+    static const uint32_t types[] = {PL_TYPE_Q4_K, PL_TYPE_Q6_K, PL_TYPE_Q5_K, PL_TYPE_Q8_0, PL_TYPE_Q4_0,
+                                     PL_TYPE_F16,  PL_TYPE_F32,  PL_TYPE_Q2_K, PL_TYPE_Q3_K, PL_TYPE_Q4_1,
+                                     PL_TYPE_Q5_0, PL_TYPE_Q5_1, PL_TYPE_BF16};
+    const int NB = 32;
+    printf("%d x %d, %d thread(s); nb=1: GB/s of weights, nb=32: GFLOP/s\n", rows, cols, nth);
+    printf("%-5s %-8s %9s %9s\n", "type", "level", "nb=1", "nb=32");
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        const pl_type_traits *tr = pl_type_traits_get(types[t]);
+        if (only && !strstr(only, tr->name)) continue;
+        const uint32_t act = tr->vec_dot_type;
+        const size_t rb = pl_row_size(types[t], cols), mat = rb * (size_t)rows;
+        int copies = (int)((256u << 20) / mat) + 1; /* > 256 MB in all: beyond any cache */
+        if (copies > 64) copies = 64;
+        uint8_t *w = malloc(mat * (size_t)copies);
+        float *row = malloc(sizeof(float) * (size_t)cols);
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < cols; i++) row[i] = (float)((r * 31 + i * 17) % 101 - 50) / 50.0f;
+            tr->from_float(row, w + (size_t)r * rb, cols);
+        }
+        for (int c = 1; c < copies; c++) memcpy(w + mat * (size_t)c, w, mat);
+        const size_t xs = act == PL_TYPE_F32 ? sizeof(float) * (size_t)cols : pl_row_size(act, cols);
+        uint8_t *xq = malloc(xs * NB);
+        for (int b = 0; b < NB; b++) {
+            for (int i = 0; i < cols; i++) row[i] = (float)((b * 7 + i * 13) % 97 - 48) / 48.0f;
+            pl_kernels_generic.quantize(act, row, xq + xs * (size_t)b, cols);
+        }
+        float *y = malloc(sizeof(float) * (size_t)rows * NB);
+        const char *const *lv = pl_kernels_available();
+        for (int l = 0; lv[l]; l++) {
+            const pl_kernels_t *K = pl_kernels_by_name(lv[l]);
+            const int slow = !strcmp(K->name, "generic");
+            double res[2];
+            for (int m = 0; m < 2; m++) {
+                const int nb = m ? NB : 1;
+                /* the generic level at nb = 32 runs a slice of the rows */
+                const int rr = (m && slow) ? rows / 16 : rows;
+                job j = {K, types[t], w, rb, rr, cols, nb, xq, xs, y, (size_t)rows, 0, nth};
+                int it = 0;
+                double t0 = now(), el;
+                do {
+                    j.w = w + mat * (size_t)(it % copies);
+                    matmul_mt(j);
+                    it++;
+                    el = now() - t0;
+                } while (el < 0.5);
+                res[m] = m ? 2.0 * rr * cols * nb * it / el * 1e-9 : (double)rb * rr * it / el * 1e-9;
+            }
+            printf("%-5s %-8s %9.2f %9.2f\n", tr->name, K->name, res[0], res[1]);
+            fflush(stdout);
+        }
+        free(w), free(row), free(xq), free(y);
+    }
+    return 0;
+}

@@ -1,0 +1,242 @@
+/* test_kernels.c - every kernel level against the generic one (the scalar
+ * reference in quant.c), for every level this CPU supports.
+ *
+ * 1. quantize: Q8_0 / Q8_1 / Q8_K activations byte-exact with the generic
+ *    level and with from_float_act, on random data and hand-made ties.
+ * 2. matmul, every weight type: ragged shapes (cols 1..5 blocks and larger,
+ *    rows 1..9, nb 1..7 and 32 and 37), weights from the quantizer and from
+ *    random bytes (every scale/min/quant value, so 16-bit lane sums hit
+ *    their extremes), activations random or all +-1 (every q8 = +-127).
+ *    Outputs are pre-filled with NaN, y_stride > rows, and the padding must
+ *    stay NaN. Tolerance: |y - y_generic| <= 1e-5 * sum |w_i * x_i| of the
+ *    dequantized operands (integer sums are exact on both sides; only the
+ *    float accumulation order differs).
+ * 3. attn_head bit-exact with the generic level (hd 32/48/64, n 1..300),
+ *    and f32_to_f16 bit-exact, special values included. */
+#include <math.h>
+#include <stdint.h>
+
+#include "harness.h"
+#include "kernels/kernels.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+
+static float frand(void) { return (float)(rnd() & 0xffffff) / (float)0x800000 - 1.0f; } /* [-1, 1) */
+
+/* ---------------------------------------------------------------- quantize */
+
+static void test_quantize(const pl_kernels_t *K) {
+    static const uint32_t acts[] = {PL_TYPE_Q8_0, PL_TYPE_Q8_1, PL_TYPE_Q8_K};
+    float x[2048];
+    static uint8_t a[2048 * 2], b[2048 * 2], c[2048 * 2];
+    for (size_t t = 0; t < sizeof acts / sizeof acts[0]; t++) {
+        const pl_type_traits *tr = pl_type_traits_get(acts[t]);
+        for (int trial = 0; trial < 60; trial++) {
+            const int nblk = 1 + (int)(rnd() % (trial < 40 ? 8 : 2048 / tr->blck));
+            const int n = nblk * tr->blck;
+            const int kind = trial % 6;
+            for (int i = 0; i < n; i++) {
+                float v = frand();
+                if (kind == 1) v *= 1e-3f;
+                if (kind == 2) v = (float)((int)(rnd() % 255) - 127) * 0.5f; /* ties at amax = 127 */
+                if (kind == 3) v = (rnd() & 1) ? 1.0f : -1.0f;               /* equal magnitudes */
+                if (kind == 4 && (i / tr->blck) % 2) v = 0.0f;               /* all-zero blocks */
+                if (kind == 5) v *= (float)(1 << (rnd() % 20));
+                x[i] = v;
+            }
+            if (kind == 2) /* pin amax to 127 in every block so id = 1 */
+                for (int i = 0; i < n; i += tr->blck) x[i + (int)(rnd() % (uint32_t)tr->blck)] = (rnd() & 1) ? 127 : -127;
+            const size_t bytes = pl_row_size(acts[t], n);
+            memset(a, 0xa5, bytes + 16);
+            memset(b, 0x5a, bytes + 16);
+            K->quantize(acts[t], x, a, n);
+            pl_kernels_generic.quantize(acts[t], x, b, n);
+            tr->from_float_act(x, c, n);
+            CHECK(!memcmp(a, b, bytes), "%s quantize %s n=%d kind=%d differs from generic", K->name, tr->name, n,
+                  kind);
+            CHECK(!memcmp(a, c, bytes), "%s quantize %s n=%d kind=%d differs from from_float_act", K->name,
+                  tr->name, n, kind);
+            CHECK(a[bytes] == 0xa5, "%s quantize %s wrote past the end", K->name, tr->name);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- matmul */
+
+/* fp16 fields of each block that random bytes must not fill with inf/nan:
+ * offsets within the block, -1 terminated. */
+static const int *half_fields(uint32_t type) {
+    static const int d0[] = {0, -1}, d01[] = {0, 2, -1}, q2k[] = {80, 82, -1}, q3k[] = {108, -1},
+                     q6k[] = {208, -1};
+    switch (type) {
+    case PL_TYPE_Q4_0: case PL_TYPE_Q5_0: case PL_TYPE_Q8_0: return d0;
+    case PL_TYPE_Q4_1: case PL_TYPE_Q5_1: case PL_TYPE_Q4_K: case PL_TYPE_Q5_K: return d01;
+    case PL_TYPE_Q2_K: return q2k;
+    case PL_TYPE_Q3_K: return q3k;
+    case PL_TYPE_Q6_K: return q6k;
+    default: return NULL;
+    }
+}
+
+static double worst_ratio;
+
+static void check_matmul(const pl_kernels_t *K, uint32_t type, int rows, int cols, int nb, int wkind, int xkind) {
+    const pl_type_traits *tr = pl_type_traits_get(type);
+    const uint32_t act = tr->vec_dot_type;
+    const size_t rb = pl_row_size(type, cols);
+    const size_t xs = act == PL_TYPE_F32 ? (size_t)cols * 4 + 12 : pl_row_size(act, cols) + 7;
+    const size_t ys = (size_t)rows + 3;
+    uint8_t *w = malloc(rb * (size_t)rows + 1), *xq = malloc(xs * (size_t)nb + 1);
+    float *xf = malloc(sizeof(float) * (size_t)cols), *wf = malloc(sizeof(float) * (size_t)cols * rows);
+    float *xd = malloc(sizeof(float) * (size_t)cols * nb);
+    float *y = malloc(sizeof(float) * ys * (size_t)nb), *yg = malloc(sizeof(float) * ys * (size_t)nb);
+    /* weights */
+    const int *hf = half_fields(type);
+    for (int r = 0; r < rows; r++) {
+        uint8_t *row = w + (size_t)r * rb;
+        if (wkind == 0 || !hf) {
+            for (int i = 0; i < cols; i++) wf[i] = frand() * (1 + (float)(i % 7));
+            tr->from_float(wf, row, cols);
+        } else {
+            for (size_t i = 0; i < rb; i++) row[i] = (uint8_t)rnd();
+            for (size_t blk = 0; blk < rb; blk += tr->type_size)
+                for (const int *f = hf; *f >= 0; f++) {
+                    const pl_half h = pl_float_to_half(frand() * 0.01f);
+                    memcpy(row + blk + *f, &h, 2);
+                }
+        }
+        tr->to_float(row, wf + (size_t)r * cols, cols);
+    }
+    /* activations */
+    for (int b = 0; b < nb; b++) {
+        for (int i = 0; i < cols; i++) xf[i] = xkind ? ((rnd() & 1) ? 1.0f : -1.0f) : frand() * (1 + (float)(i % 5));
+        uint8_t *col = xq + (size_t)b * xs;
+        pl_kernels_generic.quantize(act, xf, col, cols);
+        if (act == PL_TYPE_F32)
+            memcpy(xd + (size_t)b * cols, xf, sizeof(float) * (size_t)cols);
+        else
+            pl_type_traits_get(act)->to_float(col, xd + (size_t)b * cols, cols);
+    }
+    for (size_t i = 0; i < ys * (size_t)nb; i++) y[i] = yg[i] = NAN;
+    K->matmul(type, w, rb, rows, cols, xq, xs, nb, y, ys);
+    pl_matmul_generic(type, w, rb, rows, cols, xq, xs, nb, yg, ys);
+    int bad = 0;
+    for (int b = 0; b < nb && !bad; b++)
+        for (size_t r = 0; r < ys && !bad; r++) {
+            const size_t o = (size_t)b * ys + r;
+            if (r >= (size_t)rows) {
+                if (!isnan(y[o])) bad = 1;
+                CHECK(isnan(y[o]), "%s %s wrote padding y[%d][%d] (rows=%d cols=%d nb=%d)", K->name, tr->name, b,
+                      (int)r, rows, cols, nb);
+                continue;
+            }
+            double mag = 0;
+            for (int i = 0; i < cols; i++) mag += fabs((double)wf[r * (size_t)cols + i] * xd[(size_t)b * cols + i]);
+            const double err = fabs((double)y[o] - yg[o]), tol = 1e-5 * mag + 1e-30;
+            if (!(err <= tol)) bad = 1;
+            if (mag > 0 && err / mag > worst_ratio) worst_ratio = err / mag;
+            CHECK(err <= tol, "%s %s rows=%d cols=%d nb=%d w%d x%d: y[%d][%d] = %.9g, generic %.9g (|wx| %.3g)",
+                  K->name, tr->name, rows, cols, nb, wkind, xkind, b, (int)r, y[o], yg[o], mag);
+        }
+    free(w), free(xq), free(xf), free(wf), free(xd), free(y), free(yg);
+}
+
+static void test_matmul(const pl_kernels_t *K) {
+    static const uint32_t types[] = {PL_TYPE_F32,  PL_TYPE_F16,  PL_TYPE_BF16, PL_TYPE_Q4_0, PL_TYPE_Q4_1,
+                                     PL_TYPE_Q5_0, PL_TYPE_Q5_1, PL_TYPE_Q8_0, PL_TYPE_Q2_K, PL_TYPE_Q3_K,
+                                     PL_TYPE_Q4_K, PL_TYPE_Q5_K, PL_TYPE_Q6_K};
+    static const int nbs[] = {1, 2, 3, 4, 5, 6, 7, 32, 37};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        const pl_type_traits *tr = pl_type_traits_get(types[t]);
+        const int blk = tr->blck == 1 ? 8 : tr->blck; /* float types: ragged multiples of 1 too */
+        worst_ratio = 0;
+        const int ncols = 8;
+        int colss[8] = {blk, 2 * blk, 3 * blk, 4 * blk, 5 * blk, 9 * blk, 2048, 5632};
+        if (tr->blck == 1) colss[0] = 1, colss[1] = 3, colss[2] = 13, colss[3] = 37;
+        for (int ci = 0; ci < ncols; ci++) {
+            const int cols = colss[ci], big = cols >= 2048;
+            for (int rows = 1; rows <= 9; rows++) {
+                if (big && rows != 5) continue;
+                for (size_t bi = 0; bi < sizeof nbs / sizeof nbs[0]; bi++) {
+                    if (big && nbs[bi] != 1 && nbs[bi] != 32) continue;
+                    if (!big && nbs[bi] > 7 && rows % 4 != 1) continue;
+                    for (int wkind = 0; wkind < 2; wkind++)
+                        check_matmul(K, types[t], rows, cols, nbs[bi], wkind, (rows + nbs[bi] + ci) % 3 == 0);
+                }
+            }
+        }
+        printf("  %-7s %-4s worst |y - generic| / sum|wx| = %.2e\n", K->name, tr->name, worst_ratio);
+    }
+}
+
+/* ---------------------------------------------------------------- attention, fp16 */
+
+static void test_attn(const pl_kernels_t *K) {
+    static const int hds[] = {32, 48, 64, 128, 20};
+    enum { NMAX = 300 };
+    pl_half *k = malloc(sizeof(pl_half) * NMAX * 128), *v = malloc(sizeof(pl_half) * NMAX * 128);
+    float q[128], out[128], ref[128], sc1[NMAX], sc2[NMAX];
+    for (size_t h = 0; h < sizeof hds / sizeof hds[0]; h++) {
+        const int hd = hds[h];
+        int mism = 0;
+        for (int n = 1; n <= NMAX; n += (n < 20 ? 1 : 7)) {
+            const float amp = (n % 3) ? 1.0f : 8.0f; /* peaky softmax sometimes */
+            for (int i = 0; i < n * hd; i++) {
+                k[i] = pl_float_to_half(frand() * amp);
+                v[i] = pl_float_to_half(frand());
+            }
+            for (int i = 0; i < hd; i++) q[i] = frand();
+            const float scale = 1.0f / sqrtf((float)hd);
+            for (int i = 0; i < hd; i++) out[i] = ref[i] = NAN;
+            K->attn_head(q, k, v, n, hd, scale, out, sc1);
+            pl_kernels_generic.attn_head(q, k, v, n, hd, scale, ref, sc2);
+            for (int i = 0; i < hd; i++)
+                if (memcmp(&out[i], &ref[i], sizeof(float))) mism++;
+        }
+        CHECK(mism == 0, "%s attn_head hd=%d: %d outputs differ from generic", K->name, hd, mism);
+    }
+    free(k), free(v);
+}
+
+static void test_f16(const pl_kernels_t *K) {
+    float x[64];
+    pl_half a[64], b[64];
+    static const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, 65504.0f, 65520.0f, 65519.99f, 1e-8f,
+                                    -3e-8f, 5.9604645e-8f, 2.9802322e-8f, 6.1035156e-5f, 1.0f + 1.0f / 2048};
+    for (int trial = 0; trial < 200; trial++) {
+        const int n = 1 + (int)(rnd() % 64);
+        for (int i = 0; i < n; i++) {
+            const uint32_t u = rnd() << 16 | (rnd() & 0xffff);
+            float f;
+            memcpy(&f, &u, 4);
+            x[i] = (trial % 3 == 0) ? special[rnd() % (sizeof special / sizeof special[0])]
+                   : (trial % 3 == 1) ? frand() * 70000.0f
+                                      : (isnan(f) ? 1.0f : f);
+        }
+        K->f32_to_f16(x, a, n);
+        pl_kernels_generic.f32_to_f16(x, b, n);
+        CHECK(!memcmp(a, b, sizeof(pl_half) * (size_t)n), "%s f32_to_f16 n=%d differs", K->name, n);
+    }
+}
+
+int main(void) {
+    const char *const *lv = pl_kernels_available();
+    for (int i = 0; lv[i]; i++) {
+        const pl_kernels_t *K = pl_kernels_by_name(lv[i]);
+        CHECK(K != NULL, "level %s listed but not found", lv[i]);
+        if (!K) continue;
+        printf("level %s\n", K->name);
+        test_quantize(K);
+        test_matmul(K);
+        test_attn(K);
+        test_f16(K);
+    }
+    return t_summary("test_kernels");
+}
