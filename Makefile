@@ -26,7 +26,7 @@ ISA_SRC := src/kernels/x86_avx2.c
 endif
 $(BUILD)/src/kernels/x86_avx2.o: ISA_FLAGS := -mavx2 -mfma -mf16c
 
-LIB_SRC := src/gguf.c src/quant.c src/tokenizer.c src/model.c src/sampler.c src/pool.c src/platform.c \
+LIB_SRC := src/gguf.c src/quant.c src/tokenizer.c src/model.c src/state.c src/chat.c src/sampler.c src/pool.c src/platform.c \
            src/kernels/cpu.c src/kernels/generic.c $(ISA_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels

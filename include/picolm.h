@@ -86,6 +86,16 @@ int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits,
  * llama.cpp's context shift does); the caller continues at n_past - n_discard. */
 int pl_context_shift(pl_context *c, int n_keep, int n_discard, int n_past);
 
+/* Prompt cache. Save the KV state of positions [0, n_tokens) with their
+ * token ids to path (atomically: a temporary file renamed into place).
+ * Load restores the longest common prefix of the cached ids and tokens
+ * (at most n_tokens - 1, so the caller evaluates at least the last token)
+ * and sets *n_reused; a missing, corrupt or foreign file is an error the
+ * caller can treat as a warning (the context is left as it was). */
+int pl_cache_save(pl_context *c, const char *path, const int32_t *tokens, int n_tokens, char *err, size_t errlen);
+int pl_cache_load(pl_context *c, const char *path, const int32_t *tokens, int n_tokens, int *n_reused, char *err,
+                  size_t errlen);
+
 typedef struct pl_mem_stats {
     size_t state_bytes;   /* scratch buffers, tables, pool (allocated by us) */
     size_t kv_bytes;      /* KV cache (allocated by us) */
@@ -109,6 +119,18 @@ int pl_sampler_new(pl_sampler **out, const pl_sampler_params *p, int n_vocab);
 void pl_sampler_free(pl_sampler *s);
 /* Picks a token from logits (modified in place). */
 int32_t pl_sample(pl_sampler *s, float *logits);
+
+/* Chat templates: names are chatml, llama3, phi3, zephyr (TinyLlama),
+ * gemma, llama2, mistral. detect returns the family of the model's
+ * tokenizer.chat_template, or NULL. format writes system + user as that
+ * family's prompt (returns the full length, -1 for an unknown name) and the
+ * byte length of the system part in *n_sys_bytes; stop is the family's
+ * end-of-turn token text besides EOS (or NULL). */
+const char *pl_chat_template_detect(const pl_model *m);
+int pl_chat_format(const char *name, const char *system, const char *user, char *out, size_t cap,
+                   size_t *n_sys_bytes);
+const char *pl_chat_template_stop(const char *name);
+const char *pl_chat_template_list(void);
 
 /* CPU level the kernels run at ("generic", "avx2", ...). */
 const char *pl_cpu_level(void);

@@ -13,73 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf.h"
 #include "kernels/kernels.h"
-#include "picolm.h"
-#include "platform.h"
-#include "pool.h"
-#include "quant.h"
-#include "tokenizer.h"
+#include "model_impl.h"
 
 #define MAX_LAYERS 1024
 #define MAX_EMBD 65536
 #define MAX_FF (1 << 20)
 #define MAX_CTX (1 << 20)
-
-typedef struct pl_weight {
-    const void *data;           /* rows x row_bytes, in the mapping */
-    const pl_type_traits *tr;
-    uint32_t type;
-    int64_t rows, cols;         /* output features x input features */
-    size_t row_bytes;
-} pl_weight;
-
-typedef struct pl_layer {
-    const float *attn_norm; /* [n_embd] */
-    pl_weight wq;           /* [n_embd] -> [n_embd] */
-    pl_weight wk, wv;       /* [n_embd] -> [n_kv_dim] */
-    pl_weight wo;           /* [n_embd] -> [n_embd] */
-    const float *ffn_norm;  /* [n_embd] */
-    pl_weight w_gate, w_up; /* [n_embd] -> [n_ff] */
-    pl_weight w_down;       /* [n_ff] -> [n_embd] */
-} pl_layer;
-
-struct pl_model {
-    pl_mapping map;         /* owned mapping (empty for _memory) */
-    gguf_file gguf;
-    pl_tokenizer *tok;
-    pl_model_info info;
-    pl_weight tok_embd;       /* [n_vocab] rows of [n_embd] */
-    const float *output_norm; /* [n_embd] */
-    pl_weight output;         /* [n_embd] -> [n_vocab]; = tok_embd when tied */
-    pl_layer *layers;         /* [n_layer] */
-    float *owned_norms;       /* norms converted from non-F32 types */
-    size_t *layer_off, *layer_len; /* [n_layer] byte span of each layer's tensors in the file */
-};
-
-#define PL_BATCH 32 /* prompt tokens per batch through the layers */
-
-struct pl_context {
-    pl_model *m;
-    int n_ctx, n_batch;
-    pl_pool *pool;
-    int head_dim, kv_dim;
-    /* activations for a batch of B = n_batch positions, position-major */
-    float *x;      /* [B][n_embd] residual stream */
-    float *xb;     /* [B][n_embd] normed input / branch output */
-    float *xb2;    /* [B][n_embd] attention output */
-    float *q;      /* [B][n_embd] */
-    float *k, *v;  /* [B][kv_dim] */
-    float *hb;     /* [B][n_ff] gate, then SwiGLU output */
-    float *hb2;    /* [B][n_ff] up */
-    void *xq[3];   /* [B][row bytes of max(n_embd, n_ff) floats] quantized activations */
-    size_t xq_size;
-    float *scores;              /* [n_threads][n_ctx] attention scores */
-    pl_half *kcache, *vcache;   /* [n_layer][n_head_kv][n_ctx][head_dim] */
-    float *rope_cos, *rope_sin; /* [n_ctx][n_rot/2] */
-    size_t state_bytes, kv_bytes, peak_anon;
-    int n_resident;             /* layers [0, n_resident) stay cached; the rest stream */
-};
 
 static int set_err(char *err, size_t errlen, int code, const char *fmt, ...) {
     if (err && errlen) {

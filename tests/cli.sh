@@ -39,7 +39,6 @@ expect 2 "$M" -j 0
 expect 2 "$M" -s -1
 expect 2 "$M" extra-argument
 expect 2 "$M" --json
-expect 2 "$M" --cache x.bin
 expect 2 "$M" -p hi --prompt-ids "1 2"
 expect 2 "$M" --prompt-ids "1 x"
 expect 2 "$M" --prompt-ids "1 99999"
@@ -107,6 +106,42 @@ expect 2 "$M" --mem-budget -2
 "$BIN" "$M32" -p "Once upon a time" -n 8 -t 0 -q >"$T/a"
 "$BIN" "$M32" -p "Once upon a time" -n 8 -t 0 --mem-budget 1 >"$T/b" 2>"$T/err"
 cmp -s "$T/a" "$T/b" && grep -q " 0/2 layers resident" "$T/err" && ok || bad "--mem-budget 1: $(cat "$T/err")"
+
+# --cache: the second run skips the prompt and gives the same tokens; a
+# longer prompt reuses the shared prefix; broken or foreign caches are
+# warnings, never wrong answers
+P='<|system|>
+You are a helpful assistant.</s>
+<|user|>
+What is the capital of France?</s>
+<|assistant|>
+'
+"$BIN" "$M32" -p "$P" -n 12 -t 0 -q >"$T/nocache"
+"$BIN" "$M32" -p "$P" -n 12 -t 0 --cache "$T/kv" >"$T/c1" 2>"$T/err1"
+"$BIN" "$M32" -p "$P" -n 12 -t 0 --cache "$T/kv" >"$T/c2" 2>"$T/err2"
+cmp -s "$T/nocache" "$T/c1" && cmp -s "$T/nocache" "$T/c2" && ok || bad "--cache changes the output"
+! grep -q "Skipping" "$T/err1" && grep -q "Skipping 38 cached prompt tokens" "$T/err2" && ok || bad "--cache did not skip: $(cat "$T/err2")"
+"$BIN" "$M32" -p "${P}Paris is" -n 6 -t 0 -q >"$T/p1"
+"$BIN" "$M32" -p "${P}Paris is" -n 6 -t 0 --cache "$T/kv" >"$T/p2" 2>"$T/err"
+cmp -s "$T/p1" "$T/p2" && grep -q "Skipping 39 cached" "$T/err" && ok || bad "prefix reuse: $(cat "$T/err")"
+cp "$T/kv" "$T/kv.good"
+head -c 5000 "$T/kv.good" >"$T/kv"
+"$BIN" "$M32" -p "$P" -n 12 -t 0 --cache "$T/kv" >"$T/c3" 2>"$T/err"
+cmp -s "$T/nocache" "$T/c3" && grep -q "truncated or corrupt" "$T/err" && ok || bad "truncated cache: $(cat "$T/err")"
+cp "$T/kv.good" "$T/kv"
+printf '\377' | dd of="$T/kv" bs=1 seek=3000 conv=notrunc 2>/dev/null
+"$BIN" "$M32" -p "$P" -n 12 -t 0 --cache "$T/kv" >"$T/c4" 2>"$T/err"
+cmp -s "$T/nocache" "$T/c4" && grep -q "truncated or corrupt" "$T/err" && ok || bad "bit-flipped cache: $(cat "$T/err")"
+cp "$T/kv.good" "$T/kv"
+"$BIN" "$DATA/models/tiny512-Q4_K_M.gguf" -p "Hello" -n 4 -t 0 --cache "$T/kv" >/dev/null 2>"$T/err"
+grep -q "another model" "$T/err" && ok || bad "foreign cache: $(cat "$T/err")"
+ls "$T"/kv.tmp* >/dev/null 2>&1 && bad "temporary cache file left behind" || ok
+
+# --chat formats a user message with the template (zephyr fallback here)
+ids=$("$BIN" "$M32" --chat --system "You are a helpful assistant." -p "Hi" --tokenize 2>/dev/null)
+want=$(printf '<|system|>\nYou are a helpful assistant.</s>\n<|user|>\nHi</s>\n<|assistant|>\n' | "$BIN" "$M32" --tokenize)
+[ "$ids" = "$want" ] && ok || bad "--chat zephyr: $ids"
+expect 2 "$M32" --chat-template nope -p hi
 
 # PicoClaw's call: chat prompt on stdin, `picolm MODEL -n N -t T -j J`
 printf '<|system|>\nYou are helpful.\n</s>\n<|user|>\nHi\n</s>\n<|assistant|>\n' |

@@ -44,13 +44,19 @@ static const char *usage_text =
     "  --tokenize         print the prompt's token ids and exit\n"
     "  --dump-logits FILE with -n 0: write float32 logits of every prompt\n"
     "                     position (positions x vocab, little-endian)\n"
+    "  --chat             the prompt is a user message: format it with the model's\n"
+    "                     chat template (detected from the file)\n"
+    "  --system TEXT      system message (implies --chat)\n"
+    "  --chat-template T  chatml, llama3, phi3, zephyr, gemma, llama2, mistral\n"
+    "  --cache FILE       reuse the KV state of the longest common prompt prefix\n"
+    "                     saved by an earlier run, and save this prompt's state\n"
     "  -q, --quiet        no statistics on standard error\n"
     "  --version          version and CPU kernel level\n"
     "  -h, --help         this text\n";
 
 typedef struct {
-    const char *model, *prompt, *prompt_ids, *dump_logits;
-    int n_predict, top_k, n_ctx, n_threads, no_bos, tokenize, quiet, keep, no_shift, mem_budget;
+    const char *model, *prompt, *prompt_ids, *dump_logits, *system, *chat_template, *cache;
+    int n_predict, top_k, n_ctx, n_threads, no_bos, tokenize, quiet, keep, no_shift, mem_budget, chat;
     float temp, top_p;
     uint64_t seed;
 } options;
@@ -115,8 +121,11 @@ static void parse_args(options *o, int argc, char **argv) {
         else if (!strcmp(a, "--tokenize")) o->tokenize = 1;
         else if (!strcmp(a, "--dump-logits")) o->dump_logits = VALUE();
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o->quiet = 1;
-        else if (!strcmp(a, "--json") || !strcmp(a, "--cache") || !strcmp(a, "--grammar") ||
-                 !strcmp(a, "--json-schema"))
+        else if (!strcmp(a, "--chat")) o->chat = 1;
+        else if (!strcmp(a, "--system")) o->system = VALUE(), o->chat = 1;
+        else if (!strcmp(a, "--chat-template")) o->chat_template = VALUE(), o->chat = 1;
+        else if (!strcmp(a, "--cache")) o->cache = VALUE();
+        else if (!strcmp(a, "--json") || !strcmp(a, "--grammar") || !strcmp(a, "--json-schema"))
             die_usage("%s is not available yet in this version", a);
         else if (a[0] == '-' && a[1]) die_usage("unknown option %s", a);
         else if (!o->model) o->model = a;
@@ -126,6 +135,7 @@ static void parse_args(options *o, int argc, char **argv) {
     if (!o->model) die_usage("no model given");
     if (o->prompt && o->prompt_ids) die_usage("-p and --prompt-ids are exclusive");
     if (o->dump_logits && o->n_predict != 0) die_usage("--dump-logits needs -n 0");
+    if (o->chat && o->prompt_ids) die_usage("--chat formats text; it cannot take --prompt-ids");
 }
 
 static char *read_stdin(size_t *len) {
@@ -136,7 +146,7 @@ static char *read_stdin(size_t *len) {
     char *buf = malloc(cap);
     if (!buf) return NULL;
     for (;;) {
-        if (n == cap) {
+        if (n + 1 >= cap) {
             char *nb = realloc(buf, cap *= 2);
             if (!nb) {
                 free(buf);
@@ -199,6 +209,8 @@ int main(int argc, char **argv) {
     double t_load = pl_time_sec() - t0;
 
     /* the prompt as tokens */
+    size_t chat_sys_bytes = 0;
+    const char *stop_text = NULL;
     int32_t *ids = NULL;
     int n_ids = 0;
     if (o.prompt_ids) {
@@ -217,6 +229,26 @@ int main(int argc, char **argv) {
             text = read_stdin(&len);
             if (!text) fail("out of memory reading standard input");
         }
+        if (len == 0 && !o.tokenize) fail("empty prompt (give one with -p or on standard input)");
+        if (o.chat) { /* the text is a user message: wrap it in the model's template */
+            const char *tmpl = o.chat_template ? o.chat_template : pl_chat_template_detect(model);
+            if (!tmpl) {
+                tmpl = "zephyr";
+                if (!o.quiet) fprintf(stderr, "picolm: the model has no chat template; using zephyr\n");
+            }
+            text[len] = 0; /* read_stdin leaves room; -p is NUL-terminated */
+            size_t n_sys = 0;
+            int need = pl_chat_format(tmpl, o.system, text, NULL, 0, &n_sys);
+            if (need < 0) die_usage("unknown chat template '%s' (known: %s)", tmpl, pl_chat_template_list());
+            char *chat = malloc((size_t)need + 1);
+            if (!chat) fail("out of memory");
+            pl_chat_format(tmpl, o.system, text, chat, (size_t)need + 1, &n_sys);
+            if (text != o.prompt) free(text);
+            text = chat;
+            len = (size_t)need;
+            chat_sys_bytes = n_sys;
+            stop_text = pl_chat_template_stop(tmpl);
+        }
         int add_bos = !o.no_bos && pl_add_bos(model);
         int cap = (int)(len < (size_t)INT_MAX / 2 ? len : (size_t)INT_MAX / 2) + 2;
         ids = malloc((size_t)cap * sizeof *ids);
@@ -230,8 +262,13 @@ int main(int argc, char **argv) {
             n_ids = pl_tokenize(model, text, len, add_bos, 1, ids, cap);
         }
         if (n_ids < 0 || n_ids > cap) fail("tokenization failed");
+        /* --keep by default covers BOS and the system part of a chat */
+        if (chat_sys_bytes && o.keep < 0) {
+            int32_t tmp[4096];
+            int ns = pl_tokenize(model, text, chat_sys_bytes, add_bos, 1, tmp, 4096);
+            if (ns > 0 && ns <= n_ids) o.keep = ns;
+        }
         if (text != o.prompt) free(text);
-        if (len == 0 && !o.tokenize) fail("empty prompt (give one with -p or on standard input)");
     }
     if (o.tokenize) {
         for (int i = 0; i < n_ids; i++) printf(i ? " %d" : "%d", ids[i]);
@@ -256,8 +293,18 @@ int main(int argc, char **argv) {
     memcpy(hist, ids, (size_t)n_ids * sizeof *ids);
 
     double t1 = pl_time_sec();
-    int rc = pl_eval(ctx, ids, n_ids, 0, logits, o.dump_logits != NULL);
+    int n_cached = 0, rc;
+    if (o.cache && !o.dump_logits) {
+        if (pl_cache_load(ctx, o.cache, ids, n_ids, &n_cached, err, sizeof err) == 0) {
+            if (!o.quiet) fprintf(stderr, "Skipping %d cached prompt tokens\n", n_cached);
+        } else if (!o.quiet && strncmp(err, "no cache file", 13)) {
+            fprintf(stderr, "picolm: warning: %s; running without it\n", err);
+        }
+    }
+    rc = pl_eval(ctx, ids + n_cached, n_ids - n_cached, n_cached, logits, o.dump_logits != NULL);
     if (rc) fail("evaluation failed (%d)", rc);
+    if (o.cache && !o.dump_logits && pl_cache_save(ctx, o.cache, ids, n_ids, err, sizeof err) && !o.quiet)
+        fprintf(stderr, "picolm: warning: %s\n", err);
     double t_prefill = pl_time_sec() - t1, t_first = pl_time_sec() - t0;
 
     if (o.dump_logits) {
@@ -279,11 +326,15 @@ int main(int argc, char **argv) {
     char piece[256], pend[512];
     size_t npend = 0;
     int pos = n_ids, n_gen = 0, ctx_full = 0, n_shifts = 0;
-    int32_t prev = ids[n_ids - 1], eos = pl_token_eos(model);
+    int32_t prev = ids[n_ids - 1], eos = pl_token_eos(model), stop = -1;
+    if (stop_text) { /* the template's end-of-turn token, when it is one token */
+        int32_t st[4];
+        if (pl_tokenize(model, stop_text, strlen(stop_text), 0, 1, st, 4) == 1) stop = st[0];
+    }
     double t2 = pl_time_sec();
     while (n_gen < o.n_predict) {
         int32_t tok = pl_sample(smp, logits);
-        if (tok == eos) break;
+        if (tok == eos || tok == stop) break;
         n_gen++;
         int len = pl_token_to_text(model, prev, tok, piece, sizeof piece);
         if (len > (int)sizeof piece) len = (int)sizeof piece;
@@ -336,7 +387,7 @@ int main(int argc, char **argv) {
                 "[picolm] memory: state %.2f MB, KV cache %.2f MB (ctx %d); private %.1f MB, model pages %.1f MB, "
                 "peak RSS %.1f MB; %d/%d layers resident\n",
                 info->ftype, o.model, info->n_layer, pl_cpu_level(), nt, t_load * 1e3, n_ids,
-                t_prefill > 0 ? n_ids / t_prefill : 0.0, n_gen, t_gen > 0 && n_gen > 1 ? (n_gen - 1) / t_gen : 0.0,
+                t_prefill > 0 ? (n_ids - n_cached) / t_prefill : 0.0, n_gen, t_gen > 0 && n_gen > 1 ? (n_gen - 1) / t_gen : 0.0,
                 t_first * 1e3, ms.state_bytes / 1e6, ms.kv_bytes / 1e6, n_ctx, ms.rss_anon / 1e6, ms.rss_file / 1e6,
                 ms.peak_rss / 1e6, pl_context_resident_layers(ctx), info->n_layer);
         if (n_shifts) fprintf(stderr, "[picolm] context shifted %d times (keeping %d tokens)\n", n_shifts, n_keep);
