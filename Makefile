@@ -1,6 +1,21 @@
 # picolm - build, test and benchmark. `make` builds the library and the CLI
 # into build/; `make test` runs every test; `make test SAN=1` the same under
 # AddressSanitizer + UndefinedBehaviorSanitizer (clang).
+#
+# Platform targets (README "Platforms"); cross builds get their own folder:
+#   native        this machine with $(CC) (what `make` does)      build/
+#   pi            on a 64-bit Raspberry Pi OS: aarch64, NEON       build/
+#   pi-arm32      on a Pi Zero / Pi 1: ARMv6 + VFP, hard float     build/
+#   riscv         on a RISC-V board (LicheeRV, VisionFive): rv64gc build/
+#   static        fully static binaries                            build-static/
+#   debug         -O0 -g                                           build-debug/
+#   cross-pi      aarch64-linux-gnu-gcc                            build-aarch64/
+#   cross-pi32    arm-linux-gnueabihf-gcc, Pi Zero / Pi 1 code     build-armhf/
+#   cross-riscv   riscv64-linux-gnu-gcc                            build-riscv64/
+#   windows       x86_64-w64-mingw32-gcc (static .exe)             build-windows/
+# `make test-cross` runs the tests of the cross builds under qemu-user and
+# wine (tests/cross.sh); `make size` prints the stripped CLI sizes; `make
+# model` downloads TinyLlama 1.1B Chat Q4_K_M with a SHA-256 check.
 CC      ?= cc
 ifeq ($(origin CC),default)
 CC      := cc
@@ -19,30 +34,76 @@ CFLAGS  := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-# ISA-specific kernels: each file with its own flags, picked at run time.
 ARCH    := $(shell $(CC) -dumpmachine 2>/dev/null)
+
+# The archiver that goes with a cross compiler (aarch64-linux-gnu-ar ...).
+ifeq ($(origin AR),default)
+AR      := $(if $(filter %-gcc,$(CC)),$(patsubst %gcc,%ar,$(CC)),ar)
+endif
+
+# A cross compiler (`make CC=aarch64-linux-gnu-gcc`) builds into its own
+# folder (build-aarch64, build-armhf, build-riscv64, build-windows), never
+# over the native build/; BUILD=... on the command line still wins.
+TARGET_NAME := $(if $(findstring mingw,$(ARCH)),windows,$(patsubst arm%,armhf,$(firstword $(subst -, ,$(ARCH)))))
+HOST_NAME   := $(patsubst arm%,armhf,$(shell uname -m 2>/dev/null))
+ifeq ($(origin BUILD),file)
+ifneq ($(TARGET_NAME),$(HOST_NAME))
+BUILD   := build-$(TARGET_NAME)
+endif
+endif
+
+# Windows (mingw-w64): .exe names, Win32 threads (no winpthreads), static
+# so the .exe needs no mingw DLLs; PL_INTERLOCKED makes it use the same
+# atomics as MSVC (src/atomics.h), so the wine run tests that path too.
+ifneq ($(findstring mingw,$(ARCH)),)
+EXE     := .exe
+CPPFLAGS += -DPL_INTERLOCKED
+LDLIBS  := -lm -lpsapi
+LDFLAGS += -static
+endif
+
+# ISA-specific kernels: each file with its own flags, picked at run time.
 ifneq ($(findstring x86_64,$(ARCH)),)
 ISA_SRC := src/kernels/x86_avx2.c
 endif
 $(BUILD)/src/kernels/x86_avx2.o: ISA_FLAGS := -mavx2 -mfma -mf16c
+# Arm levels, picked up when their files exist: arm_neon.c (NEON is the
+# aarch64 baseline: no flags) and arm_dotprod.c (SDOT/UDOT). cpu.c learns
+# of them through PL_KERNELS_NEON / PL_KERNELS_DOTPROD.
+ifneq ($(findstring aarch64,$(ARCH)),)
+ifneq ($(wildcard src/kernels/arm_neon.c),)
+ISA_SRC  += src/kernels/arm_neon.c
+ISA_DEFS += -DPL_KERNELS_NEON
+endif
+ifneq ($(wildcard src/kernels/arm_dotprod.c),)
+ISA_SRC  += src/kernels/arm_dotprod.c
+ISA_DEFS += -DPL_KERNELS_DOTPROD
+endif
+endif
+$(BUILD)/src/kernels/arm_dotprod.o: ISA_FLAGS := -march=armv8.2-a+dotprod
+$(BUILD)/src/kernels/cpu.o: ISA_FLAGS := $(ISA_DEFS)
 
-LIB_SRC := src/gguf.c src/quant.c src/tokenizer.c src/model.c src/state.c src/chat.c src/sampler.c src/pool.c src/platform.c \
+LIB_SRC := src/gguf.c src/quant.c src/tokenizer.c src/model.c src/state.c src/chat.c src/sampler.c src/pool.c src/platform.c src/grammar.c \
            src/kernels/cpu.c src/kernels/generic.c $(ISA_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
-TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels
-TEST_BIN := $(TESTS:%=$(BUILD)/tests/%)
+TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels test_grammar
+TEST_BIN := $(TESTS:%=$(BUILD)/tests/%$(EXE))
 
-.PHONY: all test clean run bench
-all: $(BUILD)/picolm $(BUILD)/picolm-gen
+.PHONY: all test clean run bench test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
+        windows test-cross size model
+# picolm-gen is a POSIX tool (files, signals): not built for Windows.
+all: $(BUILD)/picolm$(EXE) $(if $(EXE),,$(BUILD)/picolm-gen)
+# The test programs and the CLI without running them (cross builds).
+test-bin: $(TEST_BIN) $(BUILD)/picolm$(EXE)
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h src/kernels/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(ISA_FLAGS) -c $< -o $@
 
 $(BUILD)/libpicolm.a: $(LIB_OBJ)
-	rm -f $@ && ar rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/picolm: $(BUILD)/tools/picolm.o $(BUILD)/libpicolm.a
+$(BUILD)/picolm$(EXE): $(BUILD)/tools/picolm.o $(BUILD)/libpicolm.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/picolm-gen: $(BUILD)/tools/picolm-gen.o $(BUILD)/libpicolm.a
@@ -55,7 +116,7 @@ $(BUILD)/membw: bench/membw.c
 bench: $(BUILD)/picolm $(BUILD)/picolm-gen $(BUILD)/membw
 	sh bench/bench.sh
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libpicolm.a
+$(BUILD)/tests/%$(EXE): $(BUILD)/tests/%.o $(BUILD)/libpicolm.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The tests run from the repository root; PICOLM_TESTDATA overrides the data path.
@@ -68,5 +129,52 @@ test: $(TEST_BIN) $(BUILD)/picolm
 run: $(BUILD)/picolm
 	$(BUILD)/picolm $${MODEL:-../shared/testdata/models/tiny32k-Q4_K_M.gguf} -p "Once upon a time" -n 32 -t 0
 
+# Platform targets: the same rules run again with the platform's compiler,
+# flags and build folder. The Pi / RISC-V ones build on the board itself.
+native: all
+
+pi:
+	@case "$(ARCH)" in aarch64*) ;; *) echo "make pi builds on a 64-bit Pi (this is $(ARCH)); try make cross-pi" >&2; exit 2;; esac
+	$(MAKE) all OPT="-O2 -march=armv8-a"
+
+PI32_OPT := -O2 -march=armv6 -mfpu=vfp -mfloat-abi=hard -marm
+pi-arm32:
+	@case "$(ARCH)" in arm*) ;; *) echo "make pi-arm32 builds on a 32-bit Pi (this is $(ARCH)); try make cross-pi32" >&2; exit 2;; esac
+	$(MAKE) all OPT="$(PI32_OPT)"
+
+RV_OPT := -O2 -march=rv64gc -mabi=lp64d
+riscv:
+	@case "$(ARCH)" in riscv64*) ;; *) echo "make riscv builds on a RISC-V board (this is $(ARCH)); try make cross-riscv" >&2; exit 2;; esac
+	$(MAKE) all OPT="$(RV_OPT)"
+
+static:
+	$(MAKE) all BUILD=build-static LDFLAGS=-static
+
+debug:
+	$(MAKE) all BUILD=build-debug OPT="-O0 -g"
+
+cross-pi:
+	$(MAKE) all test-bin CC=aarch64-linux-gnu-gcc OPT="-O2 -march=armv8-a"
+
+cross-pi32:
+	$(MAKE) all test-bin CC=arm-linux-gnueabihf-gcc OPT="$(PI32_OPT)"
+
+cross-riscv:
+	$(MAKE) all test-bin CC=riscv64-linux-gnu-gcc OPT="$(RV_OPT)"
+
+windows:
+	$(MAKE) all test-bin CC=x86_64-w64-mingw32-gcc
+
+# Every cross build's tests under qemu-user / wine (CROSS="aarch64 ..." for some).
+test-cross:
+	sh tests/cross.sh $(CROSS)
+
+# Stripped size of the CLI of every build folder present.
+size: all
+	@sh tests/size.sh
+
+model:
+	sh install.sh --model --no-build
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-static build-debug build-aarch64 build-armhf build-riscv64 build-windows

@@ -5,7 +5,7 @@
  * GFLOP/s (2 * rows * cols * nb per call). Single-threaded unless -t 2.
  *
  *   make -s && cc -O2 -Iinclude -Isrc bench/kernels.c build/libpicolm.a -lm -lpthread -o build/bench_kernels
- *   build/bench_kernels [-t threads] [-r rows] [-c cols] [-T Q4_K,Q6_K,...] */
+ *   build/bench_kernels [-t threads] [-r rows] [-c cols] [-T Q4_K,Q6_K,...] [-cpu] */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +14,13 @@
 
 #include "kernels/kernels.h"
 
+/* -cpu: time by the process's CPU time over the threads, which leaves out
+ * the time the scheduler gives to other processes on a shared machine. */
+static int use_cpu_time;
+
 static double now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(use_cpu_time ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -58,11 +62,13 @@ static void matmul_mt(job j) {
 int main(int argc, char **argv) {
     int rows = 5632, cols = 2048, nth = 1;
     const char *only = NULL;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "-t")) nth = atoi(argv[i + 1]);
-        if (!strcmp(argv[i], "-r")) rows = atoi(argv[i + 1]);
-        if (!strcmp(argv[i], "-c")) cols = atoi(argv[i + 1]);
-        if (!strcmp(argv[i], "-T")) only = argv[i + 1];
+    for (int i = 1; i < argc; i++) {
+        const int more = i + 1 < argc;
+        if (!strcmp(argv[i], "-cpu")) use_cpu_time = 1;
+        else if (more && !strcmp(argv[i], "-t")) nth = atoi(argv[++i]);
+        else if (more && !strcmp(argv[i], "-r")) rows = atoi(argv[++i]);
+        else if (more && !strcmp(argv[i], "-c")) cols = atoi(argv[++i]);
+        else if (more && !strcmp(argv[i], "-T")) only = argv[++i];
     }
     if (nth < 1 || nth > 8) nth = 1;
     static const uint32_t types[] = {PL_TYPE_Q4_K, PL_TYPE_Q6_K, PL_TYPE_Q5_K, PL_TYPE_Q8_0, PL_TYPE_Q4_0,
@@ -109,7 +115,8 @@ int main(int argc, char **argv) {
                     matmul_mt(j);
                     it++;
                     el = now() - t0;
-                } while (el < 0.5);
+                } while (el < 0.5 * (use_cpu_time ? nth : 1));
+                if (use_cpu_time) el /= nth;
                 res[m] = m ? 2.0 * rr * cols * nb * it / el * 1e-9 : (double)rb * rr * it / el * 1e-9;
             }
             printf("%-5s %-8s %9.2f %9.2f\n", tr->name, K->name, res[0], res[1]);

@@ -70,6 +70,7 @@ typedef struct pl_context_params {
      * drop pages (plain mmap). Layers past the budget are streamed: read
      * ahead one layer and dropped from the page cache right after use. */
     int mem_budget_mb;
+    int kv_q8;     /* 1: 8-bit (Q8_0) KV cache, about half the memory of FP16 */
 } pl_context_params;
 
 int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, char *err, size_t errlen);

@@ -28,6 +28,8 @@
 #define G_SET_CAP 65536   /* stack references in all sets */
 #define G_NORM_DEPTH 512  /* epsilon-expansion recursion guard */
 #define J_WS_MAX 20       /* consecutive whitespace bytes in JSON mode */
+#define G_CACHE 8         /* states whose masks are kept */
+#define G_KEY_MAX 512     /* longest state key (ints) that is cached */
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) {
     if (!err || !errlen) return;
@@ -704,20 +706,15 @@ static int compile(gparser *P, gprog *g) {
             }
     }
     for (int r = 0; r < P->nr; r++)
-        if (rmin[r] >= G_INF) {
-            if (P->r[r].name)
-                perr(P, P->r[r].def_at, "rule '%.*s' can never finish", P->r[r].nlen, P->r[r].name);
-            else
-                perr(P, P->r[r].def_at, "this group can never finish");
-            goto fail;
-        }
-    for (int r = 0; r < P->nr; r++)
         for (int k = g->rule_alt[r]; k < g->rule_alt[r + 1]; k++) {
             int p = g->alt[k], q = p;
             while (g->el[q].kind >= GE_BYTES) q++;
             g->min_rest[q] = 0;
             for (int i = q - 1; i >= p; i--)
-                g->min_rest[i] = g->min_rest[i + 1] + (g->el[i].kind == GE_BYTES ? 1 : rmin[g->el[i].val]);
+            {
+                long m = (long)g->min_rest[i + 1] + (g->el[i].kind == GE_BYTES ? 1 : rmin[g->el[i].val]);
+                g->min_rest[i] = m > G_INF ? G_INF : (int32_t)m;
+            }
         }
     /* left recursion: a cycle through references in first position
      * (past nullable ones) would expand forever. Edges first, then an
@@ -778,6 +775,25 @@ static int compile(gparser *P, gprog *g) {
             goto fail;
         }
     }
+    /* a rule that can never finish: name one that refers to itself (the
+     * cause) rather than the rules that merely use it */
+    {
+        int bad = -1;
+        for (int r = 0; r < P->nr; r++) {
+            if (rmin[r] < G_INF) continue;
+            int self = 0;
+            for (int p = rstart[r]; g->el[p].kind != GE_END; p++) self |= g->el[p].kind == GE_REF && g->el[p].val == r;
+            if (bad < 0 || (self && P->r[r].name && !(P->r[bad].name && bad != g->root))) bad = r;
+            if (self && P->r[r].name) break;
+        }
+        if (bad >= 0) {
+            if (P->r[bad].name)
+                perr(P, P->r[bad].def_at, "rule '%.*s' can never finish", P->r[bad].nlen, P->r[bad].name);
+            else
+                perr(P, P->r[bad].def_at, "this group can never finish");
+            goto fail;
+        }
+    }
     free(rstart);
     free(rmin);
     free(color);
@@ -822,7 +838,12 @@ static const char *const j_lits[3] = {"true", "false", "null"};
 
 static int j_is_ws(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-static void j_end_value(jstate *s) { s->mode = J_AFTER; }
+/* clear the fields the next mode does not use, so equal states compare
+ * equal (they key the mask cache) */
+static void j_end_value(jstate *s) {
+    s->mode = J_AFTER;
+    s->key = s->aux = s->idx = s->lo = s->hi = 0;
+}
 
 static int j_value_start(jstate *s, int c, int maxd) {
     switch (c) {
@@ -908,8 +929,12 @@ static int j_step(jstate *s, int c, int maxd) {
         }
     case J_STR:
         if (c == '"') {
-            if (s->key) s->mode = J_COLON;
-            else j_end_value(s);
+            if (s->key) {
+                s->mode = J_COLON;
+                s->key = 0;
+            } else {
+                j_end_value(s);
+            }
             return 1;
         }
         if (c == '\\') {
@@ -938,7 +963,10 @@ static int j_step(jstate *s, int c, int maxd) {
         if (c < s->lo || c > s->hi) return 0;
         s->lo = 0x80;
         s->hi = 0xBF;
-        if (--s->aux == 0) s->mode = J_STR;
+        if (--s->aux == 0) {
+            s->mode = J_STR;
+            s->lo = s->hi = 0;
+        }
         return 1;
     case J_ESC:
         if (c == 'u') {
@@ -951,7 +979,10 @@ static int j_step(jstate *s, int c, int maxd) {
         return 1;
     case J_HEX:
         if (hexval(c) < 0) return 0;
-        if (++s->aux == 4) s->mode = J_STR;
+        if (++s->aux == 4) {
+            s->mode = J_STR;
+            s->aux = 0;
+        }
         return 1;
     case J_LIT:
         if (c != j_lits[s->aux][s->idx]) return 0;
@@ -1222,7 +1253,15 @@ struct pl_grammar {
     const pl_grammar_vocab *v;
     char last_err[160];
     int cap_depth;   /* states per trie depth: 0 is the current state */
-    uint8_t *allowed;/* [n_vocab] after bind */
+    /* mask cache, after bind: the need after every token (0xFFFF: the
+     * token is rejected) is a pure function of the state, so it is kept
+     * for the last G_CACHE states, keyed by their exact content */
+    uint16_t *cneed; /* [G_CACHE][n_vocab] */
+    int32_t *ckey;   /* [G_CACHE][G_KEY_MAX] */
+    int ckeylen[G_CACHE];
+    uint64_t cuse[G_CACHE], tick;
+    int32_t key[G_KEY_MAX];
+    uint64_t hits, misses;
     /* JSON */
     jstate *js;      /* [cap_depth+1] */
     /* GBNF: a bump arena of stack nodes and of stack-reference sets. The
@@ -1473,7 +1512,8 @@ void pl_grammar_free(pl_grammar *g) {
     free(g->node);
     free(g->set);
     free(g->mark);
-    free(g->allowed);
+    free(g->cneed);
+    free(g->ckey);
     free(g);
 }
 
@@ -1543,20 +1583,31 @@ int pl_grammar_new_json(pl_grammar **out, int max_depth, char *err, size_t errle
     return g_new(out, GK_JSON, NULL, max_depth, err, errlen);
 }
 
+static int g_alloc_cache(pl_grammar *g, const pl_grammar_vocab *v) {
+    uint16_t *cn = malloc((size_t)G_CACHE * (size_t)v->n_vocab * sizeof *cn);
+    int32_t *ck = malloc((size_t)G_CACHE * G_KEY_MAX * sizeof *ck);
+    if (!cn || !ck) {
+        free(cn);
+        free(ck);
+        return -1;
+    }
+    free(g->cneed);
+    free(g->ckey);
+    g->cneed = cn;
+    g->ckey = ck;
+    for (int i = 0; i < G_CACHE; i++) {
+        g->ckeylen[i] = -1;
+        g->cuse[i] = 0;
+    }
+    return 0;
+}
+
 int pl_grammar_bind(pl_grammar *g, const pl_grammar_vocab *v) {
     if (!g || !v) return PL_ERR_ARG;
-    uint8_t *a = malloc((size_t)v->n_vocab);
-    if (!a) {
+    if ((v->max_len > g->cap_depth && g_alloc_depth(g, v->max_len)) || g_alloc_cache(g, v)) {
         set_err(g->last_err, sizeof g->last_err, "grammar: out of memory");
         return PL_ERR_NOMEM;
     }
-    if (v->max_len > g->cap_depth && g_alloc_depth(g, v->max_len)) {
-        free(a);
-        set_err(g->last_err, sizeof g->last_err, "grammar: out of memory");
-        return PL_ERR_NOMEM;
-    }
-    free(g->allowed);
-    g->allowed = a;
     g->v = v;
     return PL_OK;
 }
@@ -1576,7 +1627,7 @@ int pl_grammar_clone(pl_grammar **out, const pl_grammar *s) {
         if (!g->node || !g->set || !g->mark || prog_copy(&g->p, &s->p)) goto fail;
     }
     if (g_alloc_depth(g, s->cap_depth)) goto fail;
-    if (s->v && !(g->allowed = malloc((size_t)s->v->n_vocab))) goto fail;
+    if (s->v && g_alloc_cache(g, s->v)) goto fail;
     g->js[0] = s->js[0];
     if (s->kind == GK_GBNF) {
         /* state 0 lives at the bottom of the arena after a commit, but the
@@ -1674,12 +1725,29 @@ static void g_memo(pl_grammar *g) {
     }
 }
 
-/* One pass over the trie: mark tokens whose state is valid and whose need
- * is <= limit. *min_need gets the smallest need of any valid token. */
-static int scan(pl_grammar *g, int limit, int *min_need) {
+/* Key of state 0: the JSON state, or every GBNF stack's positions from
+ * the top down; -1 when too long to cache. */
+static int state_key(pl_grammar *g) {
+    if (g->kind == GK_JSON) {
+        memcpy(g->key, &g->js[0], sizeof g->js[0]);
+        return (int)(sizeof g->js[0] / sizeof(int32_t));
+    }
+    int n = 0;
+    for (int i = 0; i < g->slen[0]; i++) {
+        for (int32_t s = g->set[g->soff[0] + i]; s >= 0; s = g->node[s].parent) {
+            if (n >= G_KEY_MAX - 1) return -1;
+            g->key[n++] = g->node[s].pos;
+        }
+        g->key[n++] = -1;
+    }
+    return n;
+}
+
+/* One pass over the trie: nd[token] = the need after each token that
+ * keeps the document valid (saturated at 0xFFFE); others stay 0xFFFF. */
+static int scan(pl_grammar *g, uint16_t *nd) {
     const pl_grammar_vocab *v = g->v;
     const int nn = v->n_nodes;
-    int count = 0, mn = G_INF;
     for (int i = 0; i < nn;) {
         int d = v->depth[i], c = v->byte[i], need;
         if (g->kind == GK_JSON) {
@@ -1713,17 +1781,11 @@ static int scan(pl_grammar *g, int limit, int *min_need) {
             }
             need = g->sneed[d];
         }
-        for (uint32_t k = v->tok_off[i]; k < v->tok_off[i + 1]; k++) {
-            if (need < mn) mn = need;
-            if (need <= limit) {
-                g->allowed[v->tok[k]] = 1;
-                count++;
-            }
-        }
+        uint16_t n16 = (uint16_t)(need < 0xFFFE ? need : 0xFFFE);
+        for (uint32_t k = v->tok_off[i]; k < v->tok_off[i + 1]; k++) nd[v->tok[k]] = n16;
         i++;
     }
-    *min_need = mn;
-    return count;
+    return 0;
 }
 
 int pl_grammar_steer(pl_grammar *g, float *logits, int tokens_left) {
@@ -1733,33 +1795,75 @@ int pl_grammar_steer(pl_grammar *g, float *logits, int tokens_left) {
         return PL_ERR_ARG;
     }
     const pl_grammar_vocab *v = g->v;
-    int need = state_need(g), limit = INT_MAX, mn = G_INF;
-    if (tokens_left > 0) {
+    const int nv = v->n_vocab;
+    /* the cached masks of this state, or a fresh scan into the LRU slot */
+    int kl = state_key(g), e = -1;
+    for (int i = 0; i < G_CACHE && kl >= 0; i++)
+        if (g->ckeylen[i] == kl && !memcmp(g->ckey + (size_t)i * G_KEY_MAX, g->key, (size_t)kl * sizeof *g->key)) {
+            e = i;
+            break;
+        }
+    if (e >= 0) {
+        g->hits++;
+    } else {
+        g->misses++;
+        e = 0;
+        for (int i = 1; i < G_CACHE; i++)
+            if (g->cuse[i] < g->cuse[e]) e = i;
+        uint16_t *nd = g->cneed + (size_t)e * nv;
+        memset(nd, 0xFF, (size_t)nv * sizeof *nd);
+        g->ckeylen[e] = -1;
+        int rc = 0;
+        if (g->kind == GK_GBNF) {
+            int top_n = g->atop_n[0], top_s = g->atop_s[0];
+            g->overflow = 0;
+            g_memo(g);
+            rc = g->overflow ? PL_GRAMMAR_ERR_LIMIT : scan(g, nd);
+            g->atop_n[0] = top_n; /* drop the memo */
+            g->atop_s[0] = top_s;
+            g->overflow = 0;
+        } else {
+            rc = scan(g, nd);
+        }
+        if (rc < 0) {
+            set_err(g->last_err, sizeof g->last_err, "grammar: state too large (ambiguous grammar?)");
+            return rc;
+        }
+        if (kl >= 0) {
+            memcpy(g->ckey + (size_t)e * G_KEY_MAX, g->key, (size_t)kl * sizeof *g->key);
+            g->ckeylen[e] = kl;
+        }
+    }
+    g->cuse[e] = ++g->tick;
+    const uint16_t *nd = g->cneed + (size_t)e * nv;
+
+    int need = state_need(g), limit = 0xFFFE, complete = pl_grammar_is_complete(g);
+    if (tokens_left > 0 && tokens_left <= 0xFFFE) {
         limit = tokens_left - 1;
         if (tokens_left - 1 < need + G_MARGIN && need - 1 < limit) limit = need - 1;
     }
-    memset(g->allowed, 0, (size_t)v->n_vocab);
-    int top_n = g->atop_n[0], top_s = g->atop_s[0];
-    if (g->kind == GK_GBNF) {
-        g->overflow = 0;
-        g_memo(g);
-        if (g->overflow) goto limit_err;
+    int count = 0, mn = 0xFFFF;
+    for (int i = 0; i < nv; i++) {
+        count += nd[i] <= limit;
+        if (nd[i] < mn) mn = nd[i];
     }
-    int count = scan(g, limit, &mn);
-    if (count < 0) goto limit_err;
-    if (count == 0 && mn < G_INF && tokens_left > 0 && !pl_grammar_is_complete(g)) {
-        /* the budget cannot be met (it was too small from the start, or
-         * the vocabulary lacks a closer): the shortest-need tokens then */
-        count = scan(g, mn, &mn);
-        if (count < 0) goto limit_err;
-    }
-    g->atop_n[0] = top_n; /* drop the memo */
-    g->atop_s[0] = top_s;
-    if (v->eos >= 0) g->allowed[v->eos] = (uint8_t)pl_grammar_is_complete(g);
+    if (count == 0 && mn < 0xFFFF && tokens_left > 0 && !complete)
+        limit = mn; /* the budget cannot be met (too small from the start, or
+                       no single-byte closer): the shortest-need tokens then */
+    float eos_logit = v->eos >= 0 ? logits[v->eos] : 0.0f;
     count = 0;
-    for (int i = 0; i < v->n_vocab; i++) {
-        if (g->allowed[i]) count++;
+    for (int i = 0; i < nv; i++) {
+        if (nd[i] <= limit) count++;
         else logits[i] = -INFINITY;
+    }
+    if (v->eos >= 0) {
+        if (nd[v->eos] <= limit) count--;
+        if (complete) {
+            count++;
+            logits[v->eos] = eos_logit;
+        } else {
+            logits[v->eos] = -INFINITY;
+        }
     }
     if (count == 0) {
         set_err(g->last_err, sizeof g->last_err,
@@ -1767,15 +1871,14 @@ int pl_grammar_steer(pl_grammar *g, float *logits, int tokens_left) {
         return PL_GRAMMAR_ERR_DEAD_END;
     }
     return count;
-limit_err:
-    g->atop_n[0] = top_n;
-    g->atop_s[0] = top_s;
-    g->overflow = 0;
-    set_err(g->last_err, sizeof g->last_err, "grammar: state too large (ambiguous grammar?)");
-    return PL_GRAMMAR_ERR_LIMIT;
 }
 
 int pl_grammar_apply(pl_grammar *g, float *logits) { return pl_grammar_steer(g, logits, 0); }
+
+void pl_grammar_stats(const pl_grammar *g, uint64_t *cache_hits, uint64_t *cache_misses) {
+    *cache_hits = g ? g->hits : 0;
+    *cache_misses = g ? g->misses : 0;
+}
 
 /* ======================================================================
  * JSON Schema -> GBNF. A small JSON reader (DOM, object keys in order)
@@ -1952,39 +2055,39 @@ static int jr_value(jreader *R, jv *v) {
             return 1;
         }
         for (;;) {
-            int c2 = v->n;
-            if (grow((void **)&v->kid, &cap, v->n + 1, sizeof *v->kid) ||
-                (obj && (grow((void **)&v->key, &c2, v->n + 1, sizeof *v->key) ||
-                         (c2 = v->n, grow((void **)&v->klen, &c2, v->n + 1, sizeof *v->klen))))) {
-                jr_err(R, "out of memory");
-                return 0;
-            }
-            /* keep key/klen capacity equal to kid's: grow them to cap */
-            if (obj) {
-                char **nk = realloc(v->key, (size_t)cap * sizeof *nk);
-                size_t *nl = nk ? realloc(v->klen, (size_t)cap * sizeof *nl) : NULL;
-                if (nk) v->key = nk;
-                if (nl) v->klen = nl;
-                if (!nk || !nl) {
+            if (v->n == cap) { /* kid, key and klen share one capacity */
+                int nc = cap ? cap * 2 : 4;
+                jv *nk = realloc(v->kid, (size_t)nc * sizeof *nk);
+                if (nk) v->kid = nk;
+                char **ky = nk && obj ? realloc(v->key, (size_t)nc * sizeof *ky) : NULL;
+                if (ky) v->key = ky;
+                size_t *kl = ky ? realloc(v->klen, (size_t)nc * sizeof *kl) : NULL;
+                if (kl) v->klen = kl;
+                if (!nk || (obj && (!ky || !kl))) {
                     jr_err(R, "out of memory");
                     return 0;
                 }
+                cap = nc;
+            }
+            memset(&v->kid[v->n], 0, sizeof(jv));
+            if (obj) {
+                v->key[v->n] = NULL;
                 jr_ws(R);
                 if (R->pos >= R->len || R->s[R->pos] != '"') {
                     jr_err(R, "expected a string key");
                     return 0;
                 }
-                if (!jr_string(R, &v->key[v->n], &v->klen[v->n])) return 0;
+                v->n++;
+                if (!jr_string(R, &v->key[v->n - 1], &v->klen[v->n - 1])) return 0;
                 jr_ws(R);
                 if (R->pos >= R->len || R->s[R->pos] != ':') {
-                    v->n++;
-                    memset(&v->kid[v->n - 1], 0, sizeof(jv));
                     jr_err(R, "expected ':'");
                     return 0;
                 }
                 R->pos++;
+            } else {
+                v->n++;
             }
-            v->n++;
             if (!jr_value(R, &v->kid[v->n - 1])) return 0;
             jr_ws(R);
             if (R->pos < R->len && R->s[R->pos] == ',') {
@@ -2018,7 +2121,7 @@ static int jr_value(jreader *R, jv *v) {
     jstate st;
     memset(&st, 0, sizeof st);
     st.mode = J_VALUE;
-    while (R->pos < R->len && strchr("0123456789+-.eE", R->s[R->pos]) && R->s[R->pos]) {
+    while (R->pos < R->len && R->s[R->pos] && strchr("0123456789+-.eE", R->s[R->pos])) {
         if (!j_step(&st, (unsigned char)R->s[R->pos], 1)) break;
         R->pos++;
     }
@@ -2175,42 +2278,38 @@ static void sg_type(sgen *G, sbuf *body, const jv *s, const char *t, int depth) 
             sb_puts(body, "object");
             return;
         }
+        /* F_i: properties i.. with none written yet; T_i: after one was
+         * (so each starts with a comma). Linear in the property count. */
         int base = G->next++, n = props->n;
         for (int i = 0; i <= n && !G->failed; i++) {
+            if (i == n) {
+                sb_printf(&G->rules, "s%d-f%d ::= \"\"\ns%d-t%d ::= \"\"\n", base, i, base, i);
+                break;
+            }
             int required = 0;
             char vn[32] = "";
-            if (i < n) {
-                for (int k = 0; req && req->type == JV_ARR && k < req->n; k++) {
-                    const jv *r = &req->kid[k];
-                    if (r->type == JV_STR && r->slen == props->klen[i] && !memcmp(r->s, props->key[i], r->slen))
-                        required = 1;
-                }
-                sg_schema(G, &props->kid[i], vn, sizeof vn, depth + 1);
+            for (int k = 0; req && req->type == JV_ARR && k < req->n; k++) {
+                const jv *r = &req->kid[k];
+                if (r->type == JV_STR && r->slen == props->klen[i] && !memcmp(r->s, props->key[i], r->slen))
+                    required = 1;
             }
-            /* F_i: properties i.. with none written yet; T_i: after one */
-            sbuf kv = {0};
-            if (i < n) {
-                sbuf key = {0};
-                sb_json_str(&key, props->key[i], props->klen[i]);
-                if (key.oom) kv.oom = 1;
-                else sb_gbnf_lit(&kv, key.p, key.n);
-                free(key.p);
-                sb_printf(&kv, " ws \":\" ws %s ws", vn);
-            }
+            sg_schema(G, &props->kid[i], vn, sizeof vn, depth + 1);
+            sbuf key = {0}, kv = {0};
+            sb_json_str(&key, props->key[i], props->klen[i]);
+            if (key.oom) kv.oom = 1;
+            else sb_gbnf_lit(&kv, key.p, key.n);
+            free(key.p);
+            sb_printf(&kv, " ws \":\" ws %s ws", vn);
             if (kv.oom) G->rules.oom = 1;
-            if (i == n) {
-                sb_printf(&G->rules, "s%d-f%d ::=\ns%d-t%d ::=\n", base, i, base, i);
-            } else {
-                sb_printf(&G->rules, "s%d-f%d ::= ", base, i);
-                sb_add(&G->rules, kv.p, kv.n);
-                sb_printf(&G->rules, " s%d-t%d", base, i + 1);
-                if (!required) sb_printf(&G->rules, " | s%d-f%d", base, i + 1);
-                sb_printf(&G->rules, "\ns%d-t%d ::= \",\" ws ", base, i);
-                sb_add(&G->rules, kv.p, kv.n);
-                sb_printf(&G->rules, " s%d-t%d", base, i + 1);
-                if (!required) sb_printf(&G->rules, " | s%d-t%d", base, i + 1);
-                sb_puts(&G->rules, "\n");
-            }
+            sb_printf(&G->rules, "s%d-f%d ::= ", base, i);
+            sb_add(&G->rules, kv.p ? kv.p : "", kv.n);
+            sb_printf(&G->rules, " s%d-t%d", base, i + 1);
+            if (!required) sb_printf(&G->rules, " | s%d-f%d", base, i + 1);
+            sb_printf(&G->rules, "\ns%d-t%d ::= \",\" ws ", base, i);
+            sb_add(&G->rules, kv.p ? kv.p : "", kv.n);
+            sb_printf(&G->rules, " s%d-t%d", base, i + 1);
+            if (!required) sb_printf(&G->rules, " | s%d-t%d", base, i + 1);
+            sb_puts(&G->rules, "\n");
             free(kv.p);
         }
         sb_printf(body, "\"{\" ws s%d-f0 \"}\"", base);
@@ -2276,7 +2375,7 @@ static void sg_schema(sgen *G, const jv *s, char *name, size_t cap, int depth) {
     if (!G->failed) {
         snprintf(name, cap, "s%d", G->next++);
         sb_printf(&G->rules, "%s ::= ", name);
-        sb_add(&G->rules, body.p, body.n);
+        sb_add(&G->rules, body.p ? body.p : "", body.n);
         sb_puts(&G->rules, "\n");
     }
     free(body.p);

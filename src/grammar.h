@@ -100,6 +100,9 @@ int pl_grammar_need(const pl_grammar *g);        /* bytes of the shortest comple
 int pl_grammar_clone(pl_grammar **out, const pl_grammar *g); /* same state, same binding */
 void pl_grammar_reset(pl_grammar *g);            /* back to the empty document */
 const char *pl_grammar_last_error(const pl_grammar *g);
+/* Masks come from a small cache keyed by the exact state (the need after
+ * every token is a function of the state); its hit/miss counts. */
+void pl_grammar_stats(const pl_grammar *g, uint64_t *cache_hits, uint64_t *cache_misses);
 void pl_grammar_free(pl_grammar *g); /* accepts NULL */
 
 #ifdef __cplusplus

@@ -300,6 +300,11 @@ static void plan_residency(pl_context *c, int budget_mb) {
     c->n_resident = k;
 }
 
+static size_t xq_row_size(const pl_weight *w) {
+    uint32_t act = w->tr->vec_dot_type;
+    return act == PL_TYPE_F32 ? 0 : (pl_row_size(act, w->cols) + 63) / 64 * 64;
+}
+
 int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, char *err, size_t errlen) {
     *out = NULL;
     const pl_model_info *in = &m->info;
@@ -324,15 +329,31 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     c->v = xalloc((size_t)c->kv_dim * sizeof(float) * B, sb);
     c->hb = xalloc((size_t)in->n_ff * sizeof(float) * B, sb);
     c->hb2 = xalloc((size_t)in->n_ff * sizeof(float) * B, sb);
-    /* quantized activations: F32 (4 bytes a weight) is the widest format */
-    c->xq_size = (size_t)(in->n_ff > in->n_embd ? in->n_ff : in->n_embd) * sizeof(float);
+    /* quantized activations: the widest row any weight's vec_dot_type needs
+     * (F32 activations are read in place, never copied) */
+    c->xq_size = 64;
+    for (int l = 0; l < in->n_layer; l++) {
+        const pl_layer *L = &m->layers[l];
+        const pl_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) {
+            size_t r = xq_row_size(ws[i]);
+            if (r > c->xq_size) c->xq_size = r;
+        }
+    }
+    if (xq_row_size(&m->output) > c->xq_size) c->xq_size = xq_row_size(&m->output);
     for (int i = 0; i < 3; i++) c->xq[i] = xalloc(c->xq_size * B, sb);
     c->scores = xalloc((size_t)n_threads * n_ctx * sizeof(float), sb);
     size_t half_rot = (size_t)in->n_rot / 2;
     c->rope_cos = xalloc((size_t)n_ctx * half_rot * sizeof(float), sb);
     c->rope_sin = xalloc((size_t)n_ctx * half_rot * sizeof(float), sb);
+    c->kv_type = p && p->kv_q8 ? PL_TYPE_Q8_0 : PL_TYPE_F16;
+    if (c->kv_type == PL_TYPE_Q8_0 && c->head_dim % QK8_0) {
+        pl_context_free(c);
+        return set_err(err, errlen, PL_ERR_UNSUPPORTED, "an 8-bit KV cache needs a head dimension that is a multiple of 32");
+    }
+    c->kv_row = pl_row_size(c->kv_type, c->head_dim);
     /* n_layer <= 1024, n_ctx <= 2^20, kv_dim <= 65536: fits in 64 bits */
-    uint64_t kv = (uint64_t)in->n_layer * (uint64_t)n_ctx * (uint64_t)c->kv_dim * sizeof(pl_half);
+    uint64_t kv = (uint64_t)in->n_layer * (uint64_t)n_ctx * (uint64_t)in->n_head_kv * c->kv_row;
     if (kv > (size_t)-1 / 4) {
         pl_context_free(c);
         return set_err(err, errlen, PL_ERR_NOMEM, "KV cache of %llu bytes does not fit", (unsigned long long)kv * 2);
@@ -352,6 +373,10 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
         return set_err(err, errlen, PL_ERR_NOMEM, "cannot start %d threads", n_threads);
     }
     plan_residency(c, p ? p->mem_budget_mb : 0);
+    /* explicit read-ahead of the next streamed layer; PICOLM_READAHEAD=0
+     * leaves it to the kernel's fault-driven read-ahead */
+    const char *ra = getenv("PICOLM_READAHEAD");
+    c->readahead = !(ra && ra[0] == '0');
     /* RoPE tables, computed the way ggml does: theta_i = pos * base^(-2i/n_rot),
      * advanced by repeated multiplication in float. */
     float theta_scale = powf(in->rope_base, -2.0f / (float)in->n_rot);
@@ -388,6 +413,12 @@ void pl_context_mem(pl_context *c, pl_mem_stats *out) {
     out->peak_anon = c->peak_anon;
 }
 
+/* One head vector into the cache in its type. */
+static void store_kv(const pl_context *c, const float *x, uint8_t *dst) {
+    if (c->kv_type == PL_TYPE_F16) pl_kernels()->f32_to_f16(x, (pl_half *)dst, c->head_dim);
+    else pl_type_traits_get(c->kv_type)->from_float_act(x, dst, c->head_dim);
+}
+
 int pl_context_resident_layers(const pl_context *c) { return c->n_resident; }
 
 int pl_context_shift(pl_context *c, int n_keep, int n_discard, int n_past) {
@@ -397,21 +428,23 @@ int pl_context_shift(pl_context *c, int n_keep, int n_discard, int n_past) {
     /* rotating by -d: cos(d), -sin(d) from the tables (d < n_ctx) */
     const float *cs = c->rope_cos + (size_t)n_discard * half, *sn = c->rope_sin + (size_t)n_discard * half;
     float buf[PL_MAX_HEAD_DIM];
+    const pl_type_traits *kt_tr = pl_type_traits_get(c->kv_type);
+    size_t row = c->kv_row;
     for (int l = 0; l < in->n_layer; l++)
         for (int h = 0; h < in->n_head_kv; h++) {
-            size_t base = (((size_t)l * in->n_head_kv + h) * c->n_ctx) * hd;
-            pl_half *k = c->kcache + base, *v = c->vcache + base;
-            memmove(k + (size_t)n_keep * hd, k + (size_t)(n_keep + n_discard) * hd, (size_t)n_move * hd * sizeof *k);
-            memmove(v + (size_t)n_keep * hd, v + (size_t)(n_keep + n_discard) * hd, (size_t)n_move * hd * sizeof *v);
+            size_t base = (((size_t)l * in->n_head_kv + h) * c->n_ctx) * row;
+            uint8_t *k = c->kcache + base, *v = c->vcache + base;
+            memmove(k + (size_t)n_keep * row, k + (size_t)(n_keep + n_discard) * row, (size_t)n_move * row);
+            memmove(v + (size_t)n_keep * row, v + (size_t)(n_keep + n_discard) * row, (size_t)n_move * row);
             for (int t = n_keep; t < n_keep + n_move; t++) {
-                pl_half *kt = k + (size_t)t * hd;
-                for (int i = 0; i < hd; i++) buf[i] = pl_half_to_float(kt[i]);
+                uint8_t *kt = k + (size_t)t * row;
+                kt_tr->to_float(kt, buf, hd);
                 for (int i = 0; i < half; i++) {
                     float a = buf[2 * i], b = buf[2 * i + 1];
                     buf[2 * i] = a * cs[i] + b * sn[i];
                     buf[2 * i + 1] = -a * sn[i] + b * cs[i];
                 }
-                for (int i = 0; i < hd; i++) kt[i] = pl_float_to_half(buf[i]);
+                store_kv(c, buf, kt);
             }
         }
     return 0;
@@ -513,9 +546,14 @@ static void attn_task(void *arg, int ith, int nth) {
     const pl_kernels_t *K = pl_kernels();
     for (int idx = ith; idx < j->nb * in->n_head; idx += nth) {
         int b = idx / in->n_head, h = idx % in->n_head, kvh = h / group;
-        size_t base = (((size_t)j->layer * in->n_head_kv + kvh) * c->n_ctx) * hd;
-        K->attn_head(c->q + (size_t)b * E + (size_t)h * hd, c->kcache + base, c->vcache + base, j->pos0 + b + 1, hd,
-                     scale, c->xb2 + (size_t)b * E + (size_t)h * hd, c->scores + (size_t)ith * c->n_ctx);
+        size_t base = (((size_t)j->layer * in->n_head_kv + kvh) * c->n_ctx) * c->kv_row;
+        float *q = c->q + (size_t)b * E + (size_t)h * hd, *out = c->xb2 + (size_t)b * E + (size_t)h * hd;
+        float *scores = c->scores + (size_t)ith * c->n_ctx;
+        if (c->kv_type == PL_TYPE_F16)
+            K->attn_head(q, (const pl_half *)(c->kcache + base), (const pl_half *)(c->vcache + base), j->pos0 + b + 1,
+                         hd, scale, out, scores);
+        else
+            pl_attn_head_q8_0(q, c->kcache + base, c->vcache + base, j->pos0 + b + 1, hd, scale, out, scores);
     }
 }
 
@@ -524,7 +562,6 @@ static void attn_task(void *arg, int ith, int nth) {
 static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, float *logits, int first_logit) {
     const pl_model *m = c->m;
     const pl_model_info *in = &m->info;
-    const pl_kernels_t *K = pl_kernels();
     int E = in->n_embd, F = in->n_ff, hd = c->head_dim, kvd = c->kv_dim, half = in->n_rot / 2;
 
     for (int b = 0; b < nb; b++)
@@ -536,7 +573,7 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
         /* streaming: read the next streamed layer ahead while this one runs */
         int next = l + 1 < in->n_layer ? l + 1 : c->n_resident;
         if (c->n_resident < in->n_layer && next >= c->n_resident)
-            pl_advise(&m->map, m->layer_off[next], m->layer_len[next], PL_ADV_WILLNEED);
+            if (c->readahead) pl_advise(&m->map, m->layer_off[next], m->layer_len[next], PL_ADV_WILLNEED);
         for (int b = 0; b < nb; b++) rmsnorm(c->xb + (size_t)b * E, c->x + (size_t)b * E, L->attn_norm, E, in->rms_eps);
         {
             const pl_weight *w[3] = {&L->wq, &L->wk, &L->wv};
@@ -551,9 +588,9 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
             rope(c->q + (size_t)b * E, in->n_head, hd, in->n_rot, cs, sn);
             rope(c->k + (size_t)b * kvd, in->n_head_kv, hd, in->n_rot, cs, sn);
             for (int h = 0; h < in->n_head_kv; h++) {
-                size_t off = ((((size_t)l * in->n_head_kv + h) * c->n_ctx) + pos) * hd;
-                K->f32_to_f16(c->k + (size_t)b * kvd + (size_t)h * hd, c->kcache + off, hd);
-                K->f32_to_f16(c->v + (size_t)b * kvd + (size_t)h * hd, c->vcache + off, hd);
+                size_t off = ((((size_t)l * in->n_head_kv + h) * c->n_ctx) + pos) * c->kv_row;
+                store_kv(c, c->k + (size_t)b * kvd + (size_t)h * hd, c->kcache + off);
+                store_kv(c, c->v + (size_t)b * kvd + (size_t)h * hd, c->vcache + off);
             }
         }
         attn_job aj = {c, l, pos0, nb};

@@ -62,9 +62,13 @@ struct pl_context {
     void *xq[3];   /* [B][row bytes of max(n_embd, n_ff) floats] quantized activations */
     size_t xq_size;
     float *scores;              /* [n_threads][n_ctx] attention scores */
-    pl_half *kcache, *vcache;   /* [n_layer][n_head_kv][n_ctx][head_dim] */
+    uint8_t *kcache, *vcache;   /* [n_layer][n_head_kv][n_ctx] rows of kv_row bytes:
+                                 * head_dim FP16 values, or Q8_0 blocks (--kv q8) */
+    uint32_t kv_type;           /* PL_TYPE_F16 or PL_TYPE_Q8_0 */
+    size_t kv_row;              /* bytes of one cached head vector */
     float *rope_cos, *rope_sin; /* [n_ctx][n_rot/2] */
     size_t state_bytes, kv_bytes, peak_anon;
+    int readahead;              /* WILLNEED hints for the next streamed layer */
     int n_resident;             /* layers [0, n_resident) stay cached; the rest stream */
 };
 

@@ -1,5 +1,6 @@
 /* platform.c - POSIX (Linux, macOS, BSD) and Win32 implementations of the
- * OS layer. Nothing else in src/ includes OS headers. */
+ * OS layer. The other OS-specific code in src/ is threads (pool.c) and CPU
+ * feature queries (kernels/cpu.c). */
 #if !defined(_WIN32) && !defined(_DEFAULT_SOURCE)
 #define _DEFAULT_SOURCE /* madvise */
 #endif
@@ -90,6 +91,8 @@ void pl_rss_split(size_t *anon, size_t *file) {
     if (GetProcessMemoryInfo(GetCurrentProcess(), (PROCESS_MEMORY_COUNTERS *)&pmc, sizeof pmc))
         *anon = pmc.PrivateUsage;
 }
+
+unsigned long long pl_io_read_bytes(void) { return 0; }
 
 size_t pl_mem_available(void) {
     MEMORYSTATUSEX st;
@@ -222,6 +225,19 @@ static int cgroup_room(unsigned long long *room) {
     return found;
 }
 #endif
+
+unsigned long long pl_io_read_bytes(void) {
+    unsigned long long v = 0;
+#ifdef __linux__
+    FILE *f = fopen("/proc/self/io", "r");
+    if (!f) return 0;
+    char line[128];
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "read_bytes: %llu", &v) == 1) break;
+    fclose(f);
+#endif
+    return v;
+}
 
 size_t pl_mem_available(void) {
     unsigned long long avail = 0;

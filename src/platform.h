@@ -28,6 +28,10 @@ void pl_rss_split(size_t *anon, size_t *file);
  * unknown. */
 size_t pl_mem_available(void);
 
+/* Bytes this process has caused to be read from storage (Linux
+ * /proc/self/io read_bytes); 0 where unknown. */
+unsigned long long pl_io_read_bytes(void);
+
 enum pl_advice { PL_ADV_WILLNEED, PL_ADV_DONTNEED, PL_ADV_SEQUENTIAL };
 /* Best-effort paging hint for bytes [off, off + len) of a file mapping.
  * DONTNEED unmaps the pages and asks the kernel to drop them from the page

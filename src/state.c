@@ -2,9 +2,9 @@
  * file and reused by a later run for the longest common token prefix.
  *
  * File layout (little-endian):
- *   "PLKVCACH" | u32 version | u32 kv type (1 = F16) | u64 model fingerprint
+ *   "PLKVCACH" | u32 version | u32 KV type (ggml id: 1 F16, 8 Q8_0) | u64 model fingerprint
  *   | u32 n_ctx, n_layer, n_head_kv, head_dim | u32 n_tokens | i32 tokens[]
- *   | for each layer, KV head: F16 K[n_tokens][head_dim], V[n_tokens][head_dim]
+ *   | for each layer, KV head: K rows [n_tokens], V rows [n_tokens] in the KV type
  *   | u64 FNV-1a checksum of everything before it.
  * The fingerprint hashes the GGUF header, metadata and tensor table, so a
  * cache made with another model (or another quantization) is refused. A
@@ -29,7 +29,6 @@
 
 #define CACHE_MAGIC "PLKVCACH"
 #define CACHE_VERSION 1u
-#define CACHE_KV_F16 1u
 #define HEADER_BYTES (8 + 4 + 4 + 8 + 4 * 4 + 4)
 
 static int set_err(char *err, size_t errlen, int code, const char *fmt, ...) {
@@ -63,7 +62,7 @@ static uint64_t get64(const uint8_t **p) { uint64_t v; memcpy(&v, *p, 8); *p += 
 
 static size_t cache_bytes(const pl_context *c, int n_tokens) {
     const pl_model_info *in = &c->m->info;
-    size_t kv = (size_t)in->n_layer * in->n_head_kv * 2 * (size_t)n_tokens * c->head_dim * sizeof(pl_half);
+    size_t kv = (size_t)in->n_layer * in->n_head_kv * 2 * (size_t)n_tokens * c->kv_row;
     return HEADER_BYTES + (size_t)n_tokens * 4 + kv + 8;
 }
 
@@ -76,7 +75,7 @@ int pl_cache_save(pl_context *c, const char *path, const int32_t *tokens, int n_
     memcpy(p, CACHE_MAGIC, 8);
     p += 8;
     put32(&p, CACHE_VERSION);
-    put32(&p, CACHE_KV_F16);
+    put32(&p, c->kv_type);
     put64(&p, model_fingerprint(c->m));
     put32(&p, (uint32_t)c->n_ctx);
     put32(&p, (uint32_t)in->n_layer);
@@ -87,7 +86,7 @@ int pl_cache_save(pl_context *c, const char *path, const int32_t *tokens, int n_
     p += (size_t)n_tokens * 4;
     for (int l = 0; l < in->n_layer; l++)
         for (int h = 0; h < in->n_head_kv; h++) {
-            size_t base = (((size_t)l * in->n_head_kv + h) * c->n_ctx) * hd, n = (size_t)n_tokens * hd * 2;
+            size_t base = (((size_t)l * in->n_head_kv + h) * c->n_ctx) * c->kv_row, n = (size_t)n_tokens * c->kv_row;
             memcpy(p, c->kcache + base, n);
             p += n;
             memcpy(p, c->vcache + base, n);
@@ -143,7 +142,7 @@ int pl_cache_load(pl_context *c, const char *path, const int32_t *tokens, int n_
     uint32_t n_ctx = get32(&q), n_layer = get32(&q), n_head_kv = get32(&q), hd = get32(&q), n = get32(&q);
     const char *why = NULL;
     if (version != CACHE_VERSION) why = "an unsupported format version";
-    else if (kvt != CACHE_KV_F16) why = "another KV cache type";
+    else if (kvt != c->kv_type) why = "another KV cache type";
     else if (fp != model_fingerprint(c->m) || n_layer != (uint32_t)in->n_layer ||
              n_head_kv != (uint32_t)in->n_head_kv || hd != (uint32_t)c->head_dim)
         why = "another model";
@@ -177,8 +176,8 @@ int pl_cache_load(pl_context *c, const char *path, const int32_t *tokens, int n_
     const uint8_t *p = buf + HEADER_BYTES + (size_t)n * 4;
     for (int l = 0; l < in->n_layer; l++)
         for (int h = 0; h < in->n_head_kv; h++) {
-            size_t base = (((size_t)l * in->n_head_kv + h) * c->n_ctx) * hd, full = (size_t)n * hd * 2;
-            size_t use = (size_t)lcp * hd * 2;
+            size_t base = (((size_t)l * in->n_head_kv + h) * c->n_ctx) * c->kv_row, full = (size_t)n * c->kv_row;
+            size_t use = (size_t)lcp * c->kv_row;
             memcpy(c->kcache + base, p, use);
             p += full;
             memcpy(c->vcache + base, p, use);

@@ -135,6 +135,9 @@ cmp -s "$T/nocache" "$T/c4" && grep -q "truncated or corrupt" "$T/err" && ok || 
 cp "$T/kv.good" "$T/kv"
 "$BIN" "$DATA/models/tiny512-Q4_K_M.gguf" -p "Hello" -n 4 -t 0 --cache "$T/kv" >/dev/null 2>"$T/err"
 grep -q "another model" "$T/err" && ok || bad "foreign cache: $(cat "$T/err")"
+"$BIN" "$M32" -p "$P" -n 12 -t 0 --cache "$T/kv" --kv q8 >/dev/null 2>"$T/err"
+grep -q "another KV cache type" "$T/err" && ok || bad "q8 run on an f16 cache: $(cat "$T/err")"
+expect 2 "$M" --kv q4
 ls "$T"/kv.tmp* >/dev/null 2>&1 && bad "temporary cache file left behind" || ok
 
 # --chat formats a user message with the template (zephyr fallback here)

@@ -92,7 +92,7 @@ static void test_logits(void) {
         float *got[2];
         for (int j = 0; j < 2; j++) {
             char err[256];
-            pl_context_params cp = {64, j + 1, 0};
+            pl_context_params cp = {64, j + 1, 0, 0};
             pl_context *c;
             got[j] = calloc((size_t)64 * V, sizeof(float));
             CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
@@ -157,7 +157,7 @@ static void test_logits(void) {
             int ng = bar ? read_ids(bar + 1, refg, 32) : 0;
             CHECK(np > 0 && ng == 32, "%s: malformed", rel);
             char err[256];
-            pl_context_params cp = {128, 1, 0};
+            pl_context_params cp = {128, 1, 0, 0};
             pl_context *c;
             if (ng == 32 && pl_context_new(&c, m, &cp, err, sizeof err) == 0) {
                 float *sl = malloc((size_t)32 * V * sizeof(float));
@@ -187,7 +187,7 @@ static void test_tiny32k(void) {
     if (!m) { free(tsv); return; }
     int V = pl_model_get_info(m)->n_vocab;
     char err[256];
-    pl_context_params cp = {512, 2, 0};
+    pl_context_params cp = {512, 2, 0, 0};
     pl_context *c;
     CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
     float *sl = malloc((size_t)32 * V * sizeof(float));
@@ -230,7 +230,7 @@ static void test_api_errors(void) {
     pl_model *m = open_model("models/tiny512-Q8_0.gguf");
     if (!m) return;
     char err[256];
-    pl_context_params cp = {8, 1, 0};
+    pl_context_params cp = {8, 1, 0, 0};
     pl_context *c;
     CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context");
     int32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -287,7 +287,7 @@ static void test_context_shift(void) {
     if (!m) return;
     int V = pl_model_get_info(m)->n_vocab, N = 64, keep = 1;
     char err[256];
-    pl_context_params cp = {N, 1, 0};
+    pl_context_params cp = {N, 1, 0, 0};
     pl_context *c, *fresh;
     CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context");
     CHECK(pl_context_new(&fresh, m, &cp, err, sizeof err) == 0, "context");
@@ -331,7 +331,45 @@ static void test_context_shift(void) {
     pl_model_close(m);
 }
 
+/* The 8-bit KV cache stays within the same tolerance of the exact logits. */
+static void test_kv_q8(void) {
+    size_t len;
+    char *txt = t_read_file(t_path("refs/tiny512.ids.txt"), &len);
+    if (!txt) return;
+    int32_t ids[64];
+    int n = read_ids(txt, ids, 64);
+    free(txt);
+    static const char *types[] = {"F16", "Q4_K_M", "Q8_0"};
+    for (int t = 0; t < 3; t++) {
+        char rel[128], err[256];
+        snprintf(rel, sizeof rel, "models/tiny512-%s.gguf", types[t]);
+        pl_model *m = open_model(rel);
+        if (!m) continue;
+        int V = pl_model_get_info(m)->n_vocab;
+        snprintf(rel, sizeof rel, "refs/tiny512-%s.exact.logits.f32", types[t]);
+        float *ref = t_read_file(t_path(rel), &len), *got = calloc((size_t)64 * V, sizeof(float));
+        pl_context_params cp = {64, 2, 0, 1};
+        pl_context *c;
+        CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "q8 KV context: %s", err);
+        CHECK(pl_eval(c, ids, n, 0, got, 1) == 0, "eval");
+        double worst = 0;
+        int am = 0;
+        for (int p = 0; p < n && ref; p++) {
+            double e = nrmse(got + (size_t)p * V, ref + (size_t)p * V, V);
+            if (e > worst) worst = e;
+            am += argmax(got + (size_t)p * V, V) == argmax(ref + (size_t)p * V, V);
+        }
+        printf("  %-6s --kv q8: worst NRMSE %.5f vs exact, argmax %d/64\n", types[t], worst, am);
+        CHECK(worst <= 0.02 && am >= 60, "%s with a q8 KV cache: NRMSE %.4f, argmax %d/64", types[t], worst, am);
+        free(ref);
+        free(got);
+        pl_context_free(c);
+        pl_model_close(m);
+    }
+}
+
 int main(void) {
+    test_kv_q8();
     test_context_shift();
     test_utf8();
     test_api_errors();

@@ -38,6 +38,7 @@ static const char *usage_text =
     "  --keep N           tokens kept at the start when the context slides\n"
     "                     (default: BOS)\n"
     "  --no-context-shift stop when the context is full instead of sliding\n"
+    "  --kv f16|q8        KV cache type (default f16; q8 halves its memory)\n"
     "  --mem-budget MB    weights kept cached; the rest stream layer by layer\n"
     "                     (default: what fits in available memory; -1 = plain mmap)\n"
     "  --prompt-ids IDS   the prompt as token ids (\"1 2 3\") instead of text\n"
@@ -56,7 +57,7 @@ static const char *usage_text =
 
 typedef struct {
     const char *model, *prompt, *prompt_ids, *dump_logits, *system, *chat_template, *cache;
-    int n_predict, top_k, n_ctx, n_threads, no_bos, tokenize, quiet, keep, no_shift, mem_budget, chat;
+    int n_predict, top_k, n_ctx, n_threads, no_bos, tokenize, quiet, keep, no_shift, mem_budget, chat, kv_q8;
     float temp, top_p;
     uint64_t seed;
 } options;
@@ -125,6 +126,12 @@ static void parse_args(options *o, int argc, char **argv) {
         else if (!strcmp(a, "--system")) o->system = VALUE(), o->chat = 1;
         else if (!strcmp(a, "--chat-template")) o->chat_template = VALUE(), o->chat = 1;
         else if (!strcmp(a, "--cache")) o->cache = VALUE();
+        else if (!strcmp(a, "--kv")) {
+            const char *v = VALUE();
+            if (!strcmp(v, "q8")) o->kv_q8 = 1;
+            else if (!strcmp(v, "f16")) o->kv_q8 = 0;
+            else die_usage("--kv expects f16 or q8, got '%s'", v);
+        }
         else if (!strcmp(a, "--json") || !strcmp(a, "--grammar") || !strcmp(a, "--json-schema"))
             die_usage("%s is not available yet in this version", a);
         else if (a[0] == '-' && a[1]) die_usage("unknown option %s", a);
@@ -279,7 +286,7 @@ int main(int argc, char **argv) {
     }
     if (n_ids == 0) fail("empty prompt");
 
-    pl_context_params cp = {o.n_ctx, o.n_threads, o.mem_budget};
+    pl_context_params cp = {o.n_ctx, o.n_threads, o.mem_budget, o.kv_q8};
     pl_context *ctx;
     if (pl_context_new(&ctx, model, &cp, err, sizeof err)) fail("%s", err);
     int n_ctx = pl_context_n_ctx(ctx);
@@ -332,6 +339,7 @@ int main(int argc, char **argv) {
         if (pl_tokenize(model, stop_text, strlen(stop_text), 0, 1, st, 4) == 1) stop = st[0];
     }
     double t2 = pl_time_sec();
+    unsigned long long io0 = pl_io_read_bytes();
     while (n_gen < o.n_predict) {
         int32_t tok = pl_sample(smp, logits);
         if (tok == eos || tok == stop) break;
@@ -375,6 +383,7 @@ int main(int argc, char **argv) {
     if (npend) fwrite(pend, 1, npend, stdout);
     fflush(stdout);
     double t_gen = pl_time_sec() - t2;
+    unsigned long long io_gen = pl_io_read_bytes() - io0;
 
     if (ctx_full) fprintf(stderr, "\npicolm: context full (%d tokens); stopping (raise -c for more)\n", n_ctx);
     if (!o.quiet) {
@@ -390,6 +399,9 @@ int main(int argc, char **argv) {
                 t_prefill > 0 ? (n_ids - n_cached) / t_prefill : 0.0, n_gen, t_gen > 0 && n_gen > 1 ? (n_gen - 1) / t_gen : 0.0,
                 t_first * 1e3, ms.state_bytes / 1e6, ms.kv_bytes / 1e6, n_ctx, ms.rss_anon / 1e6, ms.rss_file / 1e6,
                 ms.peak_rss / 1e6, pl_context_resident_layers(ctx), info->n_layer);
+        if (n_gen > 1)
+            fprintf(stderr, "[picolm] disk reads during generation: %.1f MB per token\n",
+                    io_gen / 1e6 / (n_gen - 1));
         if (n_shifts) fprintf(stderr, "[picolm] context shifted %d times (keeping %d tokens)\n", n_shifts, n_keep);
     }
     free(hist);

@@ -50,6 +50,38 @@ static void attn_head_generic(const float *q, const pl_half *k, const pl_half *v
     }
 }
 
+void pl_attn_head_q8_0(const float *q, const uint8_t *k, const uint8_t *v, int n, int hd, float scale, float *out,
+                       float *scores) {
+    size_t row = (size_t)hd / QK8_0 * sizeof(block_q8_0);
+    float mx = -INFINITY;
+    for (int t = 0; t < n; t++) {
+        const block_q8_0 *kt = (const block_q8_0 *)(k + (size_t)t * row);
+        float s = 0.0f;
+        for (int bl = 0; bl < hd / QK8_0; bl++) {
+            float d = pl_half_to_float(kt[bl].d), acc = 0.0f;
+            for (int i = 0; i < QK8_0; i++) acc += q[bl * QK8_0 + i] * (float)kt[bl].qs[i];
+            s += d * acc;
+        }
+        scores[t] = s * scale;
+        if (scores[t] > mx) mx = scores[t];
+    }
+    double sum = 0;
+    for (int t = 0; t < n; t++) {
+        scores[t] = expf(scores[t] - mx);
+        sum += scores[t];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < hd; i++) out[i] = 0.0f;
+    for (int t = 0; t < n; t++) {
+        const block_q8_0 *vt = (const block_q8_0 *)(v + (size_t)t * row);
+        float p = scores[t] * inv;
+        for (int bl = 0; bl < hd / QK8_0; bl++) {
+            float pd = p * pl_half_to_float(vt[bl].d);
+            for (int i = 0; i < QK8_0; i++) out[bl * QK8_0 + i] += pd * (float)vt[bl].qs[i];
+        }
+    }
+}
+
 static void f32_to_f16_generic(const float *src, pl_half *dst, int n) {
     for (int i = 0; i < n; i++) dst[i] = pl_float_to_half(src[i]);
 }

@@ -43,12 +43,18 @@ const pl_kernels_t *pl_kernels(void);
 const pl_kernels_t *pl_kernels_by_name(const char *name);
 /* Names of the levels this CPU and build support, best last; NULL-terminated. */
 const char *const *pl_kernels_available(void);
+/* What the CPU offers, for --version and test logs ("x86-64 avx2 fma f16c",
+ * "aarch64 neon dotprod", ...), whether or not a level uses it. */
+const char *pl_cpu_features(void);
 
 extern const pl_kernels_t pl_kernels_generic;
 
 /* Shared by every level: the generic matmul for types a level leaves to it. */
 void pl_matmul_generic(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
                        size_t xq_stride, int nb, float *y, size_t y_stride);
+/* Attention over a Q8_0 cache (--kv q8): the same two-pass softmax in float. */
+void pl_attn_head_q8_0(const float *q, const uint8_t *k, const uint8_t *v, int n, int hd, float scale, float *out,
+                       float *scores);
 void pl_quantize_generic(uint32_t act_type, const float *x, void *xq, int n);
 
 #endif

@@ -481,6 +481,144 @@ static void mm_rows(dot_fn dot, const uint8_t *w, size_t rb, int rows, int cols,
         for (int c = 0; c < nb; c++) y[(size_t)c * ys + r] = dot(w + (size_t)r * rb, xq + (size_t)c * xs, cols);
 }
 
+/* ---------------------------------------------------------------- K-quants, generation (nb = 1)
+ * R weight rows per pass against one Q8_K column: the activation loads and
+ * bsums are shared by the R rows, the 6-bit scales are unpacked in vector
+ * registers (no store-to-load round trip), and the next rows are
+ * prefetched. About half the instructions per weight byte of the one-row
+ * dot, enough to stream Q4_K/Q6_K at memory speed. */
+
+#ifndef PF_AHEAD
+#define PF_AHEAD 768
+#endif /* bytes of each row prefetched ahead of the one in use */
+
+/* k4_scales without the scalar round trip: 16 bytes at s (12 of scales and
+ * 4 bytes past them, still inside the block) -> 8 scales then 8 mins. */
+static inline __m128i k4_scales_v(const uint8_t *s) {
+    const __m128i v = ld128(s); /* u0 u1 u2 - */
+    const __m128i a = _mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)), _mm_setr_epi32(0, 0, 0, 4));
+    const __m128i b = _mm_srli_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)), 2);
+    return _mm_or_si128(_mm_and_si128(a, _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f)),
+                        _mm_and_si128(b, _mm_setr_epi32(0, 0x30303030, 0, 0x30303030)));
+}
+
+AI void q45_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out) {
+    const size_t bs = T == PL_TYPE_Q5_K ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const int qo = T == PL_TYPE_Q5_K ? 48 : 16;
+    const __m256i m4 = _mm256_set1_epi8(0xf), b4 = _mm256_set1_epi8(0x10);
+    __m256 acc[4];
+    UNROLL for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int i = 0; i < nsb; i++) {
+        const uint8_t *b[4];
+        UNROLL for (int r = 0; r < R; r++) {
+            b[r] = w + (size_t)r * rb + (size_t)i * bs;
+            _mm_prefetch((const char *)b[r] + PF_AHEAD, _MM_HINT_T0);
+        }
+        const __m128i bs8 = _mm_hadd_epi16(ld128(y[i].bsums), ld128(y[i].bsums + 8));
+        __m256i S[4], sumi[4], hb[4];
+        __m128i summ[4];
+        UNROLL for (int r = 0; r < R; r++) {
+            const __m256i sm = _mm256_cvtepu8_epi16(k4_scales_v(b[r] + 4));
+            summ[r] = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), bs8);
+            S[r] = _mm256_permute2x128_si256(sm, sm, 0x00);
+            hb[r] = T == PL_TYPE_Q5_K ? ld256(b[r] + 16) : _mm256_setzero_si256();
+        }
+        UNROLL for (int j = 0; j < 4; j++) {
+            const __m256i xl = ld256(y[i].qs + 64 * j), xh = ld256(y[i].qs + 64 * j + 32);
+            const __m256i ml = _mm256_set1_epi16((short)(((4 * j + 1) << 8) | (4 * j)));
+            const __m256i mh = _mm256_set1_epi16((short)(((4 * j + 3) << 8) | (4 * j + 2)));
+            UNROLL for (int r = 0; r < R; r++) {
+                const __m256i q = ld256(b[r] + qo + 32 * j);
+                __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                if (T == PL_TYPE_Q5_K) {
+                    lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(hb[r], 4), b4));
+                    hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(hb[r], 3), b4));
+                    hb[r] = _mm256_srli_epi16(hb[r], 2);
+                }
+                const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_shuffle_epi8(S[r], ml));
+                const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), _mm256_shuffle_epi8(S[r], mh));
+                sumi[r] = j ? _mm256_add_epi32(sumi[r], _mm256_add_epi32(pl, ph)) : _mm256_add_epi32(pl, ph);
+            }
+        }
+        UNROLL for (int r = 0; r < R; r++) {
+            const float d = y[i].d * ldh(b[r]), dmin = -y[i].d * ldh(b[r] + 2);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(_mm256_zextsi128_si256(summ[r])), acc[r]);
+        }
+    }
+    UNROLL for (int r = 0; r < R; r++) out[r] = hsum(acc[r]);
+}
+
+/* Q6_K: the 16 scales reordered even-then-odd, so that one in-lane shuffle
+ * gives the (2k, 2k+1) pair a 32-weight vector needs; the bsums get the same
+ * order for the -32 offset (only their total with the scales matters). */
+AI void q6_rows(const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out) {
+    const __m128i eo = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    const __m256i eo16 = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12,
+                                          13, 2, 3, 6, 7, 10, 11, 14, 15);
+    __m256 acc[4];
+    UNROLL for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int i = 0; i < nsb; i++) {
+        const block_q6_K *b[4];
+        UNROLL for (int r = 0; r < R; r++) {
+            b[r] = (const block_q6_K *)(w + (size_t)r * rb) + i;
+            _mm_prefetch((const char *)b[r] + PF_AHEAD, _MM_HINT_T0);
+            _mm_prefetch((const char *)b[r] + PF_AHEAD + 64, _MM_HINT_T0);
+        }
+        const __m256i bsum = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(ld256(y[i].bsums), eo16), 0xd8);
+        __m256i S[4], sumi[4];
+        UNROLL for (int r = 0; r < R; r++) {
+            S[r] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(ld128(b[r]->scales), eo));
+            sumi[r] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(S[r], bsum), 5));
+        }
+        UNROLL for (int h = 0; h < 2; h++) {
+            __m256i x[4];
+            UNROLL for (int k = 0; k < 4; k++) x[k] = ld256(y[i].qs + 128 * h + 32 * k);
+            UNROLL for (int r = 0; r < R; r++) {
+                __m256i q[4];
+                q6_half(b[r]->ql + 64 * h, b[r]->qh + 32 * h, q);
+                UNROLL for (int k = 0; k < 4; k++) {
+                    const __m256i m = _mm256_set1_epi16((short)(((8 * h + 2 * k + 1) << 8) | (8 * h + 2 * k)));
+                    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], x[k]), _mm256_shuffle_epi8(S[r], m));
+                    sumi[r] = _mm256_add_epi32(sumi[r], p);
+                }
+            }
+        }
+        UNROLL for (int r = 0; r < R; r++)
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * ldh(&b[r]->d)), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+    UNROLL for (int r = 0; r < R; r++) out[r] = hsum(acc[r]);
+}
+
+#ifndef KQ_ROWS
+#define KQ_ROWS 4
+#endif
+
+AI void kq_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out) {
+    if (T == PL_TYPE_Q6_K)
+        q6_rows(R, w, rb, nsb, y, out);
+    else
+        q45_rows(T, R, w, rb, nsb, y, out);
+}
+
+AI void mv_kq(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
+    const block_q8_K *x = (const block_q8_K *)xq;
+    const int nsb = cols / QK_K;
+    int r = 0;
+    for (; r + KQ_ROWS <= rows; r += KQ_ROWS) kq_rows(T, KQ_ROWS, w + (size_t)r * rb, rb, nsb, x, y + r);
+    for (; r < rows; r++) kq_rows(T, 1, w + (size_t)r * rb, rb, nsb, x, y + r);
+}
+
+static void mv_q4_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
+    mv_kq(PL_TYPE_Q4_K, w, rb, rows, cols, xq, y);
+}
+static void mv_q5_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
+    mv_kq(PL_TYPE_Q5_K, w, rb, rows, cols, xq, y);
+}
+static void mv_q6_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
+    mv_kq(PL_TYPE_Q6_K, w, rb, rows, cols, xq, y);
+}
+
 /* ---------------------------------------------------------------- K-quants, many columns
  * Each weight super-block is decoded once into 8 vectors of quants whose
  * 16-bit lanes each belong to one sub-block across a group of vectors: Q4_K
@@ -696,19 +834,19 @@ static void matmul_avx2(uint32_t type, const void *w, size_t row_bytes, int rows
     case PL_TYPE_Q3_K: mm_rows(dot_q3_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q4_K:
         if (nb == 1)
-            mm_rows(dot_q4_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+            mv_q4_K(W, row_bytes, rows, cols, X, y);
         else
             mm_q4_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         return;
     case PL_TYPE_Q5_K:
         if (nb == 1)
-            mm_rows(dot_q5_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+            mv_q5_K(W, row_bytes, rows, cols, X, y);
         else
             mm_q5_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         return;
     case PL_TYPE_Q6_K:
         if (nb == 1)
-            mm_rows(dot_q6_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+            mv_q6_K(W, row_bytes, rows, cols, X, y);
         else
             mm_q6_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         return;

@@ -1,0 +1,91 @@
+#!/bin/sh
+# memtest.sh - the 1.1B model inside a memory cgroup of LIMIT_MB (256 by
+# default): it must complete at -c 2048 with the same greedy tokens as
+# without the limit, with private memory <= 50 MB (<= 16 MB at -c 512).
+# Reports generation tok/s and disk bytes read per token for plain mmap
+# (--mem-budget -1) against the resident budget (default), and unlimited.
+# Needs root and cgroup v1 (memory.limit_in_bytes) or v2 (memory.max);
+# skips with a message where neither can be created.
+# Usage: make memtest  (or sh bench/memtest.sh; LIMIT_MB, N, THREADS, BENCH_MODEL)
+set -u
+BIN=${PICOLM:-build/picolm}
+GEN=${PICOLM_GEN:-build/picolm-gen}
+MODEL=${BENCH_MODEL:-models/tinyllama-1.1b-Q4_K_M.gguf}
+LIMIT_MB=${LIMIT_MB:-256}
+N=${N:-24}
+J=${THREADS:-2}
+PROMPT="Once upon a time, in a small village by the sea, there lived"
+
+if [ ! -f "$MODEL" ]; then
+    mkdir -p "$(dirname "$MODEL")"
+    "$GEN" "$MODEL" --preset tinyllama-1.1b --type Q4_K_M || exit 1
+fi
+
+CG=""
+if [ -w /sys/fs/cgroup/memory ] && mkdir "/sys/fs/cgroup/memory/picolm-$$" 2>/dev/null; then
+    CG=/sys/fs/cgroup/memory/picolm-$$
+    echo $((LIMIT_MB << 20)) >"$CG/memory.limit_in_bytes"
+    [ -f "$CG/memory.memsw.limit_in_bytes" ] && echo $((LIMIT_MB << 20)) >"$CG/memory.memsw.limit_in_bytes" 2>/dev/null
+elif [ -f /sys/fs/cgroup/cgroup.controllers ] && mkdir "/sys/fs/cgroup/picolm-$$" 2>/dev/null; then
+    CG=/sys/fs/cgroup/picolm-$$
+    if ! echo $((LIMIT_MB << 20)) >"$CG/memory.max" 2>/dev/null; then
+        rmdir "$CG"
+        CG=""
+    fi
+fi
+if [ -z "$CG" ]; then
+    echo "memtest: skipped: cannot create a memory cgroup here (needs root and cgroup v1 or v2 with memory)"
+    exit 0
+fi
+T=$(mktemp -d)
+cleanup() { rm -rf "$T"; rmdir "$CG" 2>/dev/null; }
+trap cleanup EXIT
+
+drop_cache() { dd if="$MODEL" iflag=nocache count=0 2>/dev/null; }
+in_cg() { sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" "$@"; }
+field() { sed -n "$2" "$1"; }
+gen_tps() { field "$1" 's/.*generated [0-9]* tokens, \([0-9.]*\) tok\/s.*/\1/p'; }
+disk() { field "$1" 's/.*disk reads during generation: \([0-9.]*\) MB per token.*/\1/p'; }
+priv() { field "$1" 's/.*private \([0-9.]*\) MB.*/\1/p'; }
+res() { field "$1" 's/.* \([0-9]*\/[0-9]*\) layers resident.*/\1/p'; }
+
+run() { # name, extra args...
+    name=$1
+    shift
+    "$@" "$MODEL" -p "$PROMPT" -n "$N" -t 0 -j "$J" >"$T/$name.out" 2>"$T/$name.err"
+    echo $? >"$T/$name.rc"
+}
+
+fail=0
+check() { if eval "$1"; then :; else echo "memtest: FAIL: $2"; fail=1; fi; }
+
+run unlimited "$BIN" -c 2048
+drop_cache
+run plain in_cg "$BIN" -c 2048 --mem-budget -1
+drop_cache
+run budget in_cg "$BIN" -c 2048
+drop_cache
+run small in_cg "$BIN" -c 512
+
+printf 'model %s, cgroup limit %d MB, %d tokens, %d threads\n' "$MODEL" "$LIMIT_MB" "$N" "$J"
+printf '%-28s %10s %14s %12s %10s\n' run "gen tok/s" "disk MB/token" "private MB" resident
+for r in unlimited plain budget small; do
+    case $r in
+    unlimited) label="no limit, -c 2048" ;;
+    plain) label="${LIMIT_MB} MB, plain mmap" ;;
+    budget) label="${LIMIT_MB} MB, resident budget" ;;
+    small) label="${LIMIT_MB} MB, -c 512" ;;
+    esac
+    printf '%-28s %10s %14s %12s %10s\n' "$label" "$(gen_tps "$T/$r.err")" "$(disk "$T/$r.err")" \
+        "$(priv "$T/$r.err")" "$(res "$T/$r.err")"
+done
+for r in plain budget small; do
+    check '[ "$(cat "$T/$r.rc")" = 0 ]' "$r run exited $(cat "$T/$r.rc"): $(tail -n 3 "$T/$r.err")"
+    check 'cmp -s "$T/unlimited.out" "$T/$r.out"' "$r run gave other tokens than the unlimited run"
+done
+check 'awk -v p="$(priv "$T/budget.err")" "BEGIN { exit !(p <= 50) }"' "private memory above 50 MB at -c 2048"
+check 'awk -v p="$(priv "$T/small.err")" "BEGIN { exit !(p <= 16) }"' "private memory above 16 MB at -c 512"
+awk -v a="$(gen_tps "$T/plain.err")" -v b="$(gen_tps "$T/budget.err")" \
+    'BEGIN { if (a > 0) printf "resident budget vs plain mmap under the limit: %.2fx generation speed\n", b / a }'
+[ $fail = 0 ] && echo "memtest: ok"
+exit $fail

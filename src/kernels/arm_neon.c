@@ -1,0 +1,620 @@
+/* arm_neon.c - the Arm NEON levels (AArch64, where Advanced SIMD is part of
+ * the base architecture, so "neon" needs no check). Compiled twice:
+ *  - on its own: the "neon" level; 8-bit dot products by vmull_s8 + vpadal;
+ *  - through arm_dotprod.c (PL_NEON_DOTPROD, -march=armv8.2-a+dotprod): the
+ *    integer kernels again with SDOT (vdotq_s32), the "neon-dotprod" level,
+ *    which cpu.c picks only when the CPU reports the dot-product extension.
+ * The float kernels (quantize, F32/F16/BF16 matmul, attention, fp16
+ * conversion) use no optional extension and exist once, in the "neon" build.
+ *
+ * quantize: Q8_0 / Q8_1 / Q8_K byte-identical to quant.c's from_float_act
+ * (FCVTNS rounds to nearest even, as the reference does). matmul: Q4_0,
+ * Q4_1, Q5_0, Q5_1, Q8_0 and Q4_K, Q5_K, Q6_K as ggml's NEON kernels do it
+ * (exact integer sums per sub-block, scales applied in int32, one float FMA
+ * per block); each decoded weight block is reused against up to 4
+ * activation columns, so prefill decodes a row a quarter as often. Q2_K and
+ * Q3_K are left to the generic level. Only the float accumulation order
+ * differs from the scalar reference (tests/test_kernels.c bounds it);
+ * attention and f32_to_f16 are bit-exact with the generic level. */
+#if defined(__aarch64__) || defined(_M_ARM64)
+#include <arm_neon.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#if defined(PL_NEON_DOTPROD) && !defined(__ARM_FEATURE_DOTPROD) && !defined(_MSC_VER)
+#error "arm_dotprod.c is compiled with -march=armv8.2-a+dotprod"
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define AI static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 16")
+#else
+#define AI static inline
+#define UNROLL
+#endif
+
+/* Shared by both builds; defined in the "neon" one. */
+void pl_neon_quantize(uint32_t act_type, const float *x, void *xq, int n);
+void pl_neon_matmul_float(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
+                          size_t xq_stride, int nb, float *y, size_t y_stride);
+void pl_neon_attn_head(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale, float *out,
+                       float *scores);
+void pl_neon_f32_to_f16(const float *src, pl_half *dst, int n);
+
+/* ---------------------------------------------------------------- helpers */
+
+/* fp16 at a possibly unaligned address; the conversion is exact. */
+static inline float ldh(const void *p) {
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
+}
+
+/* FCVT rounds to nearest even, as pl_float_to_half does. */
+static inline pl_half f2h(float f) {
+    return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(f))), 0);
+}
+
+static inline void sth(void *p, float f) {
+    const pl_half h = f2h(f);
+    memcpy(p, &h, sizeof h);
+}
+
+/* Four fp16 -> four floats. */
+static inline float32x4_t ldh4(const pl_half *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+
+#ifndef PL_NEON_DOTPROD
+/* ---------------------------------------------------------------- quantize */
+
+/* ggml's quantize_row_q8_0/q8_1 as quant.c's from_float_act: d = amax/127,
+ * q = round-to-even(x * 127/amax); Q8_1 adds s = fp16(d * sum q). */
+static void quantize_q8_01(const float *x, uint8_t *out, int nblk, int with_s) {
+    const size_t bs = with_s ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    for (int i = 0; i < nblk; i++, x += 32, out += bs) {
+        float32x4_t v[8], m = vdupq_n_f32(0.0f);
+        for (int k = 0; k < 8; k++) {
+            v[k] = vld1q_f32(x + 4 * k);
+            m = vmaxq_f32(m, vabsq_f32(v[k]));
+        }
+        const float amax = vmaxvq_f32(m);
+        const float d = amax / 127;
+        const float id = amax != 0 ? 127 / amax : 0.0f;
+        int16x8_t h[4];
+        for (int k = 0; k < 4; k++)
+            h[k] = vcombine_s16(vqmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(v[2 * k], id))),
+                                vqmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(v[2 * k + 1], id))));
+        const int8x16_t q0 = vcombine_s8(vqmovn_s16(h[0]), vqmovn_s16(h[1]));
+        const int8x16_t q1 = vcombine_s8(vqmovn_s16(h[2]), vqmovn_s16(h[3]));
+        int8_t *qs = (int8_t *)(out + (with_s ? 4 : 2));
+        vst1q_s8(qs, q0);
+        vst1q_s8(qs + 16, q1);
+        sth(out, d);
+        if (with_s) sth(out + 2, d * (float)(vaddlvq_s8(q0) + vaddlvq_s8(q1)));
+    }
+}
+
+/* ggml's quantize_row_q8_K_ref: the signed extreme (first of equal
+ * magnitudes) maps to -127, q = nearest-even(iscale * x), 16-weight sums. */
+static void quantize_q8_K(const float *x, block_q8_K *y, int nblk) {
+    const int16x8_t lo = vdupq_n_s16(-127);
+    for (int i = 0; i < nblk; i++, x += QK_K) {
+        float32x4_t m = vdupq_n_f32(0.0f);
+        for (int k = 0; k < QK_K / 4; k++) m = vmaxq_f32(m, vabsq_f32(vld1q_f32(x + 4 * k)));
+        const float amax = vmaxvq_f32(m);
+        if (amax == 0) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        int j = 0;
+        while (fabsf(x[j]) != amax) j++;
+        const float iscale = -127 / x[j];
+        for (int k = 0; k < QK_K / 16; k++) {
+            int16x8_t h[2];
+            for (int l = 0; l < 2; l++) {
+                const float *p = x + 16 * k + 8 * l;
+                h[l] = vcombine_s16(vqmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(p), iscale))),
+                                    vqmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(p + 4), iscale))));
+                h[l] = vmaxq_s16(h[l], lo); /* 127 is vqmovn's own upper limit */
+            }
+            const int8x16_t q = vcombine_s8(vqmovn_s16(h[0]), vqmovn_s16(h[1]));
+            vst1q_s8(y[i].qs + 16 * k, q);
+            y[i].bsums[k] = vaddlvq_s8(q);
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+void pl_neon_quantize(uint32_t act_type, const float *x, void *xq, int n) {
+    switch (act_type) {
+    case PL_TYPE_Q8_0: quantize_q8_01(x, xq, n / QK8_0, 0); return;
+    case PL_TYPE_Q8_1: quantize_q8_01(x, xq, n / QK8_1, 1); return;
+    case PL_TYPE_Q8_K: quantize_q8_K(x, xq, n / QK_K); return;
+    default: pl_quantize_generic(act_type, x, xq, n); return;
+    }
+}
+
+/* ---------------------------------------------------------------- F32 F16 BF16
+ * Float activations. R rows x C columns of 4-wide FMA accumulators. */
+
+AI float32x4_t load_w4(const int T, const uint8_t *row, int k) {
+    if (T == PL_TYPE_F32) return vld1q_f32((const float *)row + k);
+    const uint16x4_t h = vld1_u16((const uint16_t *)row + k);
+    if (T == PL_TYPE_F16) return vcvt_f32_f16(vreinterpret_f16_u16(h));
+    return vreinterpretq_f32_u32(vshll_n_u16(h, 16)); /* bf16: the top half of a float */
+}
+
+AI float load_w1(const int T, const uint8_t *row, int k) {
+    if (T == PL_TYPE_F32) {
+        float f;
+        memcpy(&f, row + 4 * (size_t)k, 4);
+        return f;
+    }
+    uint16_t h;
+    memcpy(&h, row + 2 * (size_t)k, 2);
+    return T == PL_TYPE_F16 ? ldh(&h) : pl_bf16_to_float(h);
+}
+
+AI void f_tile(const int T, const int R, const int C, const uint8_t *w, size_t rb, const float *x, size_t xs, int n,
+               float *y, size_t ys) {
+    float32x4_t acc[4][2];
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) acc[r][c] = vdupq_n_f32(0.0f);
+    int k = 0;
+    for (; k + 4 <= n; k += 4) {
+        float32x4_t wv[4];
+        UNROLL for (int r = 0; r < R; r++) wv[r] = load_w4(T, w + (size_t)r * rb, k);
+        UNROLL for (int c = 0; c < C; c++) {
+            const float32x4_t xv = vld1q_f32(x + (size_t)c * xs + k);
+            UNROLL for (int r = 0; r < R; r++) acc[r][c] = vfmaq_f32(acc[r][c], wv[r], xv);
+        }
+    }
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
+        float s = vaddvq_f32(acc[r][c]);
+        for (int kk = k; kk < n; kk++) s += load_w1(T, w + (size_t)r * rb, kk) * x[(size_t)c * xs + kk];
+        y[(size_t)c * ys + r] = s;
+    }
+}
+
+AI void f_cols(const int T, const int R, const uint8_t *w, size_t rb, const float *x, size_t xs, int n, int nb,
+               float *y, size_t ys) {
+    int c = 0;
+    for (; c + 2 <= nb; c += 2) f_tile(T, R, 2, w, rb, x + (size_t)c * xs, xs, n, y + (size_t)c * ys, ys);
+    if (c < nb) f_tile(T, R, 1, w, rb, x + (size_t)c * xs, xs, n, y + (size_t)c * ys, ys);
+}
+
+AI void mm_float(const int T, const uint8_t *w, size_t rb, int rows, int n, const uint8_t *xq, size_t xq_stride,
+                 int nb, float *y, size_t ys) {
+    const float *x = (const float *)xq;
+    const size_t xs = xq_stride / sizeof(float);
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) f_cols(T, 4, w + (size_t)r * rb, rb, x, xs, n, nb, y + r, ys);
+    switch (rows - r) {
+    case 3: f_cols(T, 3, w + (size_t)r * rb, rb, x, xs, n, nb, y + r, ys); break;
+    case 2: f_cols(T, 2, w + (size_t)r * rb, rb, x, xs, n, nb, y + r, ys); break;
+    case 1: f_cols(T, 1, w + (size_t)r * rb, rb, x, xs, n, nb, y + r, ys); break;
+    default: break;
+    }
+}
+
+void pl_neon_matmul_float(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
+                          size_t xq_stride, int nb, float *y, size_t y_stride) {
+    const uint8_t *W = (const uint8_t *)w, *X = (const uint8_t *)xq;
+    switch (type) {
+    case PL_TYPE_F32: mm_float(PL_TYPE_F32, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_F16: mm_float(PL_TYPE_F16, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_BF16: mm_float(PL_TYPE_BF16, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    default: pl_matmul_generic(type, w, row_bytes, rows, cols, xq, xq_stride, nb, y, y_stride); return;
+    }
+}
+
+/* ---------------------------------------------------------------- attention, fp16 */
+
+void pl_neon_f32_to_f16(const float *src, pl_half *dst, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1_u16(dst + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(src + i))));
+    for (; i < n; i++) dst[i] = pl_float_to_half(src[i]);
+}
+
+/* a[j] lane l -> a[l] lane j. */
+static inline void tr4(float32x4_t a[4]) {
+    const float32x4_t t0 = vtrn1q_f32(a[0], a[1]), t1 = vtrn2q_f32(a[0], a[1]);
+    const float32x4_t t2 = vtrn1q_f32(a[2], a[3]), t3 = vtrn2q_f32(a[2], a[3]);
+    a[0] = vreinterpretq_f32_f64(vzip1q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
+    a[1] = vreinterpretq_f32_f64(vzip1q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
+    a[2] = vreinterpretq_f32_f64(vzip2q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
+    a[3] = vreinterpretq_f32_f64(vzip2q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
+}
+
+/* Attention as llama.cpp computes it (see kernels.h), and bit for bit the
+ * generic level's: every product (fp16 q times fp16 k, fp16 p times fp16 v)
+ * is exact in float, so an FMA rounds like the generic's multiply-then-add,
+ * and each sum runs in the generic's order: scores take 8 positions at once
+ * (K transposed 4x4), each summed over i ascending; out takes 32 dims at
+ * once, summed over t ascending. expf and the double sum stay scalar. */
+void pl_neon_attn_head(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale, float *out,
+                       float *scores) {
+    if (hd % 4 || hd > PL_MAX_HEAD_DIM) {
+        pl_kernels_generic.attn_head(q, k, v, n, hd, scale, out, scores);
+        return;
+    }
+    float qh[PL_MAX_HEAD_DIM];
+    for (int i = 0; i < hd; i += 4) vst1q_f32(qh + i, vcvt_f32_f16(vcvt_f16_f32(vld1q_f32(q + i))));
+    float32x4_t vmx = vdupq_n_f32(-INFINITY);
+    int t = 0;
+    for (; t + 8 <= n; t += 8) {
+        const pl_half *kt = k + (size_t)t * hd;
+        float32x4_t s0 = vdupq_n_f32(0.0f), s1 = vdupq_n_f32(0.0f);
+        for (int i = 0; i < hd; i += 4) {
+            const float32x4_t qv = vld1q_f32(qh + i);
+            float32x4_t a[4], b[4];
+            for (int j = 0; j < 4; j++) {
+                a[j] = ldh4(kt + (size_t)j * hd + i);
+                b[j] = ldh4(kt + (size_t)(j + 4) * hd + i);
+            }
+            tr4(a);
+            tr4(b);
+            s0 = vfmaq_laneq_f32(s0, a[0], qv, 0);
+            s1 = vfmaq_laneq_f32(s1, b[0], qv, 0);
+            s0 = vfmaq_laneq_f32(s0, a[1], qv, 1);
+            s1 = vfmaq_laneq_f32(s1, b[1], qv, 1);
+            s0 = vfmaq_laneq_f32(s0, a[2], qv, 2);
+            s1 = vfmaq_laneq_f32(s1, b[2], qv, 2);
+            s0 = vfmaq_laneq_f32(s0, a[3], qv, 3);
+            s1 = vfmaq_laneq_f32(s1, b[3], qv, 3);
+        }
+        s0 = vmulq_n_f32(s0, scale);
+        s1 = vmulq_n_f32(s1, scale);
+        vst1q_f32(scores + t, s0);
+        vst1q_f32(scores + t + 4, s1);
+        vmx = vmaxq_f32(vmx, vmaxq_f32(s0, s1));
+    }
+    float mx = vmaxvq_f32(vmx);
+    for (; t < n; t++) {
+        const pl_half *kt = k + (size_t)t * hd;
+        float s = 0.0f;
+        for (int i = 0; i < hd; i++) s += qh[i] * ldh(kt + i);
+        scores[t] = s * scale;
+        if (scores[t] > mx) mx = scores[t];
+    }
+    double sum = 0;
+    for (t = 0; t < n; t++) {
+        scores[t] = expf(scores[t] - mx);
+        sum += scores[t];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (t = 0; t + 4 <= n; t += 4)
+        vst1q_f32(scores + t, vcvt_f32_f16(vcvt_f16_f32(vmulq_n_f32(vld1q_f32(scores + t), inv))));
+    for (; t < n; t++) scores[t] = pl_half_to_float(f2h(scores[t] * inv));
+    for (int i0 = 0; i0 < hd; i0 += 32) {
+        const int nv = (hd - i0) / 4 < 8 ? (hd - i0) / 4 : 8;
+        float32x4_t acc[8];
+        UNROLL for (int u = 0; u < 8; u++) acc[u] = vdupq_n_f32(0.0f);
+        for (t = 0; t < n; t++) {
+            const float p = scores[t];
+            if (p == 0.0f) continue;
+            const pl_half *vt = v + (size_t)t * hd + i0;
+            UNROLL for (int u = 0; u < 8; u++) if (u < nv) acc[u] = vfmaq_n_f32(acc[u], ldh4(vt + 4 * u), p);
+        }
+        UNROLL for (int u = 0; u < 8; u++) if (u < nv) vst1q_f32(out + i0 + 4 * u, acc[u]);
+    }
+}
+#endif /* !PL_NEON_DOTPROD */
+
+/* ---------------------------------------------------------------- integer dot products
+ * acc + the products of a and b, four at a time into the int32 lanes. The
+ * two builds spread the products over the lanes differently; the kernels
+ * only ever use the total of the four lanes. */
+static inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#ifdef PL_NEON_DOTPROD
+    return vdotq_s32(acc, a, b);
+#else
+    /* |a*b| <= 128*127 fits int16: activations are never -128 */
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(b)));
+    return vpadalq_s16(acc, vmull_high_s8(a, b));
+#endif
+}
+
+/* Lane j of the result: the total of p[j] (four vectors -> four sums). */
+static inline int32x4_t sum4(int32x4_t p0, int32x4_t p1, int32x4_t p2, int32x4_t p3) {
+    return vpaddq_s32(vpaddq_s32(p0, p1), vpaddq_s32(p2, p3));
+}
+
+/* ---------------------------------------------------------------- Q4_0 Q4_1 Q5_0 Q5_1 Q8_0
+ * 32-weight blocks against Q8_0 (Q8_1 for the _1 types) activation blocks:
+ * two 16-byte vectors of quants (weights 0-15, 16-31) dotted with the
+ * activations', times dw*dx; the unsigned _1 types add m * s per block. */
+
+AI int q0_size(const int T) {
+    switch (T) {
+    case PL_TYPE_Q4_0: return sizeof(block_q4_0);
+    case PL_TYPE_Q4_1: return sizeof(block_q4_1);
+    case PL_TYPE_Q5_0: return sizeof(block_q5_0);
+    case PL_TYPE_Q5_1: return sizeof(block_q5_1);
+    default: return sizeof(block_q8_0);
+    }
+}
+
+AI int q0_unsigned(const int T) { return T == PL_TYPE_Q4_1 || T == PL_TYPE_Q5_1; }
+
+/* The 32 bits at p (little-endian) -> 32 bytes, 0x10 where the bit is set. */
+static inline void bits32(const uint8_t *p, uint8x16_t *b0, uint8x16_t *b1) {
+    static const uint8_t idx[32] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                    2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
+    static const uint8_t bit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    uint32_t u;
+    memcpy(&u, p, 4);
+    const uint8x16_t v = vreinterpretq_u8_u32(vdupq_n_u32(u)), m = vld1q_u8(bit), b4 = vdupq_n_u8(0x10);
+    *b0 = vandq_u8(vtstq_u8(vqtbl1q_u8(v, vld1q_u8(idx)), m), b4);
+    *b1 = vandq_u8(vtstq_u8(vqtbl1q_u8(v, vld1q_u8(idx + 16)), m), b4);
+}
+
+/* Weights 0-15 and 16-31 of a block: signed w/d for Q4_0/Q5_0/Q8_0,
+ * unsigned (w - m)/d for Q4_1/Q5_1. */
+AI void q0_decode(const int T, const uint8_t *b, int8x16_t *lo, int8x16_t *hi) {
+    if (T == PL_TYPE_Q8_0) {
+        *lo = vld1q_s8((const int8_t *)b + 2);
+        *hi = vld1q_s8((const int8_t *)b + 18);
+        return;
+    }
+    const int off = T == PL_TYPE_Q4_0 ? 2 : T == PL_TYPE_Q4_1 ? 4 : T == PL_TYPE_Q5_0 ? 6 : 8;
+    const uint8x16_t q = vld1q_u8(b + off);
+    uint8x16_t l = vandq_u8(q, vdupq_n_u8(0x0f)), h = vshrq_n_u8(q, 4);
+    if (T == PL_TYPE_Q5_0 || T == PL_TYPE_Q5_1) {
+        uint8x16_t b0, b1;
+        bits32(b + off - 4, &b0, &b1);
+        l = vorrq_u8(l, b0);
+        h = vorrq_u8(h, b1);
+    }
+    *lo = vreinterpretq_s8_u8(l);
+    *hi = vreinterpretq_s8_u8(h);
+    if (T == PL_TYPE_Q4_0 || T == PL_TYPE_Q5_0) {
+        const int8x16_t z = vdupq_n_s8(T == PL_TYPE_Q4_0 ? 8 : 16);
+        *lo = vsubq_s8(*lo, z);
+        *hi = vsubq_s8(*hi, z);
+    }
+}
+
+/* R rows x C columns: y[c][r] = row r . column c. */
+AI void q0_tile(const int T, const int R, const int C, const uint8_t *w, size_t rb, const uint8_t *xq, size_t xs,
+                int nblk, float *y, size_t ys) {
+    const int U = q0_unsigned(T);
+    const size_t wbs = (size_t)q0_size(T), xbs = U ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const int32x4_t zero = vdupq_n_s32(0);
+    float32x4_t acc[2][4];
+    float accm[2][4];
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
+        acc[r][c] = vdupq_n_f32(0.0f);
+        accm[r][c] = 0.0f;
+    }
+    for (int i = 0; i < nblk; i++) {
+        int8x16_t lo[2], hi[2];
+        float dw[2], mw[2];
+        UNROLL for (int r = 0; r < R; r++) {
+            const uint8_t *b = w + (size_t)r * rb + (size_t)i * wbs;
+            q0_decode(T, b, &lo[r], &hi[r]);
+            dw[r] = ldh(b);
+            mw[r] = U ? ldh(b + 2) : 0.0f;
+        }
+        UNROLL for (int c = 0; c < C; c++) {
+            const uint8_t *xb = xq + (size_t)c * xs + (size_t)i * xbs;
+            const int8_t *x8 = (const int8_t *)xb + xbs - 32;
+            const int8x16_t x0 = vld1q_s8(x8), x1 = vld1q_s8(x8 + 16);
+            const float dx = ldh(xb), sx = U ? ldh(xb + 2) : 0.0f;
+            UNROLL for (int r = 0; r < R; r++) {
+                const int32x4_t p = dot16(dot16(zero, lo[r], x0), hi[r], x1);
+                acc[r][c] = vfmaq_n_f32(acc[r][c], vcvtq_f32_s32(p), dw[r] * dx);
+                if (U) accm[r][c] += mw[r] * sx;
+            }
+        }
+    }
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) y[(size_t)c * ys + r] =
+        vaddvq_f32(acc[r][c]) + accm[r][c];
+}
+
+AI void q0_cols(const int T, const int R, const uint8_t *w, size_t rb, const uint8_t *xq, size_t xs, int nblk, int nb,
+                float *y, size_t ys) {
+    int c = 0;
+    for (; c + 4 <= nb; c += 4) q0_tile(T, R, 4, w, rb, xq + (size_t)c * xs, xs, nblk, y + (size_t)c * ys, ys);
+    for (; c < nb; c++) q0_tile(T, R, 1, w, rb, xq + (size_t)c * xs, xs, nblk, y + (size_t)c * ys, ys);
+}
+
+AI void mm_q0(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
+              float *y, size_t ys) {
+    int r = 0;
+    for (; r + 2 <= rows; r += 2) q0_cols(T, 2, w + (size_t)r * rb, rb, xq, xs, cols / 32, nb, y + r, ys);
+    if (r < rows) q0_cols(T, 1, w + (size_t)r * rb, rb, xq, xs, cols / 32, nb, y + r, ys);
+}
+
+/* ---------------------------------------------------------------- Q4_K Q5_K Q6_K
+ * A super-block of 256 weights decodes to 16 vectors of 16 quants, vector v
+ * holding weights 16v..16v+15 (so it lines up with qs + 16v of the Q8_K
+ * activations): Q4_K/Q5_K unsigned 0..15/0..31 with sub-block v/2, Q6_K
+ * unsigned 0..63 with sub-block v. Per column, the 16 dot products reduce
+ * (pairwise adds) to one int32 per sub-block, which multiplies its scale in
+ * int32; Q6_K's -32 offset and Q4_K/Q5_K's mins come from the activations'
+ * 16-weight sums (bsums). Integer bounds: Q6_K's sum of scale * q * x is at
+ * most 256 * 128 * 63 * 127 < 2^31. */
+
+typedef struct {
+    int8x16_t q[16];
+    int32x4_t sc[4];  /* scale of sub-block 4j + lane in sc[j] (Q4_K/Q5_K: sc[0], sc[1]) */
+    int16x8_t s16[2]; /* Q6_K: the 16 scales as int16; Q4_K/Q5_K: s16[0] = the 8 mins */
+    float d, dmin;
+} kw_t;
+
+/* Q4_K/Q5_K's 12 packed bytes -> 8 scales then 8 mins (6 bits each). */
+static inline uint8x16_t k4_scales(const uint8_t *s) {
+    uint32_t u[4];
+    memcpy(u, s, 12);
+    const uint32_t m1 = 0x3f3f3f3f, m2 = 0x0f0f0f0f, m3 = 0x03030303;
+    u[3] = ((u[2] >> 4) & m2) | (((u[1] >> 6) & m3) << 4);
+    const uint32_t t = u[1] & m1;
+    u[1] = (u[2] & m2) | (((u[0] >> 6) & m3) << 4);
+    u[2] = t;
+    u[0] &= m1;
+    return vreinterpretq_u8_u32(vld1q_u32(u));
+}
+
+AI void kq_decode(const int T, const uint8_t *b, kw_t *o) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0f);
+    if (T == PL_TYPE_Q6_K) {
+        const block_q6_K *x = (const block_q6_K *)b;
+        UNROLL for (int h = 0; h < 2; h++) UNROLL for (int l = 0; l < 2; l++) {
+            const uint8x16_t l1 = vld1q_u8(x->ql + 64 * h + 16 * l), l2 = vld1q_u8(x->ql + 64 * h + 32 + 16 * l);
+            const uint8x16_t hb = vld1q_u8(x->qh + 32 * h + 16 * l);
+            int8x16_t *q = o->q + 8 * h + l; /* q[2k]: weights 32k + 16l .. of this half */
+            q[0] = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(l1, m4), vshlq_n_u8(vandq_u8(hb, vdupq_n_u8(0x03)), 4)));
+            q[2] = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(l2, m4), vshlq_n_u8(vandq_u8(hb, vdupq_n_u8(0x0c)), 2)));
+            q[4] = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(l1, 4), vandq_u8(hb, vdupq_n_u8(0x30))));
+            q[6] = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(l2, 4), vshrq_n_u8(vandq_u8(hb, vdupq_n_u8(0xc0)), 2)));
+        }
+        const int8x16_t s8 = vld1q_s8(x->scales);
+        o->s16[0] = vmovl_s8(vget_low_s8(s8));
+        o->s16[1] = vmovl_high_s8(s8);
+        o->sc[0] = vmovl_s16(vget_low_s16(o->s16[0]));
+        o->sc[1] = vmovl_high_s16(o->s16[0]);
+        o->sc[2] = vmovl_s16(vget_low_s16(o->s16[1]));
+        o->sc[3] = vmovl_high_s16(o->s16[1]);
+        o->d = ldh(&x->d);
+        o->dmin = 0.0f;
+        return;
+    }
+    /* d, dmin, scales[12], [qh[32]], qs[128] */
+    const uint8_t *qs = b + (T == PL_TYPE_Q5_K ? 48 : 16);
+    uint8x16_t h0 = vdupq_n_u8(0), h1 = vdupq_n_u8(0);
+    if (T == PL_TYPE_Q5_K) {
+        h0 = vld1q_u8(b + 16);
+        h1 = vld1q_u8(b + 32);
+    }
+    const uint8x16_t b4 = vdupq_n_u8(0x10);
+    UNROLL for (int j = 0; j < 4; j++) {
+        const uint8x16_t v0 = vld1q_u8(qs + 32 * j), v1 = vld1q_u8(qs + 32 * j + 16);
+        uint8x16_t a0 = vandq_u8(v0, m4), a1 = vandq_u8(v1, m4), a2 = vshrq_n_u8(v0, 4), a3 = vshrq_n_u8(v1, 4);
+        if (T == PL_TYPE_Q5_K) { /* bit 2j of qh for the low nibbles, 2j+1 for the high */
+            a0 = vorrq_u8(a0, vandq_u8(vshlq_n_u8(h0, 4), b4));
+            a1 = vorrq_u8(a1, vandq_u8(vshlq_n_u8(h1, 4), b4));
+            a2 = vorrq_u8(a2, vandq_u8(vshlq_n_u8(h0, 3), b4));
+            a3 = vorrq_u8(a3, vandq_u8(vshlq_n_u8(h1, 3), b4));
+            h0 = vshrq_n_u8(h0, 2);
+            h1 = vshrq_n_u8(h1, 2);
+        }
+        o->q[4 * j] = vreinterpretq_s8_u8(a0);
+        o->q[4 * j + 1] = vreinterpretq_s8_u8(a1);
+        o->q[4 * j + 2] = vreinterpretq_s8_u8(a2);
+        o->q[4 * j + 3] = vreinterpretq_s8_u8(a3);
+    }
+    const uint8x16_t sm = k4_scales(b + 4);
+    const uint16x8_t s16 = vmovl_u8(vget_low_u8(sm));
+    o->sc[0] = vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(s16)));
+    o->sc[1] = vreinterpretq_s32_u32(vmovl_high_u16(s16));
+    o->sc[2] = o->sc[3] = vdupq_n_s32(0);
+    o->s16[0] = vreinterpretq_s16_u16(vmovl_high_u8(sm));
+    o->s16[1] = vdupq_n_s16(0);
+    o->d = ldh(b);
+    o->dmin = ldh(b + 2);
+}
+
+/* acc[c] += d * (sum of scale * q * x), accm[c] += dmin * (sum of min * bsum)
+ * for columns c < C of one super-block. */
+AI void kq_cols(const int T, const int C, const kw_t *w, const block_q8_K *const *x, float32x4_t *acc,
+                float32x4_t *accm) {
+    const int32x4_t zero = vdupq_n_s32(0);
+    UNROLL for (int c = 0; c < C; c++) {
+        const int8_t *x8 = x[c]->qs;
+        const int16x8_t bs0 = vld1q_s16(x[c]->bsums), bs1 = vld1q_s16(x[c]->bsums + 8);
+        int32x4_t p[16], isum;
+        if (T == PL_TYPE_Q6_K) {
+            UNROLL for (int v = 0; v < 16; v++) p[v] = dot16(zero, w->q[v], vld1q_s8(x8 + 16 * v));
+            isum = vmulq_s32(sum4(p[0], p[1], p[2], p[3]), w->sc[0]);
+            isum = vmlaq_s32(isum, sum4(p[4], p[5], p[6], p[7]), w->sc[1]);
+            isum = vmlaq_s32(isum, sum4(p[8], p[9], p[10], p[11]), w->sc[2]);
+            isum = vmlaq_s32(isum, sum4(p[12], p[13], p[14], p[15]), w->sc[3]);
+            /* q - 32: subtract 32 * sum(scale * bsum) */
+            int32x4_t off = vmull_s16(vget_low_s16(bs0), vget_low_s16(w->s16[0]));
+            off = vmlal_high_s16(off, bs0, w->s16[0]);
+            off = vmlal_s16(off, vget_low_s16(bs1), vget_low_s16(w->s16[1]));
+            off = vmlal_high_s16(off, bs1, w->s16[1]);
+            isum = vsubq_s32(isum, vshlq_n_s32(off, 5));
+        } else {
+            UNROLL for (int s = 0; s < 8; s++) p[s] =
+                dot16(dot16(zero, w->q[2 * s], vld1q_s8(x8 + 32 * s)), w->q[2 * s + 1], vld1q_s8(x8 + 32 * s + 16));
+            isum = vmulq_s32(sum4(p[0], p[1], p[2], p[3]), w->sc[0]);
+            isum = vmlaq_s32(isum, sum4(p[4], p[5], p[6], p[7]), w->sc[1]);
+            const int16x8_t bs = vpaddq_s16(bs0, bs1); /* sums of the 8 sub-blocks of 32 */
+            int32x4_t m = vmull_s16(vget_low_s16(bs), vget_low_s16(w->s16[0]));
+            m = vmlal_high_s16(m, bs, w->s16[0]);
+            accm[c] = vfmaq_n_f32(accm[c], vcvtq_f32_s32(m), w->dmin * x[c]->d);
+        }
+        acc[c] = vfmaq_n_f32(acc[c], vcvtq_f32_s32(isum), w->d * x[c]->d);
+    }
+}
+
+/* One weight row against C columns; each super-block decoded once. */
+AI void kq_tile(const int T, const int C, const uint8_t *row, const uint8_t *xq, size_t xs, int nsb, float *y,
+                size_t ys) {
+    const size_t bs = T == PL_TYPE_Q4_K ? sizeof(block_q4_K) : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
+                                                                                 : sizeof(block_q6_K);
+    float32x4_t acc[4], accm[4];
+    UNROLL for (int c = 0; c < C; c++) acc[c] = accm[c] = vdupq_n_f32(0.0f);
+    for (int i = 0; i < nsb; i++) {
+        kw_t w;
+        kq_decode(T, row + (size_t)i * bs, &w);
+        const block_q8_K *x[4];
+        UNROLL for (int c = 0; c < C; c++) x[c] = (const block_q8_K *)(xq + (size_t)c * xs) + i;
+        kq_cols(T, C, &w, x, acc, accm);
+    }
+    UNROLL for (int c = 0; c < C; c++) y[(size_t)c * ys] = vaddvq_f32(acc[c]) - vaddvq_f32(accm[c]);
+}
+
+AI void mm_kq(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
+              float *y, size_t ys) {
+    const int nsb = cols / QK_K;
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *row = w + (size_t)r * rb;
+        int c = 0;
+        for (; c + 4 <= nb; c += 4) kq_tile(T, 4, row, xq + (size_t)c * xs, xs, nsb, y + (size_t)c * ys + r, ys);
+        switch (nb - c) {
+        case 3: kq_tile(T, 3, row, xq + (size_t)c * xs, xs, nsb, y + (size_t)c * ys + r, ys); break;
+        case 2: kq_tile(T, 2, row, xq + (size_t)c * xs, xs, nsb, y + (size_t)c * ys + r, ys); break;
+        case 1: kq_tile(T, 1, row, xq + (size_t)c * xs, xs, nsb, y + (size_t)c * ys + r, ys); break;
+        default: break;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+#ifdef PL_NEON_DOTPROD
+#define MATMUL matmul_neon_dotprod
+#else
+#define MATMUL matmul_neon
+#endif
+
+static void MATMUL(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
+                   size_t xq_stride, int nb, float *y, size_t y_stride) {
+    const uint8_t *W = (const uint8_t *)w, *X = (const uint8_t *)xq;
+    switch (type) {
+    case PL_TYPE_Q4_0: mm_q0(PL_TYPE_Q4_0, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q4_1: mm_q0(PL_TYPE_Q4_1, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q5_0: mm_q0(PL_TYPE_Q5_0, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q5_1: mm_q0(PL_TYPE_Q5_1, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q8_0: mm_q0(PL_TYPE_Q8_0, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q4_K: mm_kq(PL_TYPE_Q4_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q5_K: mm_kq(PL_TYPE_Q5_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q6_K: mm_kq(PL_TYPE_Q6_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    default: pl_neon_matmul_float(type, w, row_bytes, rows, cols, xq, xq_stride, nb, y, y_stride); return;
+    }
+}
+
+#ifdef PL_NEON_DOTPROD
+const pl_kernels_t pl_kernels_dotprod = {"neon-dotprod", pl_neon_quantize, matmul_neon_dotprod, pl_neon_attn_head,
+                                         pl_neon_f32_to_f16};
+#else
+const pl_kernels_t pl_kernels_neon = {"neon", pl_neon_quantize, matmul_neon, pl_neon_attn_head,
+                                      pl_neon_f32_to_f16};
+#endif
+
+#else
+typedef int pl_arm_neon_unused; /* empty translation unit on other CPUs */
+#endif
