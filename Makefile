@@ -81,6 +81,7 @@ ISA_DEFS += -DPL_KERNELS_DOTPROD
 endif
 endif
 $(BUILD)/src/kernels/arm_dotprod.o: ISA_FLAGS := -march=armv8.2-a+dotprod
+$(BUILD)/src/kernels/arm_dotprod.o: src/kernels/arm_neon.c # it #includes it
 $(BUILD)/src/kernels/cpu.o: ISA_FLAGS := $(ISA_DEFS)
 
 LIB_SRC := src/gguf.c src/quant.c src/tokenizer.c src/model.c src/state.c src/chat.c src/sampler.c src/pool.c src/platform.c src/grammar.c \
@@ -89,7 +90,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels test_grammar
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%$(EXE))
 
-.PHONY: all test clean run bench test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
+.PHONY: all test clean run bench fuzz test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
         windows test-cross size model
 # picolm-gen is a POSIX tool (files, signals): not built for Windows.
 all: $(BUILD)/picolm$(EXE) $(if $(EXE),,$(BUILD)/picolm-gen)
@@ -121,9 +122,13 @@ $(BUILD)/tests/%$(EXE): $(BUILD)/tests/%.o $(BUILD)/libpicolm.a
 
 # The tests run from the repository root; PICOLM_TESTDATA overrides the data path.
 test: $(TEST_BIN) $(BUILD)/picolm
-	@fail=0; for t in $(TEST_BIN); do PICOLM=$(BUILD)/picolm $$t || fail=1; done; \
-	 PICOLM=$(BUILD)/picolm sh tests/cli.sh || fail=1; \
-	 if [ $$fail = 0 ]; then echo "all tests passed"; else echo "SOME TESTS FAILED"; exit 1; fi
+	@fail=0; rm -f $(BUILD)/test.log; \
+	 for t in $(TEST_BIN) "sh tests/cli.sh" "sh tests/json_cli.sh"; do \
+	     PICOLM=$(BUILD)/picolm $$t >$(BUILD)/test.out 2>&1 || fail=1; \
+	     cat $(BUILD)/test.out; cat $(BUILD)/test.out >>$(BUILD)/test.log; done; \
+	 awk '/: [0-9]+ passed, [0-9]+ failed$$/ { p += $$(NF-3); f += $$(NF-1) } \
+	      END { printf "total: %d passed, %d failed\n", p, f }' $(BUILD)/test.log; \
+	 if [ $$fail != 0 ]; then echo "SOME TESTS FAILED"; exit 1; fi
 
 # The main job on a model reachable offline: greedy text from a test model.
 run: $(BUILD)/picolm
@@ -175,6 +180,17 @@ size: all
 
 model:
 	sh install.sh --model --no-build
+
+# Coverage-guided fuzzing of the GGUF reader and loader (clang libFuzzer).
+FUZZ_TIME ?= 60
+FUZZ_ISA := $(if $(findstring x86_64,$(ARCH)),-mavx2 -mfma -mf16c)
+fuzz:
+	@mkdir -p build-fuzz/corpus
+	clang -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) -std=c11 $(FUZZ_ISA) tests/fuzz_gguf.c $(LIB_SRC) \
+	    -o build-fuzz/fuzz_gguf -lm -lpthread
+	@for f in $${PICOLM_TESTDATA:-../shared/testdata}/models/tiny512-*.gguf $${PICOLM_TESTDATA:-../shared/testdata}/vocab/*.gguf; do \
+	    head -c 65536 $$f > build-fuzz/corpus/$$(basename $$f).head; done
+	build-fuzz/fuzz_gguf -max_total_time=$(FUZZ_TIME) -max_len=70000 build-fuzz/corpus
 
 clean:
 	rm -rf build build-san build-static build-debug build-aarch64 build-armhf build-riscv64 build-windows

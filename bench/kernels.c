@@ -5,7 +5,7 @@
  * GFLOP/s (2 * rows * cols * nb per call). Single-threaded unless -t 2.
  *
  *   make -s && cc -O2 -Iinclude -Isrc bench/kernels.c build/libpicolm.a -lm -lpthread -o build/bench_kernels
- *   build/bench_kernels [-t threads] [-r rows] [-c cols] [-T Q4_K,Q6_K,...] [-cpu] */
+ *   build/bench_kernels [-t threads] [-r rows] [-c cols] [-T Q4_K,Q6_K,...] [-cpu] [-hot] */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +17,8 @@
 /* -cpu: time by the process's CPU time over the threads, which leaves out
  * the time the scheduler gives to other processes on a shared machine. */
 static int use_cpu_time;
+/* -hot: one copy of the matrix (pick -r so it fits a cache): compute speed. */
+static int hot;
 
 static double now(void) {
     struct timespec ts;
@@ -65,6 +67,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const int more = i + 1 < argc;
         if (!strcmp(argv[i], "-cpu")) use_cpu_time = 1;
+        else if (!strcmp(argv[i], "-hot")) hot = 1;
         else if (more && !strcmp(argv[i], "-t")) nth = atoi(argv[++i]);
         else if (more && !strcmp(argv[i], "-r")) rows = atoi(argv[++i]);
         else if (more && !strcmp(argv[i], "-c")) cols = atoi(argv[++i]);
@@ -84,6 +87,7 @@ int main(int argc, char **argv) {
         const size_t rb = pl_row_size(types[t], cols), mat = rb * (size_t)rows;
         int copies = (int)((256u << 20) / mat) + 1; /* > 256 MB in all: beyond any cache */
         if (copies > 64) copies = 64;
+        if (hot) copies = 1;
         uint8_t *w = malloc(mat * (size_t)copies);
         float *row = malloc(sizeof(float) * (size_t)cols);
         for (int r = 0; r < rows; r++) {

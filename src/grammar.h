@@ -81,16 +81,20 @@ int pl_json_schema_to_gbnf(const char *schema, size_t len, char *buf, size_t cap
 int pl_grammar_bind(pl_grammar *g, const pl_grammar_vocab *v);
 
 /* Set logits of tokens that cannot continue the document to -INFINITY.
- * tokens_left (<= 0: no budget) counts this token: every allowed token
+ * tokens_left (<= 0 or > 65534: no budget) counts this token: every allowed token
  * leaves a state whose shortest completion (in bytes) is <= tokens_left-1,
  * and once tokens_left-1 < need + 3 only tokens that strictly shorten the
- * completion are allowed. EOS is allowed iff the document is complete.
+ * completion are allowed. If no token meets the budget (it was smaller
+ * than the shortest document), the tokens with the shortest completion
+ * are allowed. EOS is allowed iff the document is complete.
  * Returns the number of allowed tokens (> 0) or a negative status
  * (PL_GRAMMAR_ERR_DEAD_END when none can continue). */
 int pl_grammar_steer(pl_grammar *g, float *logits, int tokens_left);
 int pl_grammar_apply(pl_grammar *g, float *logits); /* steer(g, logits, 0) */
 /* Advance by a token (EOS: allowed only when complete, state unchanged).
- * PL_GRAMMAR_ERR_REJECT leaves the state unchanged. */
+ * PL_GRAMMAR_ERR_REJECT leaves the state unchanged (for accept_bytes: when
+ * n <= 64 or the vocabulary's longest token; longer input is consumed in
+ * chunks of that size, and a reject keeps the chunks before it). */
 int pl_grammar_accept(pl_grammar *g, int32_t token);
 int pl_grammar_accept_bytes(pl_grammar *g, const char *s, size_t n);
 

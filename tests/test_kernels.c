@@ -35,7 +35,9 @@ static float frand(void) { return (float)(rnd() & 0xffffff) / (float)0x800000 - 
 static void test_quantize(const pl_kernels_t *K) {
     static const uint32_t acts[] = {PL_TYPE_Q8_0, PL_TYPE_Q8_1, PL_TYPE_Q8_K};
     float x[2048];
-    static uint8_t a[2048 * 2], b[2048 * 2], c[2048 * 2];
+    /* aligned as the engine's (malloc'd) activation buffers: block_q8_K holds a
+     * float, and 32-bit Arm faults on a misaligned VFP store */
+    static _Alignas(16) uint8_t a[2048 * 2], b[2048 * 2], c[2048 * 2];
     for (size_t t = 0; t < sizeof acts / sizeof acts[0]; t++) {
         const pl_type_traits *tr = pl_type_traits_get(acts[t]);
         for (int trial = 0; trial < 60; trial++) {
@@ -91,7 +93,9 @@ static void check_matmul(const pl_kernels_t *K, uint32_t type, int rows, int col
     const pl_type_traits *tr = pl_type_traits_get(type);
     const uint32_t act = tr->vec_dot_type;
     const size_t rb = pl_row_size(type, cols);
-    const size_t xs = act == PL_TYPE_F32 ? (size_t)cols * 4 + 12 : pl_row_size(act, cols) + 7;
+    /* padded column strides, kept aligned for the blocks' float / fp16 fields
+     * (32-bit Arm faults on a misaligned VFP access) */
+    const size_t xs = act == PL_TYPE_F32 ? (size_t)cols * 4 + 12 : pl_row_size(act, cols) + 8;
     const size_t ys = (size_t)rows + 3;
     uint8_t *w = malloc(rb * (size_t)rows + 1), *xq = malloc(xs * (size_t)nb + 1);
     float *xf = malloc(sizeof(float) * (size_t)cols), *wf = malloc(sizeof(float) * (size_t)cols * rows);

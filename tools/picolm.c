@@ -17,6 +17,7 @@
 #endif
 
 #include "picolm.h"
+#include "../src/grammar.h"
 #include "../src/platform.h"
 
 static const char *usage_text =
@@ -49,6 +50,9 @@ static const char *usage_text =
     "                     chat template (detected from the file)\n"
     "  --system TEXT      system message (implies --chat)\n"
     "  --chat-template T  chatml, llama3, phi3, zephyr, gemma, llama2, mistral\n"
+    "  --json             the output is one complete, valid JSON value\n"
+    "  --grammar FILE     constrain the output to a GBNF grammar (root rule: root)\n"
+    "  --json-schema FILE the output is JSON valid against this schema\n"
     "  --cache FILE       reuse the KV state of the longest common prompt prefix\n"
     "                     saved by an earlier run, and save this prompt's state\n"
     "  -q, --quiet        no statistics on standard error\n"
@@ -56,8 +60,8 @@ static const char *usage_text =
     "  -h, --help         this text\n";
 
 typedef struct {
-    const char *model, *prompt, *prompt_ids, *dump_logits, *system, *chat_template, *cache;
-    int n_predict, top_k, n_ctx, n_threads, no_bos, tokenize, quiet, keep, no_shift, mem_budget, chat, kv_q8;
+    const char *model, *prompt, *prompt_ids, *dump_logits, *system, *chat_template, *cache, *grammar, *schema;
+    int n_predict, top_k, n_ctx, n_threads, no_bos, tokenize, quiet, keep, no_shift, mem_budget, chat, kv_q8, json;
     float temp, top_p;
     uint64_t seed;
 } options;
@@ -132,8 +136,9 @@ static void parse_args(options *o, int argc, char **argv) {
             else if (!strcmp(v, "f16")) o->kv_q8 = 0;
             else die_usage("--kv expects f16 or q8, got '%s'", v);
         }
-        else if (!strcmp(a, "--json") || !strcmp(a, "--grammar") || !strcmp(a, "--json-schema"))
-            die_usage("%s is not available yet in this version", a);
+        else if (!strcmp(a, "--json")) o->json = 1;
+        else if (!strcmp(a, "--grammar")) o->grammar = VALUE();
+        else if (!strcmp(a, "--json-schema")) o->schema = VALUE();
         else if (a[0] == '-' && a[1]) die_usage("unknown option %s", a);
         else if (!o->model) o->model = a;
         else die_usage("unexpected argument '%s'", a);
@@ -143,6 +148,8 @@ static void parse_args(options *o, int argc, char **argv) {
     if (o->prompt && o->prompt_ids) die_usage("-p and --prompt-ids are exclusive");
     if (o->dump_logits && o->n_predict != 0) die_usage("--dump-logits needs -n 0");
     if (o->chat && o->prompt_ids) die_usage("--chat formats text; it cannot take --prompt-ids");
+    if ((o->json != 0) + (o->grammar != NULL) + (o->schema != NULL) > 1)
+        die_usage("--json, --grammar and --json-schema are exclusive");
 }
 
 static char *read_stdin(size_t *len) {
@@ -165,6 +172,31 @@ static char *read_stdin(size_t *len) {
         n += r;
         if (r == 0) break;
     }
+    *len = n;
+    return buf;
+}
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+    }
+    fclose(f);
+    if (buf) buf[n] = 0;
     *len = n;
     return buf;
 }
@@ -214,6 +246,29 @@ int main(int argc, char **argv) {
     if (pl_model_open(&model, o.model, err, sizeof err)) fail("%s", err);
     const pl_model_info *info = pl_model_get_info(model);
     double t_load = pl_time_sec() - t0;
+
+    /* a grammar constrains the output: compiled and bound to the vocabulary
+     * before any work, so a bad grammar fails fast */
+    pl_grammar *gram = NULL;
+    pl_grammar_vocab *gvocab = NULL;
+    if (o.json || o.grammar || o.schema) {
+        int grc;
+        if (o.json) {
+            grc = pl_grammar_new_json(&gram, 0, err, sizeof err);
+        } else {
+            const char *path = o.grammar ? o.grammar : o.schema;
+            size_t glen;
+            char *gtext = read_file(path, &glen);
+            if (!gtext) fail("%s: %s", path, strerror(errno));
+            grc = o.grammar ? pl_grammar_new_gbnf(&gram, gtext, glen, err, sizeof err)
+                            : pl_grammar_new_json_schema(&gram, gtext, glen, err, sizeof err);
+            free(gtext);
+            if (grc) fail("%s: %s", path, err);
+        }
+        if (grc) fail("%s", err);
+        if (pl_grammar_vocab_from_model(&gvocab, model, err, sizeof err) || pl_grammar_bind(gram, gvocab))
+            fail("grammar: %s", err[0] ? err : "cannot bind to the vocabulary");
+    }
 
     /* the prompt as tokens */
     size_t chat_sys_bytes = 0;
@@ -332,7 +387,7 @@ int main(int argc, char **argv) {
     /* generation: sample from the last logits, print, feed back */
     char piece[256], pend[512];
     size_t npend = 0;
-    int pos = n_ids, n_gen = 0, ctx_full = 0, n_shifts = 0;
+    int pos = n_ids, n_gen = 0, ctx_full = 0, n_shifts = 0, grammar_failed = 0;
     int32_t prev = ids[n_ids - 1], eos = pl_token_eos(model), stop = -1;
     if (stop_text) { /* the template's end-of-turn token, when it is one token */
         int32_t st[4];
@@ -341,8 +396,19 @@ int main(int argc, char **argv) {
     double t2 = pl_time_sec();
     unsigned long long io0 = pl_io_read_bytes();
     while (n_gen < o.n_predict) {
+        if (gram) {
+            if (pl_grammar_is_done(gram)) break;
+            if (pl_grammar_steer(gram, logits, o.n_predict - n_gen) <= 0) {
+                grammar_failed = 1;
+                break;
+            }
+        }
         int32_t tok = pl_sample(smp, logits);
         if (tok == eos || tok == stop) break;
+        if (gram && pl_grammar_accept(gram, tok)) {
+            grammar_failed = 1;
+            break;
+        }
         n_gen++;
         int len = pl_token_to_text(model, prev, tok, piece, sizeof piece);
         if (len > (int)sizeof piece) len = (int)sizeof piece;
@@ -385,6 +451,10 @@ int main(int argc, char **argv) {
     double t_gen = pl_time_sec() - t2;
     unsigned long long io_gen = pl_io_read_bytes() - io0;
 
+    if (grammar_failed)
+        fail("no token can continue the grammar (%s); output stopped", gram ? pl_grammar_last_error(gram) : "");
+    if (gram && !pl_grammar_is_complete(gram))
+        fprintf(stderr, "\npicolm: warning: the output does not complete the grammar (context full or -n too small)\n");
     if (ctx_full) fprintf(stderr, "\npicolm: context full (%d tokens); stopping (raise -c for more)\n", n_ctx);
     if (!o.quiet) {
         pl_mem_stats ms;
@@ -405,6 +475,8 @@ int main(int argc, char **argv) {
         if (n_shifts) fprintf(stderr, "[picolm] context shifted %d times (keeping %d tokens)\n", n_shifts, n_keep);
     }
     free(hist);
+    pl_grammar_free(gram);
+    pl_grammar_vocab_free(gvocab);
     pl_sampler_free(smp);
     free(logits);
     free(ids);

@@ -8,14 +8,13 @@
  * conversion) use no optional extension and exist once, in the "neon" build.
  *
  * quantize: Q8_0 / Q8_1 / Q8_K byte-identical to quant.c's from_float_act
- * (FCVTNS rounds to nearest even, as the reference does). matmul: Q4_0,
- * Q4_1, Q5_0, Q5_1, Q8_0 and Q4_K, Q5_K, Q6_K as ggml's NEON kernels do it
- * (exact integer sums per sub-block, scales applied in int32, one float FMA
- * per block); each decoded weight block is reused against up to 4
- * activation columns, so prefill decodes a row a quarter as often. Q2_K and
- * Q3_K are left to the generic level. Only the float accumulation order
- * differs from the scalar reference (tests/test_kernels.c bounds it);
- * attention and f32_to_f16 are bit-exact with the generic level. */
+ * (FCVTNS rounds to nearest even, as the reference does). matmul: every
+ * weight type; the quantized ones as ggml's NEON kernels do it (exact
+ * integer sums per sub-block, scales applied in int32, one float FMA per
+ * block), each decoded weight block reused against up to 4 activation
+ * columns, so prefill decodes a row a quarter as often. Only the float
+ * accumulation order differs from the scalar reference (tests/test_kernels.c
+ * bounds it); attention and f32_to_f16 are bit-exact with the generic level. */
 #if defined(__aarch64__) || defined(_M_ARM64)
 #include <arm_neon.h>
 #include <math.h>
@@ -426,15 +425,15 @@ AI void mm_q0(const int T, const uint8_t *w, size_t rb, int rows, int cols, cons
     if (r < rows) q0_cols(T, 1, w + (size_t)r * rb, rb, xq, xs, cols / 32, nb, y + r, ys);
 }
 
-/* ---------------------------------------------------------------- Q4_K Q5_K Q6_K
+/* ---------------------------------------------------------------- K-quants
  * A super-block of 256 weights decodes to 16 vectors of 16 quants, vector v
  * holding weights 16v..16v+15 (so it lines up with qs + 16v of the Q8_K
- * activations): Q4_K/Q5_K unsigned 0..15/0..31 with sub-block v/2, Q6_K
- * unsigned 0..63 with sub-block v. Per column, the 16 dot products reduce
- * (pairwise adds) to one int32 per sub-block, which multiplies its scale in
- * int32; Q6_K's -32 offset and Q4_K/Q5_K's mins come from the activations'
- * 16-weight sums (bsums). Integer bounds: Q6_K's sum of scale * q * x is at
- * most 256 * 128 * 63 * 127 < 2^31. */
+ * activations): Q4_K/Q5_K unsigned 0..15/0..31 with sub-block v/2; Q2_K
+ * 0..3, Q3_K -4..3, Q6_K unsigned 0..63, each with sub-block v. Per column,
+ * the 16 dot products reduce (pairwise adds) to one int32 per sub-block,
+ * which multiplies its scale in int32; Q6_K's -32 offset and the mins of
+ * Q2_K/Q4_K/Q5_K come from the activations' 16-weight sums (bsums). Integer
+ * bounds: Q6_K's sum of scale * q * x is at most 256 * 128 * 63 * 127 < 2^31. */
 
 typedef struct {
     int8x16_t q[16];
@@ -456,8 +455,67 @@ static inline uint8x16_t k4_scales(const uint8_t *s) {
     return vreinterpretq_u8_u32(vld1q_u32(u));
 }
 
+/* Q3_K's 16 6-bit scales, minus 32. */
+static inline int8x16_t q3_scales(const uint8_t *s) {
+    int8_t sc[16];
+    for (int j = 0; j < 16; j++) {
+        const int lo = j < 8 ? (s[j] & 0xf) : (s[j - 8] >> 4);
+        const int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+        sc[j] = (int8_t)((lo | (hi << 4)) - 32);
+    }
+    return vld1q_s8(sc);
+}
+
+/* 16 int8 scales -> o->sc[0..3] as int32. */
+static inline void scales16(int8x16_t s8, kw_t *o) {
+    const int16x8_t a = vmovl_s8(vget_low_s8(s8)), b = vmovl_high_s8(s8);
+    o->sc[0] = vmovl_s16(vget_low_s16(a));
+    o->sc[1] = vmovl_high_s16(a);
+    o->sc[2] = vmovl_s16(vget_low_s16(b));
+    o->sc[3] = vmovl_high_s16(b);
+}
+
 AI void kq_decode(const int T, const uint8_t *b, kw_t *o) {
     const uint8x16_t m4 = vdupq_n_u8(0x0f);
+    if (T == PL_TYPE_Q2_K || T == PL_TYPE_Q3_K) {
+        /* 2-bit planes: weight 128h + 32s + l at bits 2s of qs[32h + l] */
+        const uint8_t *qs = b + (T == PL_TYPE_Q2_K ? 16 : 32);
+        const uint8x16_t m3 = vdupq_n_u8(3);
+        uint8x16_t hm[2] = {vdupq_n_u8(0), vdupq_n_u8(0)};
+        if (T == PL_TYPE_Q3_K) {
+            hm[0] = vld1q_u8(b);
+            hm[1] = vld1q_u8(b + 16);
+        }
+        UNROLL for (int h = 0; h < 2; h++) UNROLL for (int k = 0; k < 2; k++) {
+            uint8x16_t q2 = vld1q_u8(qs + 32 * h + 16 * k);
+            UNROLL for (int s = 0; s < 4; s++) {
+                int8x16_t v = vreinterpretq_s8_u8(vandq_u8(q2, m3));
+                if (T == PL_TYPE_Q3_K) { /* - 4 unless bit 4h+s of hmask is set */
+                    const uint8x16_t set = vtstq_u8(hm[k], vdupq_n_u8((uint8_t)(1u << (4 * h + s))));
+                    v = vsubq_s8(v, vreinterpretq_s8_u8(vbicq_u8(vdupq_n_u8(4), set)));
+                }
+                o->q[8 * h + 2 * s + k] = v;
+                q2 = vshrq_n_u8(q2, 2);
+            }
+        }
+        if (T == PL_TYPE_Q2_K) {
+            const block_q2_K *x = (const block_q2_K *)b;
+            const uint8x16_t sc = vld1q_u8(x->scales); /* scale | min << 4 per sub-block */
+            scales16(vreinterpretq_s8_u8(vandq_u8(sc, m4)), o);
+            const uint8x16_t mn = vshrq_n_u8(sc, 4);
+            o->s16[0] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(mn)));
+            o->s16[1] = vreinterpretq_s16_u16(vmovl_high_u8(mn));
+            o->d = ldh(&x->d);
+            o->dmin = ldh(&x->dmin);
+        } else {
+            const block_q3_K *x = (const block_q3_K *)b;
+            scales16(q3_scales(x->scales), o);
+            o->s16[0] = o->s16[1] = vdupq_n_s16(0);
+            o->d = ldh(&x->d);
+            o->dmin = 0.0f;
+        }
+        return;
+    }
     if (T == PL_TYPE_Q6_K) {
         const block_q6_K *x = (const block_q6_K *)b;
         UNROLL for (int h = 0; h < 2; h++) UNROLL for (int l = 0; l < 2; l++) {
@@ -472,10 +530,7 @@ AI void kq_decode(const int T, const uint8_t *b, kw_t *o) {
         const int8x16_t s8 = vld1q_s8(x->scales);
         o->s16[0] = vmovl_s8(vget_low_s8(s8));
         o->s16[1] = vmovl_high_s8(s8);
-        o->sc[0] = vmovl_s16(vget_low_s16(o->s16[0]));
-        o->sc[1] = vmovl_high_s16(o->s16[0]);
-        o->sc[2] = vmovl_s16(vget_low_s16(o->s16[1]));
-        o->sc[3] = vmovl_high_s16(o->s16[1]);
+        scales16(s8, o);
         o->d = ldh(&x->d);
         o->dmin = 0.0f;
         return;
@@ -524,18 +579,22 @@ AI void kq_cols(const int T, const int C, const kw_t *w, const block_q8_K *const
         const int8_t *x8 = x[c]->qs;
         const int16x8_t bs0 = vld1q_s16(x[c]->bsums), bs1 = vld1q_s16(x[c]->bsums + 8);
         int32x4_t p[16], isum;
-        if (T == PL_TYPE_Q6_K) {
+        if (T != PL_TYPE_Q4_K && T != PL_TYPE_Q5_K) { /* 16 sub-blocks of 16 */
             UNROLL for (int v = 0; v < 16; v++) p[v] = dot16(zero, w->q[v], vld1q_s8(x8 + 16 * v));
             isum = vmulq_s32(sum4(p[0], p[1], p[2], p[3]), w->sc[0]);
             isum = vmlaq_s32(isum, sum4(p[4], p[5], p[6], p[7]), w->sc[1]);
             isum = vmlaq_s32(isum, sum4(p[8], p[9], p[10], p[11]), w->sc[2]);
             isum = vmlaq_s32(isum, sum4(p[12], p[13], p[14], p[15]), w->sc[3]);
-            /* q - 32: subtract 32 * sum(scale * bsum) */
-            int32x4_t off = vmull_s16(vget_low_s16(bs0), vget_low_s16(w->s16[0]));
-            off = vmlal_high_s16(off, bs0, w->s16[0]);
-            off = vmlal_s16(off, vget_low_s16(bs1), vget_low_s16(w->s16[1]));
-            off = vmlal_high_s16(off, bs1, w->s16[1]);
-            isum = vsubq_s32(isum, vshlq_n_s32(off, 5));
+            if (T != PL_TYPE_Q3_K) { /* sum(s16 * bsum): Q6_K's scales, Q2_K's mins */
+                int32x4_t m = vmull_s16(vget_low_s16(bs0), vget_low_s16(w->s16[0]));
+                m = vmlal_high_s16(m, bs0, w->s16[0]);
+                m = vmlal_s16(m, vget_low_s16(bs1), vget_low_s16(w->s16[1]));
+                m = vmlal_high_s16(m, bs1, w->s16[1]);
+                if (T == PL_TYPE_Q6_K)
+                    isum = vsubq_s32(isum, vshlq_n_s32(m, 5)); /* q - 32 */
+                else
+                    accm[c] = vfmaq_n_f32(accm[c], vcvtq_f32_s32(m), w->dmin * x[c]->d);
+            }
         } else {
             UNROLL for (int s = 0; s < 8; s++) p[s] =
                 dot16(dot16(zero, w->q[2 * s], vld1q_s8(x8 + 32 * s)), w->q[2 * s + 1], vld1q_s8(x8 + 32 * s + 16));
@@ -553,8 +612,11 @@ AI void kq_cols(const int T, const int C, const kw_t *w, const block_q8_K *const
 /* One weight row against C columns; each super-block decoded once. */
 AI void kq_tile(const int T, const int C, const uint8_t *row, const uint8_t *xq, size_t xs, int nsb, float *y,
                 size_t ys) {
-    const size_t bs = T == PL_TYPE_Q4_K ? sizeof(block_q4_K) : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
-                                                                                 : sizeof(block_q6_K);
+    const size_t bs = T == PL_TYPE_Q2_K   ? sizeof(block_q2_K)
+                      : T == PL_TYPE_Q3_K ? sizeof(block_q3_K)
+                      : T == PL_TYPE_Q4_K ? sizeof(block_q4_K)
+                      : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
+                                          : sizeof(block_q6_K);
     float32x4_t acc[4], accm[4];
     UNROLL for (int c = 0; c < C; c++) acc[c] = accm[c] = vdupq_n_f32(0.0f);
     for (int i = 0; i < nsb; i++) {
@@ -600,6 +662,8 @@ static void MATMUL(uint32_t type, const void *w, size_t row_bytes, int rows, int
     case PL_TYPE_Q5_0: mm_q0(PL_TYPE_Q5_0, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q5_1: mm_q0(PL_TYPE_Q5_1, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q8_0: mm_q0(PL_TYPE_Q8_0, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q2_K: mm_kq(PL_TYPE_Q2_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_Q3_K: mm_kq(PL_TYPE_Q3_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q4_K: mm_kq(PL_TYPE_Q4_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q5_K: mm_kq(PL_TYPE_Q5_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q6_K: mm_kq(PL_TYPE_Q6_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;

@@ -488,9 +488,22 @@ static void mm_rows(dot_fn dot, const uint8_t *w, size_t rb, int rows, int cols,
  * prefetched. About half the instructions per weight byte of the one-row
  * dot, enough to stream Q4_K/Q6_K at memory speed. */
 
+#ifndef EXP_SH
+#define EXP_SH _mm256_shuffle_epi8
+#endif
 #ifndef PF_AHEAD
-#define PF_AHEAD 768
-#endif /* bytes of each row prefetched ahead of the one in use */
+#define PF_AHEAD 2048 /* bytes */
+#endif
+
+/* R rows read in step are R streams a short way apart, which the hardware
+ * prefetcher follows badly (a third less bandwidth than one stream); a
+ * software prefetch running PF_AHEAD bytes ahead over the same bytes in
+ * address order restores the single sequential stream. */
+AI void prefetch_to(const uint8_t **pf, const uint8_t *end) {
+    const uint8_t *p = *pf;
+    for (; p < end; p += 64) _mm_prefetch((const char *)p, _MM_HINT_T0);
+    *pf = p;
+}
 
 /* k4_scales without the scalar round trip: 16 bytes at s (12 of scales and
  * 4 bytes past them, still inside the block) -> 8 scales then 8 mins. */
@@ -502,7 +515,8 @@ static inline __m128i k4_scales_v(const uint8_t *s) {
                         _mm_and_si128(b, _mm_setr_epi32(0, 0x30303030, 0, 0x30303030)));
 }
 
-AI void q45_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out) {
+AI void q45_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out,
+                 const uint8_t **pf) {
     const size_t bs = T == PL_TYPE_Q5_K ? sizeof(block_q5_K) : sizeof(block_q4_K);
     const int qo = T == PL_TYPE_Q5_K ? 48 : 16;
     const __m256i m4 = _mm256_set1_epi8(0xf), b4 = _mm256_set1_epi8(0x10);
@@ -512,8 +526,8 @@ AI void q45_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb,
         const uint8_t *b[4];
         UNROLL for (int r = 0; r < R; r++) {
             b[r] = w + (size_t)r * rb + (size_t)i * bs;
-            _mm_prefetch((const char *)b[r] + PF_AHEAD, _MM_HINT_T0);
         }
+        prefetch_to(pf, w + PF_AHEAD + (size_t)(i + 1) * R * bs);
         const __m128i bs8 = _mm_hadd_epi16(ld128(y[i].bsums), ld128(y[i].bsums + 8));
         __m256i S[4], sumi[4], hb[4];
         __m128i summ[4];
@@ -535,8 +549,13 @@ AI void q45_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb,
                     hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(hb[r], 3), b4));
                     hb[r] = _mm256_srli_epi16(hb[r], 2);
                 }
-                const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_shuffle_epi8(S[r], ml));
-                const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), _mm256_shuffle_epi8(S[r], mh));
+#ifdef EXP_MIN
+                const __m256i pl = _mm256_maddubs_epi16(lo, xl);
+                const __m256i ph = _mm256_maddubs_epi16(hi, xh);
+#else
+                const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl), EXP_SH(S[r], ml));
+                const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), EXP_SH(S[r], mh));
+#endif
                 sumi[r] = j ? _mm256_add_epi32(sumi[r], _mm256_add_epi32(pl, ph)) : _mm256_add_epi32(pl, ph);
             }
         }
@@ -552,7 +571,8 @@ AI void q45_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb,
 /* Q6_K: the 16 scales reordered even-then-odd, so that one in-lane shuffle
  * gives the (2k, 2k+1) pair a 32-weight vector needs; the bsums get the same
  * order for the -32 offset (only their total with the scales matters). */
-AI void q6_rows(const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out) {
+AI void q6_rows(const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out,
+                const uint8_t **pf) {
     const __m128i eo = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
     const __m256i eo16 = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12,
                                           13, 2, 3, 6, 7, 10, 11, 14, 15);
@@ -562,9 +582,8 @@ AI void q6_rows(const int R, const uint8_t *w, size_t rb, int nsb, const block_q
         const block_q6_K *b[4];
         UNROLL for (int r = 0; r < R; r++) {
             b[r] = (const block_q6_K *)(w + (size_t)r * rb) + i;
-            _mm_prefetch((const char *)b[r] + PF_AHEAD, _MM_HINT_T0);
-            _mm_prefetch((const char *)b[r] + PF_AHEAD + 64, _MM_HINT_T0);
         }
+        prefetch_to(pf, w + PF_AHEAD + (size_t)(i + 1) * R * sizeof(block_q6_K));
         const __m256i bsum = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(ld256(y[i].bsums), eo16), 0xd8);
         __m256i S[4], sumi[4];
         UNROLL for (int r = 0; r < R; r++) {
@@ -594,19 +613,21 @@ AI void q6_rows(const int R, const uint8_t *w, size_t rb, int nsb, const block_q
 #define KQ_ROWS 4
 #endif
 
-AI void kq_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out) {
+AI void kq_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out,
+             const uint8_t **pf) {
     if (T == PL_TYPE_Q6_K)
-        q6_rows(R, w, rb, nsb, y, out);
+        q6_rows(R, w, rb, nsb, y, out, pf);
     else
-        q45_rows(T, R, w, rb, nsb, y, out);
+        q45_rows(T, R, w, rb, nsb, y, out, pf);
 }
 
 AI void mv_kq(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
     const block_q8_K *x = (const block_q8_K *)xq;
     const int nsb = cols / QK_K;
+    const uint8_t *pf = w + PF_AHEAD;
     int r = 0;
-    for (; r + KQ_ROWS <= rows; r += KQ_ROWS) kq_rows(T, KQ_ROWS, w + (size_t)r * rb, rb, nsb, x, y + r);
-    for (; r < rows; r++) kq_rows(T, 1, w + (size_t)r * rb, rb, nsb, x, y + r);
+    for (; r + KQ_ROWS <= rows; r += KQ_ROWS) kq_rows(T, KQ_ROWS, w + (size_t)r * rb, rb, nsb, x, y + r, &pf);
+    for (; r < rows; r++) kq_rows(T, 1, w + (size_t)r * rb, rb, nsb, x, y + r, &pf);
 }
 
 static void mv_q4_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
