@@ -38,7 +38,6 @@ expect 2 "$M" -c 0
 expect 2 "$M" -j 0
 expect 2 "$M" -s -1
 expect 2 "$M" extra-argument
-expect 2 "$M" --json
 expect 2 "$M" -p hi --prompt-ids "1 2"
 expect 2 "$M" --prompt-ids "1 x"
 expect 2 "$M" --prompt-ids "1 99999"
