@@ -16,6 +16,8 @@
 # `make test-cross` runs the tests of the cross builds under qemu-user and
 # wine (tests/cross.sh); `make size` prints the stripped CLI sizes; `make
 # model` downloads TinyLlama 1.1B Chat Q4_K_M with a SHA-256 check.
+# `make` alone builds `all`, whatever rule comes first below.
+.DEFAULT_GOAL := all
 CC      ?= cc
 ifeq ($(origin CC),default)
 CC      := cc
@@ -60,6 +62,8 @@ EXE     := .exe
 CPPFLAGS += -DPL_INTERLOCKED
 LDLIBS  := -lm -lpsapi
 LDFLAGS += -static
+# tests only: test_grammar times itself with POSIX clock_gettime (winpthreads)
+$(BUILD)/tests/%.exe: LDLIBS += -lpthread
 endif
 
 # ISA-specific kernels: each file with its own flags, picked at run time.
