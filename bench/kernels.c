@@ -5,7 +5,7 @@
  * GFLOP/s (2 * rows * cols * nb per call). Single-threaded unless -t 2.
  *
  *   make -s && cc -O2 -Iinclude -Isrc bench/kernels.c build/libpicolm.a -lm -lpthread -o build/bench_kernels
- *   build/bench_kernels [-t threads] [-r rows] [-c cols] [-T Q4_K,Q6_K,...] [-cpu] [-hot] */
+ *   build/bench_kernels [-t threads] [-r rows] [-c cols] [-T Q4_K,Q6_K,...] [-L level] [-cpu] [-hot] */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +63,7 @@ static void matmul_mt(job j) {
 
 int main(int argc, char **argv) {
     int rows = 5632, cols = 2048, nth = 1;
-    const char *only = NULL;
+    const char *only = NULL, *level = NULL;
     for (int i = 1; i < argc; i++) {
         const int more = i + 1 < argc;
         if (!strcmp(argv[i], "-cpu")) use_cpu_time = 1;
@@ -72,6 +72,7 @@ int main(int argc, char **argv) {
         else if (more && !strcmp(argv[i], "-r")) rows = atoi(argv[++i]);
         else if (more && !strcmp(argv[i], "-c")) cols = atoi(argv[++i]);
         else if (more && !strcmp(argv[i], "-T")) only = argv[++i];
+        else if (more && !strcmp(argv[i], "-L")) level = argv[++i];
     }
     if (nth < 1 || nth > 8) nth = 1;
     static const uint32_t types[] = {PL_TYPE_Q4_K, PL_TYPE_Q6_K, PL_TYPE_Q5_K, PL_TYPE_Q8_0, PL_TYPE_Q4_0,
@@ -104,6 +105,7 @@ int main(int argc, char **argv) {
         float *y = malloc(sizeof(float) * (size_t)rows * NB);
         const char *const *lv = pl_kernels_available();
         for (int l = 0; lv[l]; l++) {
+            if (level && strcmp(level, lv[l])) continue;
             const pl_kernels_t *K = pl_kernels_by_name(lv[l]);
             const int slow = !strcmp(K->name, "generic");
             double res[2];

@@ -32,6 +32,13 @@ static inline int pl_atomic_load(pl_atomic_int *p) {
 static inline void pl_atomic_store(pl_atomic_int *p, int v) { _InterlockedExchange(p, v); }
 /* Returns the old value. */
 static inline int pl_atomic_add(pl_atomic_int *p, int v) { return (int)_InterlockedExchangeAdd(p, v); }
+/* If *p == *expected, store desired and return 1; else load *p into *expected, return 0. */
+static inline int pl_atomic_cas(pl_atomic_int *p, int *expected, int desired) {
+    long old = _InterlockedCompareExchange(p, desired, *expected);
+    if (old == *expected) return 1;
+    *expected = (int)old;
+    return 0;
+}
 
 static inline void *pl_atomic_load_ptr(pl_atomic_ptr *p) {
     void *v = *p;
@@ -56,6 +63,9 @@ static inline int pl_atomic_load(pl_atomic_int *p) { return atomic_load_explicit
 static inline void pl_atomic_store(pl_atomic_int *p, int v) { atomic_store_explicit(p, v, memory_order_seq_cst); }
 static inline int pl_atomic_add(pl_atomic_int *p, int v) {
     return atomic_fetch_add_explicit(p, v, memory_order_acq_rel);
+}
+static inline int pl_atomic_cas(pl_atomic_int *p, int *expected, int desired) {
+    return atomic_compare_exchange_weak_explicit(p, expected, desired, memory_order_acq_rel, memory_order_acquire);
 }
 static inline void *pl_atomic_load_ptr(pl_atomic_ptr *p) { return atomic_load_explicit(p, memory_order_acquire); }
 static inline void pl_atomic_store_ptr(pl_atomic_ptr *p, void *v) {

@@ -9,6 +9,7 @@
  * Matrix-vector products are split by rows over the context's thread pool. */
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -453,7 +454,12 @@ int pl_context_shift(pl_context *c, int n_keep, int n_discard, int n_past) {
 /* ---- forward pass ------------------------------------------------------ */
 
 /* Up to three independent products W x over the same nb activation columns
- * in one pool dispatch; each thread takes a slice of every matrix's rows. */
+ * in one pool dispatch. Their rows are cut into chunks (whole 4-row groups,
+ * so kernels can block rows), about 8 per thread, which the threads claim
+ * from a counter: a thread that runs slower (the memory bus is shared, the
+ * OS runs something else) takes fewer chunks instead of holding everyone at
+ * the barrier. */
+#define MM_CHUNKS_PER_THREAD 8
 typedef struct {
     int n, nb;
     const pl_weight *w[3];
@@ -461,19 +467,23 @@ typedef struct {
     size_t xq_stride[3];
     float *y[3];
     size_t y_stride[3];
+    int64_t chunk_rows[3];
+    int first_chunk[4]; /* matrix k's chunks are first_chunk[k] .. first_chunk[k+1]-1 */
+    atomic_int next;    /* next unclaimed chunk */
 } matmul_job;
 
 static void matmul_task(void *arg, int ith, int nth) {
-    const matmul_job *j = arg;
+    matmul_job *j = arg;
     const pl_kernels_t *K = pl_kernels();
-    for (int k = 0; k < j->n; k++) {
+    (void)ith, (void)nth;
+    int k = 0;
+    for (int c; (c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->first_chunk[j->n];) {
+        while (c >= j->first_chunk[k + 1]) k++;
         const pl_weight *w = j->w[k];
-        /* slices of whole 4-row groups so kernels can block rows */
-        int64_t groups = (w->rows + 3) / 4, per = (groups + nth - 1) / nth * 4;
-        int64_t r0 = per * ith, r1 = r0 + per < w->rows ? r0 + per : w->rows;
-        if (r0 < r1)
-            K->matmul(w->type, (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes, (int)(r1 - r0),
-                      (int)w->cols, j->xq[k], j->xq_stride[k], j->nb, j->y[k] + r0, j->y_stride[k]);
+        int64_t r0 = (c - j->first_chunk[k]) * j->chunk_rows[k];
+        int64_t r1 = r0 + j->chunk_rows[k] < w->rows ? r0 + j->chunk_rows[k] : w->rows;
+        K->matmul(w->type, (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes, (int)(r1 - r0),
+                  (int)w->cols, j->xq[k], j->xq_stride[k], j->nb, j->y[k] + r0, j->y_stride[k]);
     }
 }
 
@@ -508,6 +518,15 @@ static void matmul(pl_context *c, int n, int nb, const pl_weight *const *w, cons
             j.xq_stride[i] = c->xq_size;
         }
     }
+    const int nth = pl_pool_size(c->pool);
+    const int64_t want = nth > 1 ? (int64_t)MM_CHUNKS_PER_THREAD * nth : 1;
+    j.first_chunk[0] = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t groups = (w[i]->rows + 3) / 4, per = (groups + want - 1) / want;
+        j.chunk_rows[i] = per * 4;
+        j.first_chunk[i + 1] = j.first_chunk[i] + (int)((w[i]->rows + j.chunk_rows[i] - 1) / j.chunk_rows[i]);
+    }
+    atomic_init(&j.next, 0);
     pl_pool_run(c->pool, matmul_task, &j);
 }
 

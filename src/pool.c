@@ -1,19 +1,26 @@
-/* pool.c - persistent thread pool with a generation-counter barrier.
+/* pool.c - persistent thread pool whose parts are claimed, not assigned.
  *
- * A job is published by bumping `gen`; workers spin on it for a short while
- * (token loops issue jobs back to back, so a sleeping worker would add a
- * wake-up latency to every matrix-vector product) and then block on a
- * condition variable. Completion is a countdown the caller spins on.
+ * pl_pool_run(fn, arg) calls fn(arg, i, n) once for every part i < n (n =
+ * the pool size). A job is published as one 32-bit word (generation << 16 |
+ * next part); the caller and the workers claim parts from it with a CAS, so
+ * a worker that the OS has descheduled (other processes on a small machine)
+ * costs no more than its share: the caller runs the part itself instead of
+ * waiting for the worker to wake up. Completion is a count of finished
+ * parts. Workers spin for a while between jobs (a token issues ~150 back to
+ * back), then sleep on a condition variable; the caller only takes the
+ * mutex when someone sleeps. The generation wraps at 16 bits: a stale claim
+ * can only succeed on an identical word, whose part belongs to the current
+ * job, which is then run correctly.
  *
  * Threads are pthreads on POSIX and native Win32 threads (SRW lock +
  * condition variable) on Windows, so neither MSVC nor mingw-w64 needs an
- * extra library. This file and platform.c are the only ones in src/ that
- * include OS headers. */
+ * extra library; 32-bit atomics only, so 32-bit Arm needs no libatomic. */
 #if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L
 #endif
 #include "pool.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "atomics.h"
@@ -49,20 +56,26 @@ typedef pthread_cond_t pl_cond;
 #endif
 
 #define SPIN_ITERS 20000
+#define MAX_PARTS 0xFFFF
+#define GEN_OF(w) ((unsigned)(w) >> 16)
+#define PART_OF(w) ((int)((unsigned)(w) & 0xFFFF))
 
 struct pl_pool {
     int n;
-    pl_thread *threads; /* [n]; slot 0 unused (the caller is thread 0) */
+    pl_thread *threads;     /* [n]; slot 0 unused (the caller runs parts too) */
     pl_mutex mu;
     pl_cond cv;
-    pl_atomic_int gen;     /* job generation (wraps; compared for equality) */
-    pl_atomic_int pending; /* workers still running the current job */
+    pl_atomic_int claim;    /* generation << 16 | next unclaimed part */
+    pl_atomic_int done;     /* parts of the current job finished */
+    pl_atomic_int sleepers; /* workers blocked (or about to block) on cv */
     pl_atomic_int quit;
+    unsigned gen;           /* caller only */
+    /* written by the caller before it publishes a job, read only by a
+     * thread that has claimed a part of it (the caller cannot move on to
+     * the next job until that part is done) */
     pl_task_fn fn;
     void *arg;
 };
-
-typedef struct { pl_pool *p; int ith; } worker_arg;
 
 static inline void cpu_relax(void) {
 #if defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
@@ -76,26 +89,40 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-static void worker_loop(worker_arg *wa) {
-    pl_pool *p = wa->p;
-    int ith = wa->ith;
-    free(wa);
-    int seen = 0;
+/* Claim and run parts of job `gen` until none are left. */
+static void work(pl_pool *p, unsigned gen) {
+    int v = pl_atomic_load(&p->claim);
     for (;;) {
-        int g, spins = 0;
-        while ((g = pl_atomic_load(&p->gen)) == seen && !pl_atomic_load(&p->quit)) {
+        if (GEN_OF(v) != gen || PART_OF(v) >= p->n) return;
+        if (!pl_atomic_cas(&p->claim, &v, v + 1)) continue; /* v was reloaded */
+        p->fn(p->arg, PART_OF(v), p->n);
+        pl_atomic_add(&p->done, 1);
+        v = pl_atomic_load(&p->claim);
+    }
+}
+
+static void worker_loop(pl_pool *p) {
+    unsigned seen = 0;
+    for (;;) {
+        unsigned g;
+        int spins = 0;
+        while ((g = GEN_OF(pl_atomic_load(&p->claim))) == seen && !pl_atomic_load(&p->quit)) {
             if (++spins < SPIN_ITERS) {
                 cpu_relax();
                 continue;
             }
+            /* sleepers++ before the re-check, the caller's publish before
+             * its sleepers check (both full barriers): one sees the other */
             mutex_lock(&p->mu);
-            while (pl_atomic_load(&p->gen) == seen && !pl_atomic_load(&p->quit)) cond_wait(&p->cv, &p->mu);
+            pl_atomic_add(&p->sleepers, 1);
+            while (GEN_OF(pl_atomic_load(&p->claim)) == seen && !pl_atomic_load(&p->quit)) cond_wait(&p->cv, &p->mu);
+            pl_atomic_add(&p->sleepers, -1);
             mutex_unlock(&p->mu);
+            spins = 0;
         }
         if (pl_atomic_load(&p->quit)) return;
         seen = g;
-        p->fn(p->arg, ith, p->n);
-        pl_atomic_add(&p->pending, -1);
+        work(p, g);
     }
 }
 
@@ -106,8 +133,8 @@ static unsigned __stdcall worker(void *arg) {
 }
 /* _beginthreadex rather than CreateThread: the C runtime sets up its
  * per-thread state for threads it starts. 0 ok. */
-static int thread_start(pl_thread *t, worker_arg *wa) {
-    uintptr_t h = _beginthreadex(NULL, 0, worker, wa, 0, NULL);
+static int thread_start(pl_thread *t, pl_pool *p) {
+    uintptr_t h = _beginthreadex(NULL, 0, worker, p, 0, NULL);
     *t = (HANDLE)h;
     return h ? 0 : -1;
 }
@@ -120,12 +147,13 @@ static void *worker(void *arg) {
     worker_loop(arg);
     return NULL;
 }
-static int thread_start(pl_thread *t, worker_arg *wa) { return pthread_create(t, NULL, worker, wa) ? -1 : 0; }
+static int thread_start(pl_thread *t, pl_pool *p) { return pthread_create(t, NULL, worker, p) ? -1 : 0; }
 static void thread_join(pl_thread t) { pthread_join(t, NULL); }
 #endif
 
 pl_pool *pl_pool_new(int n) {
     if (n < 1) n = 1;
+    if (n > MAX_PARTS) n = MAX_PARTS;
     pl_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n = n;
@@ -135,16 +163,8 @@ pl_pool *pl_pool_new(int n) {
         p->threads = calloc((size_t)n, sizeof *p->threads);
         if (!p->threads) goto fail;
         for (int i = 1; i < n; i++) {
-            worker_arg *wa = malloc(sizeof *wa);
-            if (!wa) {
+            if (thread_start(&p->threads[i], p)) {
                 p->n = i; /* only threads 1..i-1 exist */
-                goto fail;
-            }
-            wa->p = p;
-            wa->ith = i;
-            if (thread_start(&p->threads[i], wa)) {
-                free(wa);
-                p->n = i;
                 goto fail;
             }
         }
@@ -179,11 +199,15 @@ void pl_pool_run(pl_pool *p, pl_task_fn fn, void *arg) {
     }
     p->fn = fn;
     p->arg = arg;
-    pl_atomic_store(&p->pending, p->n - 1);
-    mutex_lock(&p->mu);
-    pl_atomic_add(&p->gen, 1);
-    cond_broadcast(&p->cv);
-    mutex_unlock(&p->mu);
-    fn(arg, 0, p->n);
-    while (pl_atomic_load(&p->pending) > 0) cpu_relax();
+    pl_atomic_store(&p->done, 0);
+    unsigned g = ++p->gen & 0xFFFF;
+    if (g == 0) g = p->gen = 1; /* workers start having "seen" 0 */
+    pl_atomic_store(&p->claim, (int)(g << 16)); /* full barrier: publishes fn, arg, done */
+    if (pl_atomic_load(&p->sleepers) > 0) {
+        mutex_lock(&p->mu);
+        cond_broadcast(&p->cv);
+        mutex_unlock(&p->mu);
+    }
+    work(p, g);
+    while (pl_atomic_load(&p->done) < p->n) cpu_relax();
 }

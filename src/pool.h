@@ -1,6 +1,8 @@
 /* pool.h - a persistent thread pool: pl_pool_run(fn, arg) calls fn(arg, ith,
- * nth) on nth threads (the caller is thread 0) and returns when all are
- * done. Workers spin briefly, then sleep on a condition variable. */
+ * nth) once for every part ith < nth (nth = the pool size), on whichever
+ * threads claim them (the caller included), and returns when all are done.
+ * Two parts never run on the same thread at once, so per-part scratch is
+ * safe. Workers spin briefly, then sleep on a condition variable. */
 #ifndef PICOLM_POOL_H
 #define PICOLM_POOL_H
 

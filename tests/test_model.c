@@ -368,7 +368,37 @@ static void test_kv_q8(void) {
     }
 }
 
+/* A position's logits do not depend on how the prompt was batched: the
+ * prompt cache relies on it to give exactly the uncached tokens. */
+static void test_batch_invariance(void) {
+    for (int t = 0; t < NTYPES; t++) {
+        char rel[128], err[256];
+        snprintf(rel, sizeof rel, "models/tiny512-%s.gguf", TYPES[t]);
+        pl_model *m = open_model(rel);
+        if (!m) continue;
+        int V = pl_model_get_info(m)->n_vocab;
+        int32_t ids[45];
+        for (int i = 0; i < 45; i++) ids[i] = (i * 37 + 1) % V;
+        pl_context_params cp = {64, 2, 0, 0};
+        pl_context *a, *b;
+        CHECK(pl_context_new(&a, m, &cp, err, sizeof err) == 0 && pl_context_new(&b, m, &cp, err, sizeof err) == 0,
+              "contexts");
+        float *la = malloc((size_t)V * sizeof *la), *lb = malloc((size_t)V * sizeof *lb);
+        pl_eval(a, ids, 45, 0, la, 0);            /* batches of 32 + 13 */
+        pl_eval(b, ids, 7, 0, NULL, 0);           /* 7, then 1 by 1, then 20 */
+        for (int i = 7; i < 25; i++) pl_eval(b, ids + i, 1, i, NULL, 0);
+        pl_eval(b, ids + 25, 20, 25, lb, 0);
+        CHECK(!memcmp(la, lb, (size_t)V * sizeof *la), "%s: logits depend on the batching", TYPES[t]);
+        free(la);
+        free(lb);
+        pl_context_free(a);
+        pl_context_free(b);
+        pl_model_close(m);
+    }
+}
+
 int main(void) {
+    test_batch_invariance();
     test_kv_q8();
     test_context_shift();
     test_utf8();
