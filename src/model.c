@@ -274,8 +274,8 @@ static void *xalloc(size_t n, size_t *acct) {
 
 /* How many layers stay cached. Everything when the weights fit in the
  * budget (or in the memory available, cgroup limits included); otherwise
- * the output matrix and the first layers that fit beside a window of two
- * streamed layers (the one running and the one read ahead). */
+ * the output matrix and the first layers that fit beside a window of one
+ * streamed layer (the one running; it is dropped right after use). */
 static void plan_residency(pl_context *c, int budget_mb) {
     const pl_model *m = c->m;
     int L = m->info.n_layer;
@@ -288,14 +288,14 @@ static void plan_residency(pl_context *c, int budget_mb) {
         size_t avail = pl_mem_available();
         if (avail == 0) return;
         /* leave room for our own buffers and the rest of the system */
-        size_t reserve = c->state_bytes + c->kv_bytes + ((size_t)32 << 20);
+        size_t reserve = c->state_bytes + c->kv_bytes + ((size_t)16 << 20);
         budget = avail > reserve ? avail - reserve : 0;
     }
     size_t total = m->map.size, biggest = 0, sum = 0;
     if (total <= budget) return;
     for (int l = 0; l < L; l++)
         if (m->layer_len[l] > biggest) biggest = m->layer_len[l];
-    size_t fixed = m->output.row_bytes * (size_t)m->output.rows + 2 * biggest;
+    size_t fixed = m->output.row_bytes * (size_t)m->output.rows + biggest;
     int k = 0;
     while (k < L && fixed + sum + m->layer_len[k] <= budget) sum += m->layer_len[k++];
     c->n_resident = k;
@@ -374,10 +374,12 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
         return set_err(err, errlen, PL_ERR_NOMEM, "cannot start %d threads", n_threads);
     }
     plan_residency(c, p ? p->mem_budget_mb : 0);
-    /* explicit read-ahead of the next streamed layer; PICOLM_READAHEAD=0
-     * leaves it to the kernel's fault-driven read-ahead */
+    /* explicit read-ahead (MADV_WILLNEED) of the next streamed layer only
+     * with PICOLM_READAHEAD=1: measured under a 256 MB cgroup it halved the
+     * throughput of the disk against the kernel's own fault-driven
+     * read-ahead (bench/memtest.sh) */
     const char *ra = getenv("PICOLM_READAHEAD");
-    c->readahead = !(ra && ra[0] == '0');
+    c->readahead = ra && ra[0] == '1';
     /* RoPE tables, computed the way ggml does: theta_i = pos * base^(-2i/n_rot),
      * advanced by repeated multiplication in float. */
     float theta_scale = powf(in->rope_base, -2.0f / (float)in->n_rot);
