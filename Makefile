@@ -94,7 +94,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels test_grammar
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%$(EXE))
 
-.PHONY: all test clean run bench fuzz test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
+.PHONY: all test clean run bench bench-kernels fuzz test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
         windows test-cross size model
 # picolm-gen is a POSIX tool (files, signals): not built for Windows.
 all: $(BUILD)/picolm$(EXE) $(if $(EXE),,$(BUILD)/picolm-gen)
@@ -116,6 +116,13 @@ $(BUILD)/picolm-gen: $(BUILD)/tools/picolm-gen.o $(BUILD)/libpicolm.a
 
 $(BUILD)/membw: bench/membw.c
 	$(CC) -O2 -o $@ $< -lpthread
+
+$(BUILD)/bench_kernels: bench/kernels.c $(BUILD)/libpicolm.a
+	$(CC) $(CPPFLAGS) -O2 -o $@ $^ $(LDLIBS)
+
+# Kernel microbenchmark: GB/s (one token) and GFLOP/s (batch of 32) per type and level.
+bench-kernels: $(BUILD)/bench_kernels
+	$(BUILD)/bench_kernels
 
 # Benchmarks (never part of the tests): see bench/bench.sh.
 bench: $(BUILD)/picolm $(BUILD)/picolm-gen $(BUILD)/membw

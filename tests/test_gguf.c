@@ -132,6 +132,44 @@ static void test_handmade(void) {
     kv_str(&b, "tokenizer.ggml.model", "gpt2");
     str(&b, "tokenizer.ggml.tokens"); u32(&b, GGUF_ARRAY); u32(&b, GGUF_STRING); u64(&b, 1); str(&b, "a");
     expect_fail(b.p, b.n, "unsupported tokenizer", "gpt2 tokenizer");
+    /* chat templates: the family detected from tokenizer.chat_template */
+    static const struct { const char *jinja, *family; } chats[] = {
+        {"{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>{% endfor %}", "chatml"},
+        {"{% for m in messages %}{% if m['role'] == 'user' %}{{ '<|user|>\n' + m['content'] + eos_token }}"
+         "{% endif %}{% endfor %}", "zephyr"},
+        {"{{ bos_token }}{% for m in messages %}[INST] <<SYS>>\n{{ m['content'] }} [/INST]{% endfor %}", "llama2"},
+        {"{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}", "mistral"},
+        {"<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n{{ m['content'] }}<|eot_id|>", "llama3"},
+        {"{{'<|user|>\n' + m['content'] + '<|end|>\n'}}", "phi3"},
+        {"<start_of_turn>{{ role }}\n{{ m['content'] }}<end_of_turn>", "gemma"},
+        {"nothing known here", NULL},
+    };
+    for (size_t i = 0; i < sizeof chats / sizeof *chats; i++) {
+        b.n = 0; header(&b, 3, 0, 3);
+        kv_str(&b, "tokenizer.ggml.model", "llama");
+        str(&b, "tokenizer.ggml.tokens"); u32(&b, GGUF_ARRAY); u32(&b, GGUF_STRING); u64(&b, 3);
+        str(&b, "<unk>"); str(&b, "<s>"); str(&b, "</s>");
+        kv_str(&b, "tokenizer.chat_template", chats[i].jinja);
+        char e[256];
+        pl_model *cm = NULL;
+        CHECK(pl_model_open_memory(&cm, b.p, b.n, e, sizeof e) == 0, "chat vocab: %s", e);
+        if (!cm) continue;
+        const char *fam = pl_chat_template_detect(cm);
+        CHECK(chats[i].family ? fam && !strcmp(fam, chats[i].family) : fam == NULL, "template %zu detected as %s",
+              i, fam ? fam : "none");
+        pl_model_close(cm);
+    }
+    char out[256];
+    size_t nsys;
+    int n = pl_chat_format("chatml", "S", "U", out, sizeof out, &nsys);
+    CHECK(n > 0 && !strcmp(out, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n") &&
+              nsys == strlen("<|im_start|>system\nS<|im_end|>\n"),
+          "chatml format: %s", out);
+    n = pl_chat_format("llama2", "S", "U", out, sizeof out, &nsys);
+    CHECK(n > 0 && !strcmp(out, "[INST] <<SYS>>\nS\n<</SYS>>\n\nU [/INST]"), "llama2 format: %s", out);
+    n = pl_chat_format("zephyr", NULL, "U", out, sizeof out, &nsys);
+    CHECK(n > 0 && !strcmp(out, "<|user|>\nU</s>\n<|assistant|>\n") && nsys == 0, "zephyr without system: %s", out);
+    CHECK(pl_chat_format("nope", "S", "U", out, sizeof out, &nsys) == -1, "unknown template");
     /* ... and v2 files parse like v3 ones */
     gguf_file g;
     char err[256];
