@@ -22,7 +22,7 @@
 #define MAX_FF (1 << 20)
 #define MAX_CTX (1 << 20)
 
-static int set_err(char *err, size_t errlen, int code, const char *fmt, ...) {
+int pl_set_err(char *err, size_t errlen, int code, const char *fmt, ...) {
     if (err && errlen) {
         va_list ap;
         va_start(ap, fmt);
@@ -31,6 +31,8 @@ static int set_err(char *err, size_t errlen, int code, const char *fmt, ...) {
     }
     return code;
 }
+
+#define set_err pl_set_err
 
 /* ---- loading ---------------------------------------------------------- */
 

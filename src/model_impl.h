@@ -72,4 +72,7 @@ struct pl_context {
     int n_resident;             /* layers [0, n_resident) stay cached; the rest stream */
 };
 
+/* Formats the reason into err (when given) and returns code. */
+int pl_set_err(char *err, size_t errlen, int code, const char *fmt, ...);
+
 #endif

@@ -31,15 +31,7 @@
 #define CACHE_VERSION 1u
 #define HEADER_BYTES (8 + 4 + 4 + 8 + 4 * 4 + 4)
 
-static int set_err(char *err, size_t errlen, int code, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
+#define set_err pl_set_err
 
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
     const uint8_t *b = p;

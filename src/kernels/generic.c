@@ -23,6 +23,17 @@ void pl_matmul_generic(uint32_t type, const void *w, size_t row_bytes, int rows,
     }
 }
 
+/* scores[t] = exp(scores[t] - mx) in place; returns 1 / their sum, summed
+ * in double as ggml's softmax does. */
+static float softmax_exp(float *scores, int n, float mx) {
+    double sum = 0;
+    for (int t = 0; t < n; t++) {
+        scores[t] = expf(scores[t] - mx);
+        sum += scores[t];
+    }
+    return (float)(1.0 / sum);
+}
+
 static void attn_head_generic(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale,
                               float *out, float *scores) {
     float qh[PL_MAX_HEAD_DIM];
@@ -35,12 +46,7 @@ static void attn_head_generic(const float *q, const pl_half *k, const pl_half *v
         scores[t] = s * scale;
         if (scores[t] > mx) mx = scores[t];
     }
-    double sum = 0;
-    for (int t = 0; t < n; t++) {
-        scores[t] = expf(scores[t] - mx);
-        sum += scores[t];
-    }
-    float inv = (float)(1.0 / sum);
+    float inv = softmax_exp(scores, n, mx);
     for (int i = 0; i < hd; i++) out[i] = 0.0f;
     for (int t = 0; t < n; t++) {
         float p = pl_half_to_float(pl_float_to_half(scores[t] * inv));
@@ -65,12 +71,7 @@ void pl_attn_head_q8_0(const float *q, const uint8_t *k, const uint8_t *v, int n
         scores[t] = s * scale;
         if (scores[t] > mx) mx = scores[t];
     }
-    double sum = 0;
-    for (int t = 0; t < n; t++) {
-        scores[t] = expf(scores[t] - mx);
-        sum += scores[t];
-    }
-    float inv = (float)(1.0 / sum);
+    float inv = softmax_exp(scores, n, mx);
     for (int i = 0; i < hd; i++) out[i] = 0.0f;
     for (int t = 0; t < n; t++) {
         const block_q8_0 *vt = (const block_q8_0 *)(v + (size_t)t * row);
