@@ -82,7 +82,16 @@ for t in $TARGETS; do
     make -s "$1" -j"$JOBS" || { echo "cross: make $1 failed" >&2; exit 1; }
 done
 [ -n "${PICOLM_CROSS_BUILD_ONLY:-}" ] && exit 0
-case " $TARGETS " in *" windows "*) wineboot -i >/dev/null 2>&1 ;; esac # a wine prefix, once
+case " $TARGETS " in
+*" windows "*)
+    wineboot -i >/dev/null 2>&1 # a wine prefix, once
+    # one persistent wineserver for the whole run: with the default linger,
+    # it exits between two quick programs and the next one can race its
+    # shutdown ("wine client error: recvmsg: Connection reset by peer")
+    wineserver -p >/dev/null 2>&1
+    trap 'wineserver -k >/dev/null 2>&1' EXIT
+    ;;
+esac
 
 # Targets in JOBS lanes, each lane sequential; logs printed in order.
 lane=0
