@@ -70,6 +70,24 @@ static int compare_greedy(const int32_t *got, const int32_t *ref, int n, const f
     return n;
 }
 
+static double nrmse(const float *g, const float *r, int V) {
+    double mean = 0, var = 0, se = 0;
+    for (int v = 0; v < V; v++) mean += r[v];
+    mean /= V;
+    for (int v = 0; v < V; v++) {
+        var += (r[v] - mean) * (r[v] - mean);
+        se += ((double)g[v] - r[v]) * ((double)g[v] - r[v]);
+    }
+    return sqrt(se / var);
+}
+
+static int argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
 static void test_logits(void) {
     size_t len;
     char *txt = t_read_file(t_path("refs/tiny512.ids.txt"), &len);
@@ -104,19 +122,9 @@ static void test_logits(void) {
         int argmax_ok = 0;
         for (int p = 0; p < 64 && ref; p++) {
             const float *r = ref + (size_t)p * V, *g = got[0] + (size_t)p * V;
-            double mean = 0, var = 0, se = 0;
-            int ar = 0, ag = 0;
-            for (int v = 0; v < V; v++) mean += r[v];
-            mean /= V;
-            for (int v = 0; v < V; v++) {
-                var += (r[v] - mean) * (r[v] - mean);
-                se += ((double)g[v] - r[v]) * ((double)g[v] - r[v]);
-                if (r[v] > r[ar]) ar = v;
-                if (g[v] > g[ag]) ag = v;
-            }
-            double nrmse = sqrt(se / V) / sqrt(var / V);
-            if (!(nrmse <= worst)) worst = nrmse;
-            argmax_ok += ar == ag;
+            double e = nrmse(g, r, V);
+            if (!(e <= worst)) worst = e;
+            argmax_ok += argmax(r, V) == argmax(g, V);
         }
         CHECK(worst <= 0.02, "%s: normalized RMSE %.4f > 0.02", TYPES[t], worst);
         CHECK(argmax_ok >= 60, "%s: argmax matches at %d/64 positions", TYPES[t], argmax_ok);
@@ -128,16 +136,8 @@ static void test_logits(void) {
         CHECK(ref && rlen == (size_t)64 * V * 4, "%s: bad reference", rel);
         double worst_q = 0;
         for (int p = 0; p < 64 && ref; p++) {
-            const float *r = ref + (size_t)p * V, *g = got[0] + (size_t)p * V;
-            double mean = 0, var = 0, se = 0;
-            for (int v = 0; v < V; v++) mean += r[v];
-            mean /= V;
-            for (int v = 0; v < V; v++) {
-                var += (r[v] - mean) * (r[v] - mean);
-                se += ((double)g[v] - r[v]) * ((double)g[v] - r[v]);
-            }
-            double nrmse = sqrt(se / var);
-            if (!(nrmse <= worst_q)) worst_q = nrmse;
+            double e = nrmse(got[0] + (size_t)p * V, ref + (size_t)p * V, V);
+            if (!(e <= worst_q)) worst_q = e;
         }
         CHECK(worst_q <= 0.005, "%s: normalized RMSE %.4f against llama.cpp's 8-bit path", TYPES[t], worst_q);
         printf("  %-6s logits: worst NRMSE %.5f vs exact, %.5f vs llama.cpp; argmax %d/64\n", TYPES[t], worst,
@@ -257,24 +257,6 @@ static void test_utf8(void) {
     CHECK(pl_utf8_complete("\xF0\x9F\xA6", 3) == 0, "cut 4-byte");
     CHECK(pl_utf8_complete("\xF0\x9F\xA6\x99", 4) == 4, "whole 4-byte");
     CHECK(pl_utf8_complete("\x80\x80\x80\x80", 4) == 4, "stray continuation bytes pass");
-}
-
-static double nrmse(const float *g, const float *r, int V) {
-    double mean = 0, var = 0, se = 0;
-    for (int v = 0; v < V; v++) mean += r[v];
-    mean /= V;
-    for (int v = 0; v < V; v++) {
-        var += (r[v] - mean) * (r[v] - mean);
-        se += ((double)g[v] - r[v]) * ((double)g[v] - r[v]);
-    }
-    return sqrt(se / var);
-}
-
-static int argmax(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
 }
 
 /* The sliding window: 3x the context of greedy tokens through pl_context_shift
