@@ -147,7 +147,18 @@ static void *worker(void *arg) {
     worker_loop(arg);
     return NULL;
 }
-static int thread_start(pl_thread *t, pl_pool *p) { return pthread_create(t, NULL, worker, p) ? -1 : 0; }
+/* The prefill kernels keep ~250 KB of prepared activations on the stack;
+ * some libcs (musl: 128 KB) give threads less than that by default. */
+#define PL_MIN_STACK ((size_t)1 << 20)
+static int thread_start(pl_thread *t, pl_pool *p) {
+    pthread_attr_t a;
+    size_t sz = 0;
+    if (pthread_attr_init(&a)) return -1;
+    if (!pthread_attr_getstacksize(&a, &sz) && sz < PL_MIN_STACK) pthread_attr_setstacksize(&a, PL_MIN_STACK);
+    int rc = pthread_create(t, &a, worker, p);
+    pthread_attr_destroy(&a);
+    return rc ? -1 : 0;
+}
 static void thread_join(pl_thread t) { pthread_join(t, NULL); }
 #endif
 
