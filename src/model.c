@@ -345,7 +345,7 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     }
     if (xq_row_size(&m->output) > c->xq_size) c->xq_size = xq_row_size(&m->output);
     for (int i = 0; i < 3; i++) c->xq[i] = xalloc(c->xq_size * B, sb);
-    c->scores = xalloc((size_t)n_threads * n_ctx * sizeof(float), sb);
+    c->scores = xalloc((size_t)n_threads * (in->n_head / in->n_head_kv) * n_ctx * sizeof(float), sb);
     size_t half_rot = (size_t)in->n_rot / 2;
     c->rope_cos = xalloc((size_t)n_ctx * half_rot * sizeof(float), sb);
     c->rope_sin = xalloc((size_t)n_ctx * half_rot * sizeof(float), sb);
@@ -567,16 +567,18 @@ static void attn_task(void *arg, int ith, int nth) {
     int hd = c->head_dim, group = in->n_head / in->n_head_kv, E = in->n_embd;
     float scale = 1.0f / sqrtf((float)hd);
     const pl_kernels_t *K = pl_kernels();
-    for (int idx = ith; idx < j->nb * in->n_head; idx += nth) {
-        int b = idx / in->n_head, h = idx % in->n_head, kvh = h / group;
+    for (int idx = ith; idx < j->nb * in->n_head_kv; idx += nth) {
+        int b = idx / in->n_head_kv, kvh = idx % in->n_head_kv, n = j->pos0 + b + 1;
         size_t base = (((size_t)j->layer * in->n_head_kv + kvh) * c->n_ctx) * c->kv_row;
-        float *q = c->q + (size_t)b * E + (size_t)h * hd, *out = c->xb2 + (size_t)b * E + (size_t)h * hd;
-        float *scores = c->scores + (size_t)ith * c->n_ctx;
+        size_t off = (size_t)b * E + (size_t)kvh * group * hd; /* the group's query heads are adjacent */
+        float *scores = c->scores + (size_t)ith * group * c->n_ctx;
         if (c->kv_type == PL_TYPE_F16)
-            K->attn_head(q, (const pl_half *)(c->kcache + base), (const pl_half *)(c->vcache + base), j->pos0 + b + 1,
-                         hd, scale, out, scores);
+            K->attn_head(c->q + off, group, (const pl_half *)(c->kcache + base), (const pl_half *)(c->vcache + base),
+                         n, hd, scale, c->xb2 + off, scores);
         else
-            pl_attn_head_q8_0(q, c->kcache + base, c->vcache + base, j->pos0 + b + 1, hd, scale, out, scores);
+            for (int g = 0; g < group; g++)
+                pl_attn_head_q8_0(c->q + off + (size_t)g * hd, c->kcache + base, c->vcache + base, n, hd, scale,
+                                  c->xb2 + off + (size_t)g * hd, scores);
     }
 }
 

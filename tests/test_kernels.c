@@ -184,29 +184,34 @@ static void test_matmul(const pl_kernels_t *K) {
 
 static void test_attn(const pl_kernels_t *K) {
     static const int hds[] = {32, 48, 64, 128, 20};
-    enum { NMAX = 300 };
+    static const int nqs[] = {1, 4, 3, 9}; /* one head, a GQA group, odd groups, more than a block */
+    enum { NMAX = 300, QMAX = 9 };
     pl_half *k = malloc(sizeof(pl_half) * NMAX * 128), *v = malloc(sizeof(pl_half) * NMAX * 128);
-    float q[128], out[128], ref[128], sc1[NMAX], sc2[NMAX];
+    float *sc1 = malloc(sizeof(float) * NMAX * QMAX), *sc2 = malloc(sizeof(float) * NMAX);
+    float q[QMAX * 128], out[QMAX * 128], ref[128];
     for (size_t h = 0; h < sizeof hds / sizeof hds[0]; h++) {
         const int hd = hds[h];
-        int mism = 0;
-        for (int n = 1; n <= NMAX; n += (n < 20 ? 1 : 7)) {
+        int mism = 0, cases = 0;
+        for (int n = 1; n <= NMAX; n += (n < 20 ? 1 : 7), cases++) {
+            const int nq = nqs[cases % 4];
             const float amp = (n % 3) ? 1.0f : 8.0f; /* peaky softmax sometimes */
             for (int i = 0; i < n * hd; i++) {
                 k[i] = pl_float_to_half(frand() * amp);
                 v[i] = pl_float_to_half(frand());
             }
-            for (int i = 0; i < hd; i++) q[i] = frand();
+            for (int i = 0; i < nq * hd; i++) q[i] = frand(), out[i] = NAN;
             const float scale = 1.0f / sqrtf((float)hd);
-            for (int i = 0; i < hd; i++) out[i] = ref[i] = NAN;
-            K->attn_head(q, k, v, n, hd, scale, out, sc1);
-            pl_kernels_generic.attn_head(q, k, v, n, hd, scale, ref, sc2);
-            for (int i = 0; i < hd; i++)
-                if (memcmp(&out[i], &ref[i], sizeof(float))) mism++;
+            K->attn_head(q, nq, k, v, n, hd, scale, out, sc1);
+            for (int j = 0; j < nq; j++) {
+                for (int i = 0; i < hd; i++) ref[i] = NAN;
+                pl_kernels_generic.attn_head(q + j * hd, 1, k, v, n, hd, scale, ref, sc2);
+                for (int i = 0; i < hd; i++)
+                    if (memcmp(&out[j * hd + i], &ref[i], sizeof(float))) mism++;
+            }
         }
         CHECK(mism == 0, "%s attn_head hd=%d: %d outputs differ from generic", K->name, hd, mism);
     }
-    free(k), free(v);
+    free(k), free(v), free(sc1), free(sc2);
 }
 
 static void test_f16(const pl_kernels_t *K) {

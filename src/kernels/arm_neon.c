@@ -38,8 +38,8 @@
 void pl_neon_quantize(uint32_t act_type, const float *x, void *xq, int n);
 void pl_neon_matmul_float(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
                           size_t xq_stride, int nb, float *y, size_t y_stride);
-void pl_neon_attn_head(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale, float *out,
-                       float *scores);
+void pl_neon_attn_head(const float *q, int nq, const pl_half *k, const pl_half *v, int n, int hd, float scale,
+                       float *out, float *scores);
 void pl_neon_f32_to_f16(const float *src, pl_half *dst, int n);
 
 /* ---------------------------------------------------------------- helpers */
@@ -231,10 +231,10 @@ static inline void tr4(float32x4_t a[4]) {
  * and each sum runs in the generic's order: scores take 8 positions at once
  * (K transposed 4x4), each summed over i ascending; out takes 32 dims at
  * once, summed over t ascending. expf and the double sum stay scalar. */
-void pl_neon_attn_head(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale, float *out,
-                       float *scores) {
+static void attn_one(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale, float *out,
+                     float *scores) {
     if (hd % 4 || hd > PL_MAX_HEAD_DIM) {
-        pl_kernels_generic.attn_head(q, k, v, n, hd, scale, out, scores);
+        pl_kernels_generic.attn_head(q, 1, k, v, n, hd, scale, out, scores);
         return;
     }
     float qh[PL_MAX_HEAD_DIM];
@@ -297,6 +297,13 @@ void pl_neon_attn_head(const float *q, const pl_half *k, const pl_half *v, int n
         }
         UNROLL for (int u = 0; u < 8; u++) if (u < nv) vst1q_f32(out + i0 + 4 * u, acc[u]);
     }
+}
+
+/* The queries one by one (the transposes are cheap next to NEON's loads). */
+void pl_neon_attn_head(const float *q, int nq, const pl_half *k, const pl_half *v, int n, int hd, float scale,
+                       float *out, float *scores) {
+    for (int j = 0; j < nq; j++)
+        attn_one(q + (size_t)j * hd, k, v, n, hd, scale, out + (size_t)j * hd, scores + (size_t)j * n);
 }
 #endif /* !PL_NEON_DOTPROD */
 

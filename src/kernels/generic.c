@@ -34,8 +34,8 @@ static float softmax_exp(float *scores, int n, float mx) {
     return (float)(1.0 / sum);
 }
 
-static void attn_head_generic(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale,
-                              float *out, float *scores) {
+static void attn_one(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale, float *out,
+                     float *scores) {
     float qh[PL_MAX_HEAD_DIM];
     for (int i = 0; i < hd; i++) qh[i] = pl_half_to_float(pl_float_to_half(q[i]));
     float mx = -INFINITY;
@@ -54,6 +54,12 @@ static void attn_head_generic(const float *q, const pl_half *k, const pl_half *v
         const pl_half *vt = v + (size_t)t * hd;
         for (int i = 0; i < hd; i++) out[i] += p * pl_half_to_float(vt[i]);
     }
+}
+
+static void attn_generic(const float *q, int nq, const pl_half *k, const pl_half *v, int n, int hd, float scale,
+                         float *out, float *scores) {
+    for (int j = 0; j < nq; j++)
+        attn_one(q + (size_t)j * hd, k, v, n, hd, scale, out + (size_t)j * hd, scores + (size_t)j * n);
 }
 
 void pl_attn_head_q8_0(const float *q, const uint8_t *k, const uint8_t *v, int n, int hd, float scale, float *out,
@@ -87,5 +93,5 @@ static void f32_to_f16_generic(const float *src, pl_half *dst, int n) {
     for (int i = 0; i < n; i++) dst[i] = pl_float_to_half(src[i]);
 }
 
-const pl_kernels_t pl_kernels_generic = {"generic", pl_quantize_generic, pl_matmul_generic, attn_head_generic,
+const pl_kernels_t pl_kernels_generic = {"generic", pl_quantize_generic, pl_matmul_generic, attn_generic,
                                          f32_to_f16_generic};

@@ -30,10 +30,12 @@ typedef struct pl_kernels_t {
     /* out[hd] = softmax(q.K^T * scale) V over n cached positions (FP16), as
      * llama.cpp computes it: q rounded to FP16 for the dot products, the
      * normalized probabilities rounded to FP16 before weighting V (this is
-     * what makes greedy tokens agree through near-ties). scratch holds n
-     * floats (the scores). */
-    void (*attn_head)(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale, float *out,
-                      float *scratch);
+     * what makes greedy tokens agree through near-ties). nq queries against
+     * the same K and V (the heads of a GQA group, or positions of a batch):
+     * q and out hold them hd floats apart; scratch holds nq * n floats (the
+     * scores). Each query's result is bit for bit the generic level's. */
+    void (*attn_head)(const float *q, int nq, const pl_half *k, const pl_half *v, int n, int hd, float scale,
+                      float *out, float *scratch);
     void (*f32_to_f16)(const float *src, pl_half *dst, int n);
 } pl_kernels_t;
 

@@ -851,69 +851,98 @@ static inline void tr8x8_16(const pl_half *k, size_t stride, __m256 c[8]) {
     }
 }
 
+#define AQ 8 /* queries at a time */
+
+/* m <= AQ queries (hd apart in q and out; scores n apart) against one head. */
+static void attn_block(const float *q, int m, const pl_half *k, const pl_half *v, int n, int hd, float scale,
+                       float *out, float *scores) {
+    float qh[AQ][PL_MAX_HEAD_DIM];
+    float mx[AQ];
+    for (int j = 0; j < m; j++)
+        for (int i = 0; i < hd; i += 8)
+            _mm256_storeu_ps(qh[j] + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + (size_t)j * hd + i),
+                                                                      _MM_FROUND_TO_NEAREST_INT)));
+    __m256 vmx[AQ];
+    for (int j = 0; j < AQ; j++) vmx[j] = _mm256_set1_ps(-INFINITY);
+    int t = 0;
+    for (; t + 8 <= n; t += 8) {
+        __m256 s[AQ];
+        UNROLL for (int j = 0; j < AQ; j++) s[j] = _mm256_setzero_ps();
+        for (int i = 0; i < hd; i += 8) {
+            __m256 c[8];
+            tr8x8_16(k + (size_t)t * hd + i, (size_t)hd, c);
+            if (m == 1) { /* generation without grouped heads: interleave nothing */
+                UNROLL for (int l = 0; l < 8; l++) s[0] = _mm256_fmadd_ps(_mm256_set1_ps(qh[0][i + l]), c[l], s[0]);
+                continue;
+            }
+            UNROLL for (int l = 0; l < 8; l++) UNROLL for (int j = 0; j < AQ; j++) if (j < m) s[j] =
+                _mm256_fmadd_ps(_mm256_set1_ps(qh[j][i + l]), c[l], s[j]);
+        }
+        UNROLL for (int j = 0; j < AQ; j++) if (j < m) {
+            s[j] = _mm256_mul_ps(s[j], _mm256_set1_ps(scale));
+            _mm256_storeu_ps(scores + (size_t)j * n + t, s[j]);
+            vmx[j] = _mm256_max_ps(vmx[j], s[j]);
+        }
+    }
+    for (int j = 0; j < m; j++) {
+        float *sc = scores + (size_t)j * n;
+        mx[j] = hmax(vmx[j]);
+        for (int u = t; u < n; u++) {
+            const pl_half *kt = k + (size_t)u * hd;
+            float s = 0.0f;
+            for (int i = 0; i < hd; i++) s += qh[j][i] * _cvtsh_ss(kt[i]);
+            sc[u] = s * scale;
+            if (sc[u] > mx[j]) mx[j] = sc[u];
+        }
+        double sum = 0;
+        for (int u = 0; u < n; u++) {
+            sc[u] = expf(sc[u] - mx[j]);
+            sum += sc[u];
+        }
+        const float inv = (float)(1.0 / sum);
+        int u = 0;
+        for (; u + 8 <= n; u += 8) {
+            const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(sc + u), _mm256_set1_ps(inv));
+            _mm256_storeu_ps(sc + u, _mm256_cvtph_ps(_mm256_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT)));
+        }
+        for (; u < n; u++) sc[u] = _cvtsh_ss((pl_half)_cvtss_sh(sc[u] * inv, _MM_FROUND_TO_NEAREST_INT));
+        float *o = out + (size_t)j * hd;
+        for (int i0 = 0; i0 < hd; i0 += 64) {
+            const int nv = (hd - i0) / 8 < 8 ? (hd - i0) / 8 : 8;
+            __m256 acc[8];
+            UNROLL for (int w = 0; w < 8; w++) acc[w] = _mm256_setzero_ps();
+            for (u = 0; u < n; u++) {
+                if (sc[u] == 0.0f) continue;
+                const __m256 p = _mm256_set1_ps(sc[u]);
+                const pl_half *vt = v + (size_t)u * hd + i0;
+                UNROLL for (int w = 0; w < 8; w++) if (w < nv) acc[w] =
+                    _mm256_fmadd_ps(p, _mm256_cvtph_ps(ld128(vt + 8 * w)), acc[w]);
+            }
+            UNROLL for (int w = 0; w < 8; w++) if (w < nv) _mm256_storeu_ps(o + i0 + 8 * w, acc[w]);
+        }
+    }
+}
+
 /* Attention as llama.cpp computes it (see kernels.h), and bit for bit the
  * generic level's: every product (fp16 q times fp16 k, fp16 p times fp16 v)
  * is exact in float, so an FMA rounds like the generic's multiply-then-add,
  * and each sum runs in the generic's order: scores take 8 positions at once
- * (K transposed 8x8), each summed over i ascending; out takes 8 dims at
- * once, summed over t ascending. expf and the double sum stay scalar. */
-static void attn_head_avx2(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale,
-                           float *out, float *scores) {
+ * (K transposed 8x8, once for all the queries, which run as independent
+ * FMA chains), each summed over i ascending; out takes 8 dims at once,
+ * summed over t ascending. expf and the double sum stay scalar. */
+static void attn_avx2(const float *q, int nq, const pl_half *k, const pl_half *v, int n, int hd, float scale,
+                      float *out, float *scores) {
     if (hd % 8 || hd > PL_MAX_HEAD_DIM) {
-        pl_kernels_generic.attn_head(q, k, v, n, hd, scale, out, scores);
+        pl_kernels_generic.attn_head(q, nq, k, v, n, hd, scale, out, scores);
         return;
     }
-    float qh[PL_MAX_HEAD_DIM];
-    for (int i = 0; i < hd; i += 8)
-        _mm256_storeu_ps(qh + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + i), _MM_FROUND_TO_NEAREST_INT)));
-    __m256 vmx = _mm256_set1_ps(-INFINITY);
-    int t = 0;
-    for (; t + 8 <= n; t += 8) {
-        __m256 s = _mm256_setzero_ps();
-        for (int i = 0; i < hd; i += 8) {
-            __m256 c[8];
-            tr8x8_16(k + (size_t)t * hd + i, (size_t)hd, c);
-            for (int l = 0; l < 8; l++) s = _mm256_fmadd_ps(_mm256_set1_ps(qh[i + l]), c[l], s);
-        }
-        s = _mm256_mul_ps(s, _mm256_set1_ps(scale));
-        _mm256_storeu_ps(scores + t, s);
-        vmx = _mm256_max_ps(vmx, s);
-    }
-    float mx = hmax(vmx);
-    for (; t < n; t++) {
-        const pl_half *kt = k + (size_t)t * hd;
-        float s = 0.0f;
-        for (int i = 0; i < hd; i++) s += qh[i] * _cvtsh_ss(kt[i]);
-        scores[t] = s * scale;
-        if (scores[t] > mx) mx = scores[t];
-    }
-    double sum = 0;
-    for (t = 0; t < n; t++) {
-        scores[t] = expf(scores[t] - mx);
-        sum += scores[t];
-    }
-    const float inv = (float)(1.0 / sum);
-    for (t = 0; t + 8 <= n; t += 8) {
-        const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(scores + t), _mm256_set1_ps(inv));
-        _mm256_storeu_ps(scores + t, _mm256_cvtph_ps(_mm256_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT)));
-    }
-    for (; t < n; t++) scores[t] = _cvtsh_ss((pl_half)_cvtss_sh(scores[t] * inv, _MM_FROUND_TO_NEAREST_INT));
-    for (int i0 = 0; i0 < hd; i0 += 64) {
-        const int nv = (hd - i0) / 8 < 8 ? (hd - i0) / 8 : 8;
-        __m256 acc[8];
-        UNROLL for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
-        for (t = 0; t < n; t++) {
-            if (scores[t] == 0.0f) continue;
-            const __m256 p = _mm256_set1_ps(scores[t]);
-            const pl_half *vt = v + (size_t)t * hd + i0;
-            UNROLL for (int u = 0; u < 8; u++) if (u < nv) acc[u] =
-                _mm256_fmadd_ps(p, _mm256_cvtph_ps(ld128(vt + 8 * u)), acc[u]);
-        }
-        UNROLL for (int u = 0; u < 8; u++) if (u < nv) _mm256_storeu_ps(out + i0 + 8 * u, acc[u]);
+    for (int j0 = 0; j0 < nq; j0 += AQ) {
+        const int m = nq - j0 < AQ ? nq - j0 : AQ;
+        attn_block(q + (size_t)j0 * hd, m, k, v, n, hd, scale, out + (size_t)j0 * hd, scores + (size_t)j0 * n);
     }
 }
 
-const pl_kernels_t pl_kernels_avx2 = {"avx2", quantize_avx2, matmul_avx2, attn_head_avx2, f32_to_f16_avx2};
+const pl_kernels_t pl_kernels_avx2 = {"avx2", quantize_avx2, matmul_avx2, attn_avx2, f32_to_f16_avx2};
 #else
 typedef int pl_x86_avx2_unused; /* empty translation unit on other CPUs */
 #endif
