@@ -274,33 +274,57 @@ static void *xalloc(size_t n, size_t *acct) {
     return p;
 }
 
-/* How many layers stay cached. Everything when the weights fit in the
- * budget (or in the memory available, cgroup limits included); otherwise
- * the output matrix and the first layers that fit beside a window of one
- * streamed layer (the one running; it is dropped right after use). */
-static void plan_residency(pl_context *c, int budget_mb) {
-    const pl_model *m = c->m;
-    int L = m->info.n_layer;
-    c->n_resident = L;
-    if (budget_mb < 0 || !m->map.addr) return; /* plain mmap, or a memory buffer */
-    size_t budget;
-    if (budget_mb > 0) {
-        budget = (size_t)budget_mb << 20;
-    } else {
-        size_t avail = pl_mem_available();
-        if (avail == 0) return;
-        /* leave room for our own buffers and the rest of the system */
-        size_t reserve = c->state_bytes + c->kv_bytes + ((size_t)16 << 20);
-        budget = avail > reserve ? avail - reserve : 0;
-    }
-    size_t total = m->map.size, biggest = 0, sum = 0;
-    if (total <= budget) return;
+/* How many layers fit in `budget` bytes of model pages: all of them when
+ * the whole file does; otherwise the output matrix and the first layers that
+ * fit beside a window of one streamed layer (the one running; it is dropped
+ * right after use). */
+static int layers_within(const pl_model *m, size_t budget) {
+    int L = m->info.n_layer, k = 0;
+    size_t biggest = 0, sum = 0;
+    if (m->map.size <= budget) return L;
     for (int l = 0; l < L; l++)
         if (m->layer_len[l] > biggest) biggest = m->layer_len[l];
     size_t fixed = m->output.row_bytes * (size_t)m->output.rows + biggest;
-    int k = 0;
     while (k < L && fixed + sum + m->layer_len[k] <= budget) sum += m->layer_len[k++];
-    c->n_resident = k;
+    return k;
+}
+
+/* KV cache bytes touched once positions [0, n) are written: each (layer,
+ * head) block of K and of V is touched from its start, page by page. */
+static size_t kv_touched(const pl_context *c, int n) {
+    const size_t pg = 4096, blocks = (size_t)2 * c->m->info.n_layer * c->m->info.n_head_kv;
+    size_t b = blocks * (((size_t)n * c->kv_row + pg - 1) / pg * pg + pg);
+    return b < c->kv_bytes ? b : c->kv_bytes;
+}
+
+/* Before positions [0, n) are used: with the default budget, give up the
+ * resident layers the grown KV cache now needs the room of. */
+static void track_residency(pl_context *c, int n) {
+    if (!c->budget_tracks_kv || n <= c->kv_high) return;
+    c->kv_high = n;
+    size_t kv = kv_touched(c, n);
+    int k = layers_within(c->m, c->page_budget > kv ? c->page_budget - kv : 0);
+    if (k < c->n_resident) c->n_resident = k;
+}
+
+/* The residency plan: --mem-budget MB of model pages as given, or by
+ * default what is available (cgroup limits included) minus our buffers, a
+ * margin for the rest of the process, and the KV cache as it fills. */
+static void plan_residency(pl_context *c, int budget_mb) {
+    const pl_model *m = c->m;
+    c->n_resident = m->info.n_layer;
+    if (budget_mb < 0 || !m->map.addr) return; /* plain mmap, or a memory buffer */
+    if (budget_mb > 0) {
+        c->page_budget = (size_t)budget_mb << 20;
+    } else {
+        size_t avail = pl_mem_available();
+        if (avail == 0) return;
+        size_t reserve = c->state_bytes + ((size_t)16 << 20);
+        c->page_budget = avail > reserve ? avail - reserve : 0;
+        c->budget_tracks_kv = 1;
+    }
+    c->n_resident = layers_within(m, c->page_budget);
+    track_residency(c, 1);
 }
 
 static size_t xq_row_size(const pl_weight *w) {
@@ -670,6 +694,7 @@ int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits,
     if (n > c->n_ctx - pos) return PL_ERR_CTX_FULL;
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= in->n_vocab) return PL_ERR_ARG;
+    track_residency(c, pos + n);
     for (int i = 0; i < n; i += c->n_batch) {
         int nb = n - i < c->n_batch ? n - i : c->n_batch;
         int last = i + nb == n;

@@ -70,6 +70,11 @@ struct pl_context {
     size_t state_bytes, kv_bytes, peak_anon;
     int readahead;              /* WILLNEED hints for the next streamed layer */
     int n_resident;             /* layers [0, n_resident) stay cached; the rest stream */
+    /* the default budget follows the KV cache as it fills: model pages may
+     * use page_budget minus the KV pages touched so far (kv_high positions);
+     * n_resident only ever shrinks. */
+    size_t page_budget;
+    int budget_tracks_kv, kv_high;
 };
 
 /* Formats the reason into err (when given) and returns code. */
