@@ -94,7 +94,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels test_grammar
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%$(EXE))
 
-.PHONY: all test clean run bench bench-kernels fuzz test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
+.PHONY: all test clean run bench bench-kernels memtest fuzz test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
         windows test-cross size model
 # picolm-gen is a POSIX tool (files, signals): not built for Windows.
 all: $(BUILD)/picolm$(EXE) $(if $(EXE),,$(BUILD)/picolm-gen)
@@ -127,6 +127,10 @@ bench-kernels: $(BUILD)/bench_kernels
 # Benchmarks (never part of the tests): see bench/bench.sh.
 bench: $(BUILD)/picolm $(BUILD)/picolm-gen $(BUILD)/membw
 	sh bench/bench.sh
+
+# The 1.1B model in a 256 MB memory cgroup (needs root; skips otherwise).
+memtest: $(BUILD)/picolm $(BUILD)/picolm-gen
+	sh bench/memtest.sh
 
 $(BUILD)/tests/%$(EXE): $(BUILD)/tests/%.o $(BUILD)/libpicolm.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
