@@ -194,7 +194,8 @@ static void test_attn(const pl_kernels_t *K) {
         int mism = 0, cases = 0;
         for (int n = 1; n <= NMAX; n += (n < 20 ? 1 : 7), cases++) {
             const int nq = nqs[cases % 4];
-            const float amp = (n % 3) ? 1.0f : 8.0f; /* peaky softmax sometimes */
+            /* peaky softmax sometimes, and scores far enough apart that exp underflows */
+            const float amp = (n % 3) ? 1.0f : (n % 2) ? 8.0f : 64.0f;
             for (int i = 0; i < n * hd; i++) {
                 k[i] = pl_float_to_half(frand() * amp);
                 v[i] = pl_float_to_half(frand());

@@ -230,7 +230,7 @@ static inline void tr4(float32x4_t a[4]) {
  * is exact in float, so an FMA rounds like the generic's multiply-then-add,
  * and each sum runs in the generic's order: scores take 8 positions at once
  * (K transposed 4x4), each summed over i ascending; out takes 32 dims at
- * once, summed over t ascending. expf and the double sum stay scalar. */
+ * once, summed over t ascending. The softmax is the generic level's. */
 static void attn_one(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale, float *out,
                      float *scores) {
     if (hd % 4 || hd > PL_MAX_HEAD_DIM) {
@@ -276,12 +276,7 @@ static void attn_one(const float *q, const pl_half *k, const pl_half *v, int n, 
         scores[t] = s * scale;
         if (scores[t] > mx) mx = scores[t];
     }
-    double sum = 0;
-    for (t = 0; t < n; t++) {
-        scores[t] = expf(scores[t] - mx);
-        sum += scores[t];
-    }
-    const float inv = (float)(1.0 / sum);
+    const float inv = pl_softmax_exp(scores, n, mx);
     for (t = 0; t + 4 <= n; t += 4)
         vst1q_f32(scores + t, vcvt_f32_f16(vcvt_f16_f32(vmulq_n_f32(vld1q_f32(scores + t), inv))));
     for (; t < n; t++) scores[t] = pl_half_to_float(f2h(scores[t] * inv));

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "expf.h"
 #include "kernels.h"
 
 void pl_quantize_generic(uint32_t act_type, const float *x, void *xq, int n) {
@@ -24,14 +25,14 @@ void pl_matmul_generic(uint32_t type, const void *w, size_t row_bytes, int rows,
 }
 
 /* scores[t] = exp(scores[t] - mx) in place; returns 1 / their sum, summed
- * in double as ggml's softmax does. */
-static float softmax_exp(float *scores, int n, float mx) {
-    double sum = 0;
+ * in double as ggml's softmax does (expf.h: the exponential and the order). */
+float pl_softmax_exp(float *scores, int n, float mx) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int t = 0; t < n; t++) {
-        scores[t] = expf(scores[t] - mx);
-        sum += scores[t];
+        scores[t] = pl_expf(scores[t] - mx);
+        acc[t & 7] += scores[t];
     }
-    return (float)(1.0 / sum);
+    return (float)(1.0 / pl_sum8(acc));
 }
 
 static void attn_one(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale, float *out,
@@ -46,7 +47,7 @@ static void attn_one(const float *q, const pl_half *k, const pl_half *v, int n, 
         scores[t] = s * scale;
         if (scores[t] > mx) mx = scores[t];
     }
-    float inv = softmax_exp(scores, n, mx);
+    float inv = pl_softmax_exp(scores, n, mx);
     for (int i = 0; i < hd; i++) out[i] = 0.0f;
     for (int t = 0; t < n; t++) {
         float p = pl_half_to_float(pl_float_to_half(scores[t] * inv));
@@ -77,7 +78,7 @@ void pl_attn_head_q8_0(const float *q, const uint8_t *k, const uint8_t *v, int n
         scores[t] = s * scale;
         if (scores[t] > mx) mx = scores[t];
     }
-    float inv = softmax_exp(scores, n, mx);
+    float inv = pl_softmax_exp(scores, n, mx);
     for (int i = 0; i < hd; i++) out[i] = 0.0f;
     for (int t = 0; t < n; t++) {
         const block_q8_0 *vt = (const block_q8_0 *)(v + (size_t)t * row);

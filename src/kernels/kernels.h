@@ -57,6 +57,9 @@ void pl_matmul_generic(uint32_t type, const void *w, size_t row_bytes, int rows,
 /* Attention over a Q8_0 cache (--kv q8): the same two-pass softmax in float. */
 void pl_attn_head_q8_0(const float *q, const uint8_t *k, const uint8_t *v, int n, int hd, float scale, float *out,
                        float *scores);
+/* exp(scores[t] - mx) in place, returning 1 / their sum: the softmax of
+ * every level, bit for bit (expf.h). */
+float pl_softmax_exp(float *scores, int n, float mx);
 void pl_quantize_generic(uint32_t act_type, const float *x, void *xq, int n);
 
 #endif

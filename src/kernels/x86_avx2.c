@@ -25,6 +25,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "expf.h"
 #include "kernels.h"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -851,6 +852,48 @@ static inline void tr8x8_16(const pl_half *k, size_t stride, __m256 c[8]) {
     }
 }
 
+/* expf.h's pl_expf on 4 lanes, operation for operation. */
+static inline __m256d exp4(__m256d x) {
+    const __m256d z = _mm256_mul_pd(_mm256_max_pd(_mm256_min_pd(x, _mm256_set1_pd(89.0)), _mm256_set1_pd(-104.0)),
+                                    _mm256_set1_pd(PL_EXP_N_LN2));
+    __m256d kd = _mm256_add_pd(z, _mm256_set1_pd(PL_EXP_SHIFT));
+    const __m256i ki = _mm256_castpd_si256(kd);
+    kd = _mm256_sub_pd(kd, _mm256_set1_pd(PL_EXP_SHIFT));
+    const __m256d r = _mm256_sub_pd(z, kd);
+    const __m256i j = _mm256_and_si256(ki, _mm256_set1_epi64x(31));
+    const __m256i sb = _mm256_add_epi64(_mm256_castpd_si256(_mm256_i64gather_pd(pl_exp2_32, j, 8)),
+                                        _mm256_slli_epi64(_mm256_sub_epi64(ki, j), 47));
+    __m256d p = _mm256_add_pd(_mm256_mul_pd(_mm256_set1_pd(PL_EXP_C3), r), _mm256_set1_pd(PL_EXP_C2));
+    p = _mm256_add_pd(_mm256_mul_pd(p, r), _mm256_set1_pd(PL_EXP_C1));
+    p = _mm256_add_pd(_mm256_mul_pd(p, r), _mm256_set1_pd(1.0));
+    p = _mm256_mul_pd(p, _mm256_castsi256_pd(sb));
+    return _mm256_blendv_pd(p, x, _mm256_cmp_pd(x, x, _CMP_UNORD_Q)); /* NaN stays NaN */
+}
+
+/* pl_softmax_exp (generic.c), 8 at a time: the same lanes, the same sums. */
+static float softmax_exp_avx2(float *sc, int n, float mx) {
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    const __m256 m = _mm256_set1_ps(mx);
+    int t = 0;
+    for (; t + 8 <= n; t += 8) {
+        const __m256 x = _mm256_sub_ps(_mm256_loadu_ps(sc + t), m);
+        const __m256d e0 = exp4(_mm256_cvtps_pd(_mm256_castps256_ps128(x)));
+        const __m256d e1 = exp4(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)));
+        const __m128 f0 = _mm256_cvtpd_ps(e0), f1 = _mm256_cvtpd_ps(e1);
+        _mm256_storeu_ps(sc + t, _mm256_set_m128(f1, f0));
+        lo = _mm256_add_pd(lo, _mm256_cvtps_pd(f0)); /* the float values, as the generic sums them */
+        hi = _mm256_add_pd(hi, _mm256_cvtps_pd(f1));
+    }
+    double acc[8];
+    _mm256_storeu_pd(acc, lo);
+    _mm256_storeu_pd(acc + 4, hi);
+    for (; t < n; t++) {
+        sc[t] = pl_expf(sc[t] - mx);
+        acc[t & 7] += sc[t];
+    }
+    return (float)(1.0 / pl_sum8(acc));
+}
+
 #define AQ 8 /* queries at a time */
 
 /* m <= AQ queries (hd apart in q and out; scores n apart) against one head. */
@@ -894,12 +937,7 @@ static void attn_block(const float *q, int m, const pl_half *k, const pl_half *v
             sc[u] = s * scale;
             if (sc[u] > mx[j]) mx[j] = sc[u];
         }
-        double sum = 0;
-        for (int u = 0; u < n; u++) {
-            sc[u] = expf(sc[u] - mx[j]);
-            sum += sc[u];
-        }
-        const float inv = (float)(1.0 / sum);
+        const float inv = softmax_exp_avx2(sc, n, mx[j]);
         int u = 0;
         for (; u + 8 <= n; u += 8) {
             const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(sc + u), _mm256_set1_ps(inv));
@@ -929,7 +967,7 @@ static void attn_block(const float *q, int m, const pl_half *k, const pl_half *v
  * and each sum runs in the generic's order: scores take 8 positions at once
  * (K transposed 8x8, once for all the queries, which run as independent
  * FMA chains), each summed over i ascending; out takes 8 dims at once,
- * summed over t ascending. expf and the double sum stay scalar. */
+ * summed over t ascending. The softmax runs 8 lanes of expf.h's exp. */
 static void attn_avx2(const float *q, int nq, const pl_half *k, const pl_half *v, int n, int hd, float scale,
                       float *out, float *scores) {
     if (hd % 8 || hd > PL_MAX_HEAD_DIM) {
