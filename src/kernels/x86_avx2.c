@@ -896,6 +896,26 @@ static float softmax_exp_avx2(float *sc, int n, float mx) {
 
 #define AQ 8 /* queries at a time */
 
+/* Scores of positions t .. t + 8 * NB - 1 for queries j < m <= M. */
+AI void score_tile(const int NB, const int M, const pl_half *k, int t, int hd, float (*qh)[PL_MAX_HEAD_DIM], int m,
+                   float scale, float *scores, int n, __m256 *vmx) {
+    __m256 s[2][AQ];
+    UNROLL for (int b = 0; b < NB; b++) UNROLL for (int j = 0; j < M; j++) s[b][j] = _mm256_setzero_ps();
+    for (int i = 0; i < hd; i += 8) {
+        __m256 c[2][8];
+        UNROLL for (int b = 0; b < NB; b++) tr8x8_16(k + (size_t)(t + 8 * b) * hd + i, (size_t)hd, c[b]);
+        UNROLL for (int l = 0; l < 8; l++) UNROLL for (int j = 0; j < M; j++) if (j < m) {
+            const __m256 ql = _mm256_set1_ps(qh[j][i + l]);
+            UNROLL for (int b = 0; b < NB; b++) s[b][j] = _mm256_fmadd_ps(ql, c[b][l], s[b][j]);
+        }
+    }
+    UNROLL for (int b = 0; b < NB; b++) UNROLL for (int j = 0; j < M; j++) if (j < m) {
+        s[b][j] = _mm256_mul_ps(s[b][j], _mm256_set1_ps(scale));
+        _mm256_storeu_ps(scores + (size_t)j * n + t + 8 * b, s[b][j]);
+        vmx[j] = _mm256_max_ps(vmx[j], s[b][j]);
+    }
+}
+
 /* m <= AQ queries (hd apart in q and out; scores n apart) against one head. */
 static void attn_block(const float *q, int m, const pl_half *k, const pl_half *v, int n, int hd, float scale,
                        float *out, float *scores) {
@@ -908,25 +928,11 @@ static void attn_block(const float *q, int m, const pl_half *k, const pl_half *v
     __m256 vmx[AQ];
     for (int j = 0; j < AQ; j++) vmx[j] = _mm256_set1_ps(-INFINITY);
     int t = 0;
-    for (; t + 8 <= n; t += 8) {
-        __m256 s[AQ];
-        UNROLL for (int j = 0; j < AQ; j++) s[j] = _mm256_setzero_ps();
-        for (int i = 0; i < hd; i += 8) {
-            __m256 c[8];
-            tr8x8_16(k + (size_t)t * hd + i, (size_t)hd, c);
-            if (m == 1) { /* generation without grouped heads: interleave nothing */
-                UNROLL for (int l = 0; l < 8; l++) s[0] = _mm256_fmadd_ps(_mm256_set1_ps(qh[0][i + l]), c[l], s[0]);
-                continue;
-            }
-            UNROLL for (int l = 0; l < 8; l++) UNROLL for (int j = 0; j < AQ; j++) if (j < m) s[j] =
-                _mm256_fmadd_ps(_mm256_set1_ps(qh[j][i + l]), c[l], s[j]);
-        }
-        UNROLL for (int j = 0; j < AQ; j++) if (j < m) {
-            s[j] = _mm256_mul_ps(s[j], _mm256_set1_ps(scale));
-            _mm256_storeu_ps(scores + (size_t)j * n + t, s[j]);
-            vmx[j] = _mm256_max_ps(vmx[j], s[j]);
-        }
-    }
+    /* a sum's FMAs form one chain (over i): 8 chains keep both FMA units
+     * busy, so a group of up to 4 queries takes two blocks of positions */
+    if (m <= 4)
+        for (; t + 16 <= n; t += 16) score_tile(2, 4, k, t, hd, qh, m, scale, scores, n, vmx);
+    for (; t + 8 <= n; t += 8) score_tile(1, AQ, k, t, hd, qh, m, scale, scores, n, vmx);
     for (int j = 0; j < m; j++) {
         float *sc = scores + (size_t)j * n;
         mx[j] = hmax(vmx[j]);
@@ -944,19 +950,35 @@ static void attn_block(const float *q, int m, const pl_half *k, const pl_half *v
             _mm256_storeu_ps(sc + u, _mm256_cvtph_ps(_mm256_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT)));
         }
         for (; u < n; u++) sc[u] = _cvtsh_ss((pl_half)_cvtss_sh(sc[u] * inv, _MM_FROUND_TO_NEAREST_INT));
-        float *o = out + (size_t)j * hd;
-        for (int i0 = 0; i0 < hd; i0 += 64) {
-            const int nv = (hd - i0) / 8 < 8 ? (hd - i0) / 8 : 8;
-            __m256 acc[8];
-            UNROLL for (int w = 0; w < 8; w++) acc[w] = _mm256_setzero_ps();
-            for (u = 0; u < n; u++) {
-                if (sc[u] == 0.0f) continue;
-                const __m256 p = _mm256_set1_ps(sc[u]);
+    }
+    /* out: 4 queries and 16 dims at a time, each V row converted once for
+     * the four. A position all four give probability 0 is skipped, as the
+     * generic skips it per query; where only some do, adding 0 * v leaves
+     * their sums as they are (v is finite, and a sum that starts at +0
+     * never becomes -0). */
+    for (int j0 = 0; j0 < m; j0 += 4) {
+        const int g = m - j0 < 4 ? m - j0 : 4;
+        const float *P[4];
+        for (int j = 0; j < 4; j++) P[j] = scores + (size_t)(j0 + (j < g ? j : 0)) * n;
+        for (int i0 = 0; i0 < hd; i0 += 16) {
+            const int two = hd - i0 >= 16;
+            __m256 a[4][2];
+            UNROLL for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm256_setzero_ps();
+            for (int u = 0; u < n; u++) {
+                if (P[0][u] == 0.0f && P[1][u] == 0.0f && P[2][u] == 0.0f && P[3][u] == 0.0f) continue;
                 const pl_half *vt = v + (size_t)u * hd + i0;
-                UNROLL for (int w = 0; w < 8; w++) if (w < nv) acc[w] =
-                    _mm256_fmadd_ps(p, _mm256_cvtph_ps(ld128(vt + 8 * w)), acc[w]);
+                const __m256 v0 = _mm256_cvtph_ps(ld128(vt)), v1 = two ? _mm256_cvtph_ps(ld128(vt + 8)) : v0;
+                UNROLL for (int j = 0; j < 4; j++) {
+                    const __m256 p = _mm256_set1_ps(P[j][u]);
+                    a[j][0] = _mm256_fmadd_ps(p, v0, a[j][0]);
+                    a[j][1] = _mm256_fmadd_ps(p, v1, a[j][1]);
+                }
             }
-            UNROLL for (int w = 0; w < 8; w++) if (w < nv) _mm256_storeu_ps(o + i0 + 8 * w, acc[w]);
+            for (int j = 0; j < g; j++) {
+                float *o = out + (size_t)(j0 + j) * hd + i0;
+                _mm256_storeu_ps(o, a[j][0]);
+                if (two) _mm256_storeu_ps(o + 8, a[j][1]);
+            }
         }
     }
 }
