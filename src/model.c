@@ -515,11 +515,43 @@ static void matmul_task(void *arg, int ith, int nth) {
     }
 }
 
+/* Activation columns quantized to a weight's vec_dot_type, split by column. */
+typedef struct {
+    uint32_t act;
+    int cols, nb;
+    const float *x;
+    size_t x_stride;
+    void *xq;
+    size_t xq_size;
+} quant_job;
+
+static void quant_task(void *arg, int ith, int nth) {
+    const quant_job *q = arg;
+    const pl_kernels_t *K = pl_kernels();
+    for (int b = ith; b < q->nb; b += nth)
+        K->quantize(q->act, q->x + (size_t)b * q->x_stride, (uint8_t *)q->xq + (size_t)b * q->xq_size, q->cols);
+}
+
+/* SwiGLU in place over n values, split into a range per thread. */
+typedef struct {
+    float *g;
+    const float *u;
+    size_t n;
+} silu_job;
+
+static void silu_task(void *arg, int ith, int nth) {
+    const silu_job *s = arg;
+    size_t per = (s->n + (size_t)nth - 1) / (size_t)nth, i0 = per * (size_t)ith, i1 = i0 + per < s->n ? i0 + per : s->n;
+    for (size_t i = i0; i < i1; i++) {
+        float g = s->g[i];
+        s->g[i] = g / (1.0f + expf(-g)) * s->u[i];
+    }
+}
+
 /* y_i[b][:] = W_i x_i[b][:] for i < n and b < nb, x_i rows x_stride floats
  * apart. Activations are quantized once per distinct (input, format). */
 static void matmul(pl_context *c, int n, int nb, const pl_weight *const *w, const float *const *x, size_t x_stride,
                    float *const *y, const size_t *y_stride) {
-    const pl_kernels_t *K = pl_kernels();
     matmul_job j;
     memset(&j, 0, sizeof j);
     j.n = n;
@@ -539,9 +571,11 @@ static void matmul(pl_context *c, int n, int nb, const pl_weight *const *w, cons
             j.xq[i] = x[i];
             j.xq_stride[i] = x_stride * sizeof(float);
         } else {
-            for (int b = 0; b < nb; b++)
-                K->quantize(act, x[i] + (size_t)b * x_stride, (uint8_t *)c->xq[i] + (size_t)b * c->xq_size,
-                            (int)w[i]->cols);
+            quant_job q = {act, (int)w[i]->cols, nb, x[i], x_stride, c->xq[i], c->xq_size};
+            if (nb > 1)
+                pl_pool_run(c->pool, quant_task, &q); /* a column per thread at a time */
+            else
+                quant_task(&q, 0, 1);
             j.xq[i] = c->xq[i];
             j.xq_stride[i] = c->xq_size;
         }
@@ -661,10 +695,8 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
             size_t ys[2] = {(size_t)F, (size_t)F};
             matmul(c, 2, nb, w, x, (size_t)E, y, ys);
         }
-        for (size_t i = 0; i < (size_t)nb * F; i++) {
-            float g = c->hb[i];
-            c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
-        }
+        silu_job sj = {c->hb, c->hb2, (size_t)nb * F};
+        pl_pool_run(c->pool, silu_task, &sj);
         {
             const pl_weight *w[1] = {&L->w_down};
             const float *x[1] = {c->hb};
