@@ -798,7 +798,14 @@ static int q3_scale(const uint8_t *s, int j) {
 static void add_lanes(float sums[8], float d, const int8_t *a, const int8_t *q8, const int *scale,
                       int group) {
     int32_t lane[8] = {0};
-    for (int p = 0; p < QK_K; p++) lane[p % 8] += scale[p / group] * (q8[p] * a[p]);
+    /* lane[p % 8] += scale[p / group] * q8[p] * a[p], a group at a time: the
+     * same integers (the sums are exact), in loops a compiler vectorizes */
+    for (int g = 0; g < QK_K / group; g++) {
+        int32_t t[8] = {0};
+        for (int p = g * group; p < (g + 1) * group; p += 8)
+            for (int l = 0; l < 8; l++) t[l] += q8[p + l] * a[p + l];
+        for (int l = 0; l < 8; l++) lane[l] += scale[g] * t[l];
+    }
     for (int l = 0; l < 8; l++) sums[l] += d * (float)lane[l];
 }
 
@@ -1314,10 +1321,15 @@ static float q6_K_dot_q(const void *w, const void *xq, int64_t n) {
     int8_t a[QK_K];
     int sc[16];
     for (int64_t i = 0; i < n / QK_K; i++) {
-        for (int h = 0; h < QK_K; h += 128)
-            for (int k = 0; k < 4; k++)
-                for (int l = 0; l < 32; l++)
-                    a[h + 32 * k + l] = (int8_t)q6_quant(b[i].ql + h / 2, b[i].qh + h / 4, k, l);
+        for (int h = 0; h < QK_K; h += 128) { /* q6_quant for k = 0..3, spelled out to vectorize */
+            const uint8_t *ql = b[i].ql + h / 2, *qh = b[i].qh + h / 4;
+            for (int l = 0; l < 32; l++) {
+                a[h + l] = (int8_t)(((ql[l] & 0xf) | ((qh[l] & 3) << 4)) - 32);
+                a[h + 32 + l] = (int8_t)(((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32);
+                a[h + 64 + l] = (int8_t)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+                a[h + 96 + l] = (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+            }
+        }
         for (int j = 0; j < 16; j++) sc[j] = b[i].scales[j];
         add_lanes(sums, H2F(b[i].d) * y[i].d, a, y[i].qs, sc, 16);
     }
