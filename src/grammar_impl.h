@@ -1,0 +1,47 @@
+/* grammar_impl.h - what grammar.c lends json_schema.c (the JSON Schema
+ * compiler): the error formatter, the JSON machine's number check, and
+ * three small byte helpers both files use (defined here, static inline).
+ * Not public; the API is grammar.h. */
+#ifndef PICOLM_GRAMMAR_IMPL_H
+#define PICOLM_GRAMMAR_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Formats the reason into err (when given). */
+void pl_grammar_set_err(char *err, size_t errlen, const char *fmt, ...);
+
+/* A JSON number at the start of s[0..n), read with the JSON mode's number
+ * states: returns the bytes taken (up to the first byte that is not one of
+ * "0123456789+-.eE" or cannot follow); *complete says they form a whole
+ * number. */
+size_t pl_grammar_json_number(const char *s, size_t n, int *complete);
+
+static inline int j_is_ws(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* Value of a hex digit, -1 if c is none. */
+static inline int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Code point -> UTF-8 in o[0..4); returns the byte count. */
+static inline int utf8_encode(uint32_t cp, unsigned char *o) {
+    if (cp < 0x80) { o[0] = (unsigned char)cp; return 1; }
+    if (cp < 0x800) { o[0] = (unsigned char)(0xC0 | cp >> 6); o[1] = (unsigned char)(0x80 | (cp & 63)); return 2; }
+    if (cp < 0x10000) {
+        o[0] = (unsigned char)(0xE0 | cp >> 12);
+        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 63));
+        o[2] = (unsigned char)(0x80 | (cp & 63));
+        return 3;
+    }
+    o[0] = (unsigned char)(0xF0 | cp >> 18);
+    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 63));
+    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 63));
+    o[3] = (unsigned char)(0x80 | (cp & 63));
+    return 4;
+}
+
+#endif
