@@ -68,8 +68,9 @@ endif
 
 # ISA-specific kernels: each file with its own flags, picked at run time.
 ifneq ($(findstring x86_64,$(ARCH)),)
-ISA_SRC := src/kernels/x86_avx2.c
+ISA_SRC := src/kernels/x86_ssse3.c src/kernels/x86_avx2.c
 endif
+$(BUILD)/src/kernels/x86_ssse3.o: ISA_FLAGS := -mssse3
 $(BUILD)/src/kernels/x86_avx2.o: ISA_FLAGS := -mavx2 -mfma -mf16c
 # Arm levels, picked up when their files exist: arm_neon.c (NEON is the
 # aarch64 baseline: no flags) and arm_dotprod.c (SDOT/UDOT). cpu.c learns

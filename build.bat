@@ -7,7 +7,8 @@ rem
 rem Keep the lists below in step with the Makefile (LIB_SRC, TESTS). No
 rem extra libraries: Win32 threads (src\pool.c), Interlocked atomics
 rem (src\atomics.h), MapViewOfFile (src\platform.c). On x64 the AVX2
-rem kernels get /arch:AVX2 for their file alone; cpu.c picks the level at
+rem kernels get /arch:AVX2 for their file alone (the SSSE3 ones need no
+rem flag: MSVC allows their intrinsics); cpu.c picks the level at
 rem run time. On arm64 the build uses the generic level (the NEON files are
 rem written for GCC/Clang and not tried with MSVC yet).
 setlocal enabledelayedexpansion
@@ -26,6 +27,7 @@ if not exist %OBJ%\tests mkdir %OBJ%\tests
 cl %CFLAGS% /c %LIB_SRC% /Fo%OBJ%\lib\ || goto fail
 if /i "%VSCMD_ARG_TGT_ARCH%"=="arm64" goto nox86
 cl %CFLAGS% /arch:AVX2 /c src\kernels\x86_avx2.c /Fo%OBJ%\lib\ || goto fail
+cl %CFLAGS% /c src\kernels\x86_ssse3.c /Fo%OBJ%\lib\ || goto fail
 :nox86
 lib /nologo /out:%OBJ%\picolm.lib %OBJ%\lib\*.obj || goto fail
 cl %CFLAGS% tools\picolm.c /Fo%OBJ%\ /Fe:build\picolm.exe /link %OBJ%\picolm.lib psapi.lib || goto fail

@@ -19,6 +19,7 @@
 #include <cpuid.h>
 #endif
 extern const pl_kernels_t pl_kernels_avx2;
+extern const pl_kernels_t pl_kernels_ssse3;
 
 static void cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
 #ifdef _MSC_VER
@@ -38,6 +39,13 @@ static unsigned long long xgetbv0(void) {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return ((unsigned long long)hi << 32) | lo;
 #endif
+}
+
+/* SSSE3 (every x86-64 CPU since Core 2, but AMD's before Bulldozer). */
+static int has_ssse3(void) {
+    unsigned r[4];
+    cpuid(1, 0, r);
+    return (r[2] >> 9) & 1;
 }
 
 /* AVX2 + FMA + F16C, with the OS saving YMM state. */
@@ -113,8 +121,10 @@ static int has_neon32(void) { return (getauxval(AT_HWCAP) & HWCAP_NEON) != 0; }
  * nothing is initialized at run time. */
 static const char *const *levels(void) {
 #ifdef PL_X86
-    static const char *const avx2[] = {"generic", "avx2", NULL};
-    if (has_avx2()) return avx2;
+    static const char *const avx2[] = {"generic", "ssse3", "avx2", NULL};
+    static const char *const ssse3[] = {"generic", "ssse3", NULL};
+    if (has_ssse3() && has_avx2()) return avx2;
+    if (has_ssse3()) return ssse3;
 #endif
 #if defined(PL_ARM64) && defined(PL_KERNELS_NEON) && defined(PL_KERNELS_DOTPROD)
     static const char *const dotprod[] = {"generic", "neon", "neon-dotprod", NULL};
@@ -132,7 +142,7 @@ const char *const *pl_kernels_available(void) { return levels(); }
 
 const char *pl_cpu_features(void) {
 #if defined(PL_X86)
-    return has_avx2() ? "x86-64 avx2 fma f16c" : "x86-64";
+    return has_avx2() ? "x86-64 ssse3 avx2 fma f16c" : has_ssse3() ? "x86-64 ssse3" : "x86-64";
 #elif defined(PL_ARM64)
     return has_dotprod() ? "aarch64 neon dotprod" : "aarch64 neon";
 #elif defined(PL_ARM32)
@@ -151,6 +161,7 @@ const pl_kernels_t *pl_kernels_by_name(const char *name) {
         if (!strcmp(name, "generic")) return &pl_kernels_generic;
 #ifdef PL_X86
         if (!strcmp(name, "avx2")) return &pl_kernels_avx2;
+        if (!strcmp(name, "ssse3")) return &pl_kernels_ssse3;
 #endif
 #ifdef PL_KERNELS_NEON
         if (!strcmp(name, "neon")) return &pl_kernels_neon;

@@ -57,7 +57,7 @@ static void attn_one(const float *q, const pl_half *k, const pl_half *v, int n, 
     }
 }
 
-static void attn_generic(const float *q, int nq, const pl_half *k, const pl_half *v, int n, int hd, float scale,
+void pl_attn_generic(const float *q, int nq, const pl_half *k, const pl_half *v, int n, int hd, float scale,
                          float *out, float *scores) {
     for (int j = 0; j < nq; j++)
         attn_one(q + (size_t)j * hd, k, v, n, hd, scale, out + (size_t)j * hd, scores + (size_t)j * n);
@@ -90,9 +90,9 @@ void pl_attn_head_q8_0(const float *q, const uint8_t *k, const uint8_t *v, int n
     }
 }
 
-static void f32_to_f16_generic(const float *src, pl_half *dst, int n) {
+void pl_f32_to_f16_generic(const float *src, pl_half *dst, int n) {
     for (int i = 0; i < n; i++) dst[i] = pl_float_to_half(src[i]);
 }
 
-const pl_kernels_t pl_kernels_generic = {"generic", pl_quantize_generic, pl_matmul_generic, attn_generic,
-                                         f32_to_f16_generic};
+const pl_kernels_t pl_kernels_generic = {"generic", pl_quantize_generic, pl_matmul_generic, pl_attn_generic,
+                                         pl_f32_to_f16_generic};

@@ -57,6 +57,10 @@ void pl_matmul_generic(uint32_t type, const void *w, size_t row_bytes, int rows,
 /* Attention over a Q8_0 cache (--kv q8): the same two-pass softmax in float. */
 void pl_attn_head_q8_0(const float *q, const uint8_t *k, const uint8_t *v, int n, int hd, float scale, float *out,
                        float *scores);
+/* The generic attention and FP16 conversion, for levels that keep them. */
+void pl_attn_generic(const float *q, int nq, const pl_half *k, const pl_half *v, int n, int hd, float scale, float *out,
+                     float *scratch);
+void pl_f32_to_f16_generic(const float *src, pl_half *dst, int n);
 /* exp(scores[t] - mx) in place, returning 1 / their sum: the softmax of
  * every level, bit for bit (expf.h). */
 float pl_softmax_exp(float *scores, int n, float mx);
