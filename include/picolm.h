@@ -79,7 +79,11 @@ int pl_context_n_ctx(const pl_context *c);
 
 /* Feed n tokens at positions pos..pos+n-1 (the cache must hold 0..pos-1).
  * logits: NULL, or n_vocab floats receiving the last position's logits, or
- * n*n_vocab floats for every position when all_logits is set. */
+ * n*n_vocab floats for every position when all_logits is set.
+ * A position's results are bit for bit the same however a prompt is split
+ * into calls of two or more tokens (they run the batched kernels); a call
+ * with one token runs the generation kernels, which may differ in the last
+ * bits. */
 int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits, int all_logits);
 
 /* Shift the cache when it is full: positions [n_keep + n_discard, n_past)
@@ -90,7 +94,8 @@ int pl_context_shift(pl_context *c, int n_keep, int n_discard, int n_past);
 /* Prompt cache. Save the KV state of positions [0, n_tokens) with their
  * token ids to path (atomically: a temporary file renamed into place).
  * Load restores the longest common prefix of the cached ids and tokens
- * (at most n_tokens - 1, so the caller evaluates at least the last token)
+ * (at most n_tokens - 2, so the caller evaluates at least the last two
+ * tokens, in the batched kernels an uncached run uses for them)
  * and sets *n_reused; a missing, corrupt or foreign file is an error the
  * caller can treat as a warning (the context is left as it was). */
 int pl_cache_save(pl_context *c, const char *path, const int32_t *tokens, int n_tokens, char *err, size_t errlen);

@@ -727,8 +727,11 @@ int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits,
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= in->n_vocab) return PL_ERR_ARG;
     track_residency(c, pos + n);
-    for (int i = 0; i < n; i += c->n_batch) {
-        int nb = n - i < c->n_batch ? n - i : c->n_batch;
+    /* equal chunks of at most n_batch: none of one token when n >= 2 (a
+     * lone token would run the generation kernels, see picolm.h) */
+    int chunks = (n + c->n_batch - 1) / c->n_batch;
+    for (int i = 0, k = 0; i < n; i += n / chunks + (k < n % chunks), k++) {
+        int nb = n / chunks + (k < n % chunks);
         int last = i + nb == n;
         if (logits && all_logits) forward(c, tokens + i, nb, pos + i, logits + (size_t)i * in->n_vocab, 0);
         else forward(c, tokens + i, nb, pos + i, last ? logits : NULL, nb - 1);

@@ -159,12 +159,15 @@ int pl_cache_load(pl_context *c, const char *path, const int32_t *tokens, int n_
         free(buf);
         return set_err(err, errlen, PL_ERR_FORMAT, "cache %s is truncated or corrupt", path);
     }
-    /* the longest common prefix, less one token: the last prompt token must
-     * be evaluated to produce the logits the first new token comes from */
+    /* the longest common prefix, less at least two tokens: the last prompt
+     * token must be evaluated to produce the logits the first new token
+     * comes from, and a lone token would run the one-token kernels instead
+     * of the batched ones an uncached run uses for it (pl_eval), so the
+     * logits could differ in their last bits */
     const int32_t *ids = (const int32_t *)(buf + HEADER_BYTES);
     int lcp = 0;
     while (lcp < (int)n && lcp < n_tokens && ids[lcp] == tokens[lcp]) lcp++;
-    if (lcp >= n_tokens) lcp = n_tokens - 1;
+    if (lcp > n_tokens - 2) lcp = n_tokens - 2;
     const uint8_t *p = buf + HEADER_BYTES + (size_t)n * 4;
     for (int l = 0; l < in->n_layer; l++)
         for (int h = 0; h < in->n_head_kv; h++) {
