@@ -1,12 +1,34 @@
-/* grammar_impl.h - what grammar.c lends json_schema.c (the JSON Schema
- * compiler): the error formatter, the JSON machine's number check, and
- * three small byte helpers both files use (defined here, static inline).
- * Not public; the API is grammar.h. */
+/* grammar_impl.h - what the grammar files share, not public (the API is
+ * grammar.h): the compiled program that gbnf.c builds from GBNF text and
+ * grammar.c runs, the error formatter, the JSON machine's number check
+ * (for json_schema.c), and three small byte helpers (static inline). */
 #ifndef PICOLM_GRAMMAR_IMPL_H
 #define PICOLM_GRAMMAR_IMPL_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define G_INF 0x3fffffff /* a length that is never reached: cannot finish */
+
+/* The compiled program: rules of elements over bytes. */
+enum { GE_END, GE_ALT, GE_BYTES, GE_REF };
+typedef struct { int32_t kind, val; } gel;
+
+typedef struct gprog {
+    gel *el;            /* [n_el] every rule's alternatives, ALT-separated, END-terminated */
+    int32_t *min_rest;  /* [n_el] bytes to finish the alternative from this element */
+    int32_t *alt;       /* [n_alt] start element of each alternative, grouped by rule */
+    int32_t *rule_alt;  /* [n_rules+1] rule r's alternatives: alt[rule_alt[r] .. rule_alt[r+1]) */
+    uint32_t (*bset)[8];/* [n_bset] 256-bit byte sets */
+    int n_el, n_alt, n_rules, n_bset, root;
+} gprog;
+
+/* GBNF text[0..len) -> *out (gbnf.c): 0, or -1 with the reason ("grammar:
+ * line:col: ...") in err; *out is then empty. */
+int pl_grammar_gbnf_compile(gprog *out, const char *text, size_t len, char *err, size_t errlen);
+
+/* Frees the arrays of p and zeroes it (grammar.c). */
+void pl_grammar_prog_free(gprog *p);
 
 /* Formats the reason into err (when given). */
 void pl_grammar_set_err(char *err, size_t errlen, const char *fmt, ...);

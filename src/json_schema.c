@@ -6,7 +6,7 @@
  * is compiled by pl_grammar_new_gbnf. Supports type, properties, required,
  * enum, const and items; refuses $ref and anyOf/oneOf/allOf and ignores
  * other keywords (no formats, patterns, bounds or additionalProperties).
- * Not here: the GBNF parser, the recognizer, masking (grammar.c). */
+ * Not here: the GBNF parser (gbnf.c), the recognizer, masking (grammar.c). */
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
