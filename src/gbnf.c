@@ -582,7 +582,7 @@ static int compile(gparser *P, gprog *g) {
         goto fail;
     }
     g->n_bset = P->nbset;
-    memcpy(g->bset, P->bset, (size_t)P->nbset * sizeof *g->bset);
+    if (P->nbset) memcpy(g->bset, P->bset, (size_t)P->nbset * sizeof *g->bset); /* P->bset NULL when none */
     int e = 0, a = 0;
     for (int r = 0; r < P->nr; r++) {
         rstart[r] = e;

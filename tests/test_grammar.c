@@ -405,6 +405,11 @@ static void test_gbnf(void) {
         CHECK(accepts(g, "abacab!") && accepts(g, "!") && !accepts(g, "aa!"), "ambiguous prefixes");
         pl_grammar_free(g);
     }
+    g = gbnf("root ::= \"\"\n"); /* no byte sets at all (once a memcpy from NULL) */
+    if (g) {
+        CHECK(accepts(g, "") && !accepts(g, "a"), "the empty grammar");
+        pl_grammar_free(g);
+    }
     /* parse errors: "grammar:LINE:COL: message" */
     static const struct { const char *text, *want; } errs[] = {
         {"root ::= foo\n", "grammar:1:10: undefined rule 'foo'"},
