@@ -278,13 +278,22 @@ static void *xalloc(size_t n, size_t *acct) {
  * the whole file does; otherwise the output matrix and the first layers that
  * fit beside a window of one streamed layer (the one running; it is dropped
  * right after use). */
+static size_t wbytes(const pl_weight *w) { return w->row_bytes * (size_t)w->rows; }
+
 static int layers_within(const pl_model *m, size_t budget) {
     int L = m->info.n_layer, k = 0;
-    size_t biggest = 0, sum = 0;
+    size_t window = 0, sum = 0;
     if (m->map.size <= budget) return L;
-    for (int l = 0; l < L; l++)
-        if (m->layer_len[l] > biggest) biggest = m->layer_len[l];
-    size_t fixed = m->output.row_bytes * (size_t)m->output.rows + biggest;
+    /* a streamed layer's weights leave right after their product (forward):
+     * the window is the biggest product's weights, plus read-ahead slack */
+    for (int l = 0; l < L; l++) {
+        const pl_layer *y = &m->layers[l];
+        size_t g[4] = {wbytes(&y->wq) + wbytes(&y->wk) + wbytes(&y->wv), wbytes(&y->wo),
+                       wbytes(&y->w_gate) + wbytes(&y->w_up), wbytes(&y->w_down)};
+        for (int i = 0; i < 4; i++)
+            if (g[i] > window) window = g[i];
+    }
+    size_t fixed = wbytes(&m->output) + window + ((size_t)2 << 20);
     while (k < L && fixed + sum + m->layer_len[k] <= budget) sum += m->layer_len[k++];
     return k;
 }
@@ -640,6 +649,16 @@ static void attn_task(void *arg, int ith, int nth) {
     }
 }
 
+/* A streamed layer's weights leave the page cache right after their
+ * product, so the window of streamed weights stays one product wide. */
+static void drop_streamed(const pl_context *c, int l, const pl_weight *const *w, int n) {
+    if (l < c->n_resident) return;
+    const pl_mapping *map = &c->m->map;
+    for (int i = 0; i < n; i++)
+        pl_advise(map, (size_t)((const uint8_t *)w[i]->data - (const uint8_t *)map->addr), wbytes(w[i]),
+                  PL_ADV_DONTNEED);
+}
+
 /* nb tokens at positions pos0.. through every layer; logits (n_vocab per
  * position) for the positions from `first_logit` on, if logits is set. */
 static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, float *logits, int first_logit) {
@@ -664,6 +683,7 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
             float *y[3] = {c->q, c->k, c->v};
             size_t ys[3] = {(size_t)E, (size_t)kvd, (size_t)kvd};
             matmul(c, 3, nb, w, x, (size_t)E, y, ys);
+            drop_streamed(c, l, w, 3);
         }
         for (int b = 0; b < nb; b++) {
             int pos = pos0 + b;
@@ -684,6 +704,7 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
             float *y[1] = {c->xb};
             size_t ys[1] = {(size_t)E};
             matmul(c, 1, nb, w, x, (size_t)E, y, ys);
+            drop_streamed(c, l, w, 1);
         }
         for (size_t i = 0; i < (size_t)nb * E; i++) c->x[i] += c->xb[i];
 
@@ -694,6 +715,7 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
             float *y[2] = {c->hb, c->hb2};
             size_t ys[2] = {(size_t)F, (size_t)F};
             matmul(c, 2, nb, w, x, (size_t)E, y, ys);
+            drop_streamed(c, l, w, 2);
         }
         silu_job sj = {c->hb, c->hb2, (size_t)nb * F};
         pl_pool_run(c->pool, silu_task, &sj);
@@ -703,6 +725,7 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
             float *y[1] = {c->xb};
             size_t ys[1] = {(size_t)E};
             matmul(c, 1, nb, w, x, (size_t)F, y, ys);
+            drop_streamed(c, l, w, 1);
         }
         for (size_t i = 0; i < (size_t)nb * E; i++) c->x[i] += c->xb[i];
         /* a streamed layer leaves the page cache right away, so LRU never
