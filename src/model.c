@@ -753,11 +753,12 @@ int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits,
     /* equal chunks of at most n_batch: none of one token when n >= 2 (a
      * lone token would run the generation kernels, see picolm.h) */
     int chunks = (n + c->n_batch - 1) / c->n_batch;
-    for (int i = 0, k = 0; i < n; i += n / chunks + (k < n % chunks), k++) {
+    for (int i = 0, k = 0; i < n; k++) {
         int nb = n / chunks + (k < n % chunks);
         int last = i + nb == n;
         if (logits && all_logits) forward(c, tokens + i, nb, pos + i, logits + (size_t)i * in->n_vocab, 0);
         else forward(c, tokens + i, nb, pos + i, last ? logits : NULL, nb - 1);
+        i += nb;
     }
     return 0;
 }
