@@ -359,7 +359,6 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     size_t E = (size_t)in->n_embd * sizeof(float) * B;
     c->x = xalloc(E, sb);
     c->xb = xalloc(E, sb);
-    c->xb2 = xalloc(E, sb);
     c->q = xalloc(E, sb);
     c->k = xalloc((size_t)c->kv_dim * sizeof(float) * B, sb);
     c->v = xalloc((size_t)c->kv_dim * sizeof(float) * B, sb);
@@ -380,8 +379,8 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     for (int i = 0; i < 3; i++) c->xq[i] = xalloc(c->xq_size * B, sb);
     c->scores = xalloc((size_t)n_threads * (in->n_head / in->n_head_kv) * n_ctx * sizeof(float), sb);
     size_t half_rot = (size_t)in->n_rot / 2;
-    c->rope_cos = xalloc((size_t)n_ctx * half_rot * sizeof(float), sb);
-    c->rope_sin = xalloc((size_t)n_ctx * half_rot * sizeof(float), sb);
+    c->rope_cos = xalloc(B * half_rot * sizeof(float), sb);
+    c->rope_sin = xalloc(B * half_rot * sizeof(float), sb);
     c->kv_type = p && p->kv_q8 ? PL_TYPE_Q8_0 : PL_TYPE_F16;
     if (c->kv_type == PL_TYPE_Q8_0 && c->head_dim % QK8_0) {
         pl_context_free(c);
@@ -396,7 +395,7 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     }
     c->kcache = xalloc((size_t)kv, &c->kv_bytes);
     c->vcache = xalloc((size_t)kv, &c->kv_bytes);
-    if (!c->x || !c->xb || !c->xb2 || !c->q || !c->k || !c->v || !c->hb || !c->hb2 || !c->xq[0] || !c->xq[1] ||
+    if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->hb || !c->hb2 || !c->xq[0] || !c->xq[1] ||
         !c->xq[2] || !c->scores || !c->rope_cos || !c->rope_sin || !c->kcache || !c->vcache) {
         pl_context_free(c);
         return set_err(err, errlen, PL_ERR_NOMEM, "out of memory for a %d-token context (KV cache %.1f MB)", n_ctx,
@@ -415,17 +414,7 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
      * read-ahead (bench/memtest.sh) */
     const char *ra = getenv("PICOLM_READAHEAD");
     c->readahead = ra && ra[0] == '1';
-    /* RoPE tables, computed the way ggml does: theta_i = pos * base^(-2i/n_rot),
-     * advanced by repeated multiplication in float. */
-    float theta_scale = powf(in->rope_base, -2.0f / (float)in->n_rot);
-    for (int pos = 0; pos < n_ctx; pos++) {
-        float theta = (float)pos;
-        for (size_t i = 0; i < half_rot; i++) {
-            c->rope_cos[(size_t)pos * half_rot + i] = cosf(theta);
-            c->rope_sin[(size_t)pos * half_rot + i] = sinf(theta);
-            theta *= theta_scale;
-        }
-    }
+    c->theta_scale = powf(in->rope_base, -2.0f / (float)in->n_rot);
     *out = c;
     return 0;
 }
@@ -433,7 +422,7 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
 void pl_context_free(pl_context *c) {
     if (!c) return;
     pl_pool_free(c->pool);
-    free(c->x); free(c->xb); free(c->xb2); free(c->q); free(c->k); free(c->v);
+    free(c->x); free(c->xb); free(c->q); free(c->k); free(c->v);
     free(c->hb); free(c->hb2); free(c->scores); free(c->rope_cos); free(c->rope_sin);
     for (int i = 0; i < 3; i++) free(c->xq[i]);
     free(c->kcache); free(c->vcache);
@@ -459,12 +448,26 @@ static void store_kv(const pl_context *c, const float *x, uint8_t *dst) {
 
 int pl_context_resident_layers(const pl_context *c) { return c->n_resident; }
 
+/* RoPE's cos and sin for one position, computed the way ggml does:
+ * theta_i = pos * base^(-2i/n_rot), advanced by repeated multiplication in
+ * float (a row per position of the batch, rather than a table of the whole
+ * context: 512 KB less at 2048). */
+static void rope_row(const pl_context *c, int pos, float *cs, float *sn) {
+    float theta = (float)pos;
+    for (int i = 0; i < c->m->info.n_rot / 2; i++) {
+        cs[i] = cosf(theta);
+        sn[i] = sinf(theta);
+        theta *= c->theta_scale;
+    }
+}
+
 int pl_context_shift(pl_context *c, int n_keep, int n_discard, int n_past) {
     const pl_model_info *in = &c->m->info;
     if (n_keep < 0 || n_discard <= 0 || n_past > c->n_ctx || n_keep + n_discard > n_past) return PL_ERR_ARG;
     int hd = c->head_dim, half = in->n_rot / 2, n_move = n_past - n_keep - n_discard;
-    /* rotating by -d: cos(d), -sin(d) from the tables (d < n_ctx) */
-    const float *cs = c->rope_cos + (size_t)n_discard * half, *sn = c->rope_sin + (size_t)n_discard * half;
+    /* rotating by -d: cos(d), -sin(d) */
+    float cs[PL_MAX_HEAD_DIM / 2], sn[PL_MAX_HEAD_DIM / 2];
+    rope_row(c, n_discard, cs, sn);
     float buf[PL_MAX_HEAD_DIM];
     const pl_type_traits *kt_tr = pl_type_traits_get(c->kv_type);
     size_t row = c->kv_row;
@@ -641,11 +644,11 @@ static void attn_task(void *arg, int ith, int nth) {
         float *scores = c->scores + (size_t)ith * group * c->n_ctx;
         if (c->kv_type == PL_TYPE_F16)
             K->attn_head(c->q + off, group, (const pl_half *)(c->kcache + base), (const pl_half *)(c->vcache + base),
-                         n, hd, scale, c->xb2 + off, scores);
+                         n, hd, scale, c->xb + off, scores);
         else
             for (int g = 0; g < group; g++)
                 pl_attn_head_q8_0(c->q + off + (size_t)g * hd, c->kcache + base, c->vcache + base, n, hd, scale,
-                                  c->xb2 + off + (size_t)g * hd, scores);
+                                  c->xb + off + (size_t)g * hd, scores);
     }
 }
 
@@ -670,6 +673,9 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
         m->tok_embd.tr->to_float((const uint8_t *)m->tok_embd.data + (size_t)tokens[b] * m->tok_embd.row_bytes,
                                  c->x + (size_t)b * E, E);
 
+    for (int b = 0; b < nb; b++)
+        rope_row(c, pos0 + b, c->rope_cos + (size_t)b * half, c->rope_sin + (size_t)b * half);
+
     for (int l = 0; l < in->n_layer; l++) {
         const pl_layer *L = &m->layers[l];
         /* streaming: read the next streamed layer ahead while this one runs */
@@ -687,7 +693,7 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
         }
         for (int b = 0; b < nb; b++) {
             int pos = pos0 + b;
-            const float *cs = c->rope_cos + (size_t)pos * half, *sn = c->rope_sin + (size_t)pos * half;
+            const float *cs = c->rope_cos + (size_t)b * half, *sn = c->rope_sin + (size_t)b * half;
             rope(c->q + (size_t)b * E, in->n_head, hd, in->n_rot, cs, sn);
             rope(c->k + (size_t)b * kvd, in->n_head_kv, hd, in->n_rot, cs, sn);
             for (int h = 0; h < in->n_head_kv; h++) {
@@ -700,13 +706,13 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
         pl_pool_run(c->pool, attn_task, &aj);
         {
             const pl_weight *w[1] = {&L->wo};
-            const float *x[1] = {c->xb2};
-            float *y[1] = {c->xb};
+            const float *x[1] = {c->xb};
+            float *y[1] = {c->q};
             size_t ys[1] = {(size_t)E};
             matmul(c, 1, nb, w, x, (size_t)E, y, ys);
             drop_streamed(c, l, w, 1);
         }
-        for (size_t i = 0; i < (size_t)nb * E; i++) c->x[i] += c->xb[i];
+        for (size_t i = 0; i < (size_t)nb * E; i++) c->x[i] += c->q[i];
 
         for (int b = 0; b < nb; b++) rmsnorm(c->xb + (size_t)b * E, c->x + (size_t)b * E, L->ffn_norm, E, in->rms_eps);
         {

@@ -53,9 +53,8 @@ struct pl_context {
     int head_dim, kv_dim;
     /* activations for a batch of B = n_batch positions, position-major */
     float *x;      /* [B][n_embd] residual stream */
-    float *xb;     /* [B][n_embd] normed input / branch output */
-    float *xb2;    /* [B][n_embd] attention output */
-    float *q;      /* [B][n_embd] */
+    float *xb;     /* [B][n_embd] normed input, then the attention output, then the FFN output */
+    float *q;      /* [B][n_embd] queries, then the attention's output projection */
     float *k, *v;  /* [B][kv_dim] */
     float *hb;     /* [B][n_ff] gate, then SwiGLU output */
     float *hb2;    /* [B][n_ff] up */
@@ -66,7 +65,8 @@ struct pl_context {
                                  * head_dim FP16 values, or Q8_0 blocks (--kv q8) */
     uint32_t kv_type;           /* PL_TYPE_F16 or PL_TYPE_Q8_0 */
     size_t kv_row;              /* bytes of one cached head vector */
-    float *rope_cos, *rope_sin; /* [n_ctx][n_rot/2] */
+    float *rope_cos, *rope_sin; /* [B][n_rot/2] for the batch's positions */
+    float theta_scale;          /* RoPE: rope_base^(-2/n_rot) */
     size_t state_bytes, kv_bytes, peak_anon;
     int readahead;              /* WILLNEED hints for the next streamed layer */
     int n_resident;             /* layers [0, n_resident) stay cached; the rest stream */

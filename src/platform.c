@@ -196,7 +196,24 @@ static int read_num(const char *path, unsigned long long *v) {
     return ok;
 }
 
-/* The memory cgroup of this process: its limit and usage, v2 or v1. */
+/* The sum of the named keys' values in a "key value" file (memory.stat). */
+static unsigned long long read_stat(const char *path, const char *const *keys) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[256], key[64];
+    unsigned long long v, sum = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%63s %llu", key, &v) == 2)
+            for (int i = 0; keys[i]; i++)
+                if (!strcmp(key, keys[i])) sum += v;
+    fclose(f);
+    return sum;
+}
+
+/* The memory cgroup of this process: its limit less what it uses, v2 or
+ * v1. File pages (the page cache charged to it: our own model's pages from
+ * an earlier run, above all) count as free: the kernel reclaims them under
+ * the limit, as MemAvailable counts them. */
 static int cgroup_room(unsigned long long *room) {
     FILE *f = fopen("/proc/self/cgroup", "r");
     if (!f) return 0;
@@ -211,13 +228,25 @@ static int cgroup_room(unsigned long long *room) {
             snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", p2 + 1);
             if (read_num(path, &lim)) {
                 snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.current", p2 + 1);
-                if (read_num(path, &use)) *room = lim > use ? lim - use : 0, found = 1;
+                if (read_num(path, &use)) {
+                    static const char *const file[] = {"file", NULL};
+                    snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.stat", p2 + 1);
+                    unsigned long long cache = read_stat(path, file);
+                    use = use > cache ? use - cache : 0;
+                    *room = lim > use ? lim - use : 0, found = 1;
+                }
             }
         } else if (strstr(p1, "memory")) { /* v1: "N:memory:/path" */
             snprintf(path, sizeof path, "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", p2 + 1);
             if (read_num(path, &lim) && lim < (1ull << 60)) {
                 snprintf(path, sizeof path, "/sys/fs/cgroup/memory%s/memory.usage_in_bytes", p2 + 1);
-                if (read_num(path, &use)) *room = lim > use ? lim - use : 0, found = 1;
+                if (read_num(path, &use)) {
+                    static const char *const file[] = {"total_inactive_file", "total_active_file", NULL};
+                    snprintf(path, sizeof path, "/sys/fs/cgroup/memory%s/memory.stat", p2 + 1);
+                    unsigned long long cache = read_stat(path, file);
+                    use = use > cache ? use - cache : 0;
+                    *room = lim > use ? lim - use : 0, found = 1;
+                }
             }
         }
     }
