@@ -637,8 +637,12 @@ static void attn_task(void *arg, int ith, int nth) {
     int hd = c->head_dim, group = in->n_head / in->n_head_kv, E = in->n_embd;
     float scale = 1.0f / sqrtf((float)hd);
     const pl_kernels_t *K = pl_kernels();
-    for (int idx = ith; idx < j->nb * in->n_head_kv; idx += nth) {
-        int b = idx / in->n_head_kv, kvh = idx % in->n_head_kv, n = j->pos0 + b + 1;
+    /* a contiguous run of (KV head, position) pairs per thread, positions
+     * inner: the head's keys and values stay in cache from one to the next */
+    int total = j->nb * in->n_head_kv, per = (total + nth - 1) / nth;
+    int i1 = (ith + 1) * per < total ? (ith + 1) * per : total;
+    for (int idx = ith * per; idx < i1; idx++) {
+        int kvh = idx / j->nb, b = idx % j->nb, n = j->pos0 + b + 1;
         size_t base = (((size_t)j->layer * in->n_head_kv + kvh) * c->n_ctx) * c->kv_row;
         size_t off = (size_t)b * E + (size_t)kvh * group * hd; /* the group's query heads are adjacent */
         float *scores = c->scores + (size_t)ith * group * c->n_ctx;
