@@ -276,8 +276,8 @@ static void *xalloc(size_t n, size_t *acct) {
 
 /* How many layers fit in `budget` bytes of model pages: all of them when
  * the whole file does; otherwise the output matrix and the first layers that
- * fit beside a window of one streamed layer (the one running; it is dropped
- * right after use). */
+ * fit beside the window of streamed weights (one product's, see
+ * drop_streamed). */
 static size_t wbytes(const pl_weight *w) { return w->row_bytes * (size_t)w->rows; }
 
 static int layers_within(const pl_model *m, size_t budget) {
@@ -527,6 +527,13 @@ static void matmul_task(void *arg, int ith, int nth) {
     }
 }
 
+/* Thread ith's contiguous share [*i0, *i1) of n items. */
+static void share(size_t n, int ith, int nth, size_t *i0, size_t *i1) {
+    size_t per = (n + (size_t)nth - 1) / (size_t)nth;
+    *i0 = per * (size_t)ith < n ? per * (size_t)ith : n;
+    *i1 = *i0 + per < n ? *i0 + per : n;
+}
+
 /* Activation columns quantized to a weight's vec_dot_type, split by column. */
 typedef struct {
     uint32_t act;
@@ -553,7 +560,8 @@ typedef struct {
 
 static void silu_task(void *arg, int ith, int nth) {
     const silu_job *s = arg;
-    size_t per = (s->n + (size_t)nth - 1) / (size_t)nth, i0 = per * (size_t)ith, i1 = i0 + per < s->n ? i0 + per : s->n;
+    size_t i0, i1;
+    share(s->n, ith, nth, &i0, &i1);
     for (size_t i = i0; i < i1; i++) {
         float g = s->g[i];
         s->g[i] = g / (1.0f + expf(-g)) * s->u[i];
@@ -639,10 +647,10 @@ static void attn_task(void *arg, int ith, int nth) {
     const pl_kernels_t *K = pl_kernels();
     /* a contiguous run of (KV head, position) pairs per thread, positions
      * inner: the head's keys and values stay in cache from one to the next */
-    int total = j->nb * in->n_head_kv, per = (total + nth - 1) / nth;
-    int i1 = (ith + 1) * per < total ? (ith + 1) * per : total;
-    for (int idx = ith * per; idx < i1; idx++) {
-        int kvh = idx / j->nb, b = idx % j->nb, n = j->pos0 + b + 1;
+    size_t i0, i1;
+    share((size_t)j->nb * in->n_head_kv, ith, nth, &i0, &i1);
+    for (size_t idx = i0; idx < i1; idx++) {
+        int kvh = (int)(idx / (size_t)j->nb), b = (int)(idx % (size_t)j->nb), n = j->pos0 + b + 1;
         size_t base = (((size_t)j->layer * in->n_head_kv + kvh) * c->n_ctx) * c->kv_row;
         size_t off = (size_t)b * E + (size_t)kvh * group * hd; /* the group's query heads are adjacent */
         float *scores = c->scores + (size_t)ith * group * c->n_ctx;
@@ -738,8 +746,9 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
             drop_streamed(c, l, w, 1);
         }
         for (size_t i = 0; i < (size_t)nb * E; i++) c->x[i] += c->xb[i];
-        /* a streamed layer leaves the page cache right away, so LRU never
-         * evicts the resident ones (or the next layer) in its place */
+        /* what drop_streamed left of a streamed layer (its norms, the
+         * pages its tensors share at their edges) leaves too, so LRU never
+         * evicts the resident ones in its place */
         if (l >= c->n_resident) pl_advise(&m->map, m->layer_off[l], m->layer_len[l], PL_ADV_DONTNEED);
     }
     if (!logits || first_logit >= nb) return;

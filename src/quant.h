@@ -101,4 +101,18 @@ pl_half pl_float_to_half(float f); /* round to nearest even */
 float pl_bf16_to_float(uint16_t h);
 uint16_t pl_float_to_bf16(float f); /* round to nearest even */
 
+/* Q4_K/Q5_K: 8 6-bit scales and 8 6-bit mins in 12 bytes. Sub-blocks 0..3
+ * keep them in the low 6 bits of bytes j (scale) and j+4 (min); sub-blocks
+ * 4..7 put their low 4 bits in byte j+4 (scale low nibble, min high nibble)
+ * and their top 2 bits in the spare top bits of bytes j-4 and j. */
+static inline void get_scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
 #endif

@@ -35,19 +35,6 @@ static inline __m128i dot16(__m128i w, const int8_t *x, int scale) {
     return _mm_madd_epi16(_mm_maddubs_epi16(w, ld(x)), _mm_set1_epi16((short)scale));
 }
 
-/* Q4_K/Q5_K's 6-bit scales and mins (the k4 packing, as quant.c's). */
-static inline void scales_k4(const uint8_t *q, int sc[8], int mn[8]) {
-    for (int j = 0; j < 8; j++) {
-        if (j < 4) {
-            sc[j] = q[j] & 63;
-            mn[j] = q[j + 4] & 63;
-        } else {
-            sc[j] = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
-            mn[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-        }
-    }
-}
-
 /* Q4_K and Q5_K (hb: Q5_K's fifth bits, NULL for Q4_K). */
 static float dot_q45_K(const uint8_t *w, size_t bs, int nsb, const block_q8_K *y, int five) {
     const __m128i m4 = _mm_set1_epi8(0xf);
@@ -55,7 +42,7 @@ static float dot_q45_K(const uint8_t *w, size_t bs, int nsb, const block_q8_K *y
     float accm = 0.0f;
     for (int i = 0; i < nsb; i++, w += bs) {
         int sc[8], mn[8];
-        scales_k4(w + 4, sc, mn);
+        for (int j = 0; j < 8; j++) get_scale_min_k4(j, w + 4, &sc[j], &mn[j]);
         int summ = 0;
         for (int j = 0; j < 8; j++) summ += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
         const uint8_t *qs = w + (five ? 48 : 16), *qh = w + 16;
