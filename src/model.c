@@ -21,6 +21,9 @@
 #define MAX_EMBD 65536
 #define MAX_FF (1 << 20)
 #define MAX_CTX (1 << 20)
+/* Batch positions one attention call takes for a KV head: with the
+ * group's query heads, 32 queries share each K block's conversion. */
+#define ATTN_POS(group) ((group) >= 32 ? 1 : 32 / (group))
 
 int pl_set_err(char *err, size_t errlen, int code, const char *fmt, ...) {
     if (err && errlen) {
@@ -377,7 +380,8 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     }
     if (xq_row_size(&m->output) > c->xq_size) c->xq_size = xq_row_size(&m->output);
     for (int i = 0; i < 3; i++) c->xq[i] = xalloc(c->xq_size * B, sb);
-    c->scores = xalloc((size_t)n_threads * (in->n_head / in->n_head_kv) * n_ctx * sizeof(float), sb);
+    c->scores_per_thread = (size_t)(in->n_head / in->n_head_kv) * ATTN_POS(in->n_head / in->n_head_kv) * n_ctx;
+    c->scores = xalloc((size_t)n_threads * c->scores_per_thread * sizeof(float), sb);
     size_t half_rot = (size_t)in->n_rot / 2;
     c->rope_cos = xalloc(B * half_rot * sizeof(float), sb);
     c->rope_sin = xalloc(B * half_rot * sizeof(float), sb);
@@ -562,10 +566,7 @@ static void silu_task(void *arg, int ith, int nth) {
     const silu_job *s = arg;
     size_t i0, i1;
     share(s->n, ith, nth, &i0, &i1);
-    for (size_t i = i0; i < i1; i++) {
-        float g = s->g[i];
-        s->g[i] = g / (1.0f + expf(-g)) * s->u[i];
-    }
+    pl_kernels()->swiglu(s->g + i0, s->u + i0, (int)(i1 - i0));
 }
 
 /* y_i[b][:] = W_i x_i[b][:] for i < n and b < nb, x_i rows x_stride floats
@@ -649,18 +650,25 @@ static void attn_task(void *arg, int ith, int nth) {
      * inner: the head's keys and values stay in cache from one to the next */
     size_t i0, i1;
     share((size_t)j->nb * in->n_head_kv, ith, nth, &i0, &i1);
-    for (size_t idx = i0; idx < i1; idx++) {
+    float *scores = c->scores + (size_t)ith * c->scores_per_thread;
+    for (size_t idx = i0; idx < i1;) {
         int kvh = (int)(idx / (size_t)j->nb), b = (int)(idx % (size_t)j->nb), n = j->pos0 + b + 1;
+        int np = j->nb - b; /* positions b .. b + np - 1 of this head, at most ATTN_POS */
+        if ((size_t)np > i1 - idx) np = (int)(i1 - idx);
+        if (np > ATTN_POS(group)) np = ATTN_POS(group);
+        idx += (size_t)np;
         size_t base = (((size_t)j->layer * in->n_head_kv + kvh) * c->n_ctx) * c->kv_row;
         size_t off = (size_t)b * E + (size_t)kvh * group * hd; /* the group's query heads are adjacent */
-        float *scores = c->scores + (size_t)ith * group * c->n_ctx;
-        if (c->kv_type == PL_TYPE_F16)
-            K->attn_head(c->q + off, group, (const pl_half *)(c->kcache + base), (const pl_half *)(c->vcache + base),
-                         n, hd, scale, c->xb + off, scores);
-        else
-            for (int g = 0; g < group; g++)
-                pl_attn_head_q8_0(c->q + off + (size_t)g * hd, c->kcache + base, c->vcache + base, n, hd, scale,
-                                  c->xb + off + (size_t)g * hd, scores);
+        if (c->kv_type == PL_TYPE_F16) {
+            K->attn(c->q + off, group, np, (size_t)E, (const pl_half *)(c->kcache + base),
+                    (const pl_half *)(c->vcache + base), n, hd, scale, c->xb + off, scores);
+            continue;
+        }
+        for (int p = 0; p < np; p++)
+            for (int g = 0; g < group; g++) {
+                size_t o = off + (size_t)p * E + (size_t)g * hd;
+                pl_attn_head_q8_0(c->q + o, c->kcache + base, c->vcache + base, n + p, hd, scale, c->xb + o, scores);
+            }
     }
 }
 

@@ -60,7 +60,8 @@ struct pl_context {
     float *hb2;    /* [B][n_ff] up */
     void *xq[3];   /* [B][row bytes of max(n_embd, n_ff) floats] quantized activations */
     size_t xq_size;
-    float *scores;              /* [n_threads][n_ctx] attention scores */
+    float *scores;              /* [n_threads][scores_per_thread] attention scores */
+    size_t scores_per_thread;   /* group * ATTN_POS(group) * n_ctx */
     uint8_t *kcache, *vcache;   /* [n_layer][n_head_kv][n_ctx] rows of kv_row bytes:
                                  * head_dim FP16 values, or Q8_0 blocks (--kv q8) */
     uint32_t kv_type;           /* PL_TYPE_F16 or PL_TYPE_Q8_0 */

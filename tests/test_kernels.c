@@ -11,8 +11,10 @@
  *    stay NaN. Tolerance: |y - y_generic| <= 1e-5 * sum |w_i * x_i| of the
  *    dequantized operands (integer sums are exact on both sides; only the
  *    float accumulation order differs).
- * 3. attn_head bit-exact with the generic level (hd 32/48/64, n 1..300),
- *    and f32_to_f16 bit-exact, special values included. */
+ * 3. attn bit-exact with the generic level (hd 20..128, n 1..300, up to 40
+ *    queries a position and 33 positions of a causal batch, positions with
+ *    gaps between them that must stay untouched); f32_to_f16 and swiglu
+ *    bit-exact, special values included. */
 #include <math.h>
 #include <stdint.h>
 
@@ -185,35 +187,70 @@ static void test_matmul(const pl_kernels_t *K) {
 
 static void test_attn(const pl_kernels_t *K) {
     static const int hds[] = {32, 48, 64, 128, 20};
-    static const int nqs[] = {1, 4, 3, 9}; /* one head, a GQA group, odd groups, more than a block */
-    enum { NMAX = 300, QMAX = 9 };
-    pl_half *k = malloc(sizeof(pl_half) * NMAX * 128), *v = malloc(sizeof(pl_half) * NMAX * 128);
-    float *sc1 = malloc(sizeof(float) * NMAX * QMAX), *sc2 = malloc(sizeof(float) * NMAX);
-    float q[QMAX * 128], out[QMAX * 128], ref[128];
+    /* (queries a position, positions): one head, a GQA group, odd groups,
+     * a batch shorter, as long as and longer than a block (32 queries),
+     * more queries than a block at one position */
+    static const int shapes[][2] = {{1, 1}, {4, 1}, {3, 2}, {9, 1}, {4, 8}, {4, 9}, {1, 33},
+                                    {2, 17}, {40, 2}, {4, 33}, {8, 5}, {5, 7}};
+    enum { NMAX = 300, QMAX = 40, PMAX = 33, NS = sizeof shapes / sizeof shapes[0] };
+    const size_t nk = NMAX + PMAX, qn = (size_t)PMAX * (QMAX * 128 + 8);
+    pl_half *k = malloc(sizeof(pl_half) * nk * 128), *v = malloc(sizeof(pl_half) * nk * 128);
+    float *sc1 = malloc(sizeof(float) * nk * QMAX * PMAX), *sc2 = malloc(sizeof(float) * nk);
+    float *q = malloc(sizeof(float) * qn), *out = malloc(sizeof(float) * qn), ref[128];
     for (size_t h = 0; h < sizeof hds / sizeof hds[0]; h++) {
         const int hd = hds[h];
-        int mism = 0, cases = 0;
+        int mism = 0, cases = 0, pad = 0;
         for (int n = 1; n <= NMAX; n += (n < 20 ? 1 : 7), cases++) {
-            const int nq = nqs[cases % 4];
+            const int nq = shapes[cases % NS][0], np = shapes[cases % NS][1];
+            if ((size_t)np * nq > 64 && hd > 64) continue;
+            const size_t ps = (size_t)nq * hd + 8 * (cases % 2); /* positions apart, with a gap sometimes */
             /* peaky softmax sometimes, and scores far enough apart that exp underflows */
             const float amp = (n % 3) ? 1.0f : (n % 2) ? 8.0f : 64.0f;
-            for (int i = 0; i < n * hd; i++) {
+            for (int i = 0; i < (n + np - 1) * hd; i++) {
                 k[i] = pl_float_to_half(frand() * amp);
                 v[i] = pl_float_to_half(frand());
             }
-            for (int i = 0; i < nq * hd; i++) q[i] = frand(), out[i] = NAN;
+            for (size_t i = 0; i < (size_t)np * ps; i++) q[i] = frand(), out[i] = NAN;
             const float scale = 1.0f / sqrtf((float)hd);
-            K->attn_head(q, nq, k, v, n, hd, scale, out, sc1);
-            for (int j = 0; j < nq; j++) {
-                for (int i = 0; i < hd; i++) ref[i] = NAN;
-                pl_kernels_generic.attn_head(q + j * hd, 1, k, v, n, hd, scale, ref, sc2);
-                for (int i = 0; i < hd; i++)
-                    if (memcmp(&out[j * hd + i], &ref[i], sizeof(float))) mism++;
+            K->attn(q, nq, np, ps, k, v, n, hd, scale, out, sc1);
+            for (int p = 0; p < np; p++) {
+                for (int j = 0; j < nq; j++) {
+                    const size_t o = (size_t)p * ps + (size_t)j * hd;
+                    for (int i = 0; i < hd; i++) ref[i] = NAN;
+                    pl_kernels_generic.attn(q + o, 1, 1, 0, k, v, n + p, hd, scale, ref, sc2);
+                    for (int i = 0; i < hd; i++)
+                        if (memcmp(&out[o + i], &ref[i], sizeof(float))) mism++;
+                }
+                for (size_t i = (size_t)p * ps + (size_t)nq * hd; i < (size_t)(p + 1) * ps; i++)
+                    if (!isnan(out[i])) pad++;
             }
         }
-        CHECK(mism == 0, "%s attn_head hd=%d: %d outputs differ from generic", K->name, hd, mism);
+        CHECK(mism == 0, "%s attn hd=%d: %d outputs differ from generic", K->name, hd, mism);
+        CHECK(pad == 0, "%s attn hd=%d: %d floats written between positions", K->name, hd, pad);
     }
-    free(k), free(v), free(sc1), free(sc2);
+    free(k), free(v), free(sc1), free(sc2), free(q), free(out);
+}
+
+/* swiglu bit-exact with the generic level, special values included. */
+static void test_swiglu(const pl_kernels_t *K) {
+    static const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 88.0f, -88.0f, 104.5f, -104.5f,
+                                    1e-30f, -1e-30f, 3e38f, -3e38f, 20.0f, -20.0f};
+    enum { N = 203 };
+    float g[N], u[N], a[N], b[N];
+    int mism = 0;
+    for (int trial = 0; trial < 200; trial++) {
+        const int n = 1 + (int)(rnd() % N);
+        for (int i = 0; i < n; i++) {
+            g[i] = (rnd() % 7 == 0) ? special[rnd() % (sizeof special / sizeof special[0])] : frand() * 12.0f;
+            u[i] = (rnd() % 11 == 0) ? special[rnd() % (sizeof special / sizeof special[0])] : frand() * 4.0f;
+            a[i] = b[i] = g[i];
+        }
+        K->swiglu(a, u, n);
+        pl_kernels_generic.swiglu(b, u, n);
+        for (int i = 0; i < n; i++)
+            if (memcmp(&a[i], &b[i], sizeof(float)) && !(isnan(a[i]) && isnan(b[i]))) mism++;
+    }
+    CHECK(mism == 0, "%s swiglu: %d outputs differ from generic", K->name, mism);
 }
 
 static void test_f16(const pl_kernels_t *K) {
@@ -248,6 +285,7 @@ int main(void) {
         test_matmul(K);
         test_attn(K);
         test_f16(K);
+        test_swiglu(K);
     }
     return t_summary("test_kernels");
 }

@@ -38,8 +38,8 @@
 void pl_neon_quantize(uint32_t act_type, const float *x, void *xq, int n);
 void pl_neon_matmul_float(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
                           size_t xq_stride, int nb, float *y, size_t y_stride);
-void pl_neon_attn_head(const float *q, int nq, const pl_half *k, const pl_half *v, int n, int hd, float scale,
-                       float *out, float *scores);
+void pl_neon_attn(const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v, int n, int hd,
+                  float scale, float *out, float *scores);
 void pl_neon_f32_to_f16(const float *src, pl_half *dst, int n);
 
 /* ---------------------------------------------------------------- helpers */
@@ -234,7 +234,7 @@ static inline void tr4(float32x4_t a[4]) {
 static void attn_one(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale, float *out,
                      float *scores) {
     if (hd % 4 || hd > PL_MAX_HEAD_DIM) {
-        pl_kernels_generic.attn_head(q, 1, k, v, n, hd, scale, out, scores);
+        pl_kernels_generic.attn(q, 1, 1, 0, k, v, n, hd, scale, out, scores);
         return;
     }
     float qh[PL_MAX_HEAD_DIM];
@@ -295,10 +295,13 @@ static void attn_one(const float *q, const pl_half *k, const pl_half *v, int n, 
 }
 
 /* The queries one by one (the transposes are cheap next to NEON's loads). */
-void pl_neon_attn_head(const float *q, int nq, const pl_half *k, const pl_half *v, int n, int hd, float scale,
-                       float *out, float *scores) {
-    for (int j = 0; j < nq; j++)
-        attn_one(q + (size_t)j * hd, k, v, n, hd, scale, out + (size_t)j * hd, scores + (size_t)j * n);
+void pl_neon_attn(const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v, int n, int hd,
+                  float scale, float *out, float *scores) {
+    for (int p = 0; p < np; p++)
+        for (int j = 0; j < nq; j++) {
+            size_t o = (size_t)p * ps + (size_t)j * hd;
+            attn_one(q + o, k, v, n + p, hd, scale, out + o, scores + (size_t)j * (size_t)(n + p));
+        }
 }
 #endif /* !PL_NEON_DOTPROD */
 
@@ -674,11 +677,11 @@ static void MATMUL(uint32_t type, const void *w, size_t row_bytes, int rows, int
 }
 
 #ifdef PL_NEON_DOTPROD
-const pl_kernels_t pl_kernels_dotprod = {"neon-dotprod", pl_neon_quantize, matmul_neon_dotprod, pl_neon_attn_head,
-                                         pl_neon_f32_to_f16};
+const pl_kernels_t pl_kernels_dotprod = {"neon-dotprod", pl_neon_quantize,   matmul_neon_dotprod,
+                                         pl_neon_attn,   pl_neon_f32_to_f16, pl_swiglu_generic};
 #else
-const pl_kernels_t pl_kernels_neon = {"neon", pl_neon_quantize, matmul_neon, pl_neon_attn_head,
-                                      pl_neon_f32_to_f16};
+const pl_kernels_t pl_kernels_neon = {"neon",       pl_neon_quantize,   matmul_neon,
+                                      pl_neon_attn, pl_neon_f32_to_f16, pl_swiglu_generic};
 #endif
 
 #else

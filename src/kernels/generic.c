@@ -57,10 +57,13 @@ static void attn_one(const float *q, const pl_half *k, const pl_half *v, int n, 
     }
 }
 
-void pl_attn_generic(const float *q, int nq, const pl_half *k, const pl_half *v, int n, int hd, float scale,
-                         float *out, float *scores) {
-    for (int j = 0; j < nq; j++)
-        attn_one(q + (size_t)j * hd, k, v, n, hd, scale, out + (size_t)j * hd, scores + (size_t)j * n);
+void pl_attn_generic(const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v, int n, int hd,
+                     float scale, float *out, float *scores) {
+    for (int p = 0; p < np; p++)
+        for (int j = 0; j < nq; j++) {
+            size_t o = (size_t)p * ps + (size_t)j * hd;
+            attn_one(q + o, k, v, n + p, hd, scale, out + o, scores + (size_t)j * (size_t)(n + p));
+        }
 }
 
 void pl_attn_head_q8_0(const float *q, const uint8_t *k, const uint8_t *v, int n, int hd, float scale, float *out,
@@ -94,5 +97,9 @@ void pl_f32_to_f16_generic(const float *src, pl_half *dst, int n) {
     for (int i = 0; i < n; i++) dst[i] = pl_float_to_half(src[i]);
 }
 
-const pl_kernels_t pl_kernels_generic = {"generic", pl_quantize_generic, pl_matmul_generic, pl_attn_generic,
-                                         pl_f32_to_f16_generic};
+void pl_swiglu_generic(float *g, const float *u, int n) {
+    for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + pl_expf(-g[i])) * u[i];
+}
+
+const pl_kernels_t pl_kernels_generic = {"generic",       pl_quantize_generic,   pl_matmul_generic,
+                                         pl_attn_generic, pl_f32_to_f16_generic, pl_swiglu_generic};

@@ -27,16 +27,21 @@ typedef struct pl_kernels_t {
      * bytes apart. nb = 1 is the matrix-vector product of generation. */
     void (*matmul)(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
                    size_t xq_stride, int nb, float *y, size_t y_stride);
-    /* out[hd] = softmax(q.K^T * scale) V over n cached positions (FP16), as
+    /* out[hd] = softmax(q.K^T * scale) V over cached positions (FP16), as
      * llama.cpp computes it: q rounded to FP16 for the dot products, the
      * normalized probabilities rounded to FP16 before weighting V (this is
-     * what makes greedy tokens agree through near-ties). nq queries against
-     * the same K and V (the heads of a GQA group, or positions of a batch):
-     * q and out hold them hd floats apart; scratch holds nq * n floats (the
-     * scores). Each query's result is bit for bit the generic level's. */
-    void (*attn_head)(const float *q, int nq, const pl_half *k, const pl_half *v, int n, int hd, float scale,
-                      float *out, float *scratch);
+     * what makes greedy tokens agree through near-ties). np positions of a
+     * batch, nq queries each (the heads of a GQA group) against the same K
+     * and V: position p's queries are at q + p * ps, hd floats apart, and
+     * see the first n + p positions (causal); out has q's layout. scratch
+     * holds nq * np * (n + np - 1) floats (the scores). Each query's result
+     * is bit for bit the generic level's. */
+    void (*attn)(const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v, int n, int hd,
+                 float scale, float *out, float *scratch);
     void (*f32_to_f16)(const float *src, pl_half *dst, int n);
+    /* g[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u, with expf.h's
+     * exponential: the same bits at every level. */
+    void (*swiglu)(float *g, const float *u, int n);
 } pl_kernels_t;
 
 /* The active table (chosen once, at the first call). */
@@ -58,9 +63,10 @@ void pl_matmul_generic(uint32_t type, const void *w, size_t row_bytes, int rows,
 void pl_attn_head_q8_0(const float *q, const uint8_t *k, const uint8_t *v, int n, int hd, float scale, float *out,
                        float *scores);
 /* The generic attention and FP16 conversion, for levels that keep them. */
-void pl_attn_generic(const float *q, int nq, const pl_half *k, const pl_half *v, int n, int hd, float scale, float *out,
-                     float *scratch);
+void pl_attn_generic(const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v, int n, int hd,
+                     float scale, float *out, float *scratch);
 void pl_f32_to_f16_generic(const float *src, pl_half *dst, int n);
+void pl_swiglu_generic(float *g, const float *u, int n);
 /* exp(scores[t] - mx) in place, returning 1 / their sum: the softmax of
  * every level, bit for bit (expf.h). */
 float pl_softmax_exp(float *scores, int n, float mx);

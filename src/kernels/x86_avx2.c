@@ -894,88 +894,118 @@ static float softmax_exp_avx2(float *sc, int n, float mx) {
     return (float)(1.0 / pl_sum8(acc));
 }
 
-#define AQ 8 /* queries at a time */
+#define AM 32 /* queries a block takes: K is transposed once for all of them */
 
-/* Scores of positions t .. t + 8 * NB - 1 for queries j < m <= M. */
-AI void score_tile(const int NB, const int M, const pl_half *k, int t, int hd, float (*qh)[PL_MAX_HEAD_DIM], int m,
-                   float scale, float *scores, int n, __m256 *vmx) {
-    __m256 s[2][AQ];
+/* Scores of positions t .. t + 8 * NB - 1 for the M queries qh (kt: those
+ * positions' K transposed, 16 floats a dimension), times scale, into rows
+ * n apart. */
+AI void score_tile(const int NB, const int M, const float (*kt)[16], int hd, const float (*qh)[PL_MAX_HEAD_DIM],
+                   float scale, float *scores, int n) {
+    __m256 s[2][8];
     UNROLL for (int b = 0; b < NB; b++) UNROLL for (int j = 0; j < M; j++) s[b][j] = _mm256_setzero_ps();
-    for (int i = 0; i < hd; i += 8) {
-        __m256 c[2][8];
-        UNROLL for (int b = 0; b < NB; b++) tr8x8_16(k + (size_t)(t + 8 * b) * hd + i, (size_t)hd, c[b]);
-        UNROLL for (int l = 0; l < 8; l++) UNROLL for (int j = 0; j < M; j++) if (j < m) {
-            const __m256 ql = _mm256_set1_ps(qh[j][i + l]);
-            UNROLL for (int b = 0; b < NB; b++) s[b][j] = _mm256_fmadd_ps(ql, c[b][l], s[b][j]);
+    for (int i = 0; i < hd; i++) {
+        __m256 c[2];
+        UNROLL for (int b = 0; b < NB; b++) c[b] = _mm256_load_ps(kt[i] + 8 * b);
+        UNROLL for (int j = 0; j < M; j++) {
+            const __m256 ql = _mm256_broadcast_ss(&qh[j][i]);
+            UNROLL for (int b = 0; b < NB; b++) s[b][j] = _mm256_fmadd_ps(ql, c[b], s[b][j]);
         }
     }
-    UNROLL for (int b = 0; b < NB; b++) UNROLL for (int j = 0; j < M; j++) if (j < m) {
-        s[b][j] = _mm256_mul_ps(s[b][j], _mm256_set1_ps(scale));
-        _mm256_storeu_ps(scores + (size_t)j * n + t + 8 * b, s[b][j]);
-        vmx[j] = _mm256_max_ps(vmx[j], s[b][j]);
-    }
+    UNROLL for (int b = 0; b < NB; b++) UNROLL for (int j = 0; j < M; j++)
+        _mm256_storeu_ps(scores + (size_t)j * n + 8 * b, _mm256_mul_ps(s[b][j], _mm256_set1_ps(scale)));
 }
 
-/* m <= AQ queries (hd apart in q and out; scores n apart) against one head. */
-static void attn_block(const float *q, int m, const pl_half *k, const pl_half *v, int n, int hd, float scale,
-                       float *out, float *scores) {
-    float qh[AQ][PL_MAX_HEAD_DIM];
-    float mx[AQ];
-    for (int j = 0; j < m; j++)
-        for (int i = 0; i < hd; i += 8)
-            _mm256_storeu_ps(qh[j] + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(q + (size_t)j * hd + i),
-                                                                      _MM_FROUND_TO_NEAREST_INT)));
-    __m256 vmx[AQ];
-    for (int j = 0; j < AQ; j++) vmx[j] = _mm256_set1_ps(-INFINITY);
-    int t = 0;
-    /* a sum's FMAs form one chain (over i): 8 chains keep both FMA units
-     * busy, so a group of up to 4 queries takes two blocks of positions */
-    if (m <= 4)
-        for (; t + 16 <= n; t += 16) score_tile(2, 4, k, t, hd, qh, m, scale, scores, n, vmx);
-    for (; t + 8 <= n; t += 8) score_tile(1, AQ, k, t, hd, qh, m, scale, scores, n, vmx);
+/* m <= AM queries, np positions of nq (query j = p * nq + h sees n + p
+ * positions), against one head; scores n + np - 1 apart. */
+static void attn_block(const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v, int n, int hd,
+                       float scale, float *out, float *scores) {
+    _Alignas(32) float qh[AM][PL_MAX_HEAD_DIM];
+    _Alignas(32) float kt[PL_MAX_HEAD_DIM][16];
+    const int m = nq * np, N = n + np - 1;
+    int nm[AM];
     for (int j = 0; j < m; j++) {
-        float *sc = scores + (size_t)j * n;
-        mx[j] = hmax(vmx[j]);
-        for (int u = t; u < n; u++) {
-            const pl_half *kt = k + (size_t)u * hd;
-            float s = 0.0f;
-            for (int i = 0; i < hd; i++) s += qh[j][i] * _cvtsh_ss(kt[i]);
-            sc[u] = s * scale;
-            if (sc[u] > mx[j]) mx[j] = sc[u];
+        const float *qj = q + (size_t)(j / nq) * ps + (size_t)(j % nq) * hd;
+        nm[j] = n + j / nq;
+        for (int i = 0; i < hd; i += 8)
+            _mm256_storeu_ps(qh[j] + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(qj + i),
+                                                                      _MM_FROUND_TO_NEAREST_INT)));
+    }
+    /* scores: a block of 16 (then 8) positions transposed once, then 4
+     * queries at a time (8 FMA chains keep both FMA units busy); queries
+     * that see none of the block skip it, those that see part of it
+     * compute all of it (only their own positions count below) */
+    int t = 0;
+    for (int w = 16; w >= 8; w -= 8)
+        for (; t + w <= N; t += w) {
+            for (int i = 0; i < hd; i += 8)
+                for (int b = 0; b < w / 8; b++) {
+                    __m256 c[8];
+                    tr8x8_16(k + (size_t)(t + 8 * b) * hd + i, (size_t)hd, c);
+                    for (int l = 0; l < 8; l++) _mm256_store_ps(kt[i + l] + 8 * b, c[l]);
+                }
+            const float(*K16)[16] = (const float(*)[16])kt;
+            const float(*Q)[PL_MAX_HEAD_DIM] = (const float(*)[PL_MAX_HEAD_DIM])qh;
+            for (int j = t < n ? 0 : (t - n + 1) * nq; j < m; j += 4) {
+                float *sc = scores + (size_t)j * N + t;
+                if (j + 4 <= m && w == 16) score_tile(2, 4, K16, hd, Q + j, scale, sc, N);
+                else if (j + 4 <= m) score_tile(1, 4, K16, hd, Q + j, scale, sc, N);
+                else
+                    for (int jj = j; jj < m; jj++, sc += N) {
+                        if (w == 16) score_tile(2, 1, K16, hd, Q + jj, scale, sc, N);
+                        else score_tile(1, 1, K16, hd, Q + jj, scale, sc, N);
+                    }
+            }
         }
-        const float inv = softmax_exp_avx2(sc, n, mx[j]);
+    for (; t < N; t++) {
+        const pl_half *kr = k + (size_t)t * hd;
+        for (int j = 0; j < m; j++) {
+            if (nm[j] <= t) continue;
+            float s = 0.0f;
+            for (int i = 0; i < hd; i++) s += qh[j][i] * _cvtsh_ss(kr[i]);
+            scores[(size_t)j * N + t] = s * scale;
+        }
+    }
+    /* softmax; the positions a query does not see get probability 0 */
+    for (int j = 0; j < m; j++) {
+        float *sc = scores + (size_t)j * N;
+        const int nj = nm[j];
+        __m256 vmx = _mm256_set1_ps(-INFINITY);
         int u = 0;
-        for (; u + 8 <= n; u += 8) {
+        for (; u + 8 <= nj; u += 8) vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(sc + u));
+        float mx = hmax(vmx);
+        for (; u < nj; u++) mx = sc[u] > mx ? sc[u] : mx;
+        const float inv = softmax_exp_avx2(sc, nj, mx);
+        for (u = 0; u + 8 <= nj; u += 8) {
             const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(sc + u), _mm256_set1_ps(inv));
             _mm256_storeu_ps(sc + u, _mm256_cvtph_ps(_mm256_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT)));
         }
-        for (; u < n; u++) sc[u] = _cvtsh_ss((pl_half)_cvtss_sh(sc[u] * inv, _MM_FROUND_TO_NEAREST_INT));
+        for (; u < nj; u++) sc[u] = _cvtsh_ss((pl_half)_cvtss_sh(sc[u] * inv, _MM_FROUND_TO_NEAREST_INT));
+        for (; u < N; u++) sc[u] = 0.0f;
     }
     /* out: 4 queries and 16 dims at a time, each V row converted once for
-     * the four. A position all four give probability 0 is skipped, as the
-     * generic skips it per query; where only some do, adding 0 * v leaves
-     * their sums as they are (v is finite, and a sum that starts at +0
-     * never becomes -0). */
+     * the four, over the positions the last of them sees. The generic
+     * skips a probability of 0; adding 0 * v instead leaves a sum as it is
+     * (v is finite, and a sum that starts at +0 never becomes -0). */
     for (int j0 = 0; j0 < m; j0 += 4) {
-        const int g = m - j0 < 4 ? m - j0 : 4;
+        const int g = m - j0 < 4 ? m - j0 : 4, nv = nm[j0 + g - 1];
         const float *P[4];
-        for (int j = 0; j < 4; j++) P[j] = scores + (size_t)(j0 + (j < g ? j : 0)) * n;
+        for (int j = 0; j < 4; j++) P[j] = scores + (size_t)(j0 + (j < g ? j : 0)) * N;
         for (int i0 = 0; i0 < hd; i0 += 16) {
             const int two = hd - i0 >= 16;
             __m256 a[4][2];
             UNROLL for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm256_setzero_ps();
-            for (int u = 0; u < n; u++) {
-                if (P[0][u] == 0.0f && P[1][u] == 0.0f && P[2][u] == 0.0f && P[3][u] == 0.0f) continue;
+            for (int u = 0; u < nv; u++) {
                 const pl_half *vt = v + (size_t)u * hd + i0;
                 const __m256 v0 = _mm256_cvtph_ps(ld128(vt)), v1 = two ? _mm256_cvtph_ps(ld128(vt + 8)) : v0;
                 UNROLL for (int j = 0; j < 4; j++) {
-                    const __m256 p = _mm256_set1_ps(P[j][u]);
+                    const __m256 p = _mm256_broadcast_ss(P[j] + u);
                     a[j][0] = _mm256_fmadd_ps(p, v0, a[j][0]);
                     a[j][1] = _mm256_fmadd_ps(p, v1, a[j][1]);
                 }
             }
-            for (int j = 0; j < g; j++) {
-                float *o = out + (size_t)(j0 + j) * hd + i0;
+            UNROLL for (int j = 0; j < 4; j++) if (j < g) { /* constant indices keep a[] in registers */
+                const size_t jj = (size_t)(j0 + j);
+                float *o = out + (jj / (size_t)nq) * ps + (jj % (size_t)nq) * hd + i0;
                 _mm256_storeu_ps(o, a[j][0]);
                 if (two) _mm256_storeu_ps(o + 8, a[j][1]);
             }
@@ -987,22 +1017,44 @@ static void attn_block(const float *q, int m, const pl_half *k, const pl_half *v
  * generic level's: every product (fp16 q times fp16 k, fp16 p times fp16 v)
  * is exact in float, so an FMA rounds like the generic's multiply-then-add,
  * and each sum runs in the generic's order: scores take 8 positions at once
- * (K transposed 8x8, once for all the queries, which run as independent
+ * (K transposed 8x8, once for up to AM queries, which run as independent
  * FMA chains), each summed over i ascending; out takes 8 dims at once,
  * summed over t ascending. The softmax runs 8 lanes of expf.h's exp. */
-static void attn_avx2(const float *q, int nq, const pl_half *k, const pl_half *v, int n, int hd, float scale,
-                      float *out, float *scores) {
+static void attn_avx2(const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v, int n, int hd,
+                      float scale, float *out, float *scores) {
     if (hd % 8 || hd > PL_MAX_HEAD_DIM) {
-        pl_kernels_generic.attn_head(q, nq, k, v, n, hd, scale, out, scores);
+        pl_attn_generic(q, nq, np, ps, k, v, n, hd, scale, out, scores);
         return;
     }
-    for (int j0 = 0; j0 < nq; j0 += AQ) {
-        const int m = nq - j0 < AQ ? nq - j0 : AQ;
-        attn_block(q + (size_t)j0 * hd, m, k, v, n, hd, scale, out + (size_t)j0 * hd, scores + (size_t)j0 * n);
+    if (nq > AM) { /* one position at a time, AM queries at a time */
+        for (int p = 0; p < np; p++)
+            for (int j = 0; j < nq; j += AM) {
+                const size_t o = (size_t)p * ps + (size_t)j * hd;
+                attn_block(q + o, nq - j < AM ? nq - j : AM, 1, ps, k, v, n + p, hd, scale, out + o, scores);
+            }
+        return;
+    }
+    for (int p = 0; p < np; p += AM / nq) {
+        const int P = np - p < AM / nq ? np - p : AM / nq;
+        attn_block(q + (size_t)p * ps, nq, P, ps, k, v, n + p, hd, scale, out + (size_t)p * ps, scores);
     }
 }
 
-const pl_kernels_t pl_kernels_avx2 = {"avx2", quantize_avx2, matmul_avx2, attn_avx2, f32_to_f16_avx2};
+/* g * u / (1 + exp(-g)), 8 at a time: the generic's operations, with its
+ * exponential (exp4) in double and the rest in float. */
+static void swiglu_avx2(float *g, const float *u, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(g + i), nx = _mm256_sub_ps(_mm256_setzero_ps(), x);
+        const __m128 e0 = _mm256_cvtpd_ps(exp4(_mm256_cvtps_pd(_mm256_castps256_ps128(nx))));
+        const __m128 e1 = _mm256_cvtpd_ps(exp4(_mm256_cvtps_pd(_mm256_extractf128_ps(nx, 1))));
+        const __m256 d = _mm256_add_ps(_mm256_set1_ps(1.0f), _mm256_set_m128(e1, e0));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, d), _mm256_loadu_ps(u + i)));
+    }
+    pl_swiglu_generic(g + i, u + i, n - i);
+}
+
+const pl_kernels_t pl_kernels_avx2 = {"avx2", quantize_avx2, matmul_avx2, attn_avx2, f32_to_f16_avx2, swiglu_avx2};
 #else
 typedef int pl_x86_avx2_unused; /* empty translation unit on other CPUs */
 #endif

@@ -158,8 +158,8 @@ static void matmul_ssse3(uint32_t type, const void *w, size_t row_bytes, int row
     }
 }
 
-const pl_kernels_t pl_kernels_ssse3 = {"ssse3", pl_quantize_generic, matmul_ssse3, pl_attn_generic,
-                                     pl_f32_to_f16_generic};
+const pl_kernels_t pl_kernels_ssse3 = {"ssse3",         pl_quantize_generic,   matmul_ssse3,
+                                       pl_attn_generic, pl_f32_to_f16_generic, pl_swiglu_generic};
 #else
 typedef int pl_x86_ssse3_unused; /* empty translation unit on other CPUs */
 #endif
