@@ -624,6 +624,26 @@ static inline void pair64(const __m256i *a, __m256i *o) {
     }
 }
 
+/* o[v] dword s = a[s] dword v: each 16-bit lane pair of o[v] then belongs
+ * to sub-block s, in all eight vectors. */
+static inline void tr8x8_32(const __m256i *a, __m256i *o) {
+    __m256i t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_epi32(a[i], a[i + 1]);
+        t[i + 1] = _mm256_unpackhi_epi32(a[i], a[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int i = 0; i < 4; i++) {
+        o[i] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
+        o[i + 4] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
+    }
+}
+
 AI void prep_x(const int T, const block_q8_K *b, kx_t *o) {
     __m256i a[8];
     for (int j = 0; j < 8; j++) a[j] = ld256(b->qs + 32 * j);
@@ -632,7 +652,8 @@ AI void prep_x(const int T, const block_q8_K *b, kx_t *o) {
         pair64(a, o->q);
         o->u.aux = ld256(b->bsums);
     } else {
-        tr4x2(a, o->q);
+        if (T == PL_TYPE_Q4_K) tr8x8_32(a, o->q);
+        else tr4x2(a, o->q);
         const __m256i s = _mm256_madd_epi16(ld256(b->bsums), _mm256_set1_epi16(1));
         o->u.mf = _mm256_mul_ps(_mm256_set1_ps(b->d), _mm256_cvtepi32_ps(s));
     }
@@ -672,11 +693,16 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
             hb = _mm256_srli_epi16(hb, 2);
         }
     }
-    tr4x2(a, o->q);
     const __m128i sm = k4_scales(b + 4);
     const __m256i s16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm)); /* s0 s0 s1 s1 .. s7 s7 */
-    o->sc[0] = _mm256_permute4x64_epi64(s16, 0x44);
-    o->sc[1] = _mm256_permute4x64_epi64(s16, 0xee);
+    if (T == PL_TYPE_Q4_K) {
+        tr8x8_32(a, o->q);
+        o->sc[0] = o->sc[1] = s16;
+    } else {
+        tr4x2(a, o->q);
+        o->sc[0] = _mm256_permute4x64_epi64(s16, 0x44);
+        o->sc[1] = _mm256_permute4x64_epi64(s16, 0xee);
+    }
     o->sc[2] = o->sc[3] = _mm256_setzero_si256();
     o->aux = _mm256_setzero_si256();
     o->mf = _mm256_mul_ps(_mm256_set1_ps(-ldh(b + 2)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
@@ -686,7 +712,23 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
 /* F[r*NC + c] += row r's super-block . column c's, for r < R, c < C. */
 AI void kq_tile(const int T, const int R, const int C, const kw_t *w, const kx_t *x, __m256 *F) {
     __m256i S[4][2];
-    if (T == PL_TYPE_Q6_K) {
+    if (T == PL_TYPE_Q4_K) {
+        /* all eight vectors sum in 16 bits (8 * 2*15*128 fits), one madd
+         * applies the scales: lane pair s is sub-block s throughout */
+        UNROLL for (int v = 0; v < 8; v++) {
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
+                const __m256i p = _mm256_maddubs_epi16(w[r].q[v], x[c].q[v]);
+                S[r][c] = v ? _mm256_add_epi16(S[r][c], p) : p;
+            }
+            /* keeps gcc from hoisting all the products ahead of the sums
+             * (and spilling them) */
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+x"(S[r][c]));
+        }
+        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
+            F[r * NC + c] = _mm256_fmadd_ps(w[r].mf, x[c].u.mf, F[r * NC + c]);
+            S[r][c] = _mm256_madd_epi16(S[r][c], w[r].sc[0]);
+        }
+    } else if (T == PL_TYPE_Q6_K) {
         UNROLL for (int g = 0; g < 4; g++) {
             UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
                 __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(w[r].q[2 * g], x[c].q[2 * g]),
@@ -694,6 +736,7 @@ AI void kq_tile(const int T, const int R, const int C, const kw_t *w, const kx_t
                 a = _mm256_madd_epi16(a, w[r].sc[g]);
                 S[r][c] = g ? _mm256_add_epi32(S[r][c], a) : a;
             }
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+x"(S[r][c]));
         }
         UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) S[r][c] =
             _mm256_sub_epi32(S[r][c], _mm256_madd_epi16(w[r].aux, x[c].u.aux));
@@ -722,9 +765,22 @@ AI void kq_tile(const int T, const int R, const int C, const kw_t *w, const kx_t
 #ifndef CT
 #define CT 1 /* columns a register tile takes */
 #endif
+#ifndef RT4 /* the same for Q4_K, whose tile needs fewer registers */
+#define RT4 4
+#endif
+#ifndef CT4
+#define CT4 2
+#endif
+#ifndef RT6 /* and for Q6_K */
+#define RT6 3
+#endif
+#ifndef CT6
+#define CT6 2
+#endif
 AI void kq_cols(const int T, const int R, const kw_t *w, const kx_t *x, int nc, __m256 *F) {
+    const int ct = T == PL_TYPE_Q4_K ? CT4 : T == PL_TYPE_Q6_K ? CT6 : CT;
     int c = 0;
-    for (; c + CT <= nc; c += CT) kq_tile(T, R, CT, w, x + c, F + c);
+    for (; c + ct <= nc; c += ct) kq_tile(T, R, ct, w, x + c, F + c);
     for (; c < nc; c++) kq_tile(T, R, 1, w, x + c, F + c);
 }
 
@@ -732,10 +788,11 @@ AI void mm_kq(const int T, const uint8_t *w, size_t rb, int rows, int cols, cons
               float *y, size_t ys) {
     const size_t bs = T == PL_TYPE_Q4_K ? sizeof(block_q4_K) : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
                                                                                  : sizeof(block_q6_K);
+    const int rt = T == PL_TYPE_Q4_K ? RT4 : T == PL_TYPE_Q6_K ? RT6 : RT;
     const int nsb = cols / QK_K;
     kx_t xt[KC * NC];
-    kw_t wt[RT];
-    __m256 F[RT * NC];
+    kw_t wt[4];
+    __m256 F[4 * NC];
     for (int c0 = 0; c0 < nb; c0 += NC) {
         const int nc = nb - c0 < NC ? nb - c0 : NC;
         for (int k0 = 0; k0 < nsb; k0 += KC) {
@@ -744,8 +801,8 @@ AI void mm_kq(const int T, const uint8_t *w, size_t rb, int rows, int cols, cons
                 const block_q8_K *xb = (const block_q8_K *)(xq + (size_t)(c0 + c) * xs) + k0;
                 for (int k = 0; k < kc; k++) prep_x(T, xb + k, &xt[k * NC + c]);
             }
-            for (int r0 = 0; r0 < rows; r0 += RT) {
-                const int R = rows - r0 < RT ? rows - r0 : RT;
+            for (int r0 = 0; r0 < rows; r0 += rt) {
+                const int R = rows - r0 < rt ? rows - r0 : rt;
                 for (int i = 0; i < R * NC; i++) F[i] = _mm256_setzero_ps();
                 for (int k = 0; k < kc; k++) {
                     for (int r = 0; r < R; r++) {
@@ -753,11 +810,11 @@ AI void mm_kq(const int T, const uint8_t *w, size_t rb, int rows, int cols, cons
                         /* the same block of the next row group: the rows of a
                          * group stream in step, which the hardware prefetcher
                          * follows poorly */
-                        for (size_t o = 0; o < bs; o += 64) _mm_prefetch((const char *)b + RT * rb + o, _MM_HINT_T0);
+                        for (size_t o = 0; o < bs; o += 64) _mm_prefetch((const char *)b + rt * rb + o, _MM_HINT_T0);
                         decode_w(T, b, &wt[r]);
                     }
-                    if (R == RT)
-                        kq_cols(T, RT, wt, &xt[k * NC], nc, F);
+                    if (R == rt)
+                        kq_cols(T, rt, wt, &xt[k * NC], nc, F);
                     else
                         for (int r = 0; r < R; r++) kq_cols(T, 1, wt + r, &xt[k * NC], nc, F + r * NC);
                 }
