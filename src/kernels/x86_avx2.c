@@ -482,6 +482,7 @@ AI void q45_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb,
                 const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), _mm256_shuffle_epi8(S[r], mh));
                 sumi[r] = j ? _mm256_add_epi32(sumi[r], _mm256_add_epi32(pl, ph)) : _mm256_add_epi32(pl, ph);
             }
+            UNROLL for (int r = 0; r < R; r++) __asm__("" : "+x"(sumi[r]));
         }
         const __m128 yd = _mm_set1_ps(y[i].d);
         UNROLL for (int r = 0; r < R; r++) {
@@ -541,7 +542,10 @@ AI void q6_rows(const int R, const uint8_t *w, size_t rb, int nsb, const block_q
 }
 
 #ifndef KQ_ROWS
-#define KQ_ROWS 2 /* rows per pass: 4 spills registers and is no faster */
+#define KQ_ROWS 3 /* rows per pass (Q4_K, Q5_K) */
+#endif
+#ifndef KQ_ROWS6
+#define KQ_ROWS6 1 /* rows per pass (Q6_K): more spill registers */
 #endif
 
 AI void kq_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out,
@@ -557,7 +561,8 @@ AI void mv_kq(const int T, const uint8_t *w, size_t rb, int rows, int cols, cons
     const int nsb = cols / QK_K;
     const uint8_t *pf = w + PF_AHEAD;
     int r = 0;
-    for (; r + KQ_ROWS <= rows; r += KQ_ROWS) kq_rows(T, KQ_ROWS, w + (size_t)r * rb, rb, nsb, x, y + r, &pf);
+    const int R = T == PL_TYPE_Q6_K ? KQ_ROWS6 : KQ_ROWS;
+    for (; r + R <= rows; r += R) kq_rows(T, R, w + (size_t)r * rb, rb, nsb, x, y + r, &pf);
     for (; r < rows; r++) kq_rows(T, 1, w + (size_t)r * rb, rb, nsb, x, y + r, &pf);
 }
 
