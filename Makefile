@@ -68,10 +68,14 @@ endif
 
 # ISA-specific kernels: each file with its own flags, picked at run time.
 ifneq ($(findstring x86_64,$(ARCH)),)
-ISA_SRC := src/kernels/x86_ssse3.c src/kernels/x86_avx2.c
+ISA_SRC := src/kernels/x86_ssse3.c src/kernels/x86_avx2.c src/kernels/x86_avx512.c
+ISA_DEFS += -DPL_KERNELS_AVX512
 endif
 $(BUILD)/src/kernels/x86_ssse3.o: ISA_FLAGS := -mssse3
 $(BUILD)/src/kernels/x86_avx2.o: ISA_FLAGS := -mavx2 -mfma -mf16c
+AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni
+$(BUILD)/src/kernels/x86_avx512.o: ISA_FLAGS := $(AVX512_FLAGS)
+$(BUILD)/src/kernels/x86_avx512.o: src/kernels/x86_avx2.c # it #includes it
 # Arm levels, picked up when their files exist: arm_neon.c (NEON is the
 # aarch64 baseline: no flags) and arm_dotprod.c (SDOT/UDOT). cpu.c learns
 # of them through PL_KERNELS_NEON / PL_KERNELS_DOTPROD.
@@ -135,6 +139,17 @@ memtest: $(BUILD)/picolm $(BUILD)/picolm-gen
 
 $(BUILD)/tests/%$(EXE): $(BUILD)/tests/%.o $(BUILD)/libpicolm.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# test_kernels also runs the avx512 level's code with vpdpbusd emulated in
+# AVX2 ("avx512-emulated"), so that it is tested on CPUs without AVX-512.
+ifneq ($(findstring x86_64,$(ARCH)),)
+$(BUILD)/tests/avx512_emu.o: src/kernels/x86_avx512.c src/kernels/x86_avx2.c $(wildcard src/*.h src/kernels/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -mavx2 -mfma -mf16c -DPL_VNNI_EMULATE -c $< -o $@
+$(BUILD)/tests/test_kernels$(EXE): $(BUILD)/tests/avx512_emu.o
+$(BUILD)/tests/test_kernels$(EXE): LDLIBS := $(BUILD)/libpicolm.a $(LDLIBS)
+$(BUILD)/tests/test_kernels.o: CPPFLAGS += -DPL_TEST_AVX512_EMU
+endif
 
 # The tests run from the repository root; PICOLM_TESTDATA overrides the data path.
 test: $(TEST_BIN) $(BUILD)/picolm

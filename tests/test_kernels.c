@@ -274,18 +274,66 @@ static void test_f16(const pl_kernels_t *K) {
     }
 }
 
+static void test_level(const pl_kernels_t *K) {
+    printf("level %s\n", K->name);
+    test_quantize(K);
+    test_matmul(K);
+    test_attn(K);
+    test_f16(K);
+    test_swiglu(K);
+}
+
+#ifdef PL_TEST_AVX512_EMU
+extern const pl_kernels_t pl_kernels_avx512_emu;
+
+/* The avx512 level computes the avx2 level's integers: every product bit
+ * for bit the avx2 level's (what cpu.c checks at start-up on real VNNI). */
+static void test_same_as_avx2(const pl_kernels_t *K, const pl_kernels_t *A) {
+    static const uint32_t types[] = {PL_TYPE_Q4_K, PL_TYPE_Q5_K, PL_TYPE_Q6_K, PL_TYPE_Q8_0, PL_TYPE_Q4_0};
+    enum { ROWS = 13, COLS = 256 * 25, NB = 37 };
+    float *x = malloc(sizeof(float) * COLS), *y1 = malloc(sizeof(float) * ROWS * NB),
+          *y2 = malloc(sizeof(float) * ROWS * NB);
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        const pl_type_traits *tr = pl_type_traits_get(types[t]);
+        const size_t rb = pl_row_size(types[t], COLS), xs = pl_row_size(tr->vec_dot_type, COLS);
+        uint8_t *w = malloc(rb * ROWS), *xq = malloc(xs * NB);
+        for (int r = 0; r < ROWS; r++) {
+            for (int i = 0; i < COLS; i++) x[i] = frand() * (1 + r % 3);
+            tr->from_float(x, w + (size_t)r * rb, COLS);
+        }
+        for (int b = 0; b < NB; b++) {
+            for (int i = 0; i < COLS; i++) x[i] = frand();
+            pl_kernels_generic.quantize(tr->vec_dot_type, x, xq + (size_t)b * xs, COLS);
+        }
+        for (int nb = 1; nb <= NB; nb += 4) {
+            A->matmul(types[t], w, rb, ROWS, COLS, xq, xs, nb, y1, ROWS);
+            K->matmul(types[t], w, rb, ROWS, COLS, xq, xs, nb, y2, ROWS);
+            CHECK(!memcmp(y1, y2, sizeof(float) * ROWS * (size_t)nb), "%s %s nb=%d differs from avx2", K->name,
+                  tr->name, nb);
+        }
+        free(w), free(xq);
+    }
+    free(x), free(y1), free(y2);
+}
+#endif
+
 int main(void) {
     const char *const *lv = pl_kernels_available();
     for (int i = 0; lv[i]; i++) {
         const pl_kernels_t *K = pl_kernels_by_name(lv[i]);
         CHECK(K != NULL, "level %s listed but not found", lv[i]);
-        if (!K) continue;
-        printf("level %s\n", K->name);
-        test_quantize(K);
-        test_matmul(K);
-        test_attn(K);
-        test_f16(K);
-        test_swiglu(K);
+        if (K) test_level(K);
     }
+#ifdef PL_TEST_AVX512_EMU
+    const pl_kernels_t *A = pl_kernels_by_name("avx2");
+    if (A) {
+        test_level(&pl_kernels_avx512_emu);
+        test_same_as_avx2(&pl_kernels_avx512_emu, A);
+        const pl_kernels_t *R = pl_kernels_by_name("avx512");
+        if (R) test_same_as_avx2(R, A);
+    } else {
+        printf("no AVX2: the avx512 level's emulation is not tested\n");
+    }
+#endif
     return t_summary("test_kernels");
 }

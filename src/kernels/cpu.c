@@ -3,7 +3,9 @@
  * name falls back to the best level). Compiled without ISA flags: only
  * CPUID/XGETBV (x86) or the OS's hardware capabilities (Arm: getauxval on
  * Linux, sysctl on macOS, IsProcessorFeaturePresent on Windows) decide what
- * may run. Nothing here is mutable but the chosen table, set once. */
+ * may run, plus (x86) a start-up check that the avx512 level agrees with
+ * avx2. Nothing here is mutable but the chosen table and that check's
+ * result, each set once. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +62,65 @@ static int has_avx2(void) {
     cpuid(7, 0, r);
     return (r[1] >> 5) & 1;
 }
+
+#ifdef PL_KERNELS_AVX512
+/* The Makefile defines PL_KERNELS_AVX512 when it compiles x86_avx512.c. */
+extern const pl_kernels_t pl_kernels_avx512;
+
+/* The avx512 level's Q4_K and Q6_K products against the avx2 level's on a
+ * small ragged problem: they compute the same integers and must agree bit
+ * for bit. The level was written and tested (its vpdpbusd emulated in
+ * AVX2) on machines without AVX-512: where the real instruction disagrees,
+ * the level is not offered. */
+static int avx512_agrees(void) {
+    enum { ROWS = 7, COLS = 512, NB = 5 };
+    static const uint32_t types[] = {PL_TYPE_Q4_K, PL_TYPE_Q6_K};
+    uint8_t w[ROWS * 2 * 210], xq[NB * 2 * 292];
+    float x[COLS], y1[ROWS * NB], y2[ROWS * NB];
+    uint32_t st = 0x9e3779b9u;
+    for (int b = 0; b < NB; b++) {
+        for (int i = 0; i < COLS; i++) {
+            st ^= st << 13, st ^= st >> 17, st ^= st << 5;
+            x[i] = (float)(int)(st % 2001) / 1000.0f - 1.0f;
+        }
+        pl_kernels_generic.quantize(PL_TYPE_Q8_K, x, xq + (size_t)b * pl_row_size(PL_TYPE_Q8_K, COLS), COLS);
+    }
+    for (int t = 0; t < 2; t++) {
+        const size_t rb = pl_row_size(types[t], COLS), bs = rb / (COLS / 256);
+        for (size_t i = 0; i < ROWS * rb; i++) {
+            st ^= st << 13, st ^= st >> 17, st ^= st << 5;
+            w[i] = (uint8_t)st;
+        }
+        for (size_t o = 0; o < ROWS * rb; o += bs) { /* finite fp16 scales: 0.0625 */
+            size_t d = types[t] == PL_TYPE_Q4_K ? 0 : bs - 2;
+            w[o + d] = 0x00, w[o + d + 1] = 0x2c;
+            if (types[t] == PL_TYPE_Q4_K) w[o + 2] = 0x00, w[o + 3] = 0x2c;
+        }
+        pl_kernels_avx2.matmul(types[t], w, rb, ROWS, COLS, xq, pl_row_size(PL_TYPE_Q8_K, COLS), NB, y1, ROWS);
+        pl_kernels_avx512.matmul(types[t], w, rb, ROWS, COLS, xq, pl_row_size(PL_TYPE_Q8_K, COLS), NB, y2, ROWS);
+        if (memcmp(y1, y2, sizeof y1)) return 0;
+    }
+    return 1;
+}
+
+/* AVX-512 F, BW, VL and VNNI, with the OS saving the opmask and ZMM state,
+ * and the level agreeing with avx2 (checked once). */
+static int has_avx512(void) {
+    static pl_atomic_int known; /* 0: not yet, 1: yes, 2: no */
+    int k = pl_atomic_load(&known);
+    if (k) return k == 1;
+    unsigned r[4];
+    int ok = has_avx2();
+    if (ok) {
+        cpuid(7, 0, r);
+        ok = ((r[1] >> 16) & 1) && ((r[1] >> 30) & 1) && ((r[1] >> 31) & 1) && ((r[2] >> 11) & 1) &&
+             (xgetbv0() & 0xe6) == 0xe6;
+    }
+    if (ok) ok = avx512_agrees();
+    pl_atomic_store(&known, ok ? 1 : 2);
+    return ok;
+}
+#endif
 #endif
 
 #if defined(__aarch64__) || defined(_M_ARM64)
@@ -123,6 +184,10 @@ static const char *const *levels(void) {
 #ifdef PL_X86
     static const char *const avx2[] = {"generic", "ssse3", "avx2", NULL};
     static const char *const ssse3[] = {"generic", "ssse3", NULL};
+#ifdef PL_KERNELS_AVX512
+    static const char *const avx512[] = {"generic", "ssse3", "avx2", "avx512", NULL};
+    if (has_ssse3() && has_avx512()) return avx512;
+#endif
     if (has_ssse3() && has_avx2()) return avx2;
     if (has_ssse3()) return ssse3;
 #endif
@@ -142,6 +207,9 @@ const char *const *pl_kernels_available(void) { return levels(); }
 
 const char *pl_cpu_features(void) {
 #if defined(PL_X86)
+#ifdef PL_KERNELS_AVX512
+    if (has_avx512()) return "x86-64 ssse3 avx2 fma f16c avx512f avx512bw avx512vl avx512vnni";
+#endif
     return has_avx2() ? "x86-64 ssse3 avx2 fma f16c" : has_ssse3() ? "x86-64 ssse3" : "x86-64";
 #elif defined(PL_ARM64)
     return has_dotprod() ? "aarch64 neon dotprod" : "aarch64 neon";
@@ -161,6 +229,9 @@ const pl_kernels_t *pl_kernels_by_name(const char *name) {
         if (!strcmp(name, "generic")) return &pl_kernels_generic;
 #ifdef PL_X86
         if (!strcmp(name, "avx2")) return &pl_kernels_avx2;
+#ifdef PL_KERNELS_AVX512
+        if (!strcmp(name, "avx512")) return &pl_kernels_avx512;
+#endif
         if (!strcmp(name, "ssse3")) return &pl_kernels_ssse3;
 #endif
 #ifdef PL_KERNELS_NEON

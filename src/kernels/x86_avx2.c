@@ -9,15 +9,16 @@
  *    for F32/F16/BF16; the K-quants also prefetch in software (see
  *    prefetch_to: it takes Q4_K from ~11 to ~15 GB/s on one Zen 4 core);
  *  - prefill (nb > 1) decodes each weight block once per call and reuses it
- *    against every column while it sits in registers/L1 (2x2 register
- *    tiles; the K-quants decode 3 rows at a time against up to 32 columns
- *    whose activations, prepared once per call, stay in L2 for whole rows,
- *    so each output is written once and the weights stream row by row:
- *    ~145 GFLOP/s per Zen 3 core for Q4_K, from ~105 with 4-super-block
- *    strips). For Q4_K/Q5_K/Q6_K the decoded super-block is rearranged, and
- *    the activations the same way once per call, so that the products of
- *    2-4 sub-blocks add up in 16-bit lanes before one madd applies their
- *    scales: about half the multiplies of a per-column vec_dot.
+ *    against every column while it sits in registers/L1. The K-quants
+ *    decode 3-4 rows at a time against up to 32 columns whose activations,
+ *    prepared once per call, stay in L2 for whole rows, so each output is
+ *    written once and the weights stream row by row. The decoded
+ *    super-block is rearranged, and the activations the same way, so that
+ *    the products of 2 (Q6_K), 4 (Q5_K) or all 8 (Q4_K) vectors add up in
+ *    16-bit lanes before one madd applies their scales: ~155 GFLOP/s per
+ *    Zen 3 core for Q4_K, ~145 for Q6_K.
+ * x86_avx512.c builds this file again with PL_VNNI: the K-quant prefill
+ * tiles then take vpdpbusd (the same integers, bit for bit).
  * The integer sums are exact; only the float accumulation order differs
  * from the scalar reference (tests/test_kernels.c bounds the difference). */
 #if defined(__x86_64__) || defined(_M_X64)
@@ -585,6 +586,22 @@ static void mv_q6_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8
  * activations get the same rearrangement once per call, so a column costs
  * 8 maddubs plus 2 (Q6_K: 4) madds per super-block instead of 8 + 8. */
 
+#ifdef PL_VNNI
+#ifdef PL_VNNI_EMULATE
+/* _mm256_dpbusd_epi32 in AVX2, exact (tests of the avx512 level's code on
+ * CPUs without VNNI): acc + per 32-bit lane the four products of unsigned
+ * bytes of a with signed bytes of b. */
+static inline __m256i dpbusd(__m256i acc, __m256i a, __m256i b) {
+    const __m256i z = _mm256_setzero_si256();
+    const __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi8(a, z), _mm256_srai_epi16(_mm256_unpacklo_epi8(b, b), 8));
+    const __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi8(a, z), _mm256_srai_epi16(_mm256_unpackhi_epi8(b, b), 8));
+    return _mm256_add_epi32(acc, _mm256_hadd_epi32(lo, hi));
+}
+#else
+#define dpbusd(acc, a, b) _mm256_dpbusd_epi32(acc, a, b)
+#endif
+#endif
+
 #ifndef KC
 #define KC 24 /* super-blocks of activations prepared at a time (6144 weights) */
 #endif
@@ -606,6 +623,9 @@ typedef struct {
     __m256i sc[4]; /* per group: the scale of each 16-bit lane */
     __m256i aux;   /* Q6_K: 32 * scale per 16-weight sub-block (the -32 offset) */
     __m256 mf;     /* Q4_K/Q5_K: -dmin * min per sub-block */
+#ifdef PL_VNNI
+    __m256i sc32[4]; /* the scales per 32-bit lane (Q4_K: [0]; Q6_K: per group) */
+#endif
     float d;
 } kw_t;
 
@@ -679,6 +699,12 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
                                             (char)(4 * g + 1), (char)(4 * g + 1), (char)(4 * g + 1), (char)(4 * g + 1),
                                             (char)(4 * g + 3), (char)(4 * g + 3), (char)(4 * g + 3), (char)(4 * g + 3));
             o->sc[g] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s8, m));
+#ifdef PL_VNNI
+            const __m128i m2 = _mm_setr_epi8((char)(4 * g), (char)(4 * g), (char)(4 * g + 2), (char)(4 * g + 2),
+                                             (char)(4 * g + 1), (char)(4 * g + 1), (char)(4 * g + 3),
+                                             (char)(4 * g + 3), 0, 0, 0, 0, 0, 0, 0, 0);
+            o->sc32[g] = _mm256_cvtepi8_epi32(_mm_shuffle_epi8(s8, m2));
+#endif
         }
         o->aux = _mm256_slli_epi16(_mm256_cvtepi8_epi16(s8), 5);
         o->mf = _mm256_setzero_ps();
@@ -703,6 +729,9 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
     if (T == PL_TYPE_Q4_K) {
         tr8x8_32(a, o->q);
         o->sc[0] = o->sc[1] = s16;
+#ifdef PL_VNNI
+        o->sc32[0] = _mm256_cvtepu8_epi32(sm);
+#endif
     } else {
         tr4x2(a, o->q);
         o->sc[0] = _mm256_permute4x64_epi64(s16, 0x44);
@@ -717,6 +746,31 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
 /* F[r*NC + c] += row r's super-block . column c's, for r < R, c < C. */
 AI void kq_tile(const int T, const int R, const int C, const kw_t *w, const kx_t *x, __m256 *F) {
     __m256i S[4][2];
+#ifdef PL_VNNI
+    if (T == PL_TYPE_Q4_K) {
+        /* the same integers as below: 32-bit lane s is sub-block s */
+        UNROLL for (int v = 0; v < 8; v++) {
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) S[r][c] =
+                dpbusd(v ? S[r][c] : _mm256_setzero_si256(), w[r].q[v], x[c].q[v]);
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+x"(S[r][c]));
+        }
+        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
+            F[r * NC + c] = _mm256_fmadd_ps(w[r].mf, x[c].u.mf, F[r * NC + c]);
+            S[r][c] = _mm256_mullo_epi32(S[r][c], w[r].sc32[0]);
+        }
+    } else if (T == PL_TYPE_Q6_K) {
+        UNROLL for (int g = 0; g < 4; g++) {
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
+                __m256i a = dpbusd(_mm256_setzero_si256(), w[r].q[2 * g], x[c].q[2 * g]);
+                a = _mm256_mullo_epi32(dpbusd(a, w[r].q[2 * g + 1], x[c].q[2 * g + 1]), w[r].sc32[g]);
+                S[r][c] = g ? _mm256_add_epi32(S[r][c], a) : a;
+            }
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+x"(S[r][c]));
+        }
+        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) S[r][c] =
+            _mm256_sub_epi32(S[r][c], _mm256_madd_epi16(w[r].aux, x[c].u.aux));
+    } else
+#endif
     if (T == PL_TYPE_Q4_K) {
         /* all eight vectors sum in 16 bits (8 * 2*15*128 fits), one madd
          * applies the scales: lane pair s is sub-block s throughout */
@@ -1116,7 +1170,38 @@ static void swiglu_avx2(float *g, const float *u, int n) {
     pl_swiglu_generic(g + i, u + i, n - i);
 }
 
+#ifdef PL_VNNI
+/* The avx512 level: its own K-quant prefill, the avx2 level's code for the
+ * rest (called through that table: no second copy in the binary). */
+extern const pl_kernels_t pl_kernels_avx2;
+static void matmul_vnni(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
+                        size_t xq_stride, int nb, float *y, size_t y_stride) {
+    if (nb > 1 && type == PL_TYPE_Q4_K)
+        mm_q4_K((const uint8_t *)w, row_bytes, rows, cols, (const uint8_t *)xq, xq_stride, nb, y, y_stride);
+    else if (nb > 1 && type == PL_TYPE_Q6_K)
+        mm_q6_K((const uint8_t *)w, row_bytes, rows, cols, (const uint8_t *)xq, xq_stride, nb, y, y_stride);
+    else
+        pl_kernels_avx2.matmul(type, w, row_bytes, rows, cols, xq, xq_stride, nb, y, y_stride);
+}
+static void quantize_vnni(uint32_t act_type, const float *x, void *xq, int n) {
+    pl_kernels_avx2.quantize(act_type, x, xq, n);
+}
+static void attn_vnni(const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v, int n, int hd,
+                      float scale, float *out, float *scratch) {
+    pl_kernels_avx2.attn(q, nq, np, ps, k, v, n, hd, scale, out, scratch);
+}
+static void f32_to_f16_vnni(const float *src, pl_half *dst, int n) { pl_kernels_avx2.f32_to_f16(src, dst, n); }
+static void swiglu_vnni(float *g, const float *u, int n) { pl_kernels_avx2.swiglu(g, u, n); }
+#ifdef PL_VNNI_EMULATE
+const pl_kernels_t pl_kernels_avx512_emu = {"avx512-emulated", quantize_vnni,   matmul_vnni,
+                                            attn_vnni,         f32_to_f16_vnni, swiglu_vnni};
+#else
+const pl_kernels_t pl_kernels_avx512 = {"avx512",  quantize_vnni,   matmul_vnni,
+                                        attn_vnni, f32_to_f16_vnni, swiglu_vnni};
+#endif
+#else
 const pl_kernels_t pl_kernels_avx2 = {"avx2", quantize_avx2, matmul_avx2, attn_avx2, f32_to_f16_avx2, swiglu_avx2};
+#endif
 #else
 typedef int pl_x86_avx2_unused; /* empty translation unit on other CPUs */
 #endif
