@@ -4,7 +4,7 @@
  * 1. quantize: Q8_0 / Q8_1 / Q8_K activations byte-exact with the generic
  *    level and with from_float_act, on random data and hand-made ties.
  * 2. matmul, every weight type: ragged shapes (cols 1..5 blocks and larger,
- *    rows 1..9, nb 1..7 and 32 and 37), weights from the quantizer and from
+ *    rows 1..9 and 64..200, nb 1..7 and 32 and 37), weights from the quantizer and from
  *    random bytes (every scale/min/quant value, so 16-bit lane sums hit
  *    their extremes), activations random or all +-1 (every q8 = +-127).
  *    Outputs are pre-filled with NaN, y_stride > rows, and the padding must
@@ -178,6 +178,12 @@ static void test_matmul(const pl_kernels_t *K) {
                         check_matmul(K, types[t], rows, cols, nbs[bi], wkind, (rows + nbs[bi] + ci) % 3 == 0);
                 }
             }
+        }
+        /* more rows than a prefill kernel buffers outputs for at once */
+        static const int many[] = {64, 131, 200};
+        for (size_t i = 0; i < sizeof many / sizeof many[0]; i++) {
+            check_matmul(K, types[t], many[i], 2 * blk, 37, (int)i % 2, 0);
+            check_matmul(K, types[t], many[i], 2 * blk, 5, 1 - (int)i % 2, 1);
         }
         printf("  %-7s %-4s worst |y - generic| / sum|wx| = %.2e\n", K->name, tr->name, worst_ratio);
     }
