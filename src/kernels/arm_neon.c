@@ -297,11 +297,7 @@ static void attn_one(const float *q, const pl_half *k, const pl_half *v, int n, 
 /* The queries one by one (the transposes are cheap next to NEON's loads). */
 void pl_neon_attn(const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v, int n, int hd,
                   float scale, float *out, float *scores) {
-    for (int p = 0; p < np; p++)
-        for (int j = 0; j < nq; j++) {
-            size_t o = (size_t)p * ps + (size_t)j * hd;
-            attn_one(q + o, k, v, n + p, hd, scale, out + o, scores + (size_t)j * (size_t)(n + p));
-        }
+    pl_attn_each(attn_one, q, nq, np, ps, k, v, n, hd, scale, out, scores);
 }
 #endif /* !PL_NEON_DOTPROD */
 

@@ -57,13 +57,18 @@ static void attn_one(const float *q, const pl_half *k, const pl_half *v, int n, 
     }
 }
 
-void pl_attn_generic(const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v, int n, int hd,
-                     float scale, float *out, float *scores) {
+void pl_attn_each(pl_attn_one_fn one, const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v,
+                  int n, int hd, float scale, float *out, float *scores) {
     for (int p = 0; p < np; p++)
         for (int j = 0; j < nq; j++) {
             size_t o = (size_t)p * ps + (size_t)j * hd;
-            attn_one(q + o, k, v, n + p, hd, scale, out + o, scores + (size_t)j * (size_t)(n + p));
+            one(q + o, k, v, n + p, hd, scale, out + o, scores + (size_t)j * (size_t)(n + p));
         }
+}
+
+void pl_attn_generic(const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v, int n, int hd,
+                     float scale, float *out, float *scores) {
+    pl_attn_each(attn_one, q, nq, np, ps, k, v, n, hd, scale, out, scores);
 }
 
 void pl_attn_head_q8_0(const float *q, const uint8_t *k, const uint8_t *v, int n, int hd, float scale, float *out,

@@ -65,6 +65,11 @@ void pl_attn_head_q8_0(const float *q, const uint8_t *k, const uint8_t *v, int n
 /* The generic attention and FP16 conversion, for levels that keep them. */
 void pl_attn_generic(const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v, int n, int hd,
                      float scale, float *out, float *scratch);
+/* attn as a loop over its queries, one(q, ...) for each with its n. */
+typedef void (*pl_attn_one_fn)(const float *q, const pl_half *k, const pl_half *v, int n, int hd, float scale,
+                               float *out, float *scores);
+void pl_attn_each(pl_attn_one_fn one, const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v,
+                  int n, int hd, float scale, float *out, float *scores);
 void pl_f32_to_f16_generic(const float *src, pl_half *dst, int n);
 void pl_swiglu_generic(float *g, const float *u, int n);
 /* exp(scores[t] - mx) in place, returning 1 / their sum: the softmax of
