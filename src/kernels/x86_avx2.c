@@ -956,20 +956,20 @@ static void f32_to_f16_avx2(const float *src, pl_half *dst, int n) {
 }
 
 /* Eight K rows' fp16 at columns i..i+7 -> c[l] lane j = k[j][i + l]. */
-static inline void tr8x8_16(const pl_half *k, size_t stride, __m256 c[8]) {
+AI void tr8x8_16(const pl_half *k, size_t stride, __m256 c[8]) {
     __m128i r[8], a[8], b[8];
-    for (int j = 0; j < 8; j++) r[j] = ld128(k + (size_t)j * stride);
-    for (int j = 0; j < 8; j += 2) {
+    UNROLL for (int j = 0; j < 8; j++) r[j] = ld128(k + (size_t)j * stride);
+    UNROLL for (int j = 0; j < 8; j += 2) {
         a[j] = _mm_unpacklo_epi16(r[j], r[j + 1]);
         a[j + 1] = _mm_unpackhi_epi16(r[j], r[j + 1]);
     }
-    for (int h = 0; h < 8; h += 4) {
+    UNROLL for (int h = 0; h < 8; h += 4) {
         b[h] = _mm_unpacklo_epi32(a[h], a[h + 2]);
         b[h + 1] = _mm_unpackhi_epi32(a[h], a[h + 2]);
         b[h + 2] = _mm_unpacklo_epi32(a[h + 1], a[h + 3]);
         b[h + 3] = _mm_unpackhi_epi32(a[h + 1], a[h + 3]);
     }
-    for (int l = 0; l < 4; l++) {
+    UNROLL for (int l = 0; l < 4; l++) {
         c[2 * l] = _mm256_cvtph_ps(_mm_unpacklo_epi64(b[l], b[l + 4]));
         c[2 * l + 1] = _mm256_cvtph_ps(_mm_unpackhi_epi64(b[l], b[l + 4]));
     }
@@ -1064,7 +1064,7 @@ static void attn_block(const float *q, int nq, int np, size_t ps, const pl_half 
                 for (int b = 0; b < w / 8; b++) {
                     __m256 c[8];
                     tr8x8_16(k + (size_t)(t + 8 * b) * hd + i, (size_t)hd, c);
-                    for (int l = 0; l < 8; l++) _mm256_store_ps(kt[i + l] + 8 * b, c[l]);
+                    UNROLL for (int l = 0; l < 8; l++) _mm256_store_ps(kt[i + l] + 8 * b, c[l]);
                 }
             const float(*K16)[16] = (const float(*)[16])kt;
             const float(*Q)[PL_MAX_HEAD_DIM] = (const float(*)[PL_MAX_HEAD_DIM])qh;
