@@ -4,10 +4,10 @@
  * quantize: Q8_0 / Q8_1 / Q8_K activations, byte-identical to quant.c's
  * from_float_act (ggml's x86 build). matmul, every weight type:
  *  - generation (nb = 1) streams each weight row once: integer block dots
- *    (maddubs/madd) in ggml's style, two rows per pass sharing the
- *    activation loads for Q4_K/Q5_K/Q6_K and the 32-weight formats, four
- *    for F32/F16/BF16; the K-quants also prefetch in software (see
- *    prefetch_to: it takes Q4_K from ~11 to ~15 GB/s on one Zen 4 core);
+ *    (maddubs/madd) in ggml's style, several rows per pass sharing the
+ *    activation loads (Q4_K/Q5_K three, Q6_K one, the 32-weight formats
+ *    two, F32/F16/BF16 four); the K-quants also prefetch in software (see
+ *    prefetch_to; Q4_K runs at ~17 GB/s from memory on one Zen 3 core);
  *  - prefill (nb > 1) decodes each weight block once per call and reuses it
  *    against every column while it sits in registers/L1. The K-quants
  *    decode 3-4 rows at a time against up to 32 columns whose activations,
