@@ -728,7 +728,7 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
     const __m256i s16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm)); /* s0 s0 s1 s1 .. s7 s7 */
     if (T == PL_TYPE_Q4_K) {
         tr8x8_32(a, o->q);
-        o->sc[0] = o->sc[1] = s16;
+        o->sc[0] = s16;
 #ifdef PL_VNNI
         o->sc32[0] = _mm256_cvtepu8_epi32(sm);
 #endif
@@ -743,56 +743,40 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
     o->d = ldh(b);
 }
 
+/* The tiles' integer steps: s plus the byte products of w and x, summed in
+ * 16-bit lanes by maddubs or in 32-bit lanes by vpdpbusd; and those sums
+ * times the scales of group g. The same integers either way. */
+#ifdef PL_VNNI
+AI __m256i kq_dot(__m256i s, __m256i w, __m256i x) { return dpbusd(s, w, x); }
+AI __m256i kq_scale(__m256i s, const kw_t *w, int g) { return _mm256_mullo_epi32(s, w->sc32[g]); }
+#else
+AI __m256i kq_dot(__m256i s, __m256i w, __m256i x) { return _mm256_add_epi16(s, _mm256_maddubs_epi16(w, x)); }
+AI __m256i kq_scale(__m256i s, const kw_t *w, int g) { return _mm256_madd_epi16(s, w->sc[g]); }
+#endif
+
 /* F[r*NC + c] += row r's super-block . column c's, for r < R, c < C. */
 AI void kq_tile(const int T, const int R, const int C, const kw_t *w, const kx_t *x, __m256 *F) {
     __m256i S[4][2];
-#ifdef PL_VNNI
     if (T == PL_TYPE_Q4_K) {
-        /* the same integers as below: 32-bit lane s is sub-block s */
+        /* all eight vectors sum in 16 bits (8 * 2*15*128 fits; 32 with
+         * vpdpbusd), one madd applies the scales: lane pair s is sub-block
+         * s throughout */
         UNROLL for (int v = 0; v < 8; v++) {
             UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) S[r][c] =
-                dpbusd(v ? S[r][c] : _mm256_setzero_si256(), w[r].q[v], x[c].q[v]);
-            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+x"(S[r][c]));
-        }
-        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
-            F[r * NC + c] = _mm256_fmadd_ps(w[r].mf, x[c].u.mf, F[r * NC + c]);
-            S[r][c] = _mm256_mullo_epi32(S[r][c], w[r].sc32[0]);
-        }
-    } else if (T == PL_TYPE_Q6_K) {
-        UNROLL for (int g = 0; g < 4; g++) {
-            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
-                __m256i a = dpbusd(_mm256_setzero_si256(), w[r].q[2 * g], x[c].q[2 * g]);
-                a = _mm256_mullo_epi32(dpbusd(a, w[r].q[2 * g + 1], x[c].q[2 * g + 1]), w[r].sc32[g]);
-                S[r][c] = g ? _mm256_add_epi32(S[r][c], a) : a;
-            }
-            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+x"(S[r][c]));
-        }
-        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) S[r][c] =
-            _mm256_sub_epi32(S[r][c], _mm256_madd_epi16(w[r].aux, x[c].u.aux));
-    } else
-#endif
-    if (T == PL_TYPE_Q4_K) {
-        /* all eight vectors sum in 16 bits (8 * 2*15*128 fits), one madd
-         * applies the scales: lane pair s is sub-block s throughout */
-        UNROLL for (int v = 0; v < 8; v++) {
-            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
-                const __m256i p = _mm256_maddubs_epi16(w[r].q[v], x[c].q[v]);
-                S[r][c] = v ? _mm256_add_epi16(S[r][c], p) : p;
-            }
+                kq_dot(v ? S[r][c] : _mm256_setzero_si256(), w[r].q[v], x[c].q[v]);
             /* keeps gcc from hoisting all the products ahead of the sums
              * (and spilling them) */
             UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+x"(S[r][c]));
         }
         UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
             F[r * NC + c] = _mm256_fmadd_ps(w[r].mf, x[c].u.mf, F[r * NC + c]);
-            S[r][c] = _mm256_madd_epi16(S[r][c], w[r].sc[0]);
+            S[r][c] = kq_scale(S[r][c], &w[r], 0);
         }
     } else if (T == PL_TYPE_Q6_K) {
         UNROLL for (int g = 0; g < 4; g++) {
             UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
-                __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(w[r].q[2 * g], x[c].q[2 * g]),
-                                             _mm256_maddubs_epi16(w[r].q[2 * g + 1], x[c].q[2 * g + 1]));
-                a = _mm256_madd_epi16(a, w[r].sc[g]);
+                __m256i a = kq_dot(_mm256_setzero_si256(), w[r].q[2 * g], x[c].q[2 * g]);
+                a = kq_scale(kq_dot(a, w[r].q[2 * g + 1], x[c].q[2 * g + 1]), &w[r], g);
                 S[r][c] = g ? _mm256_add_epi32(S[r][c], a) : a;
             }
             UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+x"(S[r][c]));
