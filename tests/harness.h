@@ -34,6 +34,23 @@ static inline const char *t_path(const char *rel) {
     return buf;
 }
 
+/* 1 when the reference data is there. Without it (a clone with no
+ * ../shared beside it) a test that needs it prints one line and counts
+ * nothing: t_skip_without_data("test_model") at the top of such a test. */
+static inline int t_have_data(void) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/README.md", t_datadir());
+    FILE *f = fopen(p, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+static inline int t_skip_without_data(const char *what) {
+    if (t_have_data()) return 0;
+    printf("%s: skipped: no reference data at %s (set PICOLM_TESTDATA)\n", what, t_datadir());
+    return 1;
+}
+
 /* Read a whole file; NULL if missing. */
 static inline void *t_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
