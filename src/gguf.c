@@ -219,7 +219,11 @@ int gguf_parse(gguf_file *g, const void *buf, size_t size, char *err, size_t err
         if (rd_u32(&c, &t->type, "tensor type") || rd_u64(&c, &t->offset, "tensor offset")) goto fail;
         const pl_type_traits *tr = pl_type_traits_get(t->type);
         if (!tr || !tr->dot) {
-            fail(&c, "tensor '%s' has unsupported type id %u", name, t->type);
+            const char *tn = pl_type_name(t->type);
+            if (tn)
+                fail(&c, "tensor '%s' has unsupported type %s (type %u)", name, tn, t->type);
+            else
+                fail(&c, "tensor '%s' has unsupported type id %u", name, t->type);
             goto fail;
         }
         if (t->ne[0] % tr->blck) {

@@ -38,6 +38,8 @@ _Static_assert(sizeof(block_q5_K) == 176, "block_q5_K size");
 _Static_assert(sizeof(block_q6_K) == 210, "block_q6_K size");
 _Static_assert(sizeof(block_q8_1) == 36, "block_q8_1 size");
 _Static_assert(sizeof(block_q8_K) == 292, "block_q8_K size");
+_Static_assert(sizeof(block_iq4_nl) == 18, "block_iq4_nl size");
+_Static_assert(sizeof(block_iq4_xs) == 136, "block_iq4_xs size");
 
 /* ---------------------------------------------------------------- scalars */
 
@@ -1357,6 +1359,218 @@ static void q8_K_from_float(const float *src, void *dst, int64_t n) {
     }
 }
 
+/* ---------------------------------------------------------------- IQ4_NL IQ4_XS
+ * 4-bit indices into a 16-entry non-linear codebook (denser near zero, where
+ * most weights are). IQ4_NL: blocks of 32, w = d * v[q]; IQ4_XS: super-blocks
+ * of 256 whose eight 32-weight sub-blocks carry 6-bit scales (stored + 32),
+ * w = d * (ls - 32) * v[q]. Each 32 weights keep 16 bytes of nibbles: byte
+ * j holds weight j (low) and j+16 (high), as Q4_0. Both products are exact
+ * in float (d has 11 significant bits, ls - 32 6, v 7), so dequantization is
+ * bit for bit ggml's whatever the order. */
+
+const int8_t pl_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+#define KV pl_iq4nl_values
+
+static void iq4_nl_to_float(const void *src, float *dst, int64_t n) {
+    const block_iq4_nl *b = (const block_iq4_nl *)src;
+    for (int64_t i = 0; i < n / QK4_NL; i++, dst += QK4_NL) {
+        const float d = H2F(b[i].d);
+        for (int j = 0; j < QK4_NL / 2; j++) {
+            dst[j] = d * (float)KV[b[i].qs[j] & 0xf];
+            dst[j + QK4_NL / 2] = d * (float)KV[b[i].qs[j] >> 4];
+        }
+    }
+}
+
+static float iq4_nl_dot(const void *w, const float *x, int64_t n) {
+    const block_iq4_nl *b = (const block_iq4_nl *)w;
+    float s = 0;
+    for (int64_t i = 0; i < n / QK4_NL; i++, x += QK4_NL) {
+        float sq = 0;
+        for (int j = 0; j < QK4_NL / 2; j++)
+            sq += (float)KV[b[i].qs[j] & 0xf] * x[j] + (float)KV[b[i].qs[j] >> 4] * x[j + QK4_NL / 2];
+        s += H2F(b[i].d) * sq;
+    }
+    return s;
+}
+
+static void iq4_xs_to_float(const void *src, float *dst, int64_t n) {
+    const block_iq4_xs *b = (const block_iq4_xs *)src;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = H2F(b[i].d);
+        const uint8_t *qs = b[i].qs;
+        for (int ib = 0; ib < QK_K / 32; ib++, qs += 16, dst += 32) {
+            const float dl = d * (float)pl_iq4xs_scale(&b[i], ib);
+            for (int j = 0; j < 16; j++) {
+                dst[j] = dl * (float)KV[qs[j] & 0xf];
+                dst[j + 16] = dl * (float)KV[qs[j] >> 4];
+            }
+        }
+    }
+}
+
+static float iq4_xs_dot(const void *w, const float *x, int64_t n) {
+    const block_iq4_xs *b = (const block_iq4_xs *)w;
+    float s = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = H2F(b[i].d);
+        const uint8_t *qs = b[i].qs;
+        float acc = 0;
+        for (int ib = 0; ib < QK_K / 32; ib++, qs += 16, x += 32) {
+            float sq = 0;
+            for (int j = 0; j < 16; j++) sq += (float)KV[qs[j] & 0xf] * x[j] + (float)KV[qs[j] >> 4] * x[j + 16];
+            acc += d * (float)pl_iq4xs_scale(&b[i], ib) * sq;
+        }
+        s += acc;
+    }
+    return s;
+}
+
+/* ggml's best_index_int8: the codebook entry nearest to x (ties to the
+ * upper one; a NaN lands on the last entry, harmlessly). */
+static int iq4_index(float x) {
+    if (x <= KV[0]) return 0;
+    if (x >= KV[15]) return 15;
+    int lo = 0, hi = 15;
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        if (x < KV[mid]) hi = mid;
+        else lo = mid;
+    }
+    return x - KV[hi - 1] < KV[hi] - x ? hi - 1 : hi;
+}
+
+/* ggml's quantize_row_iq4_nl_impl without an importance matrix (weights
+ * x^2, 7 tries each side), for IQ4_NL (nsub 1: the block's own fp16 scale)
+ * and IQ4_XS (nsub 8: sub-block scales quantized to 6 bits against d).
+ * Leaves the indices in L and the scales in *d, scales_h/scales_l. */
+static void iq4_quantize(const float *x, int nsub, pl_half *d_out, uint16_t *scales_h, uint8_t *scales_l,
+                         uint8_t *L) {
+    enum { NTRY = 7 };
+    float scales[QK_K / 32];
+    float max_scale = 0, amax_scale = 0;
+    *d_out = pl_float_to_half(0.0f);
+    for (int ib = 0; ib < nsub; ib++) {
+        const float *xb = x + 32 * ib;
+        uint8_t *Lb = L + 32 * ib;
+        float w[32], amax;
+        for (int j = 0; j < 32; j++) w[j] = xb[j] * xb[j];
+        const float max = signed_absmax(xb, 32, &amax);
+        if (amax < GROUP_MAX_EPS) {
+            scales[ib] = 0;
+            continue;
+        }
+        float d = -max / (float)KV[0], id = 1 / d;
+        float sumqx = 0, sumq2 = 0;
+        for (int j = 0; j < 32; j++) {
+            const int l = iq4_index(id * xb[j]);
+            const float q = (float)KV[l];
+            Lb[j] = (uint8_t)l;
+            sumqx += w[j] * q * xb[j];
+            sumq2 += w[j] * q * q;
+        }
+        d = sumqx / sumq2;
+        float best = d * sumqx;
+        for (int itry = -NTRY; itry <= NTRY; itry++) {
+            id = (float)(itry + KV[0]) / max;
+            sumqx = sumq2 = 0;
+            for (int j = 0; j < 32; j++) {
+                const float q = (float)KV[iq4_index(id * xb[j])];
+                sumqx += w[j] * q * xb[j];
+                sumq2 += w[j] * q * q;
+            }
+            if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+                d = sumqx / sumq2;
+                best = d * sumqx;
+            }
+        }
+        scales[ib] = d;
+        if (fabsf(d) > amax_scale) {
+            amax_scale = fabsf(d);
+            max_scale = d;
+        }
+    }
+    if (nsub > 1) {
+        /* the sub-block scales against d, in float (not the stored fp16) as ggml does */
+        const float d = -max_scale / 32, id = d != 0 ? 1 / d : 0.0f;
+        *d_out = pl_float_to_half(d);
+        *scales_h = 0;
+        for (int ib = 0; ib < nsub; ib++) {
+            const int l = clampi(nearest_int(id * scales[ib]), -32, 31);
+            const float dl = d * (float)l, idl = dl != 0 ? 1 / dl : 0.0f;
+            for (int j = 0; j < 32; j++) L[32 * ib + j] = (uint8_t)iq4_index(idl * x[32 * ib + j]);
+            const int ls = l + 32;
+            if (ib % 2 == 0) scales_l[ib / 2] = (uint8_t)(ls & 0xf);
+            else scales_l[ib / 2] |= (uint8_t)((ls & 0xf) << 4);
+            *scales_h |= (uint16_t)((ls >> 4) << 2 * ib);
+        }
+    } else {
+        *d_out = pl_float_to_half(scales[0]);
+        const float id = scales[0] != 0 ? 1 / scales[0] : 0.0f;
+        for (int j = 0; j < 32; j++) L[j] = (uint8_t)iq4_index(id * x[j]);
+    }
+}
+
+static void iq4_pack(const uint8_t *L, uint8_t *qs, int nsub) {
+    for (int i = 0; i < nsub; i++)
+        for (int j = 0; j < 16; j++) qs[16 * i + j] = (uint8_t)(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
+}
+
+static void iq4_nl_from_float(const float *src, void *dst, int64_t n) {
+    block_iq4_nl *b = (block_iq4_nl *)dst;
+    uint8_t L[32], unused_l[4];
+    uint16_t unused_h;
+    for (int64_t i = 0; i < n / QK4_NL; i++, src += QK4_NL) {
+        iq4_quantize(src, 1, &b[i].d, &unused_h, unused_l, L);
+        iq4_pack(L, b[i].qs, 1);
+    }
+}
+
+static void iq4_xs_from_float(const float *src, void *dst, int64_t n) {
+    block_iq4_xs *b = (block_iq4_xs *)dst;
+    uint8_t L[QK_K];
+    for (int64_t i = 0; i < n / QK_K; i++, src += QK_K) {
+        uint16_t sh;
+        iq4_quantize(src, QK_K / 32, &b[i].d, &sh, b[i].scales_l, L);
+        b[i].scales_h = sh;
+        iq4_pack(L, b[i].qs, QK_K / 32);
+    }
+}
+
+/* ggml's generic ggml_vec_dot_iq4_nl_q8_0: (dx * dw) * sumi per block. */
+static float iq4_nl_dot_q(const void *w, const void *xq, int64_t n) {
+    const block_iq4_nl *b = (const block_iq4_nl *)w;
+    const block_q8_0 *y = (const block_q8_0 *)xq;
+    float s = 0;
+    for (int64_t i = 0; i < n / QK4_NL; i++) {
+        int sumi = 0;
+        for (int j = 0; j < QK4_NL / 2; j++)
+            sumi += y[i].qs[j] * KV[b[i].qs[j] & 0xf] + y[i].qs[j + QK4_NL / 2] * KV[b[i].qs[j] >> 4];
+        s += H2F(y[i].d) * H2F(b[i].d) * (float)sumi;
+    }
+    return s;
+}
+
+/* ggml's generic ggml_vec_dot_iq4_xs_q8_K: per sub-block (d * dx) * (ls -
+ * 32) times the integer sum, added to the row sum one sub-block at a time. */
+static float iq4_xs_dot_q(const void *w, const void *xq, int64_t n) {
+    const block_iq4_xs *b = (const block_iq4_xs *)w;
+    const block_q8_K *y = (const block_q8_K *)xq;
+    float s = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d4d8 = H2F(b[i].d) * y[i].d;
+        const uint8_t *qs = b[i].qs;
+        const int8_t *q8 = y[i].qs;
+        for (int ib = 0; ib < QK_K / 32; ib++, qs += 16, q8 += 32) {
+            int sumi = 0;
+            for (int j = 0; j < 16; j++) sumi += q8[j] * KV[qs[j] & 0xf] + q8[j + 16] * KV[qs[j] >> 4];
+            s += d4d8 * (float)pl_iq4xs_scale(&b[i], ib) * (float)sumi;
+        }
+    }
+    return s;
+}
+#undef KV
+
 /* ---------------------------------------------------------------- the table */
 
 /* name, blck, type_size, to_float, dot, from_float, vec_dot_type, dot_q,
@@ -1378,6 +1592,8 @@ static const pl_type_traits type_traits[PL_TYPE_COUNT] = {
     W(Q4_K, QK_K, block_q4_K, q4_K, PL_TYPE_Q8_K, q4_K_from_float),
     W(Q5_K, QK_K, block_q5_K, q5_K, PL_TYPE_Q8_K, q5_K_from_float),
     W(Q6_K, QK_K, block_q6_K, q6_K, PL_TYPE_Q8_K, q6_K_from_float),
+    W(IQ4_NL, QK4_NL, block_iq4_nl, iq4_nl, PL_TYPE_Q8_0, iq4_nl_from_float),
+    W(IQ4_XS, QK_K, block_iq4_xs, iq4_xs, PL_TYPE_Q8_K, iq4_xs_from_float),
     /* vec_dot_type is meaningless without a dot; F32 (0) by default */
     [PL_TYPE_Q8_1] = {"Q8_1", QK8_1, sizeof(block_q8_1), q8_1_to_float, NULL, q8_1_from_float,
                       PL_TYPE_F32, NULL, q8_1_from_float_act},
@@ -1398,4 +1614,17 @@ size_t pl_row_size(uint32_t type, int64_t n) {
     const uint64_t nb = (uint64_t)(n / t->blck);
     if (nb > SIZE_MAX / t->type_size) return 0;
     return (size_t)nb * t->type_size;
+}
+
+const char *pl_type_name(uint32_t type) {
+    /* ggml's ggml_type ids; the gaps are ids ggml retired (Q4_2, Q4_3, the
+     * repacked Q4_0_4_4 .. IQ4_NL_8_8), named for what they once were */
+    static const char *const names[] = {
+        "F32",     "F16",     "Q4_0",     "Q4_1",     "Q4_2",     "Q4_3",      "Q5_0",       "Q5_1",
+        "Q8_0",    "Q8_1",    "Q2_K",     "Q3_K",     "Q4_K",     "Q5_K",      "Q6_K",       "Q8_K",
+        "IQ2_XXS", "IQ2_XS",  "IQ3_XXS",  "IQ1_S",    "IQ4_NL",   "IQ3_S",     "IQ2_S",      "IQ4_XS",
+        "I8",      "I16",     "I32",      "I64",      "F64",      "IQ1_M",     "BF16",       "Q4_0_4_4",
+        "Q4_0_4_8", "Q4_0_8_8", "TQ1_0",  "TQ2_0",    "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4",
+    };
+    return type < sizeof names / sizeof names[0] ? names[type] : NULL;
 }

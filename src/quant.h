@@ -16,7 +16,8 @@ enum pl_type {
     PL_TYPE_F32 = 0, PL_TYPE_F16 = 1, PL_TYPE_Q4_0 = 2, PL_TYPE_Q4_1 = 3,
     PL_TYPE_Q5_0 = 6, PL_TYPE_Q5_1 = 7, PL_TYPE_Q8_0 = 8, PL_TYPE_Q8_1 = 9,
     PL_TYPE_Q2_K = 10, PL_TYPE_Q3_K = 11, PL_TYPE_Q4_K = 12, PL_TYPE_Q5_K = 13,
-    PL_TYPE_Q6_K = 14, PL_TYPE_Q8_K = 15, PL_TYPE_BF16 = 30, PL_TYPE_COUNT = 31
+    PL_TYPE_Q6_K = 14, PL_TYPE_Q8_K = 15, PL_TYPE_IQ4_NL = 20, PL_TYPE_IQ4_XS = 23, PL_TYPE_BF16 = 30,
+    PL_TYPE_COUNT = 31
 };
 
 #define QK4_0 32
@@ -26,6 +27,7 @@ enum pl_type {
 #define QK8_0 32
 #define QK_K 256
 #define QK8_1 32
+#define QK4_NL 32
 #define K_SCALE_SIZE 12
 
 typedef uint16_t pl_half; /* IEEE binary16 bits */
@@ -63,6 +65,15 @@ typedef struct {
     int8_t scales[QK_K / 16];  /* 8-bit scales */
     pl_half d;
 } block_q6_K;
+/* IQ4_NL / IQ4_XS: 4-bit indices into pl_iq4nl_values (a non-linear
+ * codebook), nibbles laid out as Q4_0's per 32 weights. */
+typedef struct { pl_half d; uint8_t qs[QK4_NL / 2]; } block_iq4_nl;
+typedef struct {
+    pl_half d;
+    uint16_t scales_h;           /* top 2 bits of the 8 6-bit scales, 2 bits each */
+    uint8_t scales_l[QK_K / 64]; /* low 4 bits: sub-block 2j low nibble, 2j+1 high */
+    uint8_t qs[QK_K / 2];        /* per 32 weights 16 bytes of nibbles, as IQ4_NL */
+} block_iq4_xs;
 typedef struct { pl_half d, s; int8_t qs[QK8_0]; } block_q8_1; /* s = d * sum(qs) */
 typedef struct {
     float d;
@@ -89,6 +100,18 @@ typedef struct pl_type_traits {
      * what llama-quantize writes) except Q8_0/Q8_1: 127/amax, ties to even. */
     void (*from_float_act)(const float *src, void *dst, int64_t n);
 } pl_type_traits;
+
+/* The IQ4_NL/IQ4_XS codebook (ggml's kvalues_iq4nl). */
+extern const int8_t pl_iq4nl_values[16];
+
+/* IQ4_XS: the scale of 32-weight sub-block ib (0..7), -32..31. */
+static inline int pl_iq4xs_scale(const block_iq4_xs *b, int ib) {
+    return (((b->scales_l[ib / 2] >> 4 * (ib % 2)) & 0xf) | (((b->scales_h >> 2 * ib) & 3) << 4)) - 32;
+}
+
+/* The ggml name of any type id ("Q4_K", "IQ2_XXS", "MXFP4" ...), supported
+ * here or not, for error messages; NULL for an id ggml never assigned. */
+const char *pl_type_name(uint32_t type);
 
 /* NULL for an unknown or unsupported type id. */
 const pl_type_traits *pl_type_traits_get(uint32_t type);

@@ -9,7 +9,7 @@
 #include "picolm.h"
 
 static const char *TYPES[] = {"F32",  "F16",  "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0",
-                              "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q4_K_M"};
+                              "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q4_K_M", "IQ4_NL", "IQ4_XS"};
 #define NTYPES (int)(sizeof TYPES / sizeof *TYPES)
 
 static int read_ids(const char *s, int32_t *out, int max) {

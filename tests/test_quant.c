@@ -41,7 +41,7 @@ static float f_nan(void) { return nanf(""); }
 static const uint32_t weight_types[] = {
     PL_TYPE_F32,  PL_TYPE_F16,  PL_TYPE_BF16, PL_TYPE_Q4_0, PL_TYPE_Q4_1,
     PL_TYPE_Q5_0, PL_TYPE_Q5_1, PL_TYPE_Q8_0, PL_TYPE_Q2_K, PL_TYPE_Q3_K,
-    PL_TYPE_Q4_K, PL_TYPE_Q5_K, PL_TYPE_Q6_K,
+    PL_TYPE_Q4_K, PL_TYPE_Q5_K, PL_TYPE_Q6_K, PL_TYPE_IQ4_NL, PL_TYPE_IQ4_XS,
 };
 #define N_WEIGHT_TYPES (sizeof weight_types / sizeof weight_types[0])
 
@@ -50,7 +50,7 @@ static const uint32_t weight_types[] = {
 static void test_refs(void) {
     static const char *const models[] = {"F32",  "F16",  "BF16", "Q8_0", "Q4_0",
                                          "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K",
-                                         "Q4_K", "Q5_K", "Q6_K", "Q4_K_M"};
+                                         "Q4_K", "Q5_K", "Q6_K", "Q4_K_M", "IQ4_NL", "IQ4_XS"};
     for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
         char rel[256];
         size_t len = 0, rlen = 0;
@@ -114,7 +114,7 @@ static void test_refs(void) {
 static void test_quantize_bytes(void) {
     static const char *const models[] = {"F16",  "BF16", "Q8_0", "Q4_0", "Q4_1",
                                          "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K",
-                                         "Q5_K", "Q6_K", "Q4_K_M"};
+                                         "Q5_K", "Q6_K", "Q4_K_M", "IQ4_NL", "IQ4_XS"};
     size_t flen = 0;
     void *fbuf = t_read_file(t_path("models/tiny512-F32.gguf"), &flen);
     gguf_file fg;
@@ -191,7 +191,7 @@ static void random_blocks(uint32_t type, uint8_t *p, int64_t n) {
             const uint16_t h = pl_float_to_bf16(rng_gauss());
             memcpy(q, &h, 2);
         } break;
-        case PL_TYPE_Q4_0: case PL_TYPE_Q5_0: case PL_TYPE_Q8_0:
+        case PL_TYPE_Q4_0: case PL_TYPE_Q5_0: case PL_TYPE_Q8_0: case PL_TYPE_IQ4_NL: case PL_TYPE_IQ4_XS:
             put_half(q, rand_scale_half());
             break;
         case PL_TYPE_Q4_1: case PL_TYPE_Q5_1: case PL_TYPE_Q4_K: case PL_TYPE_Q5_K:
@@ -267,9 +267,10 @@ static void test_dot(void) {
 
 static uint32_t want_vec_dot_type(uint32_t type) {
     switch (type) {
-    case PL_TYPE_Q4_0: case PL_TYPE_Q5_0: case PL_TYPE_Q8_0: return PL_TYPE_Q8_0;
+    case PL_TYPE_Q4_0: case PL_TYPE_Q5_0: case PL_TYPE_Q8_0: case PL_TYPE_IQ4_NL: return PL_TYPE_Q8_0;
     case PL_TYPE_Q4_1: case PL_TYPE_Q5_1: return PL_TYPE_Q8_1;
     case PL_TYPE_Q2_K: case PL_TYPE_Q3_K: case PL_TYPE_Q4_K: case PL_TYPE_Q5_K: case PL_TYPE_Q6_K:
+    case PL_TYPE_IQ4_XS:
         return PL_TYPE_Q8_K;
     default: return PL_TYPE_F32;
     }
@@ -505,13 +506,13 @@ static void test_roundtrip(void) {
     /* Bounds for Gaussian data, about 1.2-1.4x what these quantizers (which
      * equal llama-quantize without an imatrix) measure: Q8_0 0.0053, Q6_K
      * 0.017, Q5_0 0.042, Q5_1 0.037, Q5_K 0.037, Q4_0 0.086, Q4_1 0.075,
-     * Q4_K 0.072, Q3_K 0.152, Q2_K 0.291. */
+     * Q4_K 0.072, Q3_K 0.152, Q2_K 0.291, IQ4_NL 0.076, IQ4_XS 0.077. */
     static const struct { uint32_t type; double max_rel_rmse; } bound[] = {
         {PL_TYPE_F32, 0.0},     {PL_TYPE_F16, 0.0005}, {PL_TYPE_BF16, 0.003},
         {PL_TYPE_Q8_0, 0.01},   {PL_TYPE_Q6_K, 0.025}, {PL_TYPE_Q5_0, 0.06},
         {PL_TYPE_Q5_1, 0.05},   {PL_TYPE_Q5_K, 0.045}, {PL_TYPE_Q4_0, 0.12},
         {PL_TYPE_Q4_1, 0.10},   {PL_TYPE_Q4_K, 0.09},  {PL_TYPE_Q3_K, 0.20},
-        {PL_TYPE_Q2_K, 0.40},
+        {PL_TYPE_Q2_K, 0.40},   {PL_TYPE_IQ4_NL, 0.10}, {PL_TYPE_IQ4_XS, 0.10},
     };
     const int64_t n = 256 * 16;
     float *src = malloc((size_t)n * sizeof(float));
@@ -686,6 +687,7 @@ static void test_traits(void) {
         {PL_TYPE_Q2_K, "Q2_K", 256, 84},  {PL_TYPE_Q3_K, "Q3_K", 256, 110},
         {PL_TYPE_Q4_K, "Q4_K", 256, 144}, {PL_TYPE_Q5_K, "Q5_K", 256, 176},
         {PL_TYPE_Q6_K, "Q6_K", 256, 210}, {PL_TYPE_Q8_K, "Q8_K", 256, 292},
+        {PL_TYPE_IQ4_NL, "IQ4_NL", 32, 18}, {PL_TYPE_IQ4_XS, "IQ4_XS", 256, 136},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const pl_type_traits *t = pl_type_traits_get(want[i].type);
@@ -695,8 +697,30 @@ static void test_traits(void) {
     }
 }
 
+/* Every ggml id has its ggml name, supported or not (for error messages). */
+static void test_type_names(void) {
+    static const struct { uint32_t id; const char *name; } want[] = {
+        {0, "F32"},      {1, "F16"},     {2, "Q4_0"},    {3, "Q4_1"},   {6, "Q5_0"},   {7, "Q5_1"},
+        {8, "Q8_0"},     {9, "Q8_1"},    {10, "Q2_K"},   {11, "Q3_K"},  {12, "Q4_K"},  {13, "Q5_K"},
+        {14, "Q6_K"},    {15, "Q8_K"},   {16, "IQ2_XXS"}, {17, "IQ2_XS"}, {18, "IQ3_XXS"}, {19, "IQ1_S"},
+        {20, "IQ4_NL"},  {21, "IQ3_S"},  {22, "IQ2_S"},  {23, "IQ4_XS"}, {24, "I8"},    {25, "I16"},
+        {26, "I32"},     {27, "I64"},    {28, "F64"},    {29, "IQ1_M"}, {30, "BF16"},  {34, "TQ1_0"},
+        {35, "TQ2_0"},   {39, "MXFP4"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *n = pl_type_name(want[i].id);
+        CHECK(n && !strcmp(n, want[i].name), "pl_type_name(%u) = %s, want %s", want[i].id, n ? n : "NULL",
+              want[i].name);
+        const pl_type_traits *t = pl_type_traits_get(want[i].id);
+        CHECK(!t || !strcmp(t->name, want[i].name), "traits name of %u", want[i].id);
+    }
+    CHECK(pl_type_name(40) == NULL && pl_type_name(1000) == NULL && pl_type_name(0xffffffffu) == NULL,
+          "ids ggml never assigned have no name");
+}
+
 int main(void) {
     test_traits();
+    test_type_names();
     test_half();
     test_bf16();
     test_refs();
