@@ -37,6 +37,8 @@ typedef struct pl_model_info {
     int tied_output;       /* output projection is token_embd */
     uint64_t weight_bytes; /* bytes of tensor data in the file */
     const char *ftype;     /* type of blk.0.attn_q.weight, e.g. "Q4_K" */
+    const char *arch;      /* general.architecture, e.g. "qwen3" (NULL for a vocab-only file) */
+    int head_dim;          /* attention.key_length, or n_embd / n_head */
 } pl_model_info;
 
 /* Open a GGUF file (mapped read-only, never copied). */

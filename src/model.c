@@ -40,8 +40,16 @@ int pl_set_err(char *err, size_t errlen, int code, const char *fmt, ...) {
 
 /* ---- loading ---------------------------------------------------------- */
 
-static int get_u32(const pl_model *m, const char *key, int required, uint32_t def, uint32_t lo, uint32_t hi,
+/* "{arch}.suffix" in a static-size buffer. */
+static const char *akey(const pl_model *m, char *buf, size_t cap, const char *suffix) {
+    snprintf(buf, cap, "%s.%s", m->hp.arch->name, suffix);
+    return buf;
+}
+
+static int get_u32(const pl_model *m, const char *suffix, int required, uint32_t def, uint32_t lo, uint32_t hi,
                    uint32_t *out, char *err, size_t errlen) {
+    char key[96];
+    akey(m, key, sizeof key, suffix);
     int rc = gguf_get_u32(&m->gguf, key, out);
     if (rc == 1) {
         if (required) return set_err(err, errlen, PL_ERR_FORMAT, "missing metadata key %s", key);
@@ -54,9 +62,13 @@ static int get_u32(const pl_model *m, const char *key, int required, uint32_t de
     return 0;
 }
 
-static int get_f32(const pl_model *m, const char *key, float def, float lo, float hi, float *out, char *err,
-                   size_t errlen) {
+/* A float key in [lo, hi]; *present says whether the file has it. */
+static int get_f32(const pl_model *m, const char *suffix, float def, float lo, float hi, float *out, int *present,
+                   char *err, size_t errlen) {
+    char key[96];
+    akey(m, key, sizeof key, suffix);
     int rc = gguf_get_f32(&m->gguf, key, out);
+    if (present) *present = rc == 0;
     if (rc == 1) {
         *out = def;
         return 0;
@@ -66,20 +78,30 @@ static int get_f32(const pl_model *m, const char *key, float def, float lo, floa
     return 0;
 }
 
+/* Which tensors a model used: every tensor in the file must be bound by
+ * the tensor table below, or the file is refused by that tensor's name
+ * (an unknown bias or scale would otherwise be silently ignored). */
+static void mark_used(pl_model *m, const gguf_tensor *t, uint8_t *used) { used[t - m->gguf.tensors] = 1; }
+
+static int shape_err(const gguf_tensor *t, int64_t cols, int64_t rows, char *err, size_t errlen) {
+    return set_err(err, errlen, PL_ERR_FORMAT, "tensor %.*s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+                   (int)t->name.len, t->name.ptr, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                   (long long)t->ne[3], (long long)cols, (long long)rows);
+}
+
 /* Bind tensor `name` as a [cols] -> [rows] matrix (rows = 0: a vector). */
-static int bind(pl_model *m, pl_weight *w, const char *name, int64_t cols, int64_t rows, int optional, char *err,
-                size_t errlen) {
+static int bind(pl_model *m, uint8_t *used, pl_weight *w, const char *name, int64_t cols, int64_t rows, int optional,
+                char *err, size_t errlen) {
     const gguf_tensor *t = gguf_find_tensor(&m->gguf, name);
     memset(w, 0, sizeof *w);
     if (!t) {
         if (optional) return 0;
         return set_err(err, errlen, PL_ERR_FORMAT, "missing tensor %s", name);
     }
+    mark_used(m, t, used);
     int64_t want_rows = rows ? rows : 1;
     if (t->ne[0] != cols || t->ne[1] != want_rows || t->ne[2] != 1 || t->ne[3] != 1)
-        return set_err(err, errlen, PL_ERR_FORMAT, "tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
-                       name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
-                       (long long)cols, (long long)want_rows);
+        return shape_err(t, cols, want_rows, err, errlen);
     w->tr = pl_type_traits_get(t->type);
     w->type = t->type;
     w->data = t->data;
@@ -89,106 +111,291 @@ static int bind(pl_model *m, pl_weight *w, const char *name, int64_t cols, int64
     return 0;
 }
 
-/* A norm vector as float: in place when F32, else converted. */
-static int bind_norm(pl_model *m, const float **out, float **slot, const char *name, int n, char *err, size_t errlen) {
+/* Rows [r0, r0 + n) of a bound matrix, as a matrix of its own (no copy). */
+static pl_weight row_view(const pl_weight *w, int64_t r0, int64_t n) {
+    pl_weight v = *w;
+    v.data = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
+    v.rows = n;
+    return v;
+}
+
+/* A vector of n floats: in place when F32 and aligned, else converted into
+ * the model's owned buffer. Optional ones are NULL when absent. */
+static int bind_vec(pl_model *m, uint8_t *used, const float **out, const char *name, int n, int optional, char *err,
+                    size_t errlen) {
     pl_weight w;
-    int rc = bind(m, &w, name, n, 0, 0, err, errlen);
-    if (rc) return rc;
+    *out = NULL;
+    int rc = bind(m, used, &w, name, n, 0, optional, err, errlen);
+    if (rc || !w.data) return rc;
     if (w.type == PL_TYPE_F32 && ((uintptr_t)w.data % sizeof(float)) == 0) {
         *out = w.data;
         return 0;
     }
-    w.tr->to_float(w.data, *slot, n);
-    *out = *slot;
-    *slot += n;
+    if (m->owned_used + (size_t)n > m->owned_cap) /* reserved for every vector of the table at load */
+        return set_err(err, errlen, PL_ERR_FORMAT, "too many converted vectors (%s)", name);
+    float *dst = m->owned_norms + m->owned_used;
+    w.tr->to_float(w.data, dst, n);
+    m->owned_used += (size_t)n;
+    *out = dst;
     return 0;
 }
 
-static int load(pl_model *m, char *err, size_t errlen) {
-    int rc;
-    gguf_str arch;
-    if (gguf_get_str(&m->gguf, "general.architecture", &arch) == 0 && !gguf_str_eq(arch, "llama"))
-        return set_err(err, errlen, PL_ERR_UNSUPPORTED, "unsupported architecture '%.*s' (only llama)",
-                       (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
-    if ((rc = pl_tokenizer_load(&m->tok, &m->gguf, err, errlen))) return rc;
+/* The hyper-parameters of m->hp.arch through its "{arch}." keys. */
+static int load_hparams(pl_model *m, char *err, size_t errlen) {
+    pl_hparams *hp = &m->hp;
+    const pl_arch *a = hp->arch;
     pl_model_info *in = &m->info;
-    in->n_vocab = pl_tokenizer_n_vocab(m->tok);
-    if (m->gguf.n_tensors == 0) return 0; /* vocab-only: tokenization works */
-    in->has_weights = 1;
-
-    uint32_t n_embd, n_layer, n_ff, n_head, n_head_kv, n_rot, n_ctx;
-    if ((rc = get_u32(m, "llama.embedding_length", 1, 0, 1, MAX_EMBD, &n_embd, err, errlen)) ||
-        (rc = get_u32(m, "llama.block_count", 1, 0, 1, MAX_LAYERS, &n_layer, err, errlen)) ||
-        (rc = get_u32(m, "llama.feed_forward_length", 1, 0, 1, MAX_FF, &n_ff, err, errlen)) ||
-        (rc = get_u32(m, "llama.attention.head_count", 1, 0, 1, n_embd, &n_head, err, errlen)) ||
-        (rc = get_u32(m, "llama.attention.head_count_kv", 0, n_head, 1, n_head, &n_head_kv, err, errlen)) ||
-        (rc = get_u32(m, "llama.context_length", 0, 2048, 1, 0xffffffffu, &n_ctx, err, errlen)))
+    int rc, have;
+    uint32_t n_embd, n_layer, n_ff, n_head, n_head_kv, n_rot, n_ctx, klen, vlen, swa;
+    if ((rc = get_u32(m, "embedding_length", 1, 0, 1, MAX_EMBD, &n_embd, err, errlen)) ||
+        (rc = get_u32(m, "block_count", 1, 0, 1, MAX_LAYERS, &n_layer, err, errlen)) ||
+        (rc = get_u32(m, "feed_forward_length", 1, 0, 1, MAX_FF, &n_ff, err, errlen)) ||
+        (rc = get_u32(m, "attention.head_count", 1, 0, 1, MAX_EMBD, &n_head, err, errlen)) ||
+        (rc = get_u32(m, "attention.head_count_kv", 0, n_head, 1, n_head, &n_head_kv, err, errlen)) ||
+        (rc = get_u32(m, "context_length", 0, 2048, 1, 0xffffffffu, &n_ctx, err, errlen)))
         return rc;
-    if (n_embd % n_head)
-        return set_err(err, errlen, PL_ERR_FORMAT, "embedding_length %u is not divisible by head_count %u", n_embd,
-                       n_head);
     if (n_head % n_head_kv)
         return set_err(err, errlen, PL_ERR_FORMAT, "head_count %u is not divisible by head_count_kv %u", n_head,
                        n_head_kv);
-    uint32_t head_dim = n_embd / n_head;
-    if (head_dim > PL_MAX_HEAD_DIM)
-        return set_err(err, errlen, PL_ERR_UNSUPPORTED, "head dimension %u is larger than %d", head_dim,
-                       PL_MAX_HEAD_DIM);
-    if ((rc = get_u32(m, "llama.rope.dimension_count", 0, head_dim, 2, head_dim, &n_rot, err, errlen))) return rc;
-    if (n_rot % 2) return set_err(err, errlen, PL_ERR_FORMAT, "rope.dimension_count %u is odd", n_rot);
-    if ((rc = get_f32(m, "llama.attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f, &in->rms_eps, err, errlen)) ||
-        (rc = get_f32(m, "llama.rope.freq_base", 10000.0f, 1e-3f, 1e12f, &in->rope_base, err, errlen)))
+    /* head_dim: attention.key_length when given (qwen3, gemma: not
+     * n_embd / n_head), else n_embd / n_head */
+    uint32_t def_hd = n_embd % n_head ? 0 : n_embd / n_head;
+    if ((rc = get_u32(m, "attention.key_length", 0, def_hd, 1, PL_MAX_HEAD_DIM, &klen, err, errlen)) ||
+        (rc = get_u32(m, "attention.value_length", 0, klen, 1, PL_MAX_HEAD_DIM, &vlen, err, errlen)))
         return rc;
-    in->n_embd = (int)n_embd;
-    in->n_layer = (int)n_layer;
-    in->n_ff = (int)n_ff;
-    in->n_head = (int)n_head;
-    in->n_head_kv = (int)n_head_kv;
-    in->n_rot = (int)n_rot;
+    if (klen == 0)
+        return set_err(err, errlen, PL_ERR_FORMAT, "embedding_length %u is not divisible by head_count %u", n_embd,
+                       n_head);
+    if (klen != vlen)
+        return set_err(err, errlen, PL_ERR_UNSUPPORTED, "key_length %u differs from value_length %u", klen, vlen);
+    if (klen > PL_MAX_HEAD_DIM)
+        return set_err(err, errlen, PL_ERR_UNSUPPORTED, "head dimension %u is larger than %d", klen, PL_MAX_HEAD_DIM);
+    if ((uint64_t)n_head * klen > MAX_EMBD)
+        return set_err(err, errlen, PL_ERR_FORMAT, "head_count x key_length = %llu is too large",
+                       (unsigned long long)n_head * klen);
+    if ((rc = get_u32(m, "rope.dimension_count", 0, klen, 2, klen, &n_rot, err, errlen))) return rc;
+    if (n_rot % 2) return set_err(err, errlen, PL_ERR_FORMAT, "rope.dimension_count %u is odd", n_rot);
+    hp->n_embd = (int)n_embd;
+    hp->n_layer = (int)n_layer;
+    hp->n_ff = (int)n_ff;
+    hp->n_head = (int)n_head;
+    hp->n_head_kv = (int)n_head_kv;
+    hp->head_dim = (int)klen;
+    hp->n_rot = (int)n_rot;
+    hp->n_q = (int)(n_head * klen);
+    hp->n_kv = (int)(n_head_kv * klen);
+    if ((rc = get_f32(m, a->norm == PL_NORM_LAYER ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon",
+                      1e-5f, 0.0f, 1.0f, &hp->norm_eps, NULL, err, errlen)))
+        return rc;
+
+    /* RoPE: base, scaling (none / linear; Llama 3's rope_freqs tensor is
+     * bound with the tensors), and gemma3's sliding layers on base 10000 */
+    float base, factor = 1.0f, scale_linear;
+    if ((rc = get_f32(m, "rope.freq_base", 10000.0f, 1e-3f, 1e12f, &base, NULL, err, errlen))) return rc;
+    gguf_str st;
+    char key[96];
+    if (gguf_get_str(&m->gguf, akey(m, key, sizeof key, "rope.scaling.type"), &st) == 0 && !gguf_str_eq(st, "none")) {
+        if (!gguf_str_eq(st, "linear"))
+            return set_err(err, errlen, PL_ERR_UNSUPPORTED, "rope scaling type '%.*s' is not supported (none, linear)",
+                           (int)(st.len > 32 ? 32 : st.len), st.ptr);
+        if ((rc = get_f32(m, "rope.scaling.factor", 1.0f, 1e-3f, 1e6f, &factor, NULL, err, errlen))) return rc;
+    }
+    if ((rc = get_f32(m, "rope.scale_linear", 1.0f, 1e-3f, 1e6f, &scale_linear, &have, err, errlen))) return rc;
+    if (have && factor == 1.0f) factor = scale_linear;
+    hp->n_rope_class = 1;
+    hp->rope_base[0] = base;
+    hp->rope_freq_scale[0] = 1.0f / factor;
+    if (a->swa_rope_base) {
+        hp->n_rope_class = 2;
+        hp->rope_base[1] = 10000.0f;
+        hp->rope_freq_scale[1] = 1.0f;
+    }
+
+    if ((rc = get_u32(m, "attention.sliding_window", 0, 0, 0, 0xffffffffu, &swa, err, errlen))) return rc;
+    if (swa > n_ctx)
+        return set_err(err, errlen, PL_ERR_FORMAT, "attention.sliding_window %u is larger than context_length %u", swa,
+                       n_ctx);
+    if ((a->swa || a->swa_even) && swa == 0 && a->swa != 1)
+        return set_err(err, errlen, PL_ERR_FORMAT, "missing metadata key %s.attention.sliding_window", a->name);
+    hp->n_swa = (a->swa || a->swa_even) ? (int)swa : 0;
+    if (!hp->n_swa && swa)
+        return set_err(err, errlen, PL_ERR_UNSUPPORTED, "%s.attention.sliding_window is not used by architecture %s",
+                       a->name, a->name);
+    if (a->softcaps) {
+        if ((rc = get_f32(m, "attn_logit_softcapping", 0.0f, 0.0f, 1e6f, &hp->attn_softcap, NULL, err, errlen)) ||
+            (rc = get_f32(m, "final_logit_softcapping", 0.0f, 0.0f, 1e6f, &hp->final_softcap, NULL, err, errlen)))
+            return rc;
+    }
+    hp->embd_scale = a->embd_scale ? sqrtf((float)n_embd) : 1.0f;
+    /* llama.cpp scales the 27B gemmas' queries by 1/sqrt(n_embd / n_head)
+     * (their query_pre_attn_scalar), every other model by 1/sqrt(head_dim) */
+    int big_gemma = a->q_scale_rule && ((!strcmp(a->name, "gemma2") && n_layer == 46) ||
+                                        (!strcmp(a->name, "gemma3") && n_layer == 62));
+    hp->attn_scale = 1.0f / sqrtf(big_gemma ? (float)n_embd / (float)n_head : (float)klen);
+
+    in->n_embd = hp->n_embd;
+    in->n_layer = hp->n_layer;
+    in->n_ff = hp->n_ff;
+    in->n_head = hp->n_head;
+    in->n_head_kv = hp->n_head_kv;
+    in->n_rot = hp->n_rot;
     in->n_ctx_train = n_ctx > MAX_CTX ? MAX_CTX : (int)n_ctx;
-    for (uint64_t i = 0; i < m->gguf.n_tensors; i++) in->weight_bytes += m->gguf.tensors[i].nbytes;
+    in->rms_eps = hp->norm_eps;
+    in->rope_base = base;
+    in->arch = a->name;
+    in->head_dim = hp->head_dim;
+    return 0;
+}
 
-    int64_t kv_dim = (int64_t)head_dim * n_head_kv;
-    m->layers = calloc(n_layer, sizeof *m->layers);
-    m->owned_norms = malloc(((size_t)n_layer * 2 + 1) * n_embd * sizeof(float));
-    if (!m->layers || !m->owned_norms) return set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
-    float *slot = m->owned_norms;
+/* The tensor table: every tensor an architecture may have, with its shape
+ * in the model's dimensions; what a flag of the row requires is required,
+ * what the file may or may not have (biases, a fused projection) is
+ * optional, and anything else in the file is refused. */
+static int load_tensors(pl_model *m, uint8_t *used, char *err, size_t errlen) {
+    const pl_hparams *hp = &m->hp;
+    const pl_arch *a = hp->arch;
+    pl_model_info *in = &m->info;
+    int rc;
+    const int E = hp->n_embd, Q = hp->n_q, KV = hp->n_kv, F = hp->n_ff, V = in->n_vocab, HD = hp->head_dim;
+    const int ln = a->norm == PL_NORM_LAYER;
+    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (!m->layers) return set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
 
-    if ((rc = bind(m, &m->tok_embd, "token_embd.weight", n_embd, in->n_vocab, 0, err, errlen)) ||
-        (rc = bind_norm(m, &m->output_norm, &slot, "output_norm.weight", (int)n_embd, err, errlen)) ||
-        (rc = bind(m, &m->output, "output.weight", n_embd, in->n_vocab, 1, err, errlen)))
+    if ((rc = bind(m, used, &m->tok_embd, "token_embd.weight", E, V, 0, err, errlen)) ||
+        (rc = bind_vec(m, used, &m->output_norm, "output_norm.weight", E, 0, err, errlen)) ||
+        (rc = bind_vec(m, used, &m->output_norm_b, "output_norm.bias", E, !ln, err, errlen)) ||
+        (rc = bind(m, used, &m->output, "output.weight", E, V, 1, err, errlen)) ||
+        (rc = bind_vec(m, used, &m->output_b, "output.bias", V, 1, err, errlen)))
         return rc;
     if (!m->output.data) {
         m->output = m->tok_embd;
         in->tied_output = 1;
     }
-    for (uint32_t l = 0; l < n_layer; l++) {
+    /* Llama 3's rope scaling: one frequency factor per rotated pair */
+    if ((rc = bind_vec(m, used, &m->hp.rope_freqs, "rope_freqs.weight", hp->n_rot / 2, 1, err, errlen))) return rc;
+    for (int i = 0; m->hp.rope_freqs && i < hp->n_rot / 2; i++)
+        if (!(m->hp.rope_freqs[i] > 0.0f && m->hp.rope_freqs[i] < 1e30f))
+            return set_err(err, errlen, PL_ERR_FORMAT, "rope_freqs.weight[%d] = %g is not a positive number", i,
+                           (double)m->hp.rope_freqs[i]);
+
+    for (int l = 0; l < hp->n_layer; l++) {
         pl_layer *L = &m->layers[l];
         char name[96];
-#define NAME(s) (snprintf(name, sizeof name, "blk.%u.%s", l, s), name)
-        if ((rc = bind_norm(m, &L->attn_norm, &slot, NAME("attn_norm.weight"), (int)n_embd, err, errlen)) ||
-            (rc = bind(m, &L->wq, NAME("attn_q.weight"), n_embd, n_embd, 0, err, errlen)) ||
-            (rc = bind(m, &L->wk, NAME("attn_k.weight"), n_embd, kv_dim, 0, err, errlen)) ||
-            (rc = bind(m, &L->wv, NAME("attn_v.weight"), n_embd, kv_dim, 0, err, errlen)) ||
-            (rc = bind(m, &L->wo, NAME("attn_output.weight"), n_embd, n_embd, 0, err, errlen)) ||
-            (rc = bind_norm(m, &L->ffn_norm, &slot, NAME("ffn_norm.weight"), (int)n_embd, err, errlen)) ||
-            (rc = bind(m, &L->w_gate, NAME("ffn_gate.weight"), n_embd, n_ff, 0, err, errlen)) ||
-            (rc = bind(m, &L->w_up, NAME("ffn_up.weight"), n_embd, n_ff, 0, err, errlen)) ||
-            (rc = bind(m, &L->w_down, NAME("ffn_down.weight"), n_ff, n_embd, 0, err, errlen)))
+#define NAME(s) (snprintf(name, sizeof name, "blk.%d.%s", l, s), name)
+        if ((rc = bind_vec(m, used, &L->attn_norm, NAME("attn_norm.weight"), E, 0, err, errlen)) ||
+            (rc = bind_vec(m, used, &L->attn_norm_b, NAME("attn_norm.bias"), E, !ln, err, errlen)))
+            return rc;
+        if (gguf_find_tensor(&m->gguf, NAME("attn_qkv.weight"))) {
+            pl_weight qkv;
+            const float *b = NULL;
+            if ((rc = bind(m, used, &qkv, name, E, (int64_t)Q + 2 * KV, 0, err, errlen)) ||
+                (rc = bind_vec(m, used, &b, NAME("attn_qkv.bias"), Q + 2 * KV, 1, err, errlen)))
+                return rc;
+            L->wq = row_view(&qkv, 0, Q);
+            L->wk = row_view(&qkv, Q, KV);
+            L->wv = row_view(&qkv, (int64_t)Q + KV, KV);
+            if (b) L->bq = b, L->bk = b + Q, L->bv = b + Q + KV;
+        } else if ((rc = bind(m, used, &L->wq, NAME("attn_q.weight"), E, Q, 0, err, errlen)) ||
+                   (rc = bind(m, used, &L->wk, NAME("attn_k.weight"), E, KV, 0, err, errlen)) ||
+                   (rc = bind(m, used, &L->wv, NAME("attn_v.weight"), E, KV, 0, err, errlen)) ||
+                   (rc = bind_vec(m, used, &L->bq, NAME("attn_q.bias"), Q, 1, err, errlen)) ||
+                   (rc = bind_vec(m, used, &L->bk, NAME("attn_k.bias"), KV, 1, err, errlen)) ||
+                   (rc = bind_vec(m, used, &L->bv, NAME("attn_v.bias"), KV, 1, err, errlen)))
+            return rc;
+        if (a->qk_norm && ((rc = bind_vec(m, used, &L->q_norm, NAME("attn_q_norm.weight"), HD, 0, err, errlen)) ||
+                           (rc = bind_vec(m, used, &L->k_norm, NAME("attn_k_norm.weight"), HD, 0, err, errlen))))
+            return rc;
+        if ((rc = bind(m, used, &L->wo, NAME("attn_output.weight"), Q, E, 0, err, errlen)) ||
+            (rc = bind_vec(m, used, &L->bo, NAME("attn_output.bias"), E, 1, err, errlen)))
+            return rc;
+        if (a->post_norms &&
+            ((rc = bind_vec(m, used, &L->attn_post_norm, NAME("post_attention_norm.weight"), E, 0, err, errlen)) ||
+             (rc = bind_vec(m, used, &L->ffn_post_norm, NAME("post_ffw_norm.weight"), E, 0, err, errlen))))
+            return rc;
+        if (!a->parallel && ((rc = bind_vec(m, used, &L->ffn_norm, NAME("ffn_norm.weight"), E, 0, err, errlen)) ||
+                             (rc = bind_vec(m, used, &L->ffn_norm_b, NAME("ffn_norm.bias"), E, !ln, err, errlen))))
+            return rc;
+        if (a->ffn == PL_FFN_GELU) {
+            if ((rc = bind(m, used, &L->w_up, NAME("ffn_up.weight"), E, F, 0, err, errlen))) return rc;
+        } else if (gguf_find_tensor(&m->gguf, NAME("ffn_gate.weight"))) {
+            if ((rc = bind(m, used, &L->w_gate, name, E, F, 0, err, errlen)) ||
+                (rc = bind(m, used, &L->w_up, NAME("ffn_up.weight"), E, F, 0, err, errlen)))
+                return rc;
+        } else { /* gate and up in one tensor, gate first (phi3) */
+            pl_weight gu;
+            if ((rc = bind(m, used, &gu, NAME("ffn_up.weight"), E, 2 * (int64_t)F, 0, err, errlen))) return rc;
+            L->w_gate = row_view(&gu, 0, F);
+            L->w_up = row_view(&gu, F, F);
+        }
+        if ((rc = bind_vec(m, used, &L->b_up, NAME("ffn_up.bias"), F, 1, err, errlen)) ||
+            (rc = bind(m, used, &L->w_down, NAME("ffn_down.weight"), F, E, 0, err, errlen)) ||
+            (rc = bind_vec(m, used, &L->b_down, NAME("ffn_down.bias"), E, 1, err, errlen)))
             return rc;
 #undef NAME
+        L->swa = hp->n_swa && (a->swa == 1 || (a->swa > 1 && l % a->swa < a->swa - 1) || (a->swa_even && l % 2 == 0));
+        L->nope = a->nope_step && (l + 1) % a->nope_step == 0;
+        L->rope_class = a->swa_rope_base && L->swa ? 1 : 0;
     }
+    for (uint64_t i = 0; i < m->gguf.n_tensors; i++)
+        if (!used[i])
+            return set_err(err, errlen, PL_ERR_UNSUPPORTED, "tensor %.*s is not used by architecture %s",
+                           (int)(m->gguf.tensors[i].name.len > 96 ? 96 : m->gguf.tensors[i].name.len),
+                           m->gguf.tensors[i].name.ptr, a->name);
+    return 0;
+}
+
+/* The matrices of layer l, for spans, streaming and scratch sizing. */
+static int layer_weights(const pl_layer *L, const pl_weight **ws) {
+    const pl_weight *all[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    int n = 0;
+    for (int i = 0; i < 7; i++)
+        if (all[i]->data) ws[n++] = all[i];
+    return n;
+}
+
+static int load(pl_model *m, char *err, size_t errlen) {
+    int rc;
+    gguf_str arch = {"llama", 5};
+    if (gguf_get_str(&m->gguf, "general.architecture", &arch) < 0)
+        return set_err(err, errlen, PL_ERR_FORMAT, "general.architecture is not a string");
+    m->hp.arch = pl_arch_find(arch.ptr, (size_t)arch.len);
+    if ((rc = pl_tokenizer_load(&m->tok, &m->gguf, err, errlen))) return rc;
+    pl_model_info *in = &m->info;
+    in->n_vocab = pl_tokenizer_n_vocab(m->tok);
+    if (m->gguf.n_tensors == 0) return 0; /* vocab-only: tokenization works, whatever the architecture */
+    if (!m->hp.arch)
+        return set_err(err, errlen, PL_ERR_UNSUPPORTED, "unsupported architecture '%.*s' (picolm runs %s)",
+                       (int)(arch.len > 64 ? 64 : arch.len), arch.ptr, pl_arch_list());
+    in->has_weights = 1;
+    if ((rc = load_hparams(m, err, errlen))) return rc;
+    for (uint64_t i = 0; i < m->gguf.n_tensors; i++) in->weight_bytes += m->gguf.tensors[i].nbytes;
+
+    /* converted vectors: reserve for every norm and bias so the buffer
+     * never moves while pointers into it are handed out */
+    const pl_hparams *hp = &m->hp;
+    m->owned_cap = (size_t)hp->n_layer * (6 * (size_t)hp->n_embd + 2 * (size_t)hp->n_q + 4 * (size_t)hp->n_kv +
+                                          (size_t)hp->n_ff + 2 * (size_t)hp->head_dim) +
+                   2 * (size_t)hp->n_embd + (size_t)in->n_vocab + (size_t)hp->n_rot;
+    m->owned_norms = malloc(m->owned_cap * sizeof(float));
+    uint8_t *used = calloc(m->gguf.n_tensors, 1);
+    if (!m->owned_norms || !used) {
+        free(used);
+        return set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
+    }
+    rc = load_tensors(m, used, err, errlen);
+    free(used);
+    if (rc) return rc;
     in->ftype = m->layers[0].wq.tr->name;
 
     /* each layer's byte span in the file, for paging hints */
-    m->layer_off = calloc(n_layer, sizeof *m->layer_off);
-    m->layer_len = calloc(n_layer, sizeof *m->layer_len);
+    m->layer_off = calloc((size_t)hp->n_layer, sizeof *m->layer_off);
+    m->layer_len = calloc((size_t)hp->n_layer, sizeof *m->layer_len);
     if (!m->layer_off || !m->layer_len) return set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
-    for (uint32_t l = 0; l < n_layer; l++) {
-        const pl_layer *L = &m->layers[l];
-        const pl_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    for (int l = 0; l < hp->n_layer; l++) {
+        const pl_weight *ws[7];
+        int n = layer_weights(&m->layers[l], ws);
         size_t lo = (size_t)-1, hi = 0;
-        for (int i = 0; i < 7; i++) {
+        for (int i = 0; i < n; i++) {
             size_t o = (size_t)((const uint8_t *)ws[i]->data - m->gguf.base), e = o + ws[i]->row_bytes * ws[i]->rows;
             if (o < lo) lo = o;
             if (e > hi) hi = e;
@@ -357,24 +564,27 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     c->m = m;
     c->n_ctx = n_ctx;
     c->n_batch = PL_BATCH;
-    c->head_dim = in->n_embd / in->n_head;
-    c->kv_dim = c->head_dim * in->n_head_kv;
+    const pl_hparams *hp = &m->hp;
+    c->head_dim = hp->head_dim;
+    c->kv_dim = hp->n_kv;
+    c->q_dim = hp->n_q;
+    c->wide = hp->n_q > hp->n_embd ? hp->n_q : hp->n_embd;
     size_t *sb = &c->state_bytes, B = (size_t)c->n_batch;
-    size_t E = (size_t)in->n_embd * sizeof(float) * B;
+    size_t E = (size_t)in->n_embd * sizeof(float) * B, Wd = (size_t)c->wide * sizeof(float) * B;
     c->x = xalloc(E, sb);
-    c->xb = xalloc(E, sb);
-    c->q = xalloc(E, sb);
+    c->xb = xalloc(Wd, sb);
+    c->q = xalloc(Wd, sb);
     c->k = xalloc((size_t)c->kv_dim * sizeof(float) * B, sb);
     c->v = xalloc((size_t)c->kv_dim * sizeof(float) * B, sb);
     c->hb = xalloc((size_t)in->n_ff * sizeof(float) * B, sb);
-    c->hb2 = xalloc((size_t)in->n_ff * sizeof(float) * B, sb);
+    c->hb2 = xalloc((size_t)(in->n_ff > in->n_embd ? in->n_ff : in->n_embd) * sizeof(float) * B, sb);
     /* quantized activations: the widest row any weight's vec_dot_type needs
      * (F32 activations are read in place, never copied) */
     c->xq_size = 64;
     for (int l = 0; l < in->n_layer; l++) {
-        const pl_layer *L = &m->layers[l];
-        const pl_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (int i = 0; i < 7; i++) {
+        const pl_weight *ws[7];
+        int nw = layer_weights(&m->layers[l], ws);
+        for (int i = 0; i < nw; i++) {
             size_t r = xq_row_size(ws[i]);
             if (r > c->xq_size) c->xq_size = r;
         }
@@ -384,8 +594,8 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     c->scores_per_thread = (size_t)(in->n_head / in->n_head_kv) * ATTN_POS(in->n_head / in->n_head_kv) * n_ctx;
     c->scores = xalloc((size_t)n_threads * c->scores_per_thread * sizeof(float), sb);
     size_t half_rot = (size_t)in->n_rot / 2;
-    c->rope_cos = xalloc(B * half_rot * sizeof(float), sb);
-    c->rope_sin = xalloc(B * half_rot * sizeof(float), sb);
+    c->rope_cos = xalloc((size_t)hp->n_rope_class * B * half_rot * sizeof(float), sb);
+    c->rope_sin = xalloc((size_t)hp->n_rope_class * B * half_rot * sizeof(float), sb);
     c->kv_type = p && p->kv_q8 ? PL_TYPE_Q8_0 : PL_TYPE_F16;
     if (c->kv_type == PL_TYPE_Q8_0 && c->head_dim % QK8_0) {
         pl_context_free(c);
@@ -419,7 +629,6 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
      * read-ahead (bench/memtest.sh) */
     const char *ra = getenv("PICOLM_READAHEAD");
     c->readahead = ra && ra[0] == '1';
-    c->theta_scale = powf(in->rope_base, -2.0f / (float)in->n_rot);
     *out = c;
     return 0;
 }
@@ -453,46 +662,70 @@ static void store_kv(const pl_context *c, const float *x, uint8_t *dst) {
 
 int pl_context_resident_layers(const pl_context *c) { return c->n_resident; }
 
-/* RoPE's cos and sin for one position, computed the way ggml does:
- * theta_i = pos * base^(-2i/n_rot), advanced by repeated multiplication in
- * float (a row per position of the batch, rather than a table of the whole
- * context: 512 KB less at 2048). */
-static void rope_row(const pl_context *c, int pos, float *cs, float *sn) {
+/* RoPE's cos and sin for one position in rope class k, computed the way
+ * ggml does: theta_i = freq_scale * pos * base^(-2i/n_rot) / factor_i,
+ * advanced by repeated multiplication in float (a row per position of the
+ * batch, rather than a table of the whole context: 512 KB less at 2048). */
+static void rope_row(const pl_context *c, int k, int pos, float *cs, float *sn) {
+    const pl_hparams *hp = &c->m->hp;
+    const float *ff = k == 0 ? hp->rope_freqs : NULL, fs = hp->rope_freq_scale[k];
+    const float theta_scale = powf(hp->rope_base[k], -2.0f / (float)hp->n_rot);
     float theta = (float)pos;
-    for (int i = 0; i < c->m->info.n_rot / 2; i++) {
-        cs[i] = cosf(theta);
-        sn[i] = sinf(theta);
-        theta *= c->theta_scale;
+    for (int i = 0; i < hp->n_rot / 2; i++) {
+        float t = fs * (ff ? theta / ff[i] : theta);
+        cs[i] = cosf(t);
+        sn[i] = sinf(t);
+        theta *= theta_scale;
     }
 }
 
+/* Rotate the first n_rot dims of each head: adjacent pairs (x[2i],
+ * x[2i+1]), or NEOX halves (x[i], x[i + n_rot/2]); dims past n_rot pass. */
+static void rope(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
+    const int half = n_rot / 2, step = neox ? 1 : 2, other = neox ? half : 1;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            float *p = v + (size_t)i * step, a = p[0], b = p[other];
+            p[0] = a * cs[i] - b * sn[i];
+            p[other] = a * sn[i] + b * cs[i];
+        }
+    }
+}
+
+/* Byte offset of (layer, KV head, position) in the K or V cache. */
+static size_t kv_off(const pl_context *c, int l, int h, int pos) {
+    return ((((size_t)l * c->m->hp.n_head_kv + (size_t)h) * (size_t)c->n_ctx) + (size_t)pos) * c->kv_row;
+}
+
 int pl_context_shift(pl_context *c, int n_keep, int n_discard, int n_past) {
-    const pl_model_info *in = &c->m->info;
+    const pl_hparams *hp = &c->m->hp;
     if (n_keep < 0 || n_discard <= 0 || n_past > c->n_ctx || n_keep + n_discard > n_past) return PL_ERR_ARG;
-    int hd = c->head_dim, half = in->n_rot / 2, n_move = n_past - n_keep - n_discard;
-    /* rotating by -d: cos(d), -sin(d) */
-    float cs[PL_MAX_HEAD_DIM / 2], sn[PL_MAX_HEAD_DIM / 2];
-    rope_row(c, n_discard, cs, sn);
+    int hd = c->head_dim, half = hp->n_rot / 2, n_move = n_past - n_keep - n_discard;
+    /* rotating by -d: cos(d), -sin(d), per rope class */
+    float cs[2][PL_MAX_HEAD_DIM / 2], sn[2][PL_MAX_HEAD_DIM / 2];
+    for (int k = 0; k < hp->n_rope_class; k++) {
+        rope_row(c, k, n_discard, cs[k], sn[k]);
+        for (int i = 0; i < half; i++) sn[k][i] = -sn[k][i];
+    }
     float buf[PL_MAX_HEAD_DIM];
     const pl_type_traits *kt_tr = pl_type_traits_get(c->kv_type);
     size_t row = c->kv_row;
-    for (int l = 0; l < in->n_layer; l++)
-        for (int h = 0; h < in->n_head_kv; h++) {
-            size_t base = (((size_t)l * in->n_head_kv + h) * c->n_ctx) * row;
-            uint8_t *k = c->kcache + base, *v = c->vcache + base;
+    for (int l = 0; l < hp->n_layer; l++) {
+        const pl_layer *L = &c->m->layers[l];
+        for (int h = 0; h < hp->n_head_kv; h++) {
+            uint8_t *k = c->kcache + kv_off(c, l, h, 0), *v = c->vcache + kv_off(c, l, h, 0);
             memmove(k + (size_t)n_keep * row, k + (size_t)(n_keep + n_discard) * row, (size_t)n_move * row);
             memmove(v + (size_t)n_keep * row, v + (size_t)(n_keep + n_discard) * row, (size_t)n_move * row);
+            if (L->nope) continue;
             for (int t = n_keep; t < n_keep + n_move; t++) {
                 uint8_t *kt = k + (size_t)t * row;
                 kt_tr->to_float(kt, buf, hd);
-                for (int i = 0; i < half; i++) {
-                    float a = buf[2 * i], b = buf[2 * i + 1];
-                    buf[2 * i] = a * cs[i] + b * sn[i];
-                    buf[2 * i + 1] = -a * sn[i] + b * cs[i];
-                }
+                rope(buf, 1, hd, hp->n_rot, hp->arch->rope_neox, cs[L->rope_class], sn[L->rope_class]);
                 store_kv(c, buf, kt);
             }
         }
+    }
     return 0;
 }
 
@@ -561,20 +794,6 @@ static void quant_task(void *arg, int ith, int nth) {
         K->quantize(q->act, q->x + (size_t)b * q->x_stride, (uint8_t *)q->xq + (size_t)b * q->xq_size, q->cols);
 }
 
-/* SwiGLU in place over n values, split into a range per thread. */
-typedef struct {
-    float *g;
-    const float *u;
-    size_t n;
-} silu_job;
-
-static void silu_task(void *arg, int ith, int nth) {
-    const silu_job *s = arg;
-    size_t i0, i1;
-    share(s->n, ith, nth, &i0, &i1);
-    pl_kernels()->swiglu(s->g + i0, s->u + i0, (int)(i1 - i0));
-}
-
 /* y_i[b][:] = W_i x_i[b][:] for i < n and b < nb, x_i rows x_stride floats
  * apart. Activations are quantized once per distinct (input, format). */
 static void matmul(pl_context *c, int n, int nb, const pl_weight *const *w, const float *const *x, size_t x_stride,
@@ -626,15 +845,89 @@ static void rmsnorm(float *out, const float *x, const float *w, int n, float eps
     for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
 }
 
-/* Rotate adjacent pairs (x[2i], x[2i+1]) of the first n_rot dims of each head. */
-static void rope(float *x, int n_heads, int head_dim, int n_rot, const float *cs, const float *sn) {
-    for (int h = 0; h < n_heads; h++) {
-        float *v = x + (size_t)h * head_dim;
-        for (int i = 0; i < n_rot / 2; i++) {
-            float a = v[2 * i], b = v[2 * i + 1];
-            v[2 * i] = a * cs[i] - b * sn[i];
-            v[2 * i + 1] = a * sn[i] + b * cs[i];
-        }
+/* LayerNorm with weight and bias (phi2), as ggml_norm then mul and add. */
+static void layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps) {
+    double sum = 0, ss = 0;
+    for (int i = 0; i < n; i++) sum += x[i];
+    float mean = (float)(sum / n);
+    for (int i = 0; i < n; i++) ss += (double)(x[i] - mean) * (x[i] - mean);
+    float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++) out[i] = (x[i] - mean) * scale * w[i] + b[i];
+}
+
+/* nb rows of n values, `stride` floats apart, through the arch's norm. */
+static void norm_rows(const pl_hparams *hp, float *out, size_t os, const float *x, size_t xs, const float *w,
+                      const float *b, int n, int nb) {
+    for (int r = 0; r < nb; r++) {
+        if (hp->arch->norm == PL_NORM_LAYER) layernorm(out + (size_t)r * os, x + (size_t)r * xs, w, b, n, hp->norm_eps);
+        else rmsnorm(out + (size_t)r * os, x + (size_t)r * xs, w, n, hp->norm_eps);
+    }
+}
+
+static void add_bias(float *y, size_t stride, const float *bias, int n, int nb) {
+    if (!bias) return;
+    for (int r = 0; r < nb; r++)
+        for (int i = 0; i < n; i++) y[(size_t)r * stride + i] += bias[i];
+}
+
+/* ggml's GELU (tanh form) as its CPU backend evaluates it: the input
+ * rounded to FP16, the result an FP16 table entry; 0 below -10, x above 10. */
+static float gelu(float x) {
+    if (x <= -10.0f) return 0.0f;
+    if (x >= 10.0f) return x;
+    float h = pl_half_to_float(pl_float_to_half(x));
+    float y = 0.5f * h * (1.0f + tanhf(0.79788456080286535587989211986876f * h * (1.0f + 0.044715f * h * h)));
+    return pl_half_to_float(pl_float_to_half(y));
+}
+
+/* The FFN's activation in place over n values per thread range:
+ * silu(g) * u, gelu(g) * u, or gelu(g) (u NULL). */
+typedef struct {
+    float *g;
+    const float *u;
+    size_t n;
+    int kind;
+} act_job;
+
+static void act_task(void *arg, int ith, int nth) {
+    const act_job *s = arg;
+    size_t i0, i1;
+    share(s->n, ith, nth, &i0, &i1);
+    if (s->kind == PL_FFN_SWIGLU) {
+        pl_kernels()->swiglu(s->g + i0, s->u + i0, (int)(i1 - i0));
+        return;
+    }
+    for (size_t i = i0; i < i1; i++) s->g[i] = s->u ? gelu(s->g[i]) * s->u[i] : gelu(s->g[i]);
+}
+
+/* One query against cached positions [0, n) with a soft-capped score
+ * (gemma2): cap * tanh(s / cap) between the scale and the softmax, in the
+ * roundings of the FP16 kernels (q and the probabilities to FP16). */
+static void attn_capped(const pl_context *c, const float *q, const uint8_t *k, const uint8_t *v, int n, float *out,
+                        float *scores) {
+    const int hd = c->head_dim;
+    const float cap = c->m->hp.attn_softcap, scale = c->m->hp.attn_scale;
+    const pl_type_traits *tr = pl_type_traits_get(c->kv_type);
+    const int f16 = c->kv_type == PL_TYPE_F16;
+    float qh[PL_MAX_HEAD_DIM], row[PL_MAX_HEAD_DIM];
+    for (int i = 0; i < hd; i++) qh[i] = f16 ? pl_half_to_float(pl_float_to_half(q[i])) : q[i];
+    float mx = -INFINITY;
+    for (int t = 0; t < n; t++) {
+        tr->to_float(k + (size_t)t * c->kv_row, row, hd);
+        float s = 0.0f;
+        for (int i = 0; i < hd; i++) s += qh[i] * row[i];
+        s = cap * tanhf(s * scale / cap);
+        scores[t] = s;
+        if (s > mx) mx = s;
+    }
+    float inv = pl_softmax_exp(scores, n, mx);
+    for (int i = 0; i < hd; i++) out[i] = 0.0f;
+    for (int t = 0; t < n; t++) {
+        float p = scores[t] * inv;
+        if (f16) p = pl_half_to_float(pl_float_to_half(p));
+        if (p == 0.0f) continue;
+        tr->to_float(v + (size_t)t * c->kv_row, row, hd);
+        for (int i = 0; i < hd; i++) out[i] += p * row[i];
     }
 }
 
@@ -643,37 +936,51 @@ typedef struct {
     int layer, pos0, nb;
 } attn_job;
 
-/* Each (position, query head) pair against positions 0..pos of its KV head:
- * causal attention over the cache, which already holds this batch. */
+/* Each (position, query head) pair against the cached positions its KV head
+ * lets it see: 0..pos (causal), or with a sliding window of n_swa only
+ * pos - n_swa < k <= pos. The cache already holds this batch. */
 static void attn_task(void *arg, int ith, int nth) {
     const attn_job *j = arg;
     pl_context *c = j->c;
-    const pl_model_info *in = &c->m->info;
-    int hd = c->head_dim, group = in->n_head / in->n_head_kv, E = in->n_embd;
-    float scale = 1.0f / sqrtf((float)hd);
+    const pl_hparams *hp = &c->m->hp;
+    const pl_layer *L = &c->m->layers[j->layer];
+    int hd = c->head_dim, group = hp->n_head / hp->n_head_kv, W = c->wide;
+    const float scale = hp->attn_scale;
+    const int swa = L->swa ? hp->n_swa : 0, capped = hp->attn_softcap > 0.0f;
     const pl_kernels_t *K = pl_kernels();
+    /* a run of positions shares one call while no window cuts in: a window
+     * moves the first visible key with each position, so then one a call */
+    const int max_np = swa && j->pos0 + j->nb > swa ? 1 : capped ? 1 : ATTN_POS(group);
     /* a contiguous run of (KV head, position) pairs per thread, positions
      * inner: the head's keys and values stay in cache from one to the next */
     size_t i0, i1;
-    share((size_t)j->nb * in->n_head_kv, ith, nth, &i0, &i1);
+    share((size_t)j->nb * hp->n_head_kv, ith, nth, &i0, &i1);
     float *scores = c->scores + (size_t)ith * c->scores_per_thread;
     for (size_t idx = i0; idx < i1;) {
         int kvh = (int)(idx / (size_t)j->nb), b = (int)(idx % (size_t)j->nb), n = j->pos0 + b + 1;
-        int np = j->nb - b; /* positions b .. b + np - 1 of this head, at most ATTN_POS */
+        int np = j->nb - b; /* positions b .. b + np - 1 of this head */
         if ((size_t)np > i1 - idx) np = (int)(i1 - idx);
-        if (np > ATTN_POS(group)) np = ATTN_POS(group);
+        if (np > max_np) np = max_np;
         idx += (size_t)np;
-        size_t base = (((size_t)j->layer * in->n_head_kv + kvh) * c->n_ctx) * c->kv_row;
-        size_t off = (size_t)b * E + (size_t)kvh * group * hd; /* the group's query heads are adjacent */
+        int lo = swa && n > swa ? n - swa : 0; /* first visible key */
+        size_t base = kv_off(c, j->layer, kvh, lo);
+        size_t off = (size_t)b * W + (size_t)kvh * group * hd; /* the group's query heads are adjacent */
+        if (capped) {
+            for (int g = 0; g < group; g++)
+                attn_capped(c, c->q + off + (size_t)g * hd, c->kcache + base, c->vcache + base, n - lo,
+                            c->xb + off + (size_t)g * hd, scores);
+            continue;
+        }
         if (c->kv_type == PL_TYPE_F16) {
-            K->attn(c->q + off, group, np, (size_t)E, (const pl_half *)(c->kcache + base),
-                    (const pl_half *)(c->vcache + base), n, hd, scale, c->xb + off, scores);
+            K->attn(c->q + off, group, np, (size_t)W, (const pl_half *)(c->kcache + base),
+                    (const pl_half *)(c->vcache + base), n - lo, hd, scale, c->xb + off, scores);
             continue;
         }
         for (int p = 0; p < np; p++)
             for (int g = 0; g < group; g++) {
-                size_t o = off + (size_t)p * E + (size_t)g * hd;
-                pl_attn_head_q8_0(c->q + o, c->kcache + base, c->vcache + base, n + p, hd, scale, c->xb + o, scores);
+                size_t o = off + (size_t)p * W + (size_t)g * hd;
+                pl_attn_head_q8_0(c->q + o, c->kcache + base, c->vcache + base, n - lo + p, hd, scale, c->xb + o,
+                                  scores);
             }
     }
 }
@@ -688,78 +995,115 @@ static void drop_streamed(const pl_context *c, int l, const pl_weight *const *w,
                   PL_ADV_DONTNEED);
 }
 
+/* One product y = W x over nb columns, then dropped when streamed. */
+static void product(pl_context *c, int l, int nb, const pl_weight *w, const float *x, size_t xs, float *y, size_t ys) {
+    const pl_weight *ws[1] = {w};
+    const float *xx[1] = {x};
+    float *yy[1] = {y};
+    matmul(c, 1, nb, ws, xx, xs, yy, &ys);
+    drop_streamed(c, l, ws, 1);
+}
+
 /* nb tokens at positions pos0.. through every layer; logits (n_vocab per
- * position) for the positions from `first_logit` on, if logits is set. */
+ * position) for the positions from `first_logit` on, if logits is set.
+ * One pass for every architecture: each difference is an `if` on the
+ * architecture's row (arch.h) or a tensor the file has. */
 static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, float *logits, int first_logit) {
     const pl_model *m = c->m;
-    const pl_model_info *in = &m->info;
-    int E = in->n_embd, F = in->n_ff, hd = c->head_dim, kvd = c->kv_dim, half = in->n_rot / 2;
+    const pl_hparams *hp = &m->hp;
+    const pl_arch *a = hp->arch;
+    const int E = hp->n_embd, F = hp->n_ff, hd = hp->head_dim, kvd = hp->n_kv, QD = hp->n_q, W = c->wide;
+    const int half = hp->n_rot / 2;
+    const size_t cls = (size_t)c->n_batch * half; /* floats per rope class */
 
-    for (int b = 0; b < nb; b++)
-        m->tok_embd.tr->to_float((const uint8_t *)m->tok_embd.data + (size_t)tokens[b] * m->tok_embd.row_bytes,
-                                 c->x + (size_t)b * E, E);
+    for (int b = 0; b < nb; b++) {
+        float *xr = c->x + (size_t)b * E;
+        m->tok_embd.tr->to_float((const uint8_t *)m->tok_embd.data + (size_t)tokens[b] * m->tok_embd.row_bytes, xr, E);
+        if (a->embd_scale)
+            for (int i = 0; i < E; i++) xr[i] *= hp->embd_scale;
+    }
+    for (int k = 0; k < hp->n_rope_class; k++)
+        for (int b = 0; b < nb; b++)
+            rope_row(c, k, pos0 + b, c->rope_cos + k * cls + (size_t)b * half, c->rope_sin + k * cls + (size_t)b * half);
 
-    for (int b = 0; b < nb; b++)
-        rope_row(c, pos0 + b, c->rope_cos + (size_t)b * half, c->rope_sin + (size_t)b * half);
-
-    for (int l = 0; l < in->n_layer; l++) {
+    for (int l = 0; l < hp->n_layer; l++) {
         const pl_layer *L = &m->layers[l];
         /* streaming: read the next streamed layer ahead while this one runs */
-        int next = l + 1 < in->n_layer ? l + 1 : c->n_resident;
-        if (c->n_resident < in->n_layer && next >= c->n_resident)
+        int next = l + 1 < hp->n_layer ? l + 1 : c->n_resident;
+        if (c->n_resident < hp->n_layer && next >= c->n_resident)
             if (c->readahead) pl_advise(&m->map, m->layer_off[next], m->layer_len[next], PL_ADV_WILLNEED);
-        for (int b = 0; b < nb; b++) rmsnorm(c->xb + (size_t)b * E, c->x + (size_t)b * E, L->attn_norm, E, in->rms_eps);
+        norm_rows(hp, c->xb, (size_t)W, c->x, (size_t)E, L->attn_norm, L->attn_norm_b, E, nb);
         {
             const pl_weight *w[3] = {&L->wq, &L->wk, &L->wv};
             const float *x[3] = {c->xb, c->xb, c->xb};
             float *y[3] = {c->q, c->k, c->v};
-            size_t ys[3] = {(size_t)E, (size_t)kvd, (size_t)kvd};
-            matmul(c, 3, nb, w, x, (size_t)E, y, ys);
+            size_t ys[3] = {(size_t)W, (size_t)kvd, (size_t)kvd};
+            matmul(c, 3, nb, w, x, (size_t)W, y, ys);
             drop_streamed(c, l, w, 3);
+        }
+        add_bias(c->q, (size_t)W, L->bq, QD, nb);
+        add_bias(c->k, (size_t)kvd, L->bk, kvd, nb);
+        add_bias(c->v, (size_t)kvd, L->bv, kvd, nb);
+        if (a->parallel) { /* the FFN reads the same normed input, which attention overwrites */
+            product(c, l, nb, &L->w_up, c->xb, (size_t)W, c->hb, (size_t)F);
+            add_bias(c->hb, (size_t)F, L->b_up, F, nb);
         }
         for (int b = 0; b < nb; b++) {
             int pos = pos0 + b;
-            const float *cs = c->rope_cos + (size_t)b * half, *sn = c->rope_sin + (size_t)b * half;
-            rope(c->q + (size_t)b * E, in->n_head, hd, in->n_rot, cs, sn);
-            rope(c->k + (size_t)b * kvd, in->n_head_kv, hd, in->n_rot, cs, sn);
-            for (int h = 0; h < in->n_head_kv; h++) {
-                size_t off = ((((size_t)l * in->n_head_kv + h) * c->n_ctx) + pos) * c->kv_row;
-                store_kv(c, c->k + (size_t)b * kvd + (size_t)h * hd, c->kcache + off);
-                store_kv(c, c->v + (size_t)b * kvd + (size_t)h * hd, c->vcache + off);
+            float *qb = c->q + (size_t)b * W, *kb = c->k + (size_t)b * kvd;
+            if (L->q_norm) {
+                for (int h = 0; h < hp->n_head; h++) rmsnorm(qb + h * hd, qb + h * hd, L->q_norm, hd, hp->norm_eps);
+                for (int h = 0; h < hp->n_head_kv; h++) rmsnorm(kb + h * hd, kb + h * hd, L->k_norm, hd, hp->norm_eps);
+            }
+            if (!L->nope) {
+                const float *cs = c->rope_cos + L->rope_class * cls + (size_t)b * half;
+                const float *sn = c->rope_sin + L->rope_class * cls + (size_t)b * half;
+                rope(qb, hp->n_head, hd, hp->n_rot, a->rope_neox, cs, sn);
+                rope(kb, hp->n_head_kv, hd, hp->n_rot, a->rope_neox, cs, sn);
+            }
+            for (int h = 0; h < hp->n_head_kv; h++) {
+                store_kv(c, kb + (size_t)h * hd, c->kcache + kv_off(c, l, h, pos));
+                store_kv(c, c->v + (size_t)b * kvd + (size_t)h * hd, c->vcache + kv_off(c, l, h, pos));
             }
         }
         attn_job aj = {c, l, pos0, nb};
         pl_pool_run(c->pool, attn_task, &aj);
-        {
-            const pl_weight *w[1] = {&L->wo};
-            const float *x[1] = {c->xb};
-            float *y[1] = {c->q};
-            size_t ys[1] = {(size_t)E};
-            matmul(c, 1, nb, w, x, (size_t)E, y, ys);
-            drop_streamed(c, l, w, 1);
-        }
-        for (size_t i = 0; i < (size_t)nb * E; i++) c->x[i] += c->q[i];
+        product(c, l, nb, &L->wo, c->xb, (size_t)W, c->q, (size_t)W); /* attention output in q */
+        add_bias(c->q, (size_t)W, L->bo, E, nb);
+        if (L->attn_post_norm) norm_rows(hp, c->q, (size_t)W, c->q, (size_t)W, L->attn_post_norm, NULL, E, nb);
 
-        for (int b = 0; b < nb; b++) rmsnorm(c->xb + (size_t)b * E, c->x + (size_t)b * E, L->ffn_norm, E, in->rms_eps);
-        {
-            const pl_weight *w[2] = {&L->w_gate, &L->w_up};
-            const float *x[2] = {c->xb, c->xb};
-            float *y[2] = {c->hb, c->hb2};
-            size_t ys[2] = {(size_t)F, (size_t)F};
-            matmul(c, 2, nb, w, x, (size_t)E, y, ys);
-            drop_streamed(c, l, w, 2);
+        if (a->parallel) { /* x += attention + FFN of the same input */
+            act_job sj = {c->hb, NULL, (size_t)nb * F, a->ffn};
+            pl_pool_run(c->pool, act_task, &sj);
+            product(c, l, nb, &L->w_down, c->hb, (size_t)F, c->hb2, (size_t)E);
+            add_bias(c->hb2, (size_t)E, L->b_down, E, nb);
+            for (int b = 0; b < nb; b++)
+                for (int i = 0; i < E; i++)
+                    c->x[(size_t)b * E + i] += c->q[(size_t)b * W + i] + c->hb2[(size_t)b * E + i];
+        } else {
+            for (int b = 0; b < nb; b++)
+                for (int i = 0; i < E; i++) c->x[(size_t)b * E + i] += c->q[(size_t)b * W + i];
+            norm_rows(hp, c->xb, (size_t)W, c->x, (size_t)E, L->ffn_norm, L->ffn_norm_b, E, nb);
+            if (L->w_gate.data) {
+                const pl_weight *w[2] = {&L->w_gate, &L->w_up};
+                const float *x[2] = {c->xb, c->xb};
+                float *y[2] = {c->hb, c->hb2};
+                size_t ys[2] = {(size_t)F, (size_t)F};
+                matmul(c, 2, nb, w, x, (size_t)W, y, ys);
+                drop_streamed(c, l, w, 2);
+            } else {
+                product(c, l, nb, &L->w_up, c->xb, (size_t)W, c->hb, (size_t)F);
+            }
+            add_bias(c->hb2, (size_t)F, L->w_gate.data ? L->b_up : NULL, F, nb);
+            if (!L->w_gate.data) add_bias(c->hb, (size_t)F, L->b_up, F, nb);
+            act_job sj = {c->hb, L->w_gate.data ? c->hb2 : NULL, (size_t)nb * F, a->ffn};
+            pl_pool_run(c->pool, act_task, &sj);
+            product(c, l, nb, &L->w_down, c->hb, (size_t)F, c->xb, (size_t)W);
+            add_bias(c->xb, (size_t)W, L->b_down, E, nb);
+            if (L->ffn_post_norm) norm_rows(hp, c->xb, (size_t)W, c->xb, (size_t)W, L->ffn_post_norm, NULL, E, nb);
+            for (int b = 0; b < nb; b++)
+                for (int i = 0; i < E; i++) c->x[(size_t)b * E + i] += c->xb[(size_t)b * W + i];
         }
-        silu_job sj = {c->hb, c->hb2, (size_t)nb * F};
-        pl_pool_run(c->pool, silu_task, &sj);
-        {
-            const pl_weight *w[1] = {&L->w_down};
-            const float *x[1] = {c->hb};
-            float *y[1] = {c->xb};
-            size_t ys[1] = {(size_t)E};
-            matmul(c, 1, nb, w, x, (size_t)F, y, ys);
-            drop_streamed(c, l, w, 1);
-        }
-        for (size_t i = 0; i < (size_t)nb * E; i++) c->x[i] += c->xb[i];
         /* what drop_streamed left of a streamed layer (its norms, the
          * pages its tensors share at their edges) leaves too, so LRU never
          * evicts the resident ones in its place */
@@ -768,12 +1112,14 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
     if (!logits || first_logit >= nb) return;
     int nl = nb - first_logit;
     float *xl = c->x + (size_t)first_logit * E;
-    for (int b = 0; b < nl; b++) rmsnorm(xl + (size_t)b * E, xl + (size_t)b * E, m->output_norm, E, in->rms_eps);
-    const pl_weight *w[1] = {&m->output};
-    const float *x[1] = {xl};
-    float *y[1] = {logits};
-    size_t ys[1] = {(size_t)in->n_vocab};
-    matmul(c, 1, nl, w, x, (size_t)E, y, ys);
+    norm_rows(hp, xl, (size_t)E, xl, (size_t)E, m->output_norm, m->output_norm_b, E, nl);
+    const int V = m->info.n_vocab;
+    product(c, -1, nl, &m->output, xl, (size_t)E, logits, (size_t)V); /* never dropped */
+    add_bias(logits, (size_t)V, m->output_b, V, nl);
+    if (hp->final_softcap > 0.0f) {
+        const float cap = hp->final_softcap;
+        for (size_t i = 0; i < (size_t)nl * V; i++) logits[i] = cap * tanhf(logits[i] / cap);
+    }
 }
 
 int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits, int all_logits) {

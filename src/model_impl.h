@@ -12,6 +12,7 @@
 #include "pool.h"
 #include "quant.h"
 #include "tokenizer.h"
+#include "arch.h"
 
 typedef struct pl_weight {
     const void *data;           /* rows x row_bytes, in the mapping */
@@ -21,26 +22,59 @@ typedef struct pl_weight {
     size_t row_bytes;
 } pl_weight;
 
+/* Per-layer tensors. Q = n_head * head_dim, KV = n_head_kv * head_dim,
+ * E = n_embd, F = n_ff. Optional ones are NULL / data NULL when absent.
+ * Fused tensors (phi3's attn_qkv, an ffn_up holding gate and up) are bound
+ * as row views into the one tensor, never copied. */
 typedef struct pl_layer {
-    const float *attn_norm; /* [n_embd] */
-    pl_weight wq;           /* [n_embd] -> [n_embd] */
-    pl_weight wk, wv;       /* [n_embd] -> [n_kv_dim] */
-    pl_weight wo;           /* [n_embd] -> [n_embd] */
-    const float *ffn_norm;  /* [n_embd] */
-    pl_weight w_gate, w_up; /* [n_embd] -> [n_ff] */
-    pl_weight w_down;       /* [n_ff] -> [n_embd] */
+    const float *attn_norm, *attn_norm_b; /* [E]; the bias for LayerNorm */
+    pl_weight wq;                   /* [E] -> [Q] */
+    pl_weight wk, wv;               /* [E] -> [KV] */
+    const float *bq, *bk, *bv;      /* [Q], [KV], [KV] biases */
+    const float *q_norm, *k_norm;   /* [head_dim] per-head RMSNorm (qwen3, gemma3) */
+    pl_weight wo;                   /* [Q] -> [E] */
+    const float *bo;                /* [E] */
+    const float *attn_post_norm;    /* [E] (gemma2/3) */
+    const float *ffn_norm, *ffn_norm_b; /* [E]; NULL for a parallel block (phi2) */
+    pl_weight w_gate, w_up;         /* [E] -> [F]; no gate for a plain GELU FFN */
+    const float *b_up;              /* [F] */
+    pl_weight w_down;               /* [F] -> [E] */
+    const float *b_down;            /* [E] */
+    const float *ffn_post_norm;     /* [E] (gemma2/3) */
+    uint8_t swa;                    /* sliding-window attention in this layer */
+    uint8_t nope;                   /* no RoPE in this layer (smollm3) */
+    uint8_t rope_class;             /* which row of the context's cos/sin tables */
 } pl_layer;
+
+/* Hyper-parameters, read through "{arch}." keys (model.c). */
+typedef struct pl_hparams {
+    const pl_arch *arch;
+    int n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim, n_rot;
+    int n_q, n_kv;                  /* n_head * head_dim, n_head_kv * head_dim */
+    float norm_eps;
+    float attn_scale;               /* applied to q.k (1/sqrt(head_dim) unless the arch says) */
+    float embd_scale;               /* 1, or sqrt(n_embd) */
+    float attn_softcap, final_softcap; /* 0: none */
+    int n_swa;                      /* sliding window (keys with p - k < n_swa), 0: none */
+    /* RoPE: class 0 for most layers; class 1 for gemma3's sliding layers */
+    int n_rope_class;
+    float rope_base[2], rope_freq_scale[2];
+    const float *rope_freqs;        /* [n_rot/2] Llama 3 frequency factors (class 0), or NULL */
+} pl_hparams;
 
 struct pl_model {
     pl_mapping map;         /* owned mapping (empty for _memory) */
     gguf_file gguf;
     pl_tokenizer *tok;
     pl_model_info info;
+    pl_hparams hp;
     pl_weight tok_embd;       /* [n_vocab] rows of [n_embd] */
-    const float *output_norm; /* [n_embd] */
+    const float *output_norm, *output_norm_b; /* [n_embd] (the bias for LayerNorm) */
     pl_weight output;         /* [n_embd] -> [n_vocab]; = tok_embd when tied */
+    const float *output_b;    /* [n_vocab] or NULL */
     pl_layer *layers;         /* [n_layer] */
-    float *owned_norms;       /* norms converted from non-F32 types */
+    float *owned_norms;       /* norms and biases converted from non-F32 types */
+    size_t owned_cap, owned_used; /* floats */
     size_t *layer_off, *layer_len; /* [n_layer] byte span of each layer's tensors in the file */
 };
 
@@ -50,14 +84,14 @@ struct pl_context {
     pl_model *m;
     int n_ctx, n_batch;
     pl_pool *pool;
-    int head_dim, kv_dim;
+    int head_dim, kv_dim, q_dim, wide; /* wide = max(n_embd, q_dim) */
     /* activations for a batch of B = n_batch positions, position-major */
     float *x;      /* [B][n_embd] residual stream */
-    float *xb;     /* [B][n_embd] normed input, then the attention output, then the FFN output */
-    float *q;      /* [B][n_embd] queries, then the attention's output projection */
+    float *xb;     /* [B][wide] normed input, then the attention output (q_dim), then branch outputs */
+    float *q;      /* [B][wide] queries (q_dim), then the attention's output projection */
     float *k, *v;  /* [B][kv_dim] */
-    float *hb;     /* [B][n_ff] gate, then SwiGLU output */
-    float *hb2;    /* [B][n_ff] up */
+    float *hb;     /* [B][n_ff] gate, then the FFN's activation */
+    float *hb2;    /* [B][max(n_ff, n_embd)] up; a parallel block's FFN output */
     void *xq[3];   /* [B][row bytes of max(n_embd, n_ff) floats] quantized activations */
     size_t xq_size;
     float *scores;              /* [n_threads][scores_per_thread] attention scores */
@@ -66,8 +100,7 @@ struct pl_context {
                                  * head_dim FP16 values, or Q8_0 blocks (--kv q8) */
     uint32_t kv_type;           /* PL_TYPE_F16 or PL_TYPE_Q8_0 */
     size_t kv_row;              /* bytes of one cached head vector */
-    float *rope_cos, *rope_sin; /* [B][n_rot/2] for the batch's positions */
-    float theta_scale;          /* RoPE: rope_base^(-2/n_rot) */
+    float *rope_cos, *rope_sin; /* [n_rope_class][B][n_rot/2] for the batch's positions */
     size_t state_bytes, kv_bytes, peak_anon;
     int readahead;              /* WILLNEED hints for the next streamed layer */
     int n_resident;             /* layers [0, n_resident) stay cached; the rest stream */
