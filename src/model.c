@@ -202,6 +202,11 @@ static int load_hparams(pl_model *m, char *err, size_t errlen) {
     }
     if ((rc = get_f32(m, "rope.scale_linear", 1.0f, 1e-3f, 1e6f, &scale_linear, &have, err, errlen))) return rc;
     if (have && factor == 1.0f) factor = scale_linear;
+    uint32_t orig;
+    if ((rc = get_u32(m, "rope.scaling.original_context_length", 0, n_ctx, 1, 0xffffffffu, &orig, err, errlen)) ||
+        (rc = get_f32(m, "rope.scaling.attn_factor", 1.0f, 1e-3f, 1e3f, &hp->rope_attn_factor, NULL, err, errlen)))
+        return rc;
+    hp->n_ctx_orig = orig > MAX_CTX ? MAX_CTX : (int)orig;
     hp->n_rope_class = 1;
     hp->rope_base[0] = base;
     hp->rope_freq_scale[0] = 1.0f / factor;
@@ -273,10 +278,20 @@ static int load_tensors(pl_model *m, uint8_t *used, char *err, size_t errlen) {
     }
     /* Llama 3's rope scaling: one frequency factor per rotated pair */
     if ((rc = bind_vec(m, used, &m->hp.rope_freqs, "rope_freqs.weight", hp->n_rot / 2, 1, err, errlen))) return rc;
-    for (int i = 0; m->hp.rope_freqs && i < hp->n_rot / 2; i++)
-        if (!(m->hp.rope_freqs[i] > 0.0f && m->hp.rope_freqs[i] < 1e30f))
-            return set_err(err, errlen, PL_ERR_FORMAT, "rope_freqs.weight[%d] = %g is not a positive number", i,
-                           (double)m->hp.rope_freqs[i]);
+    if ((rc = bind_vec(m, used, &m->hp.rope_long, "rope_factors_long.weight", hp->n_rot / 2, 1, err, errlen)) ||
+        (rc = bind_vec(m, used, &m->hp.rope_short, "rope_factors_short.weight", hp->n_rot / 2, 1, err, errlen)))
+        return rc;
+    if (!m->hp.rope_long != !m->hp.rope_short)
+        return set_err(err, errlen, PL_ERR_FORMAT, "rope_factors_long.weight and rope_factors_short.weight come in pairs");
+    if (m->hp.rope_freqs && m->hp.rope_long)
+        return set_err(err, errlen, PL_ERR_FORMAT, "both rope_freqs.weight and rope_factors_*.weight");
+    const float *factors[3] = {m->hp.rope_freqs, m->hp.rope_long, m->hp.rope_short};
+    static const char *fnames[3] = {"rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight"};
+    for (int f = 0; f < 3; f++)
+        for (int i = 0; factors[f] && i < hp->n_rot / 2; i++)
+            if (!(factors[f][i] > 0.0f && factors[f][i] < 1e30f))
+                return set_err(err, errlen, PL_ERR_FORMAT, "%s[%d] = %g is not a positive number", fnames[f], i,
+                               (double)factors[f][i]);
 
     for (int l = 0; l < hp->n_layer; l++) {
         pl_layer *L = &m->layers[l];
@@ -375,7 +390,7 @@ static int load(pl_model *m, char *err, size_t errlen) {
     const pl_hparams *hp = &m->hp;
     m->owned_cap = (size_t)hp->n_layer * (6 * (size_t)hp->n_embd + 2 * (size_t)hp->n_q + 4 * (size_t)hp->n_kv +
                                           (size_t)hp->n_ff + 2 * (size_t)hp->head_dim) +
-                   2 * (size_t)hp->n_embd + (size_t)in->n_vocab + (size_t)hp->n_rot;
+                   2 * (size_t)hp->n_embd + (size_t)in->n_vocab + 2 * (size_t)hp->n_rot;
     m->owned_norms = malloc(m->owned_cap * sizeof(float));
     uint8_t *used = calloc(m->gguf.n_tensors, 1);
     if (!m->owned_norms || !used) {
@@ -596,6 +611,7 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     size_t half_rot = (size_t)in->n_rot / 2;
     c->rope_cos = xalloc((size_t)hp->n_rope_class * B * half_rot * sizeof(float), sb);
     c->rope_sin = xalloc((size_t)hp->n_rope_class * B * half_rot * sizeof(float), sb);
+    c->rope_factors = hp->rope_freqs ? hp->rope_freqs : n_ctx > hp->n_ctx_orig ? hp->rope_long : hp->rope_short;
     c->kv_type = p && p->kv_q8 ? PL_TYPE_Q8_0 : PL_TYPE_F16;
     if (c->kv_type == PL_TYPE_Q8_0 && c->head_dim % QK8_0) {
         pl_context_free(c);
@@ -668,13 +684,13 @@ int pl_context_resident_layers(const pl_context *c) { return c->n_resident; }
  * batch, rather than a table of the whole context: 512 KB less at 2048). */
 static void rope_row(const pl_context *c, int k, int pos, float *cs, float *sn) {
     const pl_hparams *hp = &c->m->hp;
-    const float *ff = k == 0 ? hp->rope_freqs : NULL, fs = hp->rope_freq_scale[k];
+    const float *ff = k == 0 ? c->rope_factors : NULL, fs = hp->rope_freq_scale[k], mscale = hp->rope_attn_factor;
     const float theta_scale = powf(hp->rope_base[k], -2.0f / (float)hp->n_rot);
     float theta = (float)pos;
     for (int i = 0; i < hp->n_rot / 2; i++) {
         float t = fs * (ff ? theta / ff[i] : theta);
-        cs[i] = cosf(t);
-        sn[i] = sinf(t);
+        cs[i] = cosf(t) * mscale;
+        sn[i] = sinf(t) * mscale;
         theta *= theta_scale;
     }
 }
@@ -706,7 +722,10 @@ int pl_context_shift(pl_context *c, int n_keep, int n_discard, int n_past) {
     float cs[2][PL_MAX_HEAD_DIM / 2], sn[2][PL_MAX_HEAD_DIM / 2];
     for (int k = 0; k < hp->n_rope_class; k++) {
         rope_row(c, k, n_discard, cs[k], sn[k]);
-        for (int i = 0; i < half; i++) sn[k][i] = -sn[k][i];
+        /* a pure rotation: without LongRoPE's attention factor, which the
+         * keys already carry from their first rotation */
+        const float inv = 1.0f / hp->rope_attn_factor;
+        for (int i = 0; i < half; i++) cs[k][i] *= inv, sn[k][i] = -sn[k][i] * inv;
     }
     float buf[PL_MAX_HEAD_DIM];
     const pl_type_traits *kt_tr = pl_type_traits_get(c->kv_type);

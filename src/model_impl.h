@@ -60,6 +60,12 @@ typedef struct pl_hparams {
     int n_rope_class;
     float rope_base[2], rope_freq_scale[2];
     const float *rope_freqs;        /* [n_rot/2] Llama 3 frequency factors (class 0), or NULL */
+    /* Phi-3.5/4 LongRoPE: short factors up to the original context, long
+     * ones past it (chosen per context, as llama.cpp does), and the
+     * attention factor that scales cos and sin */
+    const float *rope_long, *rope_short; /* [n_rot/2] or NULL */
+    int n_ctx_orig;
+    float rope_attn_factor;
 } pl_hparams;
 
 struct pl_model {
@@ -101,6 +107,7 @@ struct pl_context {
     uint32_t kv_type;           /* PL_TYPE_F16 or PL_TYPE_Q8_0 */
     size_t kv_row;              /* bytes of one cached head vector */
     float *rope_cos, *rope_sin; /* [n_rope_class][B][n_rot/2] for the batch's positions */
+    const float *rope_factors;  /* class 0's frequency factors for this context's length, or NULL */
     size_t state_bytes, kv_bytes, peak_anon;
     int readahead;              /* WILLNEED hints for the next streamed layer */
     int n_resident;             /* layers [0, n_resident) stay cached; the rest stream */
