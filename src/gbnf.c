@@ -4,7 +4,9 @@
  * groups and repetitions into generated rules, and every element learns
  * the length of the shortest way to finish its alternative. Undefined
  * rules, left recursion and rules that can never finish are refused with
- * a line:column message.
+ * a line:column message. The compiled size has a budget (G_MAX_ELEMENTS,
+ * G_MAX_RULES: "a"{1000}{1000}{1000} would be 10^9 elements) and every
+ * pass is linear or n log n in it, so hostile text fails fast by name.
  * Not here: the recognizer, masking, the JSON mode (grammar.c), JSON
  * Schema (json_schema.c). */
 #include "grammar_impl.h"
@@ -14,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define G_MAX_ELEMENTS (1 << 20) /* elements of all rules after expanding repetitions */
+#define G_MAX_RULES (1 << 18)    /* rules, named and generated */
 
 /* Grow *p (elements of size es) so it holds at least need; 0 or -1. */
 static int grow(void **p, int *cap, int need, size_t es) {
@@ -54,7 +59,46 @@ typedef struct gparser {
     uint32_t (*bset)[8];
     int nbset, bsetcap;
     int nest;
+    long n_el;           /* elements emitted so far (G_MAX_ELEMENTS) */
+    int32_t *rht, *bht;  /* open-addressing hash tables: named rule ids, byte set ids (-1 empty) */
+    int rhtcap, bhtcap;  /* powers of two, kept at most half full */
+    int n_named;
 } gparser;
+
+static uint32_t hash_bytes(const void *p, size_t n) {
+    const unsigned char *s = p;
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 16777619u;
+    return h;
+}
+
+/* Slot of key in table ht (cap a power of two): where eq(id) holds, or
+ * the empty slot where it would go. */
+typedef int (*ht_eq)(const struct gparser *P, int32_t id, const void *key, size_t n);
+static int32_t *ht_slot(const struct gparser *P, int32_t *ht, int cap, uint32_t h, ht_eq eq, const void *key,
+                        size_t n) {
+    for (uint32_t k = h & (uint32_t)(cap - 1);; k = (k + 1) & (uint32_t)(cap - 1))
+        if (ht[k] < 0 || eq(P, ht[k], key, n)) return &ht[k];
+}
+
+/* Make room for one more entry (rehashing with hash_of); 0 or -1. */
+static int ht_reserve(struct gparser *P, int32_t **ht, int *cap, int count, uint32_t (*hash_of)(const struct gparser *, int32_t)) {
+    if ((count + 1) * 2 <= *cap) return 0;
+    int nc = *cap ? *cap * 2 : 64;
+    int32_t *t = malloc((size_t)nc * sizeof *t);
+    if (!t) return -1;
+    memset(t, 0xFF, (size_t)nc * sizeof *t);
+    for (int i = 0; i < *cap; i++) {
+        if ((*ht)[i] < 0) continue;
+        uint32_t k = hash_of(P, (*ht)[i]) & (uint32_t)(nc - 1);
+        while (t[k] >= 0) k = (k + 1) & (uint32_t)(nc - 1);
+        t[k] = (*ht)[i];
+    }
+    free(*ht);
+    *ht = t;
+    *cap = nc;
+    return 0;
+}
 
 static void perr(gparser *P, size_t at, const char *fmt, ...) {
     if (P->failed) return;
@@ -78,7 +122,21 @@ static void perr(gparser *P, size_t at, const char *fmt, ...) {
     va_end(ap);
 }
 
+static int rule_eq(const gparser *P, int32_t id, const void *name, size_t nlen) {
+    return P->r[id].nlen == (int)nlen && !memcmp(P->r[id].name, name, nlen);
+}
+
+static uint32_t rule_hash(const gparser *P, int32_t id) { return hash_bytes(P->r[id].name, (size_t)P->r[id].nlen); }
+
 static int rule_new(gparser *P, const char *name, int nlen, size_t at) {
+    if (P->nr >= G_MAX_RULES) {
+        perr(P, at, "grammar too large: more than %d rules (named and generated)", G_MAX_RULES);
+        return -1;
+    }
+    if (name && ht_reserve(P, &P->rht, &P->rhtcap, P->n_named, rule_hash)) {
+        perr(P, at, "out of memory");
+        return -1;
+    }
     if (grow((void **)&P->r, &P->rcap, P->nr + 1, sizeof *P->r)) {
         perr(P, at, "out of memory");
         return -1;
@@ -89,17 +147,24 @@ static int rule_new(gparser *P, const char *name, int nlen, size_t at) {
     r->nlen = nlen;
     r->def_at = r->ref_at = at;
     r->defined = name == NULL;
+    if (name) {
+        *ht_slot(P, P->rht, P->rhtcap, hash_bytes(name, (size_t)nlen), rule_eq, name, (size_t)nlen) = P->nr;
+        P->n_named++;
+    }
     return P->nr++;
 }
 
 static int rule_find(gparser *P, const char *name, int nlen) {
-    for (int i = 0; i < P->nr; i++)
-        if (P->r[i].name && P->r[i].nlen == nlen && !memcmp(P->r[i].name, name, (size_t)nlen)) return i;
-    return -1;
+    if (!P->rhtcap) return -1;
+    return *ht_slot(P, P->rht, P->rhtcap, hash_bytes(name, (size_t)nlen), rule_eq, name, (size_t)nlen);
 }
 
 static void emit(gparser *P, int rid, int kind, int val) {
     if (P->failed) return;
+    if (++P->n_el > G_MAX_ELEMENTS) {
+        perr(P, P->pos, "grammar too large: more than %d elements after expanding repetitions", G_MAX_ELEMENTS);
+        return;
+    }
     brule *r = &P->r[rid];
     if (grow((void **)&r->el, &r->cap, r->n + 1, sizeof *r->el)) {
         perr(P, P->pos, "out of memory");
@@ -110,14 +175,21 @@ static void emit(gparser *P, int rid, int kind, int val) {
     r->n++;
 }
 
+static int bset_eq(const gparser *P, int32_t id, const void *w, size_t n) { return !memcmp(P->bset[id], w, n); }
+
+static uint32_t bset_hash(const gparser *P, int32_t id) { return hash_bytes(P->bset[id], sizeof P->bset[id]); }
+
 static int bset_id(gparser *P, const uint32_t w[8]) {
-    for (int i = 0; i < P->nbset; i++)
-        if (!memcmp(P->bset[i], w, sizeof(uint32_t) * 8)) return i;
-    if (grow((void **)&P->bset, &P->bsetcap, P->nbset + 1, sizeof *P->bset)) {
+    const size_t n = sizeof(uint32_t) * 8;
+    if (ht_reserve(P, &P->bht, &P->bhtcap, P->nbset, bset_hash) ||
+        grow((void **)&P->bset, &P->bsetcap, P->nbset + 1, sizeof *P->bset)) {
         perr(P, P->pos, "out of memory");
         return 0;
     }
-    memcpy(P->bset[P->nbset], w, sizeof(uint32_t) * 8);
+    int32_t *slot = ht_slot(P, P->bht, P->bhtcap, hash_bytes(w, n), bset_eq, w, n);
+    if (*slot >= 0) return *slot;
+    memcpy(P->bset[P->nbset], w, n);
+    *slot = P->nbset;
     return P->nbset++;
 }
 
@@ -322,6 +394,12 @@ static void repeat(gparser *P, int rid, int start, int min, int max, size_t at) 
         perr(P, at, "expected an item before the repetition");
         return;
     }
+    /* the budget before the copies: {1000}{1000}{1000} must fail at once */
+    long long grow_by = (long long)n * (min - 1) + (max < 0 ? n + 2 : (long long)(max - min) * (n + 2));
+    if (P->n_el + grow_by > G_MAX_ELEMENTS) {
+        perr(P, at, "grammar too large: more than %d elements after expanding repetitions", G_MAX_ELEMENTS);
+        return;
+    }
     gel *item = malloc((size_t)n * sizeof *item);
     if (!item) {
         perr(P, at, "out of memory");
@@ -329,7 +407,8 @@ static void repeat(gparser *P, int rid, int start, int min, int max, size_t at) 
     }
     memcpy(item, P->r[rid].el + start, (size_t)n * sizeof *item);
     P->r[rid].n = start;
-    for (int k = 0; k < min; k++)
+    P->n_el -= n; /* the item is re-emitted below */
+    for (int k = 0; k < min && !P->failed; k++)
         for (int i = 0; i < n; i++) emit(P, rid, item[i].kind, item[i].val);
     if (max < 0) { /* R ::= item R | (empty) */
         int R = rule_new(P, NULL, 0, at);
@@ -548,6 +627,92 @@ static void parse_rule(gparser *P) {
     }
 }
 
+/* Shortest expansion (bytes) of every rule into rmin, G_INF when a rule
+ * can never finish. Knuth's generalisation of Dijkstra to grammars: an
+ * alternative's length is known once all the rules it refers to are, and
+ * the smallest known candidate of all is final, so each rule is settled
+ * once (a fixpoint iteration could take a pass per rule: quadratic).
+ * 0, or -1 when out of memory. */
+static int shortest(const gprog *g, int *rmin) {
+    int R = g->n_rules, A = g->n_alt, rc = -1;
+    long *sum = malloc((size_t)A * sizeof *sum + 1);
+    int *left = malloc((size_t)A * sizeof *left + 1), *owner = malloc((size_t)A * sizeof *owner + 1);
+    int *uoff = calloc((size_t)R + 1, sizeof *uoff), *use = malloc((size_t)g->n_el * sizeof *use + 1);
+    int *fill = malloc(((size_t)R + 1) * sizeof *fill);
+    uint8_t *done = calloc((size_t)R + 1, 1);
+    struct hent { long v; int r; } *heap = malloc(((size_t)A + 1) * sizeof *heap);
+    int nh = 0;
+    if (!sum || !left || !owner || !uoff || !use || !fill || !done || !heap) goto out;
+    /* use[uoff[r] .. uoff[r+1]): the alternatives referring to r, once per reference */
+    for (int k = 0; k < A; k++)
+        for (int p = g->alt[k]; g->el[p].kind >= GE_BYTES; p++)
+            if (g->el[p].kind == GE_REF) uoff[g->el[p].val + 1]++;
+    for (int r = 0; r < R; r++) uoff[r + 1] += uoff[r];
+    memcpy(fill, uoff, (size_t)R * sizeof *fill);
+    for (int r = 0; r < R; r++) {
+        rmin[r] = G_INF;
+        for (int k = g->rule_alt[r]; k < g->rule_alt[r + 1]; k++) {
+            owner[k] = r;
+            sum[k] = 0;
+            left[k] = 0;
+            for (int p = g->alt[k]; g->el[p].kind >= GE_BYTES; p++) {
+                if (g->el[p].kind == GE_BYTES) {
+                    sum[k]++;
+                } else {
+                    use[fill[g->el[p].val]++] = k;
+                    left[k]++;
+                }
+            }
+        }
+    }
+#define HEAP_PUSH(V, RR)                                                         \
+    do {                                                                         \
+        int i_ = nh++;                                                           \
+        while (i_ > 0 && heap[(i_ - 1) / 2].v > (V)) {                           \
+            heap[i_] = heap[(i_ - 1) / 2];                                       \
+            i_ = (i_ - 1) / 2;                                                   \
+        }                                                                        \
+        heap[i_].v = (V);                                                        \
+        heap[i_].r = (RR);                                                       \
+    } while (0)
+    for (int k = 0; k < A; k++)
+        if (!left[k]) HEAP_PUSH(sum[k], owner[k]);
+    while (nh) {
+        struct hent top = heap[0], last = heap[--nh];
+        int i = 0;
+        for (;;) { /* sift the last entry down from the root */
+            int c = 2 * i + 1;
+            if (c >= nh) break;
+            if (c + 1 < nh && heap[c + 1].v < heap[c].v) c++;
+            if (heap[c].v >= last.v) break;
+            heap[i] = heap[c];
+            i = c;
+        }
+        if (nh) heap[i] = last;
+        if (done[top.r]) continue;
+        done[top.r] = 1;
+        rmin[top.r] = top.v >= G_INF ? G_INF : (int32_t)top.v;
+        for (int u = uoff[top.r]; u < uoff[top.r + 1]; u++) {
+            int k = use[u];
+            sum[k] += rmin[top.r];
+            if (sum[k] > G_INF) sum[k] = G_INF;
+            if (--left[k] == 0) HEAP_PUSH(sum[k], owner[k]);
+        }
+    }
+#undef HEAP_PUSH
+    rc = 0;
+out:
+    free(sum);
+    free(left);
+    free(owner);
+    free(uoff);
+    free(use);
+    free(fill);
+    free(done);
+    free(heap);
+    return rc;
+}
+
 /* Flatten the parsed rules, check them, compute the shortest lengths. */
 static int compile(gparser *P, gprog *g) {
     memset(g, 0, sizeof *g);
@@ -596,22 +761,9 @@ static int compile(gparser *P, gprog *g) {
         g->el[e++].val = 0;
     }
     g->rule_alt[P->nr] = a;
-    /* shortest expansion of every rule: fixpoint from "infinite" */
-    for (int r = 0; r < P->nr; r++) rmin[r] = G_INF;
-    for (int changed = 1; changed;) {
-        changed = 0;
-        for (int r = 0; r < P->nr; r++)
-            for (int k = g->rule_alt[r]; k < g->rule_alt[r + 1]; k++) {
-                long sum = 0;
-                for (int p = g->alt[k]; g->el[p].kind >= GE_BYTES; p++) {
-                    sum += g->el[p].kind == GE_BYTES ? 1 : rmin[g->el[p].val];
-                    if (sum >= G_INF) break;
-                }
-                if (sum < rmin[r]) {
-                    rmin[r] = (int)sum;
-                    changed = 1;
-                }
-            }
+    if (shortest(g, rmin)) {
+        perr(P, 0, "out of memory");
+        goto fail;
     }
     for (int r = 0; r < P->nr; r++)
         for (int k = g->rule_alt[r]; k < g->rule_alt[r + 1]; k++) {
@@ -738,5 +890,7 @@ int pl_grammar_gbnf_compile(gprog *out, const char *text, size_t len, char *err,
     for (int i = 0; i < P.nr; i++) free(P.r[i].el);
     free(P.r);
     free(P.bset);
+    free(P.rht);
+    free(P.bht);
     return rc;
 }

@@ -27,6 +27,10 @@
 #define G_NODE_CAP 65536  /* stack nodes in the arena */
 #define G_SET_CAP 65536   /* stack references in all sets */
 #define G_NORM_DEPTH 512  /* epsilon-expansion recursion guard */
+#define G_MAX_STACKS 4096 /* parse stacks in one state */
+#define G_WORK_MAX 20000000 /* parse steps (stacks added, rules expanded) per mask or token */
+#define G_HC_SIZE (2 * G_NODE_CAP) /* hash-consing slots for stack nodes */
+#define G_VIS_SIZE 16384  /* rule expansions memoised per step */
 #define J_WS_MAX 20       /* consecutive whitespace bytes in JSON mode */
 #define G_CACHE 8         /* states whose masks are kept */
 #define G_KEY_MAX 512     /* longest state key (ints) that is cached */
@@ -552,8 +556,65 @@ struct pl_grammar {
     int32_t *mark;   /* [G_NODE_CAP] compaction ranks */
     int32_t m_off[256], m_len[256], m_need[256]; /* steps from state 0 by each byte */
     uint8_t m_root[256];
-    int overflow;
+    /* Stack nodes are hash-consed (one node per (pos, parent), found
+     * through hc[]), so equal stacks are the same node id and a set is
+     * deduplicated in O(1) by stamping the ids it holds (stamp[id] == gen).
+     * Without it two derivations of the same stack stay apart and their
+     * descendants multiply at every byte (2^n stacks for ( [a-z]+ " "? )+).
+     * A direct-mapped miss only costs a duplicate, never a wrong answer. */
+    int32_t *hc;     /* [G_HC_SIZE] node ids (stale when >= the arena top or not matching) */
+    uint32_t *stamp; /* [G_NODE_CAP] */
+    uint32_t gen, acc_gen; /* acc_gen: the accepting (empty) stack is in the set */
+    struct gvis { int32_t rule, cont; uint32_t gen; } *vis; /* [G_VIS_SIZE] rules expanded this step */
+    int n_vis;
+    long work;       /* parse steps since the mask or token began (G_WORK_MAX) */
+    int overflow;    /* a limit was hit: G_OV_* */
 };
+
+/* Limits the runtime enforces, each with its own message (g_limit_msg). */
+enum { G_OV_NONE, G_OV_NODES, G_OV_SETS, G_OV_STACKS, G_OV_DEPTH, G_OV_WORK };
+
+static void g_limit_msg(pl_grammar *g, const char *what) {
+    switch (g->overflow) {
+    case G_OV_NODES:
+        set_err(g->last_err, sizeof g->last_err,
+                "grammar state too large: more than %d stack nodes (nesting too deep or grammar too ambiguous)",
+                G_NODE_CAP);
+        break;
+    case G_OV_SETS:
+        set_err(g->last_err, sizeof g->last_err, "grammar too ambiguous: more than %d parse states along a token",
+                G_SET_CAP);
+        break;
+    case G_OV_STACKS:
+        set_err(g->last_err, sizeof g->last_err, "grammar too ambiguous: more than %d parse states at a step",
+                G_MAX_STACKS);
+        break;
+    case G_OV_DEPTH:
+        set_err(g->last_err, sizeof g->last_err,
+                "grammar too deep: more than %d nested rules entered or left without a byte", G_NORM_DEPTH);
+        break;
+    default:
+        set_err(g->last_err, sizeof g->last_err, "grammar too ambiguous: more than %d parse steps for %s",
+                G_WORK_MAX, what);
+        break;
+    }
+}
+
+/* Start a new set under construction (a step): nothing is stamped yet. */
+static void g_new_gen(pl_grammar *g) {
+    if (++g->gen == 0) { /* wrapped: old stamps could collide */
+        memset(g->stamp, 0, G_NODE_CAP * sizeof *g->stamp);
+        for (int i = 0; i < G_VIS_SIZE; i++) g->vis[i].gen = 0;
+        g->acc_gen = 0;
+        g->gen = 1;
+    }
+    g->n_vis = 0;
+}
+
+static uint32_t g_hash(int32_t a, int32_t b) {
+    uint32_t h = (uint32_t)a * 0x9E3779B1u ^ ((uint32_t)b + 0x7F4A7C15u) * 0x85EBCA77u;
+    return h ^ h >> 15;
+}
 
 static gnode g_mk(const pl_grammar *g, int32_t pos, int32_t parent) {
     gnode n;
@@ -563,36 +624,84 @@ static gnode g_mk(const pl_grammar *g, int32_t pos, int32_t parent) {
     return n;
 }
 
-/* Add stack (pos, parent) to the set under construction at set[so ..
- * so+*sl), reusing node `have` (>= 0) when it already is that stack. */
-static void g_add(pl_grammar *g, int32_t pos, int32_t parent, int32_t have, int so, int *sl, int *ntop) {
-    for (int i = 0; i < *sl; i++) {
-        int32_t s = g->set[so + i];
-        if (pos < 0 ? s < 0 : (s >= 0 && g->node[s].pos == pos && g->node[s].parent == parent)) return;
+/* The node for stack (pos, parent), shared when it already exists below
+ * the arena top *ntop, else made there; -1 when the arena is full. */
+static int32_t g_node(pl_grammar *g, int32_t pos, int32_t parent, int *ntop) {
+    uint32_t h = g_hash(pos, parent), free_slot = UINT32_MAX;
+    for (uint32_t i = 0; i < 4; i++) {
+        uint32_t k = (h + i) & (G_HC_SIZE - 1);
+        int32_t id = g->hc[k];
+        if (id >= 0 && id < *ntop) {
+            if (g->node[id].pos == pos && g->node[id].parent == parent) return id;
+        } else if (free_slot == UINT32_MAX) {
+            free_slot = k;
+        }
     }
-    if (so + *sl >= G_SET_CAP) {
-        g->overflow = 1;
+    if (*ntop >= G_NODE_CAP) {
+        g->overflow = G_OV_NODES;
+        return -1;
+    }
+    int32_t id = (*ntop)++;
+    g->node[id] = g_mk(g, pos, parent);
+    g->hc[free_slot != UINT32_MAX ? free_slot : (h & (G_HC_SIZE - 1))] = id;
+    return id;
+}
+
+/* Make nodes [0, n) findable again (after they moved or were copied). */
+static void g_hc_rebuild(pl_grammar *g, int n) {
+    for (int i = 0; i < n; i++) g->hc[g_hash(g->node[i].pos, g->node[i].parent) & (G_HC_SIZE - 1)] = i;
+}
+
+/* Add stack (pos, parent) to the set under construction at set[so ..
+ * so+*sl), using node `have` (>= 0) when it already is that stack. */
+static void g_add(pl_grammar *g, int32_t pos, int32_t parent, int32_t have, int so, int *sl, int *ntop) {
+    int32_t id = -1;
+    if (pos < 0) {
+        if (g->acc_gen == g->gen) return;
+        g->acc_gen = g->gen;
+    } else {
+        id = have >= 0 ? have : g_node(g, pos, parent, ntop);
+        if (id < 0 || g->stamp[id] == g->gen) return;
+        g->stamp[id] = g->gen;
+    }
+    if (*sl >= G_MAX_STACKS) {
+        g->overflow = G_OV_STACKS;
         return;
     }
-    int32_t id = -1;
-    if (pos >= 0) {
-        id = have;
-        if (id < 0) {
-            if (*ntop >= G_NODE_CAP) {
-                g->overflow = 1;
-                return;
-            }
-            id = (*ntop)++;
-            g->node[id] = g_mk(g, pos, parent);
-        }
+    if (so + *sl >= G_SET_CAP) {
+        g->overflow = G_OV_SETS;
+        return;
     }
     g->set[so + (*sl)++] = id;
 }
 
+/* 1 the first time rule r is expanded on top of stack cont in this step
+ * (a second expansion would add the same stacks again: diamonds such as
+ * x ::= y | y, y ::= z | z ... would otherwise cost 2^depth). */
+static int g_first_visit(pl_grammar *g, int32_t r, int32_t cont) {
+    if (g->n_vis >= G_VIS_SIZE / 2) return 1; /* full: no memo, the work limit still holds */
+    for (uint32_t k = g_hash(r, cont) & (G_VIS_SIZE - 1);; k = (k + 1) & (G_VIS_SIZE - 1)) {
+        struct gvis *e = &g->vis[k];
+        if (e->gen != g->gen) {
+            e->gen = g->gen;
+            e->rule = r;
+            e->cont = cont;
+            g->n_vis++;
+            return 1;
+        }
+        if (e->rule == r && e->cont == cont) return 0;
+    }
+}
+
 /* Expand (pos, parent) until every stack has a byte set on top. */
 static void g_norm(pl_grammar *g, int32_t pos, int32_t parent, int so, int *sl, int *ntop, int lvl) {
+    if (g->overflow) return;
     if (lvl > G_NORM_DEPTH) {
-        g->overflow = 1;
+        g->overflow = G_OV_DEPTH;
+        return;
+    }
+    if (++g->work > G_WORK_MAX) {
+        g->overflow = G_OV_WORK;
         return;
     }
     const gel *e = &g->p.el[pos];
@@ -601,13 +710,10 @@ static void g_norm(pl_grammar *g, int32_t pos, int32_t parent, int so, int *sl, 
     } else if (e->kind == GE_REF) {
         int32_t cont = parent;
         if (g->p.el[pos + 1].kind >= GE_BYTES) { /* not the last element: remember where to resume */
-            if (*ntop >= G_NODE_CAP) {
-                g->overflow = 1;
-                return;
-            }
-            cont = (*ntop)++;
-            g->node[cont] = g_mk(g, pos + 1, parent);
+            cont = g_node(g, pos + 1, parent, ntop);
+            if (cont < 0) return;
         }
+        if (!g_first_visit(g, e->val, cont)) return;
         const gprog *p = &g->p;
         for (int k = p->rule_alt[e->val]; k < p->rule_alt[e->val + 1]; k++)
             g_norm(g, p->alt[k], cont, so, sl, ntop, lvl + 1);
@@ -635,7 +741,9 @@ static int g_step(pl_grammar *g, int d, int c) {
     int so = g->atop_s[d - 1], sl = 0, ntop = g->atop_n[d - 1];
     const int32_t *in = g->set + g->soff[d - 1];
     int n_in = g->slen[d - 1];
-    for (int i = 0; i < n_in; i++) {
+    g_new_gen(g);
+    g->work += n_in;
+    for (int i = 0; i < n_in && !g->overflow; i++) {
         int32_t s = in[i];
         if (s < 0) continue;
         gnode nd = g->node[s];
@@ -646,6 +754,7 @@ static int g_step(pl_grammar *g, int d, int c) {
     g->slen[d] = sl;
     g->atop_s[d] = so + sl;
     g->atop_n[d] = ntop;
+    if (g->overflow) sl = 0;
     g->sneed[d] = sl ? g_set_need(g, so, sl) : G_INF;
     return sl;
 }
@@ -660,8 +769,9 @@ static int g_stack_eq(const pl_grammar *g, int32_t a, int32_t b) {
 }
 
 /* Does the set at (so, sl) equal state 0, stack by stack in order? */
-static int g_same_as_root(const pl_grammar *g, int so, int sl) {
+static int g_same_as_root(pl_grammar *g, int so, int sl) {
     if (sl != g->slen[0]) return 0;
+    g->work += sl;
     for (int i = 0; i < sl; i++)
         if (!g_stack_eq(g, g->set[so + i], g->set[g->soff[0] + i])) return 0;
     return 1;
@@ -693,6 +803,7 @@ static void g_commit(pl_grammar *g, int d) {
     g->atop_n[0] = j;
     g->sneed[0] = g->sneed[d];
     g->sroot[0] = 1;
+    g_hc_rebuild(g, j);
 }
 
 static void g_reset_state(pl_grammar *g) {
@@ -704,6 +815,8 @@ static void g_reset_state(pl_grammar *g) {
     }
     int sl = 0, ntop = 0;
     const gprog *p = &g->p;
+    g->work = 0;
+    g_new_gen(g);
     for (int k = p->rule_alt[p->root]; k < p->rule_alt[p->root + 1]; k++)
         g_norm(g, p->alt[k], -1, 0, &sl, &ntop, 0);
     g->soff[0] = 0;
@@ -790,9 +903,26 @@ void pl_grammar_free(pl_grammar *g) {
     free(g->node);
     free(g->set);
     free(g->mark);
+    free(g->hc);
+    free(g->stamp);
+    free(g->vis);
     free(g->cneed);
     free(g->ckey);
     free(g);
+}
+
+/* The GBNF runtime's arenas and tables (hc all stale, stamps all old). */
+static int g_alloc_gbnf(pl_grammar *g) {
+    g->node = malloc(G_NODE_CAP * sizeof *g->node);
+    g->set = malloc(G_SET_CAP * sizeof *g->set);
+    g->mark = malloc(G_NODE_CAP * sizeof *g->mark);
+    g->hc = malloc(G_HC_SIZE * sizeof *g->hc);
+    g->stamp = calloc(G_NODE_CAP, sizeof *g->stamp);
+    g->vis = calloc(G_VIS_SIZE, sizeof *g->vis);
+    if (!g->node || !g->set || !g->mark || !g->hc || !g->stamp || !g->vis) return -1;
+    memset(g->hc, 0xFF, G_HC_SIZE * sizeof *g->hc);
+    g->gen = 1;
+    return 0;
 }
 
 static int g_new(pl_grammar **out, int kind, gprog *p, int max_depth, char *err, size_t errlen) {
@@ -803,15 +933,13 @@ static int g_new(pl_grammar **out, int kind, gprog *p, int max_depth, char *err,
     if (p) {
         g->p = *p;
         memset(p, 0, sizeof *p);
-        g->node = malloc(G_NODE_CAP * sizeof *g->node);
-        g->set = malloc(G_SET_CAP * sizeof *g->set);
-        g->mark = malloc(G_NODE_CAP * sizeof *g->mark);
-        if (!g->node || !g->set || !g->mark) goto nomem;
+        if (g_alloc_gbnf(g)) goto nomem;
     }
     if (g_alloc_depth(g, G_MIN_DEPTH)) goto nomem;
     g_reset_state(g);
     if (g->overflow) {
-        set_err(err, errlen, "grammar: the start state is too large");
+        g_limit_msg(g, "the start state");
+        set_err(err, errlen, "%s", g->last_err);
         pl_grammar_free(g);
         return PL_GRAMMAR_ERR_LIMIT;
     }
@@ -884,10 +1012,7 @@ int pl_grammar_clone(pl_grammar **out, const pl_grammar *s) {
     g->max_depth = s->max_depth;
     g->v = s->v;
     if (s->kind == GK_GBNF) {
-        g->node = malloc(G_NODE_CAP * sizeof *g->node);
-        g->set = malloc(G_SET_CAP * sizeof *g->set);
-        g->mark = malloc(G_NODE_CAP * sizeof *g->mark);
-        if (!g->node || !g->set || !g->mark || prog_copy(&g->p, &s->p)) goto fail;
+        if (g_alloc_gbnf(g) || prog_copy(&g->p, &s->p)) goto fail;
     }
     if (g_alloc_depth(g, s->cap_depth)) goto fail;
     if (s->v && g_alloc_cache(g, s->v)) goto fail;
@@ -902,6 +1027,7 @@ int pl_grammar_clone(pl_grammar **out, const pl_grammar *s) {
         g->sneed[0] = s->sneed[0];
         g->atop_n[0] = s->atop_n[0];
         g->atop_s[0] = s->atop_s[0];
+        g_hc_rebuild(g, s->atop_n[0]);
     }
     *out = g;
     return PL_OK;
@@ -938,11 +1064,13 @@ static void commit(pl_grammar *g, int n) {
 
 int pl_grammar_accept_bytes(pl_grammar *g, const char *s, size_t n) {
     if (!g || (n && !s)) return PL_ERR_ARG;
+    g->work = 0;
     while (n) {
         int k = n > (size_t)g->cap_depth ? g->cap_depth : (int)n;
+        g->work = 0; /* per chunk: long input is not one token */
         if (!run_bytes(g, (const uint8_t *)s, k)) {
             if (g->overflow) {
-                set_err(g->last_err, sizeof g->last_err, "grammar: state too large (ambiguous grammar?)");
+                g_limit_msg(g, "one token");
                 g->overflow = 0;
                 return PL_GRAMMAR_ERR_LIMIT;
             }
@@ -1080,18 +1208,17 @@ int pl_grammar_steer(pl_grammar *g, float *logits, int tokens_left) {
         if (g->kind == GK_GBNF) {
             int top_n = g->atop_n[0], top_s = g->atop_s[0];
             g->overflow = 0;
+            g->work = 0;
             g_memo(g);
             rc = g->overflow ? PL_GRAMMAR_ERR_LIMIT : scan(g, nd);
             g->atop_n[0] = top_n; /* drop the memo */
             g->atop_s[0] = top_s;
+            if (rc < 0) g_limit_msg(g, "one token mask");
             g->overflow = 0;
         } else {
             rc = scan(g, nd);
         }
-        if (rc < 0) {
-            set_err(g->last_err, sizeof g->last_err, "grammar: state too large (ambiguous grammar?)");
-            return rc;
-        }
+        if (rc < 0) return rc;
         if (kl >= 0) {
             memcpy(g->ckey + (size_t)e * G_KEY_MAX, g->key, (size_t)kl * sizeof *g->key);
             g->ckeylen[e] = kl;

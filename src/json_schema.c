@@ -6,6 +6,10 @@
  * is compiled by pl_grammar_new_gbnf. Supports type, properties, required,
  * enum, const and items; refuses $ref and anyOf/oneOf/allOf and ignores
  * other keywords (no formats, patterns, bounds or additionalProperties).
+ * Hostile schemas fail by name: nesting deeper than S_MAX_DEPTH, more than
+ * S_MAX_PROPS properties in an object, a grammar over S_MAX_TEXT bytes;
+ * every schema node is compiled once (a type list naming "array" twice
+ * compiles its items once: no 2^depth), so the work is linear.
  * Not here: the GBNF parser (gbnf.c), the recognizer, masking (grammar.c). */
 #include <limits.h>
 #include <stdarg.h>
@@ -15,6 +19,10 @@
 
 #include "grammar.h"
 #include "grammar_impl.h"
+
+#define S_MAX_DEPTH 64          /* nesting of the schema's JSON and of schemas */
+#define S_MAX_PROPS 4096        /* properties of one object (required is checked against each) */
+#define S_MAX_TEXT (4u << 20)   /* bytes of generated GBNF */
 
 enum { JV_NULL, JV_FALSE, JV_TRUE, JV_NUM, JV_STR, JV_ARR, JV_OBJ };
 
@@ -171,8 +179,8 @@ static int jr_value(jreader *R, jv *v) {
     }
     char c = R->s[R->pos];
     if (c == '{' || c == '[') {
-        if (++R->depth > 64) {
-            jr_err(R, "nested too deeply");
+        if (++R->depth > S_MAX_DEPTH) {
+            jr_err(R, "nested too deeply: more than 64 levels of arrays and objects");
             return 0;
         }
         int obj = c == '{', cap = 0;
@@ -406,6 +414,10 @@ static void sg_type(sgen *G, sbuf *body, const jv *s, const char *t, int depth) 
         /* F_i: properties i.. with none written yet; T_i: after one was
          * (so each starts with a comma). Linear in the property count. */
         int base = G->next++, n = props->n;
+        if (n > S_MAX_PROPS || (req && req->type == JV_ARR && req->n > S_MAX_PROPS)) {
+            sg_err(G, "schema too large: %s", "more than 4096 properties or required names in an object");
+            return;
+        }
         for (int i = 0; i <= n && !G->failed; i++) {
             if (i == n) {
                 sb_printf(&G->rules, "s%d-f%d ::= \"\"\ns%d-t%d ::= \"\"\n", base, i, base, i);
@@ -446,8 +458,12 @@ static void sg_type(sgen *G, sbuf *body, const jv *s, const char *t, int depth) 
 static void sg_schema(sgen *G, const jv *s, char *name, size_t cap, int depth) {
     snprintf(name, cap, "value");
     if (G->failed) return;
-    if (depth > 64) {
-        sg_err(G, "schema: %s", "nested too deeply");
+    if (depth > S_MAX_DEPTH) {
+        sg_err(G, "schema: %s", "nested too deeply: more than 64 levels of schemas");
+        return;
+    }
+    if (G->rules.n > S_MAX_TEXT) {
+        sg_err(G, "schema too large: %s", "more than 4194304 bytes of grammar");
         return;
     }
     if (s->type == JV_TRUE) return;
@@ -476,12 +492,18 @@ static void sg_schema(sgen *G, const jv *s, char *name, size_t cap, int depth) {
     } else if (ty && ty->type == JV_STR) {
         sg_type(G, &body, s, ty->s, depth);
     } else if (ty && ty->type == JV_ARR && ty->n > 0) {
-        for (int i = 0; i < ty->n; i++) {
+        const char *seen[8]; /* a repeated type would compile its subschemas again */
+        int nseen = 0;
+        for (int i = 0; i < ty->n && !G->failed; i++) {
             if (ty->kid[i].type != JV_STR) {
                 sg_err(G, "schema: %s", "type list entries must be strings");
                 break;
             }
-            if (i) sb_puts(&body, " | ");
+            int dup = 0;
+            for (int k = 0; k < nseen && !dup; k++) dup = !strcmp(seen[k], ty->kid[i].s);
+            if (dup) continue;
+            if (nseen < 8) seen[nseen++] = ty->kid[i].s; /* only 7 valid names: more is an error below */
+            if (nseen > 1) sb_puts(&body, " | ");
             sb_puts(&body, "( ");
             sg_type(G, &body, s, ty->kid[i].s, depth);
             sb_puts(&body, " )");
@@ -533,6 +555,7 @@ static char *schema_to_gbnf(const char *schema, size_t len, size_t *outlen, int 
     char top[32];
     sg_schema(&G, &root, top, sizeof top, 0);
     jv_free(&root);
+    if (!G.failed && G.rules.n > S_MAX_TEXT) sg_err(&G, "schema too large: %s", "more than 4194304 bytes of grammar");
     if (G.failed) {
         free(G.rules.p);
         return NULL;
