@@ -31,7 +31,8 @@ extern "C" {
 enum pl_grammar_status {
     PL_GRAMMAR_ERR_SYNTAX = -20,   /* bad grammar text / schema: "grammar:L:C: ..." */
     PL_GRAMMAR_ERR_DEAD_END = -21, /* no token of the vocabulary can continue */
-    PL_GRAMMAR_ERR_LIMIT = -22,    /* state too large for the scratch (ambiguous grammar) */
+    PL_GRAMMAR_ERR_LIMIT = -22,    /* a budget was exceeded: parse states at a step, parse work per
+                                      mask or token, stack nodes, start state ("grammar too ...") */
     PL_GRAMMAR_ERR_REJECT = -23    /* accept: the token/bytes do not fit the grammar */
 };
 
@@ -57,7 +58,9 @@ int pl_grammar_vocab_n_nodes(const pl_grammar_vocab *v); /* trie size, for stats
  * {m} {m,} {m,n}`, classes `[a-z]` `[^"\\]`, `.`, string literals,
  * escapes \n \r \t \\ \" \' \[ \] \- \/ \xNN \uNNNN \UNNNNNNNN, `#`
  * comments. The start rule is `root`. Left recursion and rules that can
- * never finish are refused. Errors: "grammar:LINE:COL: message". */
+ * never finish are refused. Errors: "grammar:LINE:COL: message"; one past
+ * the compile budget says which ("grammar too large: more than N elements
+ * after expanding repetitions", "... rules"). */
 int pl_grammar_new_gbnf(pl_grammar **out, const char *text, size_t len, char *err, size_t errlen);
 /* Built-in JSON (RFC 8259): one value, leading whitespace allowed, none
  * after the top-level value, at most 20 consecutive whitespace bytes,

@@ -461,6 +461,19 @@ static const char *SCHEMA2 =
     "\"id\":{\"type\":\"integer\"},\"v\":{\"type\":[\"number\",\"null\"]},\"any\":{}},"
     "\"required\":[\"id\"]}}";
 
+/* an agent's tool call: nested objects, enums, arrays of objects */
+static const char *SCHEMA3 =
+    "{\"type\":\"object\",\"properties\":{"
+    "\"tool\":{\"enum\":[\"search\",\"read_file\",\"write_file\",\"run\"]},"
+    "\"arguments\":{\"type\":\"object\",\"properties\":{"
+    "\"path\":{\"type\":\"string\"},\"query\":{\"type\":\"string\"},"
+    "\"mode\":{\"enum\":[\"fast\",\"exact\",null]},\"limit\":{\"type\":\"integer\"},"
+    "\"filters\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
+    "\"field\":{\"type\":\"string\"},\"op\":{\"enum\":[\"eq\",\"lt\",\"gt\"]},"
+    "\"value\":{\"type\":[\"string\",\"number\",\"boolean\"]}},\"required\":[\"field\",\"op\",\"value\"]}}},"
+    "\"required\":[\"path\"]},"
+    "\"reason\":{\"type\":\"string\"}},\"required\":[\"tool\",\"arguments\"]}";
+
 static void test_schema(void) {
     char err[256] = "";
     pl_grammar *g = NULL;
@@ -909,6 +922,7 @@ static void test_real_vocab(void) {
     CHECK(simulate(m, v, NULL, 200, "json", &ms) == 0, "json simulation failures");
     CHECK(simulate(m, v, SCHEMA1, 200, "schema1", &ms) == 0, "schema1 simulation failures");
     CHECK(simulate(m, v, SCHEMA2, 200, "schema2", &ms) == 0, "schema2 simulation failures");
+    CHECK(simulate(m, v, SCHEMA3, 50, "tool-call schema", &ms) == 0, "tool-call schema simulation failures");
     static char jg[1024];
     snprintf(jg, sizeof jg, "gbnf:%s", pl_grammar_json_gbnf());
     CHECK(simulate(m, v, jg, 100, "json-gbnf", &ms) == 0, "json gbnf simulation failures");
