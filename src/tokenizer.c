@@ -1,7 +1,9 @@
-/* tokenizer.c - SentencePiece-style tokenizer (tokenizer.ggml.model "llama"),
- * matching llama.cpp's SPM path token for token.
+/* tokenizer.c - the vocabulary shared by both encoders (pieces, types, the
+ * special-token partition, the end-of-generation set) and the
+ * SentencePiece encoder (tokenizer.ggml.model "llama"), matching llama.cpp
+ * token for token; byte-level BPE ("gpt2") is in tok_bpe.c.
  *
- * Encoding: special tokens written in the text are cut out first (longest
+ * SPM encoding: special tokens written in the text are cut out first (longest
  * piece first, as llama.cpp's tokenizer_st_partition does), each remaining
  * text fragment gets a space prefix when it starts the text or follows a
  * special token, spaces become U+2581, and UTF-8 characters are merged pair
@@ -12,6 +14,7 @@
  * per call and frees it before returning. */
 #include "tokenizer.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,35 +22,10 @@
 #include <string.h>
 
 #include "picolm.h"
-
-/* tokenizer.ggml.token_type values (llama.cpp's llama_token_type). */
-enum { TT_UNDEFINED = 0, TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3,
-       TT_USER_DEFINED = 4, TT_UNUSED = 5, TT_BYTE = 6 };
+#include "tok_impl.h"
+#include "unicode.h"
 
 #define MAX_VOCAB (1 << 26)  /* far above any real vocabulary; keeps ids and sizes in int range */
-#define NO_TOKEN (-1)
-
-typedef struct tok_entry {
-    uint32_t off;  /* piece text at t->text + off, NUL-terminated */
-    uint32_t len;  /* bytes, not counting the NUL */
-    float score;   /* merge priority: higher merges first */
-    uint8_t type;  /* TT_* */
-    int16_t byte;  /* the byte of a well-formed <0xNN> BYTE token, else -1 */
-} tok_entry;
-
-struct pl_tokenizer {
-    int n_vocab;
-    tok_entry *tok;        /* [n_vocab] */
-    char *text;            /* every piece, NUL-terminated, back to back */
-    int32_t *slots;        /* [hash_mask + 1] open-addressing table of ids, NO_TOKEN = empty */
-    uint32_t hash_mask;
-    uint32_t max_len;      /* longest piece: longer candidates are not looked up */
-    int32_t byte_tok[256]; /* token for a raw byte (<0xNN>, else the 1-byte piece, else unk) */
-    int32_t *special;      /* [n_special] control/user-defined/unknown ids, longest text first */
-    int n_special;
-    int32_t bos, eos, unk; /* NO_TOKEN when the file says none (0xFFFFFFFF) */
-    int add_bos, add_space_prefix;
-};
 
 static int set_err(char *err, size_t errlen, int rc, const char *fmt, ...) {
     if (err && errlen) {
@@ -68,7 +46,7 @@ static uint32_t hash_bytes(const uint8_t *p, size_t n) {
 }
 
 /* The token whose piece is exactly p[0..n), or NO_TOKEN. */
-static int32_t lookup(const pl_tokenizer *t, const void *p, size_t n) {
+int32_t pl_tok_lookup(const pl_tokenizer *t, const void *p, size_t n) {
     if (n > t->max_len) return NO_TOKEN;
     uint32_t i = hash_bytes(p, n) & t->hash_mask;
     for (;; i = (i + 1) & t->hash_mask) {
@@ -78,6 +56,7 @@ static int32_t lookup(const pl_tokenizer *t, const void *p, size_t n) {
         if (e->len == n && memcmp(t->text + e->off, p, n) == 0) return id;
     }
 }
+#define lookup pl_tok_lookup
 
 /* Later ids win over earlier ones with the same text, as in llama.cpp's
  * token_to_id map (which is assigned in id order). */
@@ -146,6 +125,75 @@ static int cmp_special(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* Token texts llama.cpp treats as end-of-turn markers: it forces them to
+ * CONTROL type (so they are special tokens even when a converter wrote them
+ * as user-defined or normal) and, for the first group, adds them to the
+ * end-of-generation set (llama-vocab.cpp, "auto-detect special tokens by
+ * text" and special_eog_ids; the FIM pad/repo/file-separator tokens end
+ * generation there too). */
+static const char *const eog_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>",
+    "<|end_of_text|>", "<end_of_utterance>", "<|return|>", "<|call|>",
+    "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", /* DeepSeek's <｜end▁of▁sentence｜> */
+    "<|fim_pad|>", "<fim-pad>", "<PAD>", "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<|file_sep|>"};
+static const char *const control_texts[] = {
+    "<|fim_prefix|>", "<fim-prefix>", "<PRE>", "<|fim_suffix|>", "<fim-suffix>", "<SUF>", "<|fim_middle|>",
+    "<fim-middle>", "<MID>",
+    "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>", "<\xef\xbd\x9c" "fim\xe2\x96\x81hole\xef\xbd\x9c>",
+    "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>"};
+
+static int has_sub_ci(gguf_str s, const char *sub) {
+    size_t m = strlen(sub);
+    for (size_t i = 0; i + m <= s.len; i++) {
+        size_t j = 0;
+        while (j < m && tolower((unsigned char)s.ptr[i + j]) == sub[j]) j++;
+        if (j == m) return 1;
+    }
+    return 0;
+}
+
+/* EOS, eot_token_id, eom_token_id and the marker texts above; the type
+ * overrides llama.cpp makes; phi-3's rstrip rule. */
+static int mark_eog(pl_tokenizer *t, const gguf_file *g, char *err, size_t errlen) {
+    int32_t eot, eom;
+    int rc;
+    if ((rc = read_id(g, "tokenizer.ggml.eot_token_id", t->n_vocab, t->n_vocab, &eot, err, errlen))) return rc;
+    if ((rc = read_id(g, "tokenizer.ggml.eom_token_id", t->n_vocab, t->n_vocab, &eom, err, errlen))) return rc;
+    for (size_t i = 0; i < sizeof eog_texts / sizeof eog_texts[0]; i++) {
+        int32_t id = lookup(t, eog_texts[i], strlen(eog_texts[i]));
+        if (id == NO_TOKEN) continue;
+        t->tok[id].eog = 1;
+        t->tok[id].type = TT_CONTROL;
+    }
+    for (size_t i = 0; i < sizeof control_texts / sizeof control_texts[0]; i++) {
+        int32_t id = lookup(t, control_texts[i], strlen(control_texts[i]));
+        if (id != NO_TOKEN) t->tok[id].type = TT_CONTROL;
+    }
+    int32_t s = lookup(t, "</s>", 4); /* SentencePiece's EOS text, when it is a special piece */
+    if (s != NO_TOKEN && (t->tok[s].type == TT_CONTROL || t->tok[s].type == TT_USER_DEFINED)) t->tok[s].eog = 1;
+    if (t->eos != NO_TOKEN) t->tok[t->eos].eog = 1;
+    if (eot != NO_TOKEN) t->tok[eot].eog = 1;
+    if (eom != NO_TOKEN) t->tok[eom].eog = 1;
+
+    /* llama.cpp: in a model whose general.name contains "phi-3" or "phi3"
+     * every special piece (and </s>) but <unk>, <s>, <|endoftext|> eats the
+     * whitespace after it when cut out of the text */
+    gguf_str name;
+    if (gguf_get_str(g, "general.name", &name) == 0 && (has_sub_ci(name, "phi-3") || has_sub_ci(name, "phi3"))) {
+        for (int i = 0; i < t->n_vocab; i++) {
+            uint8_t ty = t->tok[i].type;
+            t->tok[i].rstrip = ty == TT_CONTROL || ty == TT_USER_DEFINED || ty == TT_UNKNOWN;
+        }
+        if (s != NO_TOKEN) t->tok[s].rstrip = 1;
+        static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+        for (int i = 0; i < 3; i++) {
+            int32_t id = lookup(t, keep[i], strlen(keep[i]));
+            if (id != NO_TOKEN) t->tok[id].rstrip = 0;
+        }
+    }
+    return 0;
+}
+
 int pl_tokenizer_load(pl_tokenizer **out, const gguf_file *g, char *err, size_t errlen) {
     pl_tokenizer *t = NULL;
     gguf_str *pieces = NULL;
@@ -157,9 +205,26 @@ int pl_tokenizer_load(pl_tokenizer **out, const gguf_file *g, char *err, size_t 
     rc = gguf_get_str(g, "tokenizer.ggml.model", &model);
     if (rc == 1) return set_err(err, errlen, PL_ERR_FORMAT, "missing tokenizer.ggml.model");
     if (rc < 0) return set_err(err, errlen, PL_ERR_FORMAT, "tokenizer.ggml.model is not a string");
-    if (!gguf_str_eq(model, "llama"))
+    int kind;
+    if (gguf_str_eq(model, "llama")) kind = TOK_SPM;
+    else if (gguf_str_eq(model, "gpt2")) kind = TOK_BPE;
+    else
         return set_err(err, errlen, PL_ERR_UNSUPPORTED, "unsupported tokenizer '%.*s'",
                        (int)(model.len < 64 ? model.len : 64), model.ptr);
+
+    /* the pre-tokenizer: only byte-level BPE has one (llama.cpp ignores the
+     * key for SPM); absent means "default" */
+    gguf_str pre = {"default", 7};
+    rc = gguf_get_str(g, "tokenizer.ggml.pre", &pre);
+    if (rc < 0) return set_err(err, errlen, PL_ERR_FORMAT, "tokenizer.ggml.pre is not a string");
+    if (rc == 1) pre = (gguf_str){"default", 7};
+    int pre_id = -1;
+    if (kind == TOK_BPE) {
+        pre_id = pl_bpe_pre_find(pre.ptr, (size_t)pre.len);
+        if (pre_id < 0)
+            return set_err(err, errlen, PL_ERR_UNSUPPORTED, "unsupported pre-tokenizer '%.*s'",
+                           (int)(pre.len < 64 ? pre.len : 64), pre.ptr);
+    }
 
     const gguf_kv *kt = gguf_find(g, "tokenizer.ggml.tokens");
     if (!kt) return set_err(err, errlen, PL_ERR_FORMAT, "missing tokenizer.ggml.tokens");
@@ -186,12 +251,24 @@ int pl_tokenizer_load(pl_tokenizer **out, const gguf_file *g, char *err, size_t 
 
     t = calloc(1, sizeof *t);
     if (!t) goto nomem;
+    t->kind = kind;
     t->n_vocab = n;
-    if ((rc = read_id(g, "tokenizer.ggml.bos_token_id", 1, n, &t->bos, err, errlen))) goto fail;
-    if ((rc = read_id(g, "tokenizer.ggml.eos_token_id", 2, n, &t->eos, err, errlen))) goto fail;
-    if ((rc = read_id(g, "tokenizer.ggml.unknown_token_id", 0, n, &t->unk, err, errlen))) goto fail;
-    if ((rc = read_flag(g, "tokenizer.ggml.add_bos_token", 1, &t->add_bos, err, errlen))) goto fail;
+    snprintf(t->pre, sizeof t->pre, "%.*s", (int)(pre.len < 63 ? pre.len : 63), pre.ptr);
+    if (kind == TOK_SPM) snprintf(t->pre, sizeof t->pre, "default");
+    /* llama.cpp's defaults: SPM BOS 1, EOS 2, unk 0, BOS added, space
+     * prefix; BPE BOS = EOS = 11, no unk, BOS added only for the
+     * pre-tokenizers that say so (llama3, tekken), no space prefix */
+    int bpe_bos_default = 0;
+    if (kind == TOK_BPE && (rc = pl_bpe_pre_init(t, pre_id, &bpe_bos_default, err, errlen))) goto fail;
+    if ((rc = read_id(g, "tokenizer.ggml.bos_token_id", kind == TOK_SPM ? 1 : 11, n, &t->bos, err, errlen))) goto fail;
+    if ((rc = read_id(g, "tokenizer.ggml.eos_token_id", kind == TOK_SPM ? 2 : 11, n, &t->eos, err, errlen))) goto fail;
+    if ((rc = read_id(g, "tokenizer.ggml.unknown_token_id", kind == TOK_SPM ? 0 : n, n, &t->unk, err, errlen)))
+        goto fail;
+    if ((rc = read_flag(g, "tokenizer.ggml.add_bos_token", kind == TOK_SPM ? 1 : bpe_bos_default, &t->add_bos, err,
+                        errlen)))
+        goto fail;
     if ((rc = read_flag(g, "tokenizer.ggml.add_space_prefix", 1, &t->add_space_prefix, err, errlen))) goto fail;
+    if (kind == TOK_BPE) t->add_space_prefix = 0; /* llama.cpp's BPE path never adds one */
 
     pieces = malloc((size_t)n * sizeof *pieces);
     t->tok = calloc((size_t)n, sizeof *t->tok);
@@ -254,6 +331,10 @@ int pl_tokenizer_load(pl_tokenizer **out, const gguf_file *g, char *err, size_t 
         t->byte_tok[b] = id != NO_TOKEN ? id : t->unk;
     }
 
+    /* before the special list: it may turn pieces into control pieces */
+    if ((rc = mark_eog(t, g, err, errlen))) goto fail;
+    if (kind == TOK_BPE && (rc = pl_bpe_load(t, g, err, errlen))) goto fail;
+
     int ns = 0;
     for (int i = 0; i < n; i++) {
         uint8_t ty = t->tok[i].type;
@@ -289,6 +370,7 @@ fail:
 
 void pl_tokenizer_free(pl_tokenizer *t) {
     if (!t) return;
+    pl_bpe_free(t);
     free(t->tok);
     free(t->text);
     free(t->slots);
@@ -308,17 +390,13 @@ const char *pl_tokenizer_piece(const pl_tokenizer *t, int32_t token) {
 
 /* ---- encoding ---- */
 
-typedef struct sink {
-    int32_t *out;
-    int max, n;
-} sink;
+typedef tok_sink sink;
+#define emit tok_emit
 
-static void emit(sink *s, int32_t id) {
-    if (s->n < s->max) s->out[s->n] = id;
-    s->n++;
-}
+/* Raw text inside a caller's plain range: never searched for special pieces. */
+#define PLAIN_TEXT (-2)
 
-/* A piece of the input: raw text (tok == NO_TOKEN) or a special token. */
+/* A piece of the input: raw text (tok == NO_TOKEN or PLAIN_TEXT) or a special token. */
 typedef struct frag {
     int32_t tok;
     size_t off, len;
@@ -392,6 +470,8 @@ static int partition(const pl_tokenizer *t, const uint8_t *text, int parse_speci
                 if (at > pos && frag_push(tmp, NO_TOKEN, pos, at - pos)) return -1;
                 if (frag_push(tmp, id, at, m)) return -1;
                 pos = at + m;
+                if (e->rstrip) /* llama.cpp's RSTRIP: isspace on the (ASCII) bytes after it */
+                    while (pos < end && ((text[pos] >= 9 && text[pos] <= 13) || text[pos] == ' ')) pos++;
             }
         }
         frag_list sw = *cur;
@@ -518,11 +598,44 @@ static int spm(const pl_tokenizer *t, work *w, uint32_t n, sink *s) {
     return 0;
 }
 
-int pl_tokenizer_encode(const pl_tokenizer *t, const char *text, size_t len, int add_bos,
-                        int parse_special, int32_t *out, int max_out) {
-    if (!t || (!text && len) || max_out < 0 || (max_out > 0 && !out)) return PL_ERR_ARG;
+/* The fragments of text[0..len): specials cut out where allowed, then every
+ * run of adjacent raw fragments joined again (a plain range's edges must not
+ * change how the text around them is tokenized). */
+static int fragments(const pl_tokenizer *t, const uint8_t *u, size_t len, int parse_special, const size_t *plain,
+                     int n_plain, frag_list *cur, frag_list *tmp) {
+    size_t pos = 0;
+    for (int i = 0; i < n_plain; i++) {
+        size_t a = plain[2 * i], b = plain[2 * i + 1];
+        if (a > pos && frag_push(cur, NO_TOKEN, pos, a - pos)) return -1;
+        if (b > a && frag_push(cur, PLAIN_TEXT, a, b - a)) return -1;
+        pos = b;
+    }
+    if (len > pos && frag_push(cur, NO_TOKEN, pos, len - pos)) return -1;
+    if (partition(t, u, parse_special, cur, tmp)) return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < cur->n; i++) {
+        frag f = cur->v[i];
+        int raw = f.tok == NO_TOKEN || f.tok == PLAIN_TEXT;
+        if (raw && k > 0 && cur->v[k - 1].tok == NO_TOKEN && cur->v[k - 1].off + cur->v[k - 1].len == f.off) {
+            cur->v[k - 1].len += f.len;
+            continue;
+        }
+        if (raw) f.tok = NO_TOKEN;
+        cur->v[k++] = f;
+    }
+    cur->n = k;
+    return 0;
+}
+
+static int encode_impl(const pl_tokenizer *t, const char *text, size_t len, int add_bos, int parse_special,
+                       const size_t *plain, int n_plain, int32_t *out, int max_out) {
+    if (!t || (!text && len) || max_out < 0 || (max_out > 0 && !out) || n_plain < 0 || (n_plain > 0 && !plain))
+        return PL_ERR_ARG;
     /* Escaping triples spaces; symbols are indexed by int. */
     if (len > (size_t)(INT_MAX / 4)) return PL_ERR_ARG;
+    for (int i = 0; i < n_plain; i++) /* sorted, non-overlapping, inside the text */
+        if (plain[2 * i] > plain[2 * i + 1] || plain[2 * i + 1] > len || (i > 0 && plain[2 * i] < plain[2 * i - 1]))
+            return PL_ERR_ARG;
     sink s = {out, max_out, 0};
     if (add_bos && t->bos != NO_TOKEN) emit(&s, t->bos);
     if (len == 0) return s.n; /* llama.cpp: "" gives no fragment at all */
@@ -531,8 +644,17 @@ int pl_tokenizer_encode(const pl_tokenizer *t, const char *text, size_t len, int
     frag_list cur = {0}, tmp = {0};
     work w = {0};
     int rc = PL_ERR_NOMEM;
-    if (frag_push(&cur, NO_TOKEN, 0, len)) goto done;
-    if (partition(t, u, parse_special, &cur, &tmp)) goto done;
+    if (fragments(t, u, len, parse_special, plain, n_plain, &cur, &tmp)) goto done;
+
+    if (t->kind == TOK_BPE) {
+        for (size_t i = 0; i < cur.n; i++) {
+            const frag *f = &cur.v[i];
+            if (f->tok != NO_TOKEN) emit(&s, f->tok);
+            else if ((rc = pl_bpe_encode(t, u + f->off, f->len, &s)) < 0) goto done;
+        }
+        rc = s.n;
+        goto done;
+    }
 
     size_t longest = 0;
     for (size_t i = 0; i < cur.n; i++)
@@ -577,6 +699,30 @@ done:
     return rc;
 }
 
+int pl_tokenizer_encode(const pl_tokenizer *t, const char *text, size_t len, int add_bos, int parse_special,
+                        int32_t *out, int max_out) {
+    return encode_impl(t, text, len, add_bos, parse_special, NULL, 0, out, max_out);
+}
+
+int pl_tokenizer_encode_spans(const pl_tokenizer *t, const char *text, size_t len, int add_bos, const size_t *plain,
+                              int n_plain, int32_t *out, int max_out) {
+    return encode_impl(t, text, len, add_bos, 1, plain, n_plain, out, max_out);
+}
+
+/* ---- queries ---- */
+
+int pl_tokenizer_is_eog(const pl_tokenizer *t, int32_t id) {
+    return t && id >= 0 && id < t->n_vocab && t->tok[id].eog;
+}
+
+int32_t pl_tokenizer_find(const pl_tokenizer *t, const char *text, size_t len) {
+    if (!t || (!text && len)) return NO_TOKEN;
+    return lookup(t, text, len);
+}
+
+const char *pl_tokenizer_kind(const pl_tokenizer *t) { return t && t->kind == TOK_BPE ? "bpe" : "spm"; }
+const char *pl_tokenizer_pre(const pl_tokenizer *t) { return t ? t->pre : "default"; }
+
 /* ---- decoding ---- */
 
 typedef struct writer {
@@ -602,6 +748,20 @@ int pl_tokenizer_decode(const pl_tokenizer *t, int32_t prev, int32_t token, char
     /* llama.cpp's detokenize drops the space the encoder added in front of
      * the first piece; we do it for the piece right after BOS. */
     writer wr = {buf, cap, 0, t->add_space_prefix && t->bos != NO_TOKEN && prev == t->bos};
+    if (t->kind == TOK_BPE) {
+        /* llama.cpp's token_to_piece for BPE: normal pieces through the
+         * inverse byte mapping (checked at load), user-defined ones as
+         * their text, the rest nothing */
+        if (e->type == TT_NORMAL) {
+            for (size_t i = 0; i < e->len;) {
+                uint32_t cp = pl_utf8_next(p, e->len, &i);
+                if (cp < 324 && t->unmap[cp] >= 0) put(&wr, (char)(uint8_t)t->unmap[cp]);
+            }
+        } else if (e->type == TT_USER_DEFINED) {
+            for (uint32_t i = 0; i < e->len; i++) put(&wr, (char)p[i]);
+        }
+        return wr.n > INT_MAX ? INT_MAX : (int)wr.n;
+    }
     switch (e->type) {
     case TT_NORMAL:
         for (uint32_t i = 0; i < e->len; i++) {

@@ -1,9 +1,12 @@
-/* tokenizer.h - SentencePiece-style BPE (tokenizer.ggml.model = "llama").
+/* tokenizer.h - the tokenizer: SentencePiece (tokenizer.ggml.model =
+ * "llama") and byte-level BPE ("gpt2") behind one interface.
  *
- * Loads pieces, scores and token types from a parsed GGUF file and encodes
- * text the way llama.cpp's SPM tokenizer does (space prefix, U+2581 for
- * spaces, score-ordered bigram merges, <0xNN> byte fallback, special tokens
- * in the text parsed as single tokens). It does not print; encode
+ * Loads pieces, scores, token types (and BPE merges) from a parsed GGUF
+ * file and encodes text the way llama.cpp does: SPM with its space prefix,
+ * U+2581 for spaces, score-ordered bigram merges and <0xNN> byte fallback;
+ * BPE with the pre-tokenizer tokenizer.ggml.pre names, GPT-2's byte-level
+ * code points and rank-ordered merges. Special tokens written in the text
+ * are parsed as single tokens when asked. It does not print; encode
  * allocates its scratch per call and frees it. */
 #ifndef PICOLM_TOKENIZER_H
 #define PICOLM_TOKENIZER_H
@@ -14,7 +17,8 @@
 
 typedef struct pl_tokenizer pl_tokenizer;
 
-/* 0 ok; negative with a reason in err (e.g. "unsupported tokenizer 'gpt2'"). */
+/* 0 ok; negative with a reason in err (e.g. "unsupported tokenizer 't5'",
+ * "unsupported pre-tokenizer 'xyz'"). */
 int pl_tokenizer_load(pl_tokenizer **out, const gguf_file *g, char *err, size_t errlen);
 void pl_tokenizer_free(pl_tokenizer *t); /* accepts NULL */
 
@@ -40,5 +44,25 @@ int pl_tokenizer_decode(const pl_tokenizer *t, int32_t prev, int32_t token, char
 
 /* The raw piece text (for debugging). NULL if out of range. */
 const char *pl_tokenizer_piece(const pl_tokenizer *t, int32_t token);
+
+/* As encode with parse_special, except that special-token text inside the
+ * n_plain byte ranges [plain[2i], plain[2i+1]) is plain text (no special
+ * piece of any type is cut out there; a piece straddling a range edge is
+ * not cut out either). The ranges must be sorted and not overlap
+ * (PL_ERR_ARG otherwise). With no special text in them the ids equal
+ * encode(parse_special = 1)'s. */
+int pl_tokenizer_encode_spans(const pl_tokenizer *t, const char *text, size_t len, int add_bos, const size_t *plain,
+                              int n_plain, int32_t *out, int max_out);
+
+/* 1 when id ends generation: EOS, tokenizer.ggml.eot_token_id /
+ * eom_token_id, and the end-of-turn pieces llama.cpp recognizes by text
+ * (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>,
+ * <|end_of_text|>, <|return|>, a special </s>, ...). */
+int pl_tokenizer_is_eog(const pl_tokenizer *t, int32_t id);
+/* The id of the piece whose text is exactly text[0..len), or -1 (the last
+ * id when several share it, as llama.cpp's token_to_id). */
+int32_t pl_tokenizer_find(const pl_tokenizer *t, const char *text, size_t len);
+const char *pl_tokenizer_kind(const pl_tokenizer *t); /* "spm" or "bpe" */
+const char *pl_tokenizer_pre(const pl_tokenizer *t);  /* tokenizer.ggml.pre, or "default" (always for spm) */
 
 #endif

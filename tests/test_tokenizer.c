@@ -474,8 +474,10 @@ static void test_handmade(void) {
     free(b.p);
 
     vocab_spec bad = v;
-    bad.model = "gpt2";
-    expect_refused(&bad, "unsupported tokenizer 'gpt2'", "gpt2");
+    bad.model = "t5";
+    expect_refused(&bad, "unsupported tokenizer 't5'", "t5");
+    bad.model = "gpt2"; /* SentencePiece pieces are not byte-level text, and there are no merges */
+    expect_refused(&bad, "is not byte-level BPE text", "gpt2 with SPM pieces");
     bad = v;
     bad.n_scores = 16;
     expect_refused(&bad, "tokenizer.ggml.scores has 16", "short scores");
@@ -508,7 +510,206 @@ static void test_handmade(void) {
     free(b.p);
 }
 
+/* ---- 5. byte-level BPE and the other vocabularies ---- */
+
+typedef struct vocab_file {
+    const char *file; /* under vocab/ */
+    const char *tsv;  /* refs/tok-<tsv>.shared.tsv, or NULL */
+    const char *kind, *pre;
+    int add_bos;
+} vocab_file;
+
+static const vocab_file vocab_files[] = {
+    {"ggml-vocab-llama-spm", NULL, "spm", "default", 1},
+    {"ggml-vocab-phi-3", NULL, "spm", "default", 1},
+    {"vocab-llama3", "llama3", "bpe", "llama-bpe", 1},
+    {"vocab-qwen3", "qwen3", "bpe", "qwen2", 0},
+    {"ggml-vocab-gpt-2", "gpt-2", "bpe", "gpt-2", 0},
+    {"ggml-vocab-deepseek-llm", "deepseek-llm", "bpe", "deepseek-llm", 1},
+    {"ggml-vocab-deepseek-coder", NULL, "bpe", "deepseek-coder", 1},
+    {"ggml-vocab-starcoder", "starcoder", "bpe", "starcoder", 0},
+    {"ggml-vocab-falcon", "falcon", "bpe", "falcon", 0},
+};
+
+/* Valid UTF-8 (strict: no overlongs, surrogates or values past U+10FFFF):
+ * what a byte-level round trip must give back unchanged. */
+static int valid_utf8(const uint8_t *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!k || i + k > n) return 0;
+        uint32_t cp = k == 1 ? c : (uint32_t)(c & (0x7F >> k));
+        for (size_t j = 1; j < k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80) return 0;
+            cp = cp << 6 | (s[i + j] & 0x3F);
+        }
+        if ((k == 2 && cp < 0x80) || (k == 3 && cp < 0x800) || (k == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+/* The .inp/.out vectors (no BOS, special not parsed); for BPE also the
+ * decode round trip of each. Returns the number that match. */
+static int vocab_vectors(const vocab_file *vf, const pl_tokenizer *t, int *n_cases, int *n_rt) {
+    char p[256];
+    size_t ni = 0, no = 0;
+    snprintf(p, sizeof p, "vocab/%s.gguf.inp", vf->file);
+    char *inp = t_read_file(t_path(p), &ni);
+    snprintf(p, sizeof p, "vocab/%s.gguf.out", vf->file);
+    char *outs = t_read_file(t_path(p), &no);
+    CHECK(inp && outs, "%s: cannot read the .inp/.out vectors", vf->file);
+    *n_cases = *n_rt = 0;
+    if (!inp || !outs) { free(inp); free(outs); return 0; }
+    vcase cases[64];
+    int nc = split_inp(inp, ni, cases, 64);
+    CHECK(nc == 46, "%s: expected 46 cases, found %d", vf->file, nc);
+    const char *line = outs;
+    int32_t want[1024];
+    int ok = 0;
+    for (int c = 0; c < nc && c < 64; c++) {
+        const char *eol = memchr(line, '\n', (size_t)(outs + no - line));
+        if (!eol) eol = outs + no;
+        int nw = parse_ids(line, eol, want, 1024);
+        line = eol < outs + no ? eol + 1 : eol;
+        int n;
+        int32_t *got = encode(t, cases[c].s, cases[c].len, 0, 0, &n);
+        int same = got && ids_equal(got, n, want, nw);
+        CHECK(same, "%s case %d ('%.*s') differs", vf->file, c, (int)cases[c].len, cases[c].s);
+        if (!same && got) { show_ids("want", want, nw); show_ids("got ", got, n); }
+        ok += same;
+        if (got && !strcmp(vf->kind, "bpe") && valid_utf8((const uint8_t *)cases[c].s, cases[c].len)) {
+            size_t dl;
+            char *d = decode_all(t, got, n, &dl);
+            int rt = dl == cases[c].len && memcmp(d, cases[c].s, dl) == 0;
+            CHECK(rt, "%s case %d: decode gives '%.*s'", vf->file, c, (int)dl, d);
+            *n_rt += rt;
+            free(d);
+        }
+        free(got);
+    }
+    *n_cases = nc;
+    free(inp);
+    free(outs);
+    return ok;
+}
+
+/* refs/tok-<v>.shared.tsv: add_special and parse_special, as llama_tokenize
+ * with both true (BOS when the vocab adds it). */
+static int shared_tsv(const vocab_file *vf, const pl_tokenizer *t, int *n_cases, int *n_rt) {
+    char p[256];
+    size_t n = 0;
+    snprintf(p, sizeof p, "refs/tok-%s.shared.tsv", vf->tsv);
+    char *tsv = t_read_file(t_path(p), &n);
+    CHECK(tsv != NULL, "cannot read %s", p);
+    int cases = 0, ok = 0;
+    *n_rt = 0;
+    for (char *line = tsv; tsv && line < tsv + n;) {
+        char *eol = memchr(line, '\n', (size_t)(tsv + n - line));
+        if (!eol) eol = tsv + n;
+        char *tab = memchr(line, '\t', (size_t)(eol - line));
+        if (line[0] != '#' && tab) {
+            char *text = malloc((size_t)(tab - line) / 2 + 1);
+            int tl = unhex(line, tab, text);
+            int32_t *want = malloc(8192 * sizeof *want);
+            int nw = parse_ids(tab + 1, eol, want, 8192);
+            int got_n;
+            int32_t *got = tl >= 0 ? encode(t, text, (size_t)tl, pl_tokenizer_add_bos(t), 1, &got_n) : NULL;
+            int same = got && ids_equal(got, got_n, want, nw);
+            CHECK(same, "%s shared case %d ('%.*s') differs", vf->tsv, cases, tl > 60 ? 60 : tl, text);
+            if (!same && got) { show_ids("want", want, nw); show_ids("got ", got, got_n); }
+            ok += same;
+            /* the same ids through encode_spans with no plain range, and
+             * with the whole text plain when it has no special token */
+            if (got) {
+                int32_t *sp = malloc(((size_t)got_n + 1) * sizeof *sp);
+                int k = pl_tokenizer_encode_spans(t, text, (size_t)tl, pl_tokenizer_add_bos(t), NULL, 0, sp, got_n);
+                CHECK(k == got_n && ids_equal(sp, k, got, got_n), "%s shared case %d: encode_spans differs", vf->tsv,
+                      cases);
+                free(sp);
+            }
+            /* decode(encode(x)) == x, BOS and control tokens aside */
+            if (got && valid_utf8((const uint8_t *)text, (size_t)tl)) {
+                int32_t *plain = encode(t, text, (size_t)tl, 0, 0, &got_n);
+                size_t dl;
+                char *d = plain ? decode_all(t, plain, got_n, &dl) : NULL;
+                int rt = d && dl == (size_t)tl && memcmp(d, text, dl) == 0;
+                CHECK(rt, "%s shared case %d: round trip", vf->tsv, cases);
+                *n_rt += rt;
+                free(d);
+                free(plain);
+            }
+            cases++;
+            free(got);
+            free(want);
+            free(text);
+        }
+        line = eol + 1;
+    }
+    CHECK(cases == 20, "%s: %d shared cases, want 20", vf->tsv, cases);
+    *n_cases = cases;
+    free(tsv);
+    return ok;
+}
+
+static int id_of(const pl_tokenizer *t, const char *s) { return pl_tokenizer_find(t, s, strlen(s)); }
+
+/* What each vocabulary must say about its end-of-generation tokens. */
+static void eog_checks(const vocab_file *vf, const pl_tokenizer *t) {
+    CHECK(pl_tokenizer_is_eog(t, pl_tokenizer_eos(t)), "%s: EOS is not end-of-generation", vf->file);
+    CHECK(!pl_tokenizer_is_eog(t, -1) && !pl_tokenizer_is_eog(t, pl_tokenizer_n_vocab(t)), "%s: is_eog range",
+          vf->file);
+    if (!strcmp(vf->file, "vocab-llama3")) {
+        CHECK(id_of(t, "<|eot_id|>") == 128009 && pl_tokenizer_is_eog(t, 128009), "llama3: <|eot_id|>");
+        CHECK(pl_tokenizer_is_eog(t, 128001) && id_of(t, "<|end_of_text|>") == 128001, "llama3: <|end_of_text|>");
+        CHECK(id_of(t, "<|eom_id|>") == -1 && !pl_tokenizer_is_eog(t, 128008), "llama3 (3.0): no <|eom_id|>");
+        CHECK(!pl_tokenizer_is_eog(t, 128000) && !pl_tokenizer_is_eog(t, id_of(t, "<|start_header_id|>")),
+              "llama3: BOS / header are not eog");
+    } else if (!strcmp(vf->file, "vocab-qwen3")) {
+        CHECK(pl_tokenizer_is_eog(t, id_of(t, "<|im_end|>")) && pl_tokenizer_is_eog(t, id_of(t, "<|endoftext|>")),
+              "qwen3: <|im_end|> / <|endoftext|>");
+        CHECK(!pl_tokenizer_is_eog(t, id_of(t, "<|im_start|>")), "qwen3: <|im_start|> is not eog");
+    } else if (!strcmp(vf->file, "ggml-vocab-phi-3")) {
+        CHECK(pl_tokenizer_is_eog(t, id_of(t, "<|end|>")) && pl_tokenizer_is_eog(t, 32000) &&
+                  pl_tokenizer_is_eog(t, id_of(t, "</s>")),
+              "phi-3: <|end|> <|endoftext|> </s>");
+        CHECK(!pl_tokenizer_is_eog(t, id_of(t, "<|user|>")), "phi-3: <|user|> is not eog");
+    } else if (!strcmp(vf->file, "ggml-vocab-llama-spm")) {
+        CHECK(pl_tokenizer_is_eog(t, 2) && !pl_tokenizer_is_eog(t, 1) && !pl_tokenizer_is_eog(t, 0), "llama-spm eog");
+    }
+    CHECK(id_of(t, "") == -1 && pl_tokenizer_find(t, "\xff\xfe\xfd", 3) == -1, "%s: find of absent text", vf->file);
+}
+
+static void test_vocabs(void) {
+    for (size_t i = 0; i < sizeof vocab_files / sizeof vocab_files[0]; i++) {
+        const vocab_file *vf = &vocab_files[i];
+        char rel[256];
+        snprintf(rel, sizeof rel, "vocab/%s.gguf", vf->file);
+        loaded l;
+        if (load_file(&l, rel)) { unload(&l); continue; }
+        const pl_tokenizer *t = l.t;
+        CHECK(!strcmp(pl_tokenizer_kind(t), vf->kind) && !strcmp(pl_tokenizer_pre(t), vf->pre),
+              "%s: kind %s pre %s", vf->file, pl_tokenizer_kind(t), pl_tokenizer_pre(t));
+        CHECK(pl_tokenizer_add_bos(t) == vf->add_bos, "%s: add_bos %d", vf->file, pl_tokenizer_add_bos(t));
+        int nc, nrt, ns = 0, nsrt = 0;
+        int ok = vocab_vectors(vf, t, &nc, &nrt);
+        int sok = vf->tsv ? shared_tsv(vf, t, &ns, &nsrt) : 0;
+        eog_checks(vf, t);
+        printf("  %-26s %s %-14s vectors %d/%d, shared %d/%d, round trips %d\n", vf->file, vf->kind, vf->pre, ok, nc,
+               sok, ns, nrt + nsrt);
+        unload(&l);
+    }
+}
+
 int main(void) {
+    test_handmade();
+    if (!t_have_data()) {
+        printf("test_tokenizer: reference vectors skipped: no reference data at %s (set PICOLM_TESTDATA)\n",
+               t_datadir());
+        return t_summary("test_tokenizer");
+    }
     loaded l;
     if (load_file(&l, "vocab/ggml-vocab-llama-spm.gguf") == 0) {
         CHECK(l.g.n_tensors == 0, "vocab-only file has tensors");
@@ -521,6 +722,6 @@ int main(void) {
     unload(&l);
     test_greedy_prompts();
     test_tiny512();
-    test_handmade();
+    test_vocabs();
     return t_summary("test_tokenizer");
 }
