@@ -52,6 +52,10 @@ const pl_model_info *pl_model_get_info(const pl_model *m);
  * max_out were written) or a negative status. */
 int pl_tokenize(const pl_model *m, const char *text, size_t len, int add_bos, int parse_special,
                 int32_t *out, int max_out);
+/* As pl_tokenize with parse_special, but special-token text inside the n_plain byte ranges
+ * [plain[2i], plain[2i+1]) of text is tokenized as ordinary text (message contents in a chat prompt). */
+int pl_tokenize_spans(const pl_model *m, const char *text, size_t len, int add_bos, const size_t *plain, int n_plain,
+                      int32_t *out, int max_out);
 int pl_add_bos(const pl_model *m);
 int32_t pl_token_bos(const pl_model *m);
 int32_t pl_token_eos(const pl_model *m);
