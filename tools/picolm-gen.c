@@ -1,15 +1,20 @@
-/* picolm-gen.c - writes random-weight LLaMA-architecture GGUF v3 files, and
- * re-quantizes existing ones (a minimal llama-quantize without imatrix).
+/* picolm-gen.c - writes random-weight GGUF v3 files of any architecture
+ * picolm runs (llama, qwen2, qwen3, gemma, gemma2, gemma3, phi2, phi3,
+ * smollm3), and re-quantizes existing ones (a minimal llama-quantize
+ * without imatrix).
  *
  * Weights are deterministic noise from --seed (each row seeded from the seed,
  * the tensor's name and the row index, so the same seed gives the same float
  * weights whatever the type, thread count or chunking). Rows are generated
  * and quantized a chunk at a time, split across threads, and streamed to
  * OUT.tmp, renamed to OUT when complete: memory stays at a few MB whatever
- * the model size. The tokenizer is either copied from a GGUF (--vocab) or a
- * synthesized SentencePiece-style vocabulary that tokenizes English into
- * word-sized pieces. This is a tool, not the library: it prints and exits
- * (2 on usage errors, 1 on runtime errors). Assumes a little-endian host. */
+ * the model size. Presets carry the real shapes, keys and vocabulary sizes
+ * of today's small models. The tokenizer is copied from a GGUF (--vocab), or
+ * synthesized: a SentencePiece-style vocabulary, or a byte-level BPE one
+ * (GPT-2 byte alphabet, rank-ordered merges) built so that English text
+ * tokenizes into word-sized pieces. This is a tool, not the library: it
+ * prints and exits (2 on usage errors, 1 on runtime errors). Assumes a
+ * little-endian host. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -40,18 +45,26 @@ static const char *usage_text =
     "usage: picolm-gen OUT.gguf [options]\n"
     "       picolm-gen OUT.gguf --from IN.gguf --type T\n"
     "\n"
-    "Writes a LLaMA-architecture GGUF v3 file with random weights, or (with\n"
-    "--from) re-quantizes every 2-D weight of IN.gguf to T, keeping 1-D\n"
-    "tensors in F32 and copying all metadata.\n"
+    "Writes a GGUF v3 file with random weights, or (with --from) re-quantizes\n"
+    "every 2-D weight of IN.gguf to T, keeping 1-D tensors in F32 and copying\n"
+    "all metadata.\n"
     "\n"
-    "  --preset P       tinyllama-1.1b | tiny | small (default tiny)\n"
+    "  --preset P       tinyllama-1.1b | qwen3-0.6b | llama-3.2-1b | gemma3-1b |\n"
+    "                   smollm2-360m | qwen2.5-0.5b | tiny | small (default tiny)\n"
+    "  --arch A         llama qwen2 qwen3 gemma gemma2 gemma3 phi2 phi3 smollm3\n"
+    "                   (default: the preset's)\n"
     "  --type T         F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K\n"
     "                   Q6_K Q4_K_M Q5_K_M (default Q8_0)\n"
     "  --seed N         random seed (default 1)\n"
-    "  --n-embd N  --n-layer N  --n-ff N  --n-head N  --n-head-kv N\n"
-    "  --n-vocab N  --ctx N  --rope-base F  --rms-eps F   override the preset\n"
+    "  --n-embd N  --n-layer N  --n-ff N  --n-head N  --n-head-kv N  --head-dim N\n"
+    "  --n-vocab N  --ctx N  --rope-base F  --rms-eps F  --swa N  --rope-scale F\n"
+    "                   override the preset (--swa: sliding window; --rope-scale:\n"
+    "                   linear RoPE scaling factor)\n"
+    "  --tokenizer K    spm | gemma | qwen2 | qwen3 | llama3 | smollm: the\n"
+    "                   synthesized vocabulary (default: the preset's)\n"
     "  --vocab FILE     copy the tokenizer.* keys of FILE (sets n_vocab)\n"
     "  --tied           no output.weight: the output reuses token_embd\n"
+    "  --untied         an output.weight even where the preset ties it\n"
     "  --from FILE      convert FILE instead of generating\n"
     "  -j N             threads (default: online cores)\n"
     "  -h, --help       this text\n";
@@ -424,11 +437,113 @@ static void vocab_add_list(vocab *v, const char *prefix, const char *list, int c
     }
 }
 
-/* Llama-style SPM vocabulary: <unk> <s> </s>, the 256 byte tokens, then
- * pieces in decreasing score: characters, "▁x", common words with their
- * prefixes, capitalized words, suffixes, then letter pairs and triples
- * (with and without "▁") until n_vocab. */
-static void synth_vocab(vocab *v, int n_vocab) {
+/* tokenizer.ggml.token_type values (llama.cpp's llama_token_type). */
+enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };
+
+typedef struct {
+    const char *text;
+    uint8_t type;
+} special_tok;
+
+/* A synthesized vocabulary's layout: its special tokens (ids as the real
+ * model has them), which of them are BOS/EOS/UNK/PAD, and the flags. */
+typedef struct {
+    const char *name;       /* --tokenizer */
+    int bpe;                /* 0: SentencePiece ("llama"), 1: byte-level BPE ("gpt2") */
+    const char *pre;        /* tokenizer.ggml.pre (BPE) */
+    const special_tok *sp;  /* specials: first (SPM, smollm) or after the regular tokens */
+    int n_sp;
+    int n_reserved;         /* more CONTROL specials "<|reserved_special_token_K|>" (llama3) */
+    int reserved_from;      /* ... numbered from K = reserved_from */
+    int specials_first;
+    int n_regular;          /* BPE: regular tokens of the real vocabulary (the rest: [PADn]) */
+    const char *bos, *eos, *unk, *pad; /* texts of specials, NULL: not written */
+    int add_bos, add_space_prefix;
+    int digit_groups;       /* the pre-tokenizer keeps up to 3 digits together (llama3) */
+} vocab_spec;
+
+static const special_tok SP_LLAMA[] = {{"<unk>", TT_UNKNOWN}, {"<s>", TT_CONTROL}, {"</s>", TT_CONTROL}};
+
+/* Gemma 3 (tokenizer.json of google/gemma-3-1b-it): <pad> <eos> <bos> <unk>
+ * <mask> [multimodal], <unused0..98>, then <start_of_turn>=105 and
+ * <end_of_turn>=106; the rest of the 262144 are pieces here. */
+static char GEMMA_UNUSED[99][12];
+static special_tok SP_GEMMA[107];
+
+/* Qwen2.5 / Qwen3 (tokenizer.json; the same ids and types as
+ * ../shared/testdata/vocab/vocab-qwen3.gguf): 151643.., then [PADn] to
+ * 151936. Qwen2.5 stops at <|file_sep|>. */
+static const special_tok SP_QWEN[] = {
+    {"<|endoftext|>", TT_CONTROL},     {"<|im_start|>", TT_CONTROL},   {"<|im_end|>", TT_CONTROL},
+    {"<|object_ref_start|>", TT_CONTROL}, {"<|object_ref_end|>", TT_CONTROL}, {"<|box_start|>", TT_CONTROL},
+    {"<|box_end|>", TT_CONTROL},       {"<|quad_start|>", TT_CONTROL}, {"<|quad_end|>", TT_CONTROL},
+    {"<|vision_start|>", TT_CONTROL},  {"<|vision_end|>", TT_CONTROL}, {"<|vision_pad|>", TT_CONTROL},
+    {"<|image_pad|>", TT_CONTROL},     {"<|video_pad|>", TT_CONTROL},  {"<tool_call>", TT_USER},
+    {"</tool_call>", TT_USER},         {"<|fim_prefix|>", TT_CONTROL}, {"<|fim_middle|>", TT_CONTROL},
+    {"<|fim_suffix|>", TT_CONTROL},    {"<|fim_pad|>", TT_CONTROL},    {"<|repo_name|>", TT_CONTROL},
+    {"<|file_sep|>", TT_CONTROL},      {"<tool_response>", TT_USER},   {"</tool_response>", TT_USER},
+    {"<think>", TT_USER},              {"</think>", TT_USER},
+};
+
+/* Llama 3.2 (tokenizer.json of meta-llama/Llama-3.2-1B-Instruct):
+ * 128000..128010 named, then <|reserved_special_token_3..247|> to 128255. */
+static const special_tok SP_LLAMA3[] = {
+    {"<|begin_of_text|>", TT_CONTROL},          {"<|end_of_text|>", TT_CONTROL},
+    {"<|reserved_special_token_0|>", TT_CONTROL}, {"<|reserved_special_token_1|>", TT_CONTROL},
+    {"<|finetune_right_pad_id|>", TT_CONTROL},  {"<|reserved_special_token_2|>", TT_CONTROL},
+    {"<|start_header_id|>", TT_CONTROL},        {"<|end_header_id|>", TT_CONTROL},
+    {"<|eom_id|>", TT_CONTROL},                 {"<|eot_id|>", TT_CONTROL},
+    {"<|python_tag|>", TT_CONTROL},
+};
+
+/* SmolLM2 (tokenizer_config.json of HuggingFaceTB/SmolLM2-360M-Instruct):
+ * its 17 specials come first, ids 0..16. */
+static const special_tok SP_SMOLLM[] = {
+    {"<|endoftext|>", TT_CONTROL},   {"<|im_start|>", TT_CONTROL},   {"<|im_end|>", TT_CONTROL},
+    {"<repo_name>", TT_CONTROL},     {"<reponame>", TT_CONTROL},     {"<file_sep>", TT_CONTROL},
+    {"<filename>", TT_CONTROL},      {"<gh_stars>", TT_CONTROL},     {"<issue_start>", TT_CONTROL},
+    {"<issue_comment>", TT_CONTROL}, {"<issue_closed>", TT_CONTROL}, {"<jupyter_start>", TT_CONTROL},
+    {"<jupyter_text>", TT_CONTROL},  {"<jupyter_code>", TT_CONTROL}, {"<jupyter_output>", TT_CONTROL},
+    {"<jupyter_script>", TT_CONTROL}, {"<empty_output>", TT_CONTROL},
+};
+
+#define NSP(a) (int)(sizeof a / sizeof a[0])
+/* bos/eos/add_bos as the instruct models' GGUF conversions have them. */
+static const vocab_spec VOCABS[] = {
+    {"spm", 0, NULL, SP_LLAMA, NSP(SP_LLAMA), 0, 0, 1, 0, "<s>", "</s>", "<unk>", NULL, 1, 1, 0},
+    {"gemma", 0, NULL, SP_GEMMA, NSP(SP_GEMMA), 0, 0, 1, 0, "<bos>", "<eos>", "<unk>", "<pad>", 1, 0, 0},
+    {"qwen2", 1, "qwen2", SP_QWEN, 22, 0, 0, 0, 151643, "<|endoftext|>", "<|im_end|>", NULL, "<|endoftext|>", 0, 0, 0},
+    {"qwen3", 1, "qwen2", SP_QWEN, NSP(SP_QWEN), 0, 0, 0, 151643, "<|endoftext|>", "<|im_end|>", NULL, "<|endoftext|>",
+     0, 0, 0},
+    {"llama3", 1, "llama-bpe", SP_LLAMA3, NSP(SP_LLAMA3), 245, 3, 0, 128000, "<|begin_of_text|>", "<|eot_id|>", NULL,
+     NULL, 1, 0, 1},
+    {"smollm", 1, "smollm", SP_SMOLLM, NSP(SP_SMOLLM), 0, 0, 1, 49152 - NSP(SP_SMOLLM), "<|im_start|>", "<|im_end|>",
+     "<|endoftext|>", "<|im_end|>", 0, 0, 0},
+};
+#undef NSP
+
+static const vocab_spec *find_vocab_spec(const char *name) {
+    if (!SP_GEMMA[0].text) { /* filled once: the unused block is a list */
+        static const char *head[6] = {"<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "[multimodal]"};
+        for (int i = 0; i < 6; i++) SP_GEMMA[i] = (special_tok){head[i], i == 3 ? TT_UNKNOWN : i < 3 ? TT_CONTROL : TT_USER};
+        for (int i = 0; i < 99; i++) {
+            snprintf(GEMMA_UNUSED[i], sizeof GEMMA_UNUSED[i], "<unused%d>", i);
+            SP_GEMMA[6 + i] = (special_tok){GEMMA_UNUSED[i], TT_USER};
+        }
+        SP_GEMMA[105] = (special_tok){"<start_of_turn>", TT_CONTROL};
+        SP_GEMMA[106] = (special_tok){"<end_of_turn>", TT_CONTROL};
+    }
+    for (size_t i = 0; i < sizeof VOCABS / sizeof VOCABS[0]; i++)
+        if (!strcmp(VOCABS[i].name, name)) return &VOCABS[i];
+    return NULL;
+}
+
+/* SPM vocabulary: the specials, the 256 byte tokens, then pieces in
+ * decreasing score: characters, "▁x", common words with their prefixes,
+ * capitalized words, suffixes, then letter pairs and triples (with and
+ * without "▁") until n_vocab. Without a space prefix (gemma) the first word
+ * of a text has no "▁": capitalized bare words are added too. */
+static void synth_vocab(vocab *v, int n_vocab, const vocab_spec *vs) {
     v->cap = n_vocab;
     v->piece = calloc((size_t)n_vocab, sizeof *v->piece);
     uint32_t size = 1024;
@@ -436,9 +551,7 @@ static void synth_vocab(vocab *v, int n_vocab) {
     v->set = calloc(size, sizeof *v->set);
     v->mask = size - 1;
     if (!v->piece || !v->set) die("out of memory");
-    vocab_add(v, "<unk>");
-    vocab_add(v, "<s>");
-    vocab_add(v, "</s>");
+    for (int i = 0; i < vs->n_sp; i++) vocab_add(v, vs->sp[i].text);
     char buf[32];
     for (int b = 0; b < 256; b++) {
         snprintf(buf, sizeof buf, "<0x%02X>", b);
@@ -459,6 +572,7 @@ static void synth_vocab(vocab *v, int n_vocab) {
     vocab_add_list(v, SPM_SPACE, common_words, 1, 150);
     vocab_add_list(v, "", suffixes, 0, 1 << 30);
     vocab_add_list(v, "", common_words, 0, 100); /* words inside compounds */
+    if (!vs->add_space_prefix) vocab_add_list(v, "", common_words, 1, 150);
     /* letter n-grams in lexicographic order: "▁ab" "ab" ..., then length 3 ... */
     char s[16];
     for (int len = 2; len <= 6 && v->n < v->cap; len++) {
@@ -478,26 +592,432 @@ static void synth_vocab(vocab *v, int n_vocab) {
     if (v->n < v->cap) die("cannot synthesize %d distinct pieces", n_vocab);
 }
 
-static void write_vocab(kvw *w, const vocab *v) {
+static int vocab_id(const vocab *v, const char *s) {
+    for (uint32_t i = str_hash(s) & v->mask; v->set[i]; i = (i + 1) & v->mask)
+        if (!strcmp(v->piece[v->set[i] - 1], s)) return (int)v->set[i] - 1;
+    return -1;
+}
+
+static void write_vocab(kvw *w, const vocab *v, const vocab_spec *vs) {
+    const int n_fixed = vs->n_sp + 256; /* specials and bytes: score 0 */
     kv_str(w, "tokenizer.ggml.model", "llama");
     kv_arr(w, "tokenizer.ggml.tokens", GGUF_STRING, (uint64_t)v->n);
     for (int i = 0; i < v->n; i++) bb_str(&w->b, v->piece[i]);
     kv_arr(w, "tokenizer.ggml.scores", GGUF_FLOAT32, (uint64_t)v->n);
     for (int i = 0; i < v->n; i++) {
-        const float sc = i < 259 ? 0.0f : -(float)(i - 259);
+        const float sc = i < n_fixed ? 0.0f : -(float)(i - n_fixed);
         bb_put(&w->b, &sc, 4);
     }
     kv_arr(w, "tokenizer.ggml.token_type", GGUF_INT32, (uint64_t)v->n);
     for (int i = 0; i < v->n; i++) {
-        const int32_t t = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1; /* unknown, control, byte, normal */
+        const int32_t t = i < vs->n_sp ? vs->sp[i].type : i < n_fixed ? TT_BYTE : TT_NORMAL;
         bb_put(&w->b, &t, 4);
     }
+    kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)vocab_id(v, vs->bos));
+    kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)vocab_id(v, vs->eos));
+    kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)vocab_id(v, vs->unk));
+    if (vs->pad) kv_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)vocab_id(v, vs->pad));
+    kv_bool(w, "tokenizer.ggml.add_bos_token", vs->add_bos);
+    kv_bool(w, "tokenizer.ggml.add_eos_token", 0);
+    if (!vs->add_space_prefix) kv_bool(w, "tokenizer.ggml.add_space_prefix", 0);
 }
 
 static void vocab_free(vocab *v) {
     for (int i = 0; i < v->n; i++) free(v->piece[i]);
     free(v->piece);
     free(v->set);
+}
+
+/* ------------------------------------------------------------ byte-level BPE vocabulary
+ *
+ * Tokens are byte strings; the file spells them in GPT-2's byte-to-unicode
+ * alphabet (printable bytes stand for themselves, the others for U+0100..).
+ * Token i < 256 is the byte GPT-2 puts at rank i. Then each piece to learn
+ * (a word with its leading space, a suffix, a number...) is first run
+ * through the merges learned so far, exactly as the tokenizer will (lowest
+ * rank first, leftmost on ties); what is left is joined left to right by
+ * new merges, ranked after all the earlier ones. Since the new ranks are
+ * higher than any an earlier piece used, every earlier piece still
+ * tokenizes to one token; every merge names two tokens and yields one. */
+
+typedef struct {
+    uint8_t *text;       /* token bytes back to back */
+    size_t text_n, text_cap;
+    uint32_t *off;       /* [cap] */
+    uint8_t *len;        /* [cap] (pieces are < 64 bytes) */
+    int n, cap;          /* regular tokens */
+    uint32_t *tset, tmask;       /* open addressing: id + 1, 0 = empty */
+    int32_t (*merge)[3];         /* left, right, result, in rank order */
+    int n_merge, merge_cap;
+    uint32_t *mset, mmask;       /* pair -> rank + 1 */
+    int byte_id[256];
+} bpe_vocab;
+
+#define BPE_MAX_PIECE 63
+
+static uint32_t bytes_hash(const uint8_t *p, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+static uint32_t pair_hash(int32_t a, int32_t b) {
+    uint64_t x = ((uint64_t)(uint32_t)a << 32 | (uint32_t)b) * 0x9e3779b97f4a7c15ull;
+    return (uint32_t)(x >> 32);
+}
+
+static int bpe_find(const bpe_vocab *v, const uint8_t *p, size_t n) {
+    for (uint32_t i = bytes_hash(p, n) & v->tmask; v->tset[i]; i = (i + 1) & v->tmask) {
+        const int id = (int)v->tset[i] - 1;
+        if (v->len[id] == n && !memcmp(v->text + v->off[id], p, n)) return id;
+    }
+    return -1;
+}
+
+static int bpe_add_token(bpe_vocab *v, const uint8_t *p, size_t n) {
+    if (v->n >= v->cap || n > BPE_MAX_PIECE) return -1;
+    if (v->text_n + n > v->text_cap) {
+        v->text_cap = 2 * v->text_cap + n;
+        if (!(v->text = realloc(v->text, v->text_cap))) die("out of memory");
+    }
+    memcpy(v->text + v->text_n, p, n);
+    v->off[v->n] = (uint32_t)v->text_n;
+    v->len[v->n] = (uint8_t)n;
+    v->text_n += n;
+    uint32_t i = bytes_hash(p, n) & v->tmask;
+    while (v->tset[i]) i = (i + 1) & v->tmask;
+    v->tset[i] = (uint32_t)++v->n;
+    return v->n - 1;
+}
+
+static int bpe_rank(const bpe_vocab *v, int32_t a, int32_t b) {
+    for (uint32_t i = pair_hash(a, b) & v->mmask; v->mset[i]; i = (i + 1) & v->mmask) {
+        const int r = (int)v->mset[i] - 1;
+        if (v->merge[r][0] == a && v->merge[r][1] == b) return r;
+    }
+    return -1;
+}
+
+/* The merge a+b (new, ranked last) and its result token; -1 when the
+ * vocabulary is full. */
+static int bpe_add_merge(bpe_vocab *v, int32_t a, int32_t b) {
+    uint8_t buf[2 * BPE_MAX_PIECE];
+    const size_t la = v->len[a], lb = v->len[b];
+    if (la + lb > BPE_MAX_PIECE) return -1;
+    memcpy(buf, v->text + v->off[a], la);
+    memcpy(buf + la, v->text + v->off[b], lb);
+    int r = bpe_find(v, buf, la + lb);
+    if (r < 0 && (r = bpe_add_token(v, buf, la + lb)) < 0) return -1;
+    if (v->n_merge == v->merge_cap) {
+        v->merge_cap *= 2;
+        if (!(v->merge = realloc(v->merge, (size_t)v->merge_cap * sizeof *v->merge))) die("out of memory");
+        /* the pair table holds at most half the slots filled */
+        free(v->mset);
+        uint32_t size = 2;
+        while (size < 2u * (uint32_t)v->merge_cap) size *= 2;
+        if (!(v->mset = calloc(size, sizeof *v->mset))) die("out of memory");
+        v->mmask = size - 1;
+        for (int k = 0; k < v->n_merge; k++) {
+            uint32_t i = pair_hash(v->merge[k][0], v->merge[k][1]) & v->mmask;
+            while (v->mset[i]) i = (i + 1) & v->mmask;
+            v->mset[i] = (uint32_t)k + 1;
+        }
+    }
+    const int k = v->n_merge++;
+    v->merge[k][0] = a;
+    v->merge[k][1] = b;
+    v->merge[k][2] = r;
+    uint32_t i = pair_hash(a, b) & v->mmask;
+    while (v->mset[i]) i = (i + 1) & v->mmask;
+    v->mset[i] = (uint32_t)k + 1;
+    return r;
+}
+
+/* Make the n bytes at p one token (see above). 0 when the vocabulary is full. */
+static int bpe_learn(bpe_vocab *v, const char *p, size_t n) {
+    int32_t sym[BPE_MAX_PIECE];
+    if (n == 0 || n > BPE_MAX_PIECE) return 1;
+    if (bpe_find(v, (const uint8_t *)p, n) >= 0) return 1;
+    int ns = (int)n;
+    for (size_t i = 0; i < n; i++) sym[i] = v->byte_id[(uint8_t)p[i]];
+    for (;;) { /* the existing merges, as the tokenizer applies them */
+        int best = -1, at = -1;
+        for (int i = 0; i + 1 < ns; i++) {
+            const int r = bpe_rank(v, sym[i], sym[i + 1]);
+            if (r >= 0 && (best < 0 || r < best)) best = r, at = i;
+        }
+        if (best < 0) break;
+        sym[at] = v->merge[best][2];
+        memmove(sym + at + 1, sym + at + 2, (size_t)(ns - at - 2) * sizeof *sym);
+        ns--;
+    }
+    while (ns > 1) { /* then new ones, left to right */
+        const int r = bpe_add_merge(v, sym[0], sym[1]);
+        if (r < 0) return 0;
+        sym[0] = r;
+        memmove(sym + 1, sym + 2, (size_t)(ns - 2) * sizeof *sym);
+        ns--;
+    }
+    return v->n < v->cap;
+}
+
+static int bpe_learn_str(bpe_vocab *v, const char *s) { return bpe_learn(v, s, strlen(s)); }
+
+/* Each word of a space-separated list, with prefix and suffix, optionally
+ * capitalized; up to max_words words. 0 when full. */
+static int bpe_learn_list(bpe_vocab *v, const char *prefix, const char *list, const char *suffix, int capitalize,
+                          int max_words) {
+    char w[2 * BPE_MAX_PIECE + 4];
+    int count = 0;
+    const size_t lp = strlen(prefix), lsf = strlen(suffix);
+    for (const char *s = list; *s && count < max_words;) {
+        while (*s == ' ') s++;
+        const size_t n = strcspn(s, " ");
+        if (n && lp + n + lsf <= BPE_MAX_PIECE) {
+            memcpy(w, prefix, lp);
+            memcpy(w + lp, s, n);
+            size_t m = lp + n;
+            /* English spelling: love+ed = loved, study+es = studies, story+s = stories */
+            const int vowel_suffix = lsf && strchr("aeiouy", suffix[0]);
+            const int cons_y = n >= 2 && s[n - 1] == 'y' && !strchr("aeiou", s[n - 2]);
+            if (vowel_suffix && s[n - 1] == 'e') m--;
+            else if (lsf && cons_y && suffix[0] != 'i' && strcmp(suffix, "ly")) w[m - 1] = 'i';
+            memcpy(w + m, cons_y && !strcmp(suffix, "s") ? "es" : suffix, lsf + 2);
+            m += strlen(w + m);
+            if (capitalize && w[lp] >= 'a' && w[lp] <= 'z') w[lp] = (char)(w[lp] - 'a' + 'A');
+            if (!bpe_learn(v, w, m)) return 0;
+            count++;
+        }
+        s += n;
+    }
+    return 1;
+}
+
+static const char *bpe_bigrams =
+    "th he in er an re on at en nd ti es or te of ed is it al ar st to nt ng se ha as ou io le ve co me de "
+    "hi ri ro ic ne ea ra ce li ch ll be ma si om ur ca el ta la ns di fo ho pe ec pr no ct us ac ot il tr "
+    "ly nc et ut ss so rs un lo wa ge ie wh ee wi em ad ol rt po we na ul ni ts mo ow pa im mi ai sh ir su "
+    "id os iv ia am fi ci vi pl ig tu ev ld ry mp fe bl ab gh ty op wo sa ay ex ke fr oo av ag if ap gr od "
+    "bo sp rd do uc bu ei ov by rm ep tt oc fa ef cu rn sc gi da yo cr cl du ga qu ue ff ba ey ls va um pp";
+static const char *bpe_trigrams =
+    "ing ion ent the and tio ati for her ter hat tha ere con res ver all ons nce men ith ted ers pro thi wit "
+    "are ess not ive was ect rea com eve per int est sta cti ica ist ear ain one our iti rat nte tin ine der "
+    "ome man pre rom tra whi ave str act ill ure ide ove cal ble out sti tic oun enc ore ant ity fro art tur "
+    "ity tion ment ness able ous ful less ally ings ated ation ical ence ance ious ible ally ities ions";
+/* what follows words: the pre-tokenizer cuts ' ?[^\s\p{L}\p{N}]+[\r\n]*' */
+static const char *bpe_punct[] = {
+    "\n", "\n\n", "\n\n\n", ".\n", ".\n\n", ",\n", ":\n", ";\n", "!\n", "?\n", " (", " \"", " '", " -", " --",
+    "...", " ...", ").", "),", ")\n", "\".", "\",", ".\"", ",\"", "?\"", "!\"", "'s", "'t", "'re", "'ve", "'m",
+    "'ll", "'d", " =", " ==", " +", " {", " }", "()", "();", "{\n", "}\n", " [", " <", " >", " /", "//", " //",
+    " *", "**", " #", "##", "###", " &", " |", " ||", " &&", " $", " %", " @", " :", "::", " ->", "->", " =>",
+    "  ", "   ", "    ", "        ", "\t", "\t\t", "\n    ", "\n        ", "\n\t", " \xe2\x80\x94", "\xe2\x80\x94",
+    "\xe2\x80\x93", " \xe2\x80\x93", "\xe2\x80\x99", "\xe2\x80\x99s", " \xe2\x80\x9c", "\xe2\x80\x9d",
+    "\xe2\x80\xa6", "\xc3\xa9", "\xc3\xa8", "\xc3\xa0", "\xc3\xbc", "\xc3\xb6", "\xc3\xa4", "\xc3\xb1", "\xc3\xa7",
+    "\xc2\xb0", "\xe2\x82\xac", "\xc2\xa3", "\xc2\xa9",
+};
+/* More frequent words (past tenses, nouns of everyday prose) past the
+ * 1000 of common_words. */
+static const char *more_words =
+    "important library village key kept pay wrote month later happy shelf science scientist neighbour "
+    "neighbor newspaper explain because could would should people between through during without within "
+    "against among however another something nothing everything anything someone everyone government company "
+    "program service information development business community university report research political market "
+    "national international experience education health student member law history art human local social "
+    "public private available different similar general major various recent whole poor rich likely "
+    "least usually already yet perhaps probably maybe almost quite rather really actually especially finally "
+    "suddenly quickly slowly carefully told knew thought gave took went made said found brought began became "
+    "felt heard held paid sent spent understood won wore lost met sat spoke stood taught caught bought fought "
+    "built chose drew drove fell flew forgot froze grew hid hung kept laid led lent lit meant rode rose shook "
+    "shot sang sank slept slid spun stole struck swam swore threw woke wrote also although whether while "
+    "whose whom yourself myself himself herself itself ourselves themselves today tomorrow yesterday tonight "
+    "morning evening afternoon weekend minute hour second moment year century decade history future past "
+    "present problem solution result reason example process method model data value level rate cost price "
+    "amount number percent total average account area region city village town street road house room door "
+    "window wall floor kitchen garden office school class teacher lesson book page story chapter letter word "
+    "language message question answer idea plan project team game player match ball score goal point win "
+    "lose friend family mother father brother sister son daughter child baby girl boy woman man people person "
+    "husband wife parent king queen prince princess castle dragon forest river mountain lake sea ocean island "
+    "sky sun moon star light dark night fire water earth wind rain snow ice tree flower grass animal bird dog "
+    "cat horse fish food bread meat fruit apple coffee tea milk sugar salt doctor hospital medicine computer "
+    "phone internet software code file system network server user screen keyboard program function variable "
+    "string number list array object class method return value error test build run start stop open close "
+    "read write send receive create delete update change move turn begin end continue decide choose "
+    "remember forget believe understand explain describe discuss consider suggest require include provide "
+    "allow support develop produce increase reduce improve protect prevent happen become seem appear remain";
+
+static const char *bpe_prefixes = "un re in dis over under out pre sub inter non mis de co en";
+static const char *bpe_suffixes = "s ed ing er ers es ly est ness ment ful less able al y ion ions ity ive ous";
+
+/* GPT-2's byte order: '!'..'~', '¡'..'¬', '®'..'ÿ', then the other bytes. */
+static void gpt2_bytes(int *order) {
+    int n = 0, used[256] = {0};
+    for (int b = 0; b < 256; b++)
+        if ((b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff)) order[n++] = b, used[b] = 1;
+    for (int b = 0; b < 256; b++)
+        if (!used[b]) order[n++] = b;
+}
+
+/* The code point standing for byte b in GPT-2's alphabet. */
+static unsigned gpt2_char(int b) {
+    if ((b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff)) return (unsigned)b;
+    unsigned k = 0; /* rank of b among the unprintable bytes */
+    for (int c = 0; c < b; c++)
+        if (!((c >= '!' && c <= '~') || (c >= 0xa1 && c <= 0xac) || (c >= 0xae && c <= 0xff))) k++;
+    return 256 + k;
+}
+
+/* n_regular regular tokens (bytes + merged pieces). */
+static void synth_bpe(bpe_vocab *v, int n_regular, const vocab_spec *vs) {
+    memset(v, 0, sizeof *v);
+    v->cap = n_regular;
+    v->off = malloc((size_t)n_regular * sizeof *v->off);
+    v->len = malloc((size_t)n_regular);
+    uint32_t size = 1024;
+    while (size < 2u * (uint32_t)n_regular) size *= 2;
+    v->tset = calloc(size, sizeof *v->tset);
+    v->tmask = size - 1;
+    v->merge_cap = 1024;
+    v->merge = malloc((size_t)v->merge_cap * sizeof *v->merge);
+    v->mset = calloc(2048, sizeof *v->mset);
+    v->mmask = 2047;
+    if (!v->off || !v->len || !v->tset || !v->merge || !v->mset) die("out of memory");
+    int order[256];
+    gpt2_bytes(order);
+    for (int i = 0; i < 256; i++) {
+        const uint8_t b = (uint8_t)order[i];
+        v->byte_id[b] = bpe_add_token(v, &b, 1);
+    }
+    char buf[2 * BPE_MAX_PIECE];
+    /* frequent letter pairs, " x" for every letter, spaces and newlines,
+     * frequent triples and suffixes: what real merges start with */
+    int ok = bpe_learn_list(v, "", bpe_bigrams, "", 0, 1 << 30);
+    for (int c = 0; ok && c < 52; c++) {
+        snprintf(buf, sizeof buf, " %c", c < 26 ? 'a' + c : 'A' + c - 26);
+        ok = bpe_learn_str(v, buf);
+    }
+    ok = ok && bpe_learn_list(v, "", bpe_trigrams, "", 0, 1 << 30);
+    /* words: " w" for all, then bare and capitalized forms of the frequent */
+    ok = ok && bpe_learn_list(v, " ", common_words, "", 0, 1 << 30);
+    ok = ok && bpe_learn_list(v, "", common_words, "", 0, 300);
+    ok = ok && bpe_learn_list(v, " ", common_words, "", 1, 300);
+    ok = ok && bpe_learn_list(v, "", common_words, "", 1, 300);
+    ok = ok && bpe_learn_list(v, " ", more_words, "", 0, 1 << 30);
+    for (size_t i = 0; ok && i < sizeof bpe_punct / sizeof bpe_punct[0]; i++) ok = bpe_learn_str(v, bpe_punct[i]);
+    if (vs->digit_groups) /* Llama 3 has every 2- and 3-digit group */
+        for (int k = 0; ok && k < 1100; k++) {
+            snprintf(buf, sizeof buf, k < 100 ? "%02d" : "%03d", k < 100 ? k : k - 100);
+            ok = bpe_learn_str(v, buf);
+        }
+    /* then inflections, prefixed forms and compounds until full */
+    const char *sf = bpe_suffixes;
+    while (ok && *sf) {
+        const size_t n = strcspn(sf, " ");
+        char s2[16];
+        snprintf(s2, sizeof s2, "%.*s", (int)n, sf);
+        ok = bpe_learn_list(v, " ", common_words, s2, 0, 1 << 30) && bpe_learn_list(v, " ", more_words, s2, 0, 1 << 30) &&
+             bpe_learn_list(v, "", common_words, s2, 0, 1 << 30);
+        sf += n;
+        while (*sf == ' ') sf++;
+    }
+    for (const char *pf = bpe_prefixes; ok && *pf;) {
+        const size_t n = strcspn(pf, " ");
+        snprintf(buf, sizeof buf, " %.*s", (int)n, pf);
+        ok = bpe_learn_list(v, buf, common_words, "", 0, 1 << 30) && bpe_learn_list(v, buf + 1, common_words, "", 0, 1 << 30);
+        pf += n;
+        while (*pf == ' ') pf++;
+    }
+    for (const char *sf2 = bpe_suffixes; ok && *sf2;) {
+        const size_t n = strcspn(sf2, " ");
+        char s2[16];
+        snprintf(s2, sizeof s2, "%.*s", (int)n, sf2);
+        ok = bpe_learn_list(v, " ", common_words, s2, 1, 1 << 30);
+        sf2 += n;
+        while (*sf2 == ' ') sf2++;
+    }
+    /* compounds " w1w2": one list pass per first word */
+    for (const char *w1 = common_words; ok && *w1;) {
+        while (*w1 == ' ') w1++;
+        const size_t n = strcspn(w1, " ");
+        snprintf(buf, sizeof buf, " %.*s", (int)(n < 40 ? n : 40), w1);
+        ok = bpe_learn_list(v, buf, common_words, "", 0, 1 << 30);
+        w1 += n;
+    }
+    if (ok && v->n < v->cap) die("cannot synthesize %d BPE tokens (got %d)", n_regular, v->n);
+}
+
+/* A token's text in GPT-2's alphabet, appended to buf (cap >= 2*n + 1). */
+static size_t gpt2_spell(const uint8_t *p, size_t n, const unsigned *cp, char *out) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned c = cp[p[i]];
+        if (c < 0x80) out[k++] = (char)c;
+        else {
+            out[k++] = (char)(0xc0 | (c >> 6));
+            out[k++] = (char)(0x80 | (c & 0x3f));
+        }
+    }
+    return k;
+}
+
+/* Writes the vocabulary: regular tokens, the specials (first or after), then
+ * [PADn] to n_vocab; the merges; the ids. */
+static void write_bpe(kvw *w, const bpe_vocab *v, const vocab_spec *vs, int n_vocab) {
+    unsigned cp[256];
+    for (int b = 0; b < 256; b++) cp[b] = gpt2_char(b);
+    const int n_special = vs->n_sp + vs->n_reserved;
+    const int reg0 = vs->specials_first ? n_special : 0, sp0 = vs->specials_first ? 0 : v->n;
+    const int n_pad = n_vocab - v->n - n_special;
+    char buf[4 * BPE_MAX_PIECE + 64];
+    kv_str(w, "tokenizer.ggml.model", "gpt2");
+    kv_str(w, "tokenizer.ggml.pre", vs->pre);
+    kv_arr(w, "tokenizer.ggml.tokens", GGUF_STRING, (uint64_t)n_vocab);
+    for (int id = 0; id < n_vocab; id++) {
+        if (id >= reg0 && id < reg0 + v->n) {
+            const int t = id - reg0;
+            bb_strn(&w->b, buf, gpt2_spell(v->text + v->off[t], v->len[t], cp, buf));
+        } else if (id >= sp0 && id < sp0 + n_special) {
+            const int k = id - sp0;
+            if (k < vs->n_sp) bb_str(&w->b, vs->sp[k].text);
+            else snprintf(buf, sizeof buf, "<|reserved_special_token_%d|>", vs->reserved_from + k - vs->n_sp), bb_str(&w->b, buf);
+        } else {
+            snprintf(buf, sizeof buf, "[PAD%d]", id), bb_str(&w->b, buf);
+        }
+    }
+    kv_arr(w, "tokenizer.ggml.token_type", GGUF_INT32, (uint64_t)n_vocab);
+    for (int id = 0; id < n_vocab; id++) {
+        int32_t t = TT_UNUSED;
+        if (id >= reg0 && id < reg0 + v->n) t = TT_NORMAL;
+        else if (id >= sp0 && id < sp0 + n_special) t = id - sp0 < vs->n_sp ? vs->sp[id - sp0].type : TT_CONTROL;
+        bb_put(&w->b, &t, 4);
+    }
+    kv_arr(w, "tokenizer.ggml.merges", GGUF_STRING, (uint64_t)v->n_merge);
+    for (int k = 0; k < v->n_merge; k++) {
+        const int a = v->merge[k][0], b = v->merge[k][1];
+        size_t n = gpt2_spell(v->text + v->off[a], v->len[a], cp, buf);
+        buf[n++] = ' ';
+        n += gpt2_spell(v->text + v->off[b], v->len[b], cp, buf + n);
+        bb_strn(&w->b, buf, n);
+    }
+    (void)n_pad;
+    const char *names[4] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                            "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"};
+    const char *texts[4] = {vs->bos, vs->eos, vs->unk, vs->pad};
+    for (int i = 0; i < 4; i++) {
+        if (!texts[i]) continue;
+        int k = 0;
+        while (k < vs->n_sp && strcmp(vs->sp[k].text, texts[i])) k++;
+        if (k == vs->n_sp) die("internal: special %s missing", texts[i]);
+        kv_u32(w, names[i], (uint32_t)(sp0 + k));
+    }
+    kv_bool(w, "tokenizer.ggml.add_bos_token", vs->add_bos);
+}
+
+static void bpe_free(bpe_vocab *v) {
+    free(v->text);
+    free(v->off);
+    free(v->len);
+    free(v->tset);
+    free(v->merge);
+    free(v->mset);
 }
 
 /* ------------------------------------------------------------ input files */
@@ -538,6 +1058,7 @@ typedef struct {
     uint32_t type;
     uint64_t offset, nbytes;
     float mean, std;          /* generated: N(mean, std) */
+    const float *fixed;       /* generated: these values (one row) instead */
     const gguf_tensor *src;   /* converted: the input tensor */
 } tplan;
 
@@ -595,6 +1116,8 @@ static void run_rows(const chunk_job *j, int ith) {
     for (int64_t r = a; r < b; r++) {
         if (t->src) {
             from->to_float(j->src + (size_t)r * j->src_row, row, ne0);
+        } else if (t->fixed) {
+            memcpy(row, t->fixed, (size_t)ne0 * sizeof *row);
         } else {
             uint64_t s = j->seed ^ j->name_hash;
             uint64_t rs = splitmix64(&s) ^ (uint64_t)(j->r0 + r) * 0xd1b54a32d192ed03ull;
@@ -625,37 +1148,110 @@ static void run_chunk(chunk_job *j) {
         if (started[i]) pthread_join(th[i], NULL);
 }
 
-/* ------------------------------------------------------------ options */
+/* ------------------------------------------------------------ architectures and presets */
+
+/* What the generator writes per architecture: the tensors and keys that
+ * src/model.c's load_hparams / load_tensors read for it (src/arch.c's
+ * table). */
+typedef struct {
+    const char *name;
+    uint8_t qk_norm;    /* attn_q_norm / attn_k_norm [head_dim] */
+    uint8_t post_norms; /* post_attention_norm / post_ffw_norm */
+    uint8_t phi2;       /* LayerNorm with biases, parallel block (no ffn_norm), GELU FFN (no gate), every bias */
+    uint8_t fused;      /* attn_qkv and ffn_up = [gate; up] (phi3) */
+    uint8_t swa;        /* writes attention.sliding_window (required by gemma2/gemma3; phi3: all layers) */
+    uint8_t softcaps;   /* attn_logit_softcapping / final_logit_softcapping (gemma2) */
+    int swa_default;    /* window when the preset has none */
+} gen_arch;
+
+static const gen_arch GEN_ARCHES[] = {
+    /* name      qkn post phi2 fused swa cap window */
+    {"llama",   0,  0,   0,   0,    0,  0,  0},
+    {"qwen2",   0,  0,   0,   0,    0,  0,  0},
+    {"qwen3",   1,  0,   0,   0,    0,  0,  0},
+    {"gemma",   0,  0,   0,   0,    0,  0,  0},
+    {"gemma2",  0,  1,   0,   0,    1,  1,  4096},
+    {"gemma3",  1,  1,   0,   0,    1,  0,  512},
+    {"phi2",    0,  0,   1,   0,    0,  0,  0},
+    {"phi3",    0,  0,   0,   1,    1,  0,  2047},
+    {"smollm3", 0,  0,   0,   0,    0,  0,  0},
+};
+
+static const gen_arch *find_arch(const char *name) {
+    for (size_t i = 0; i < sizeof GEN_ARCHES / sizeof GEN_ARCHES[0]; i++)
+        if (!strcmp(GEN_ARCHES[i].name, name)) return &GEN_ARCHES[i];
+    return NULL;
+}
 
 typedef struct {
+    const char *arch, *tokenizer;
     int n_embd, n_ff, n_layer, n_head, n_head_kv, n_vocab, n_ctx;
     float rope_base, rms_eps;
+    int head_dim;       /* 0: n_embd / n_head (no key_length/value_length keys) */
+    int tied;           /* no output.weight */
+    int qkv_bias;       /* attn_q/k/v.bias (qwen2) */
+    int swa;            /* sliding window, 0: the architecture's default */
+    float rope_scale;   /* linear RoPE scaling factor, 0: none */
+    float l3_factor;    /* Llama 3 rope_freqs: factor, 0: no rope_freqs.weight */
+    float l3_low, l3_high;
+    int l3_orig_ctx;
 } hparams;
 
 typedef struct {
     const char *out, *from, *vocab, *preset;
     const ftype_info *ft;
+    const gen_arch *ga;
+    const vocab_spec *vs;
     uint64_t seed;
-    int tied, n_threads;
+    int n_threads;
     hparams hp;
     int set_vocab_n; /* --n-vocab given */
     int gen_only;    /* some option that makes no sense with --from */
 } options;
 
+/* Real shapes, from each model's Hugging Face config.json (and the GGUF
+ * keys llama.cpp's convert_hf_to_gguf.py derives from it):
+ *  - TinyLlama/TinyLlama-1.1B-Chat-v1.0: 2048, 22 layers, 32/4 heads, ff 5632, vocab 32000.
+ *  - Qwen/Qwen3-0.6B: hidden 1024, 28 layers, 16/8 heads, head_dim 128, ff 3072,
+ *    vocab 151936, rope_theta 1e6, rms 1e-6, max_position_embeddings 40960,
+ *    tie_word_embeddings true, q_norm/k_norm, no attention bias.
+ *  - meta-llama/Llama-3.2-1B(-Instruct): hidden 2048, 16 layers, 32/8 heads, head_dim 64,
+ *    ff 8192, vocab 128256, rope_theta 5e5, rms 1e-5, max_position_embeddings
+ *    131072, rope_scaling llama3 {factor 32, low_freq_factor 1, high_freq_factor
+ *    4, original_max_position_embeddings 8192} (rope_freqs.weight in GGUF), tied.
+ *  - google/gemma-3-1b-it: hidden 1152, 26 layers, 4/1 heads, head_dim 256, ff 6912,
+ *    vocab 262144, sliding_window 512 (5 local : 1 global), rope_theta 1e6,
+ *    rope_local_base_freq 1e4, rope_scaling null (the 4B+ have linear 8: use
+ *    --rope-scale 8), rms 1e-6, max_position_embeddings 32768, tied.
+ *  - HuggingFaceTB/SmolLM2-360M-Instruct: hidden 960, 32 layers, 15/5 heads, ff 2560,
+ *    vocab 49152, rope_theta 1e5, rms 1e-5, max_position_embeddings 8192, tied.
+ *  - Qwen/Qwen2.5-0.5B-Instruct: hidden 896, 24 layers, 14/2 heads, ff 4864, vocab
+ *    151936, rope_theta 1e6, rms 1e-6, max_position_embeddings 32768, Q/K/V biases, tied. */
 static const struct {
     const char *name;
     hparams hp;
 } presets[] = {
-    {"tinyllama-1.1b", {2048, 5632, 22, 32, 4, 32000, 2048, 10000.0f, 1e-5f}},
-    {"tiny", {256, 768, 2, 8, 2, 512, 2048, 10000.0f, 1e-5f}},
+    {"tinyllama-1.1b", {"llama", "spm", 2048, 5632, 22, 32, 4, 32000, 2048, 10000.0f, 1e-5f, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+    {"tiny", {"llama", "spm", 256, 768, 2, 8, 2, 512, 2048, 10000.0f, 1e-5f, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
     /* n_ff 1536 (not LLaMA's 8/3 ratio, 1408) keeps every row a multiple of
      * 256, so K-quant benchmarks measure that one type. */
-    {"small", {512, 1536, 4, 8, 4, 4096, 2048, 10000.0f, 1e-5f}},
+    {"small", {"llama", "spm", 512, 1536, 4, 8, 4, 4096, 2048, 10000.0f, 1e-5f, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+    {"qwen3-0.6b", {"qwen3", "qwen3", 1024, 3072, 28, 16, 8, 151936, 40960, 1e6f, 1e-6f, 128, 1, 0, 0, 0, 0, 0, 0, 0}},
+    {"llama-3.2-1b",
+     {"llama", "llama3", 2048, 8192, 16, 32, 8, 128256, 131072, 5e5f, 1e-5f, 0, 1, 0, 0, 0, 32.0f, 1.0f, 4.0f, 8192}},
+    {"gemma3-1b", {"gemma3", "gemma", 1152, 6912, 26, 4, 1, 262144, 32768, 1e6f, 1e-6f, 256, 1, 0, 512, 0, 0, 0, 0, 0}},
+    {"smollm2-360m", {"llama", "smollm", 960, 2560, 32, 15, 5, 49152, 8192, 1e5f, 1e-5f, 0, 1, 0, 0, 0, 0, 0, 0, 0}},
+    {"qwen2.5-0.5b", {"qwen2", "qwen2", 896, 4864, 24, 14, 2, 151936, 32768, 1e6f, 1e-6f, 0, 1, 1, 0, 0, 0, 0, 0, 0}},
 };
+#define N_PRESETS (sizeof presets / sizeof presets[0])
+#define PRESET_LIST "tinyllama-1.1b, qwen3-0.6b, llama-3.2-1b, gemma3-1b, smollm2-360m, qwen2.5-0.5b, tiny, small"
+
+enum { O_EMBD, O_LAYER, O_FF, O_HEAD, O_HEAD_KV, O_VOCAB, O_CTX, O_ROPE, O_EPS, O_HD, O_SWA, O_RSCALE, O_N };
 
 static void parse_args(options *o, int argc, char **argv) {
     hparams over;
-    int set[9] = {0};
+    int set[O_N] = {0}, tied = -1;
+    const char *arch = NULL, *tok = NULL;
     memset(&over, 0, sizeof over);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -680,17 +1276,23 @@ static void parse_args(options *o, int argc, char **argv) {
             if (!*v || *end || errno || *v == '-') die_usage("--seed expects a non-negative integer, got '%s'", v);
             o->seed = s;
             o->gen_only = 1;
-        } else if (!strcmp(a, "--n-embd")) over.n_embd = (int)parse_long(a, VALUE(), 1, 1 << 16), set[0] = 1;
-        else if (!strcmp(a, "--n-layer")) over.n_layer = (int)parse_long(a, VALUE(), 1, 4096), set[1] = 1;
-        else if (!strcmp(a, "--n-ff")) over.n_ff = (int)parse_long(a, VALUE(), 1, 1 << 18), set[2] = 1;
-        else if (!strcmp(a, "--n-head")) over.n_head = (int)parse_long(a, VALUE(), 1, 1 << 12), set[3] = 1;
-        else if (!strcmp(a, "--n-head-kv")) over.n_head_kv = (int)parse_long(a, VALUE(), 1, 1 << 12), set[4] = 1;
-        else if (!strcmp(a, "--n-vocab")) over.n_vocab = (int)parse_long(a, VALUE(), 260, 1 << 20), set[5] = 1;
-        else if (!strcmp(a, "--ctx")) over.n_ctx = (int)parse_long(a, VALUE(), 1, 1 << 24), set[6] = 1;
-        else if (!strcmp(a, "--rope-base")) over.rope_base = parse_float(a, VALUE(), 1e-3, 1e12), set[7] = 1;
-        else if (!strcmp(a, "--rms-eps")) over.rms_eps = parse_float(a, VALUE(), 1e-12, 1.0), set[8] = 1;
+        } else if (!strcmp(a, "--n-embd")) over.n_embd = (int)parse_long(a, VALUE(), 1, 1 << 16), set[O_EMBD] = 1;
+        else if (!strcmp(a, "--n-layer")) over.n_layer = (int)parse_long(a, VALUE(), 1, 1024), set[O_LAYER] = 1;
+        else if (!strcmp(a, "--n-ff")) over.n_ff = (int)parse_long(a, VALUE(), 1, 1 << 18), set[O_FF] = 1;
+        else if (!strcmp(a, "--n-head")) over.n_head = (int)parse_long(a, VALUE(), 1, 1 << 12), set[O_HEAD] = 1;
+        else if (!strcmp(a, "--n-head-kv")) over.n_head_kv = (int)parse_long(a, VALUE(), 1, 1 << 12), set[O_HEAD_KV] = 1;
+        else if (!strcmp(a, "--head-dim")) over.head_dim = (int)parse_long(a, VALUE(), 2, 1024), set[O_HD] = 1;
+        else if (!strcmp(a, "--n-vocab")) over.n_vocab = (int)parse_long(a, VALUE(), 260, 1 << 20), set[O_VOCAB] = 1;
+        else if (!strcmp(a, "--ctx")) over.n_ctx = (int)parse_long(a, VALUE(), 1, 1 << 24), set[O_CTX] = 1;
+        else if (!strcmp(a, "--rope-base")) over.rope_base = parse_float(a, VALUE(), 1e-3, 1e12), set[O_ROPE] = 1;
+        else if (!strcmp(a, "--rms-eps")) over.rms_eps = parse_float(a, VALUE(), 1e-12, 1.0), set[O_EPS] = 1;
+        else if (!strcmp(a, "--swa")) over.swa = (int)parse_long(a, VALUE(), 1, 1 << 24), set[O_SWA] = 1;
+        else if (!strcmp(a, "--rope-scale")) over.rope_scale = parse_float(a, VALUE(), 1e-3, 1e6), set[O_RSCALE] = 1;
+        else if (!strcmp(a, "--arch")) arch = VALUE(), o->gen_only = 1;
+        else if (!strcmp(a, "--tokenizer")) tok = VALUE(), o->gen_only = 1;
         else if (!strcmp(a, "--vocab")) o->vocab = VALUE(), o->gen_only = 1;
-        else if (!strcmp(a, "--tied")) o->tied = 1, o->gen_only = 1;
+        else if (!strcmp(a, "--tied")) tied = 1, o->gen_only = 1;
+        else if (!strcmp(a, "--untied")) tied = 0, o->gen_only = 1;
         else if (!strcmp(a, "--from")) o->from = VALUE();
         else if (!strcmp(a, "-j")) o->n_threads = (int)parse_long(a, VALUE(), 1, MAX_THREADS);
         else if (a[0] == '-' && a[1]) die_usage("unknown option %s", a);
@@ -699,7 +1301,7 @@ static void parse_args(options *o, int argc, char **argv) {
 #undef VALUE
     }
     if (!o->out) die_usage("no output file given");
-    for (int k = 0; k < 9; k++) o->gen_only |= set[k];
+    for (int k = 0; k < O_N; k++) o->gen_only |= set[k];
     if (o->from) {
         if (o->gen_only) die_usage("--from takes only --type and -j");
         if (!o->ft) die_usage("--from needs --type");
@@ -708,27 +1310,69 @@ static void parse_args(options *o, int argc, char **argv) {
     if (!o->ft) o->ft = &ftypes[3]; /* Q8_0 */
     if (!o->preset) o->preset = "tiny";
     size_t k = 0;
-    while (k < sizeof presets / sizeof presets[0] && strcmp(presets[k].name, o->preset)) k++;
-    if (k == sizeof presets / sizeof presets[0])
-        die_usage("unknown --preset '%s' (tinyllama-1.1b, tiny, small)", o->preset);
+    while (k < N_PRESETS && strcmp(presets[k].name, o->preset)) k++;
+    if (k == N_PRESETS) die_usage("unknown --preset '%s' (" PRESET_LIST ")", o->preset);
     hparams *h = &o->hp;
     *h = presets[k].hp;
-    if (set[0]) h->n_embd = over.n_embd;
-    if (set[1]) h->n_layer = over.n_layer;
-    if (set[2]) h->n_ff = over.n_ff;
-    if (set[3]) h->n_head = over.n_head;
-    if (set[4]) h->n_head_kv = over.n_head_kv;
-    if (set[5]) h->n_vocab = over.n_vocab;
-    if (set[6]) h->n_ctx = over.n_ctx;
-    if (set[7]) h->rope_base = over.rope_base;
-    if (set[8]) h->rms_eps = over.rms_eps;
-    o->set_vocab_n = set[5];
-    if (set[3] && !set[4] && h->n_head % h->n_head_kv) h->n_head_kv = h->n_head; /* --n-head alone: MHA */
-    if (h->n_embd % h->n_head) die_usage("--n-embd %d is not a multiple of --n-head %d", h->n_embd, h->n_head);
-    if ((h->n_embd / h->n_head) % 2) die_usage("head size %d must be even (RoPE)", h->n_embd / h->n_head);
+    if (arch) h->arch = arch;
+    if (!(o->ga = find_arch(h->arch)))
+        die_usage("unknown --arch '%s' (llama, qwen2, qwen3, gemma, gemma2, gemma3, phi2, phi3, smollm3)", h->arch);
+    if (tok) h->tokenizer = tok;
+    if (!(o->vs = find_vocab_spec(h->tokenizer)))
+        die_usage("unknown --tokenizer '%s' (spm, gemma, qwen2, qwen3, llama3, smollm)", h->tokenizer);
+    if (tied >= 0) h->tied = tied;
+    if (arch && strcmp(arch, presets[k].hp.arch)) h->qkv_bias = !strcmp(arch, "qwen2");
+    if (set[O_EMBD]) h->n_embd = over.n_embd;
+    if (set[O_LAYER]) h->n_layer = over.n_layer;
+    if (set[O_FF]) h->n_ff = over.n_ff;
+    if (set[O_HEAD]) h->n_head = over.n_head;
+    if (set[O_HEAD_KV]) h->n_head_kv = over.n_head_kv;
+    if (set[O_HD]) h->head_dim = over.head_dim;
+    if (set[O_VOCAB]) h->n_vocab = over.n_vocab;
+    if (set[O_CTX]) h->n_ctx = over.n_ctx;
+    if (set[O_ROPE]) h->rope_base = over.rope_base;
+    if (set[O_EPS]) h->rms_eps = over.rms_eps;
+    if (set[O_SWA]) h->swa = over.swa;
+    if (set[O_RSCALE]) h->rope_scale = over.rope_scale;
+    o->set_vocab_n = set[O_VOCAB];
+    if (set[O_HEAD] && !set[O_HEAD_KV] && h->n_head % h->n_head_kv) h->n_head_kv = h->n_head; /* --n-head alone: MHA */
+    if (!h->head_dim) {
+        if (h->n_embd % h->n_head)
+            die_usage("--n-embd %d is not a multiple of --n-head %d (give --head-dim)", h->n_embd, h->n_head);
+        if ((h->n_embd / h->n_head) % 2) die_usage("head size %d must be even (RoPE)", h->n_embd / h->n_head);
+    } else if (h->head_dim % 2) {
+        die_usage("--head-dim %d must be even (RoPE)", h->head_dim);
+    }
     if (h->n_head_kv > h->n_head || h->n_head % h->n_head_kv)
         die_usage("--n-head %d is not a multiple of --n-head-kv %d", h->n_head, h->n_head_kv);
-    if (o->vocab && set[5]) die_usage("--vocab sets n_vocab: drop --n-vocab");
+    if (o->ga->swa && !h->swa) h->swa = o->ga->swa_default;
+    if (!o->ga->swa && set[O_SWA]) die_usage("--swa: architecture %s has no sliding window", h->arch);
+    if (h->swa > h->n_ctx) h->swa = h->n_ctx; /* the loader refuses a window past the context */
+    if (o->vocab && set[O_VOCAB]) die_usage("--vocab sets n_vocab: drop --n-vocab");
+    if (!o->vocab) {
+        const int n_special = o->vs->n_sp + o->vs->n_reserved;
+        if (h->n_vocab < n_special + 256 + 64)
+            die_usage("--n-vocab %d is too small for the %s vocabulary (at least %d)", h->n_vocab, o->vs->name,
+                      n_special + 256 + 64);
+    }
+}
+
+/* Llama 3's rope_freqs: one divisor per rotated pair (llama.cpp's
+ * convert_hf_to_gguf.py, LlamaModel.generate_extra_tensors): wavelengths
+ * below orig_ctx/high keep their frequency, above orig_ctx/low are divided
+ * by factor, and in between the two are blended. */
+static void llama3_rope_freqs(const hparams *h, int n_rot, float *out) {
+    const double lo_wl = (double)h->l3_orig_ctx / h->l3_low, hi_wl = (double)h->l3_orig_ctx / h->l3_high;
+    for (int i = 0; i < n_rot / 2; i++) {
+        const double freq = 1.0 / pow((double)h->rope_base, (double)(2 * i) / (double)n_rot);
+        const double wl = 2.0 * 3.14159265358979323846 / freq;
+        if (wl < hi_wl) out[i] = 1.0f;
+        else if (wl > lo_wl) out[i] = h->l3_factor;
+        else {
+            const double smooth = ((double)h->l3_orig_ctx / wl - h->l3_low) / (h->l3_high - h->l3_low);
+            out[i] = (float)(1.0 / ((1.0 - smooth) / h->l3_factor + smooth));
+        }
+    }
 }
 
 /* ------------------------------------------------------------ main */
@@ -809,32 +1453,60 @@ int main(int argc, char **argv) {
         snprintf(label, sizeof label, "%s -> %s", o.from, o.ft->name);
     } else {
         /* ---- generate */
+        const gen_arch *ga = o.ga;
+        const vocab_spec *vs = o.vs;
         vocab v;
+        bpe_vocab bv;
         memset(&v, 0, sizeof v);
+        memset(&bv, 0, sizeof bv);
         if (o.vocab) {
             infile_open(&voc, o.vocab);
             const gguf_kv *kt = gguf_find(&voc.g, "tokenizer.ggml.tokens");
             if (!kt || kt->type != GGUF_ARRAY || kt->arr_type != GGUF_STRING || kt->arr_n == 0 || kt->arr_n > (1u << 24))
                 die("%s: no usable tokenizer.ggml.tokens", o.vocab);
             h->n_vocab = (int)kt->arr_n;
+        } else if (vs->bpe) {
+            const int n_special = vs->n_sp + vs->n_reserved;
+            int n_regular = h->n_vocab - n_special;
+            if (n_regular > vs->n_regular) n_regular = vs->n_regular;
+            synth_bpe(&bv, n_regular, vs);
         } else {
-            synth_vocab(&v, h->n_vocab);
+            synth_vocab(&v, h->n_vocab, vs);
         }
-        const int head_dim = h->n_embd / h->n_head;
-        kv_str(&w, "general.architecture", "llama");
+        const int head_dim = h->head_dim ? h->head_dim : h->n_embd / h->n_head;
+        /* phi2 rotates 40% of each head (partial_rotary_factor 0.4) */
+        const int n_rot = ga->phi2 ? (head_dim * 2 / 5) & ~1 : head_dim;
+        const char *an = ga->name;
+        char key[96];
+#define AK(suffix) (snprintf(key, sizeof key, "%s.%s", an, suffix), key)
+        kv_str(&w, "general.architecture", an);
         snprintf(label, sizeof label, "picolm-gen %s random %s", o.preset, o.ft->name);
         kv_str(&w, "general.name", label);
         kv_u32(&w, "general.alignment", ALIGNMENT);
-        kv_u32(&w, "llama.context_length", (uint32_t)h->n_ctx);
-        kv_u32(&w, "llama.embedding_length", (uint32_t)h->n_embd);
-        kv_u32(&w, "llama.block_count", (uint32_t)h->n_layer);
-        kv_u32(&w, "llama.feed_forward_length", (uint32_t)h->n_ff);
-        kv_u32(&w, "llama.rope.dimension_count", (uint32_t)head_dim);
-        kv_u32(&w, "llama.attention.head_count", (uint32_t)h->n_head);
-        kv_u32(&w, "llama.attention.head_count_kv", (uint32_t)h->n_head_kv);
-        kv_f32(&w, "llama.attention.layer_norm_rms_epsilon", h->rms_eps);
-        kv_f32(&w, "llama.rope.freq_base", h->rope_base);
-        kv_u32(&w, "llama.vocab_size", (uint32_t)h->n_vocab);
+        kv_u32(&w, AK("context_length"), (uint32_t)h->n_ctx);
+        kv_u32(&w, AK("embedding_length"), (uint32_t)h->n_embd);
+        kv_u32(&w, AK("block_count"), (uint32_t)h->n_layer);
+        kv_u32(&w, AK("feed_forward_length"), (uint32_t)h->n_ff);
+        kv_u32(&w, AK("rope.dimension_count"), (uint32_t)n_rot);
+        kv_u32(&w, AK("attention.head_count"), (uint32_t)h->n_head);
+        kv_u32(&w, AK("attention.head_count_kv"), (uint32_t)h->n_head_kv);
+        kv_f32(&w, AK(ga->phi2 ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon"), h->rms_eps);
+        kv_f32(&w, AK("rope.freq_base"), h->rope_base);
+        kv_u32(&w, AK("vocab_size"), (uint32_t)h->n_vocab);
+        if (h->head_dim) { /* as llama.cpp writes them for qwen3 and gemma */
+            kv_u32(&w, AK("attention.key_length"), (uint32_t)head_dim);
+            kv_u32(&w, AK("attention.value_length"), (uint32_t)head_dim);
+        }
+        if (ga->swa && h->swa) kv_u32(&w, AK("attention.sliding_window"), (uint32_t)h->swa);
+        if (ga->softcaps) { /* Gemma 2's config.json */
+            kv_f32(&w, AK("attn_logit_softcapping"), 50.0f);
+            kv_f32(&w, AK("final_logit_softcapping"), 30.0f);
+        }
+        if (h->rope_scale > 0) {
+            kv_str(&w, AK("rope.scaling.type"), "linear");
+            kv_f32(&w, AK("rope.scaling.factor"), h->rope_scale);
+        }
+#undef AK
         kv_u32(&w, "general.file_type", o.ft->ftype);
         kv_u32(&w, "general.quantization_version", 2);
         if (o.vocab) {
@@ -858,45 +1530,83 @@ int main(int argc, char **argv) {
                 if (!seen[3]) kv_bool(&w, defaults[3], 1);
                 if (!seen[4]) kv_bool(&w, defaults[4], 0);
             }
+        } else if (vs->bpe) {
+            write_bpe(&w, &bv, vs, h->n_vocab);
+            bpe_free(&bv);
         } else {
-            write_vocab(&w, &v);
-            kv_u32(&w, "tokenizer.ggml.bos_token_id", 1);
-            kv_u32(&w, "tokenizer.ggml.eos_token_id", 2);
-            kv_u32(&w, "tokenizer.ggml.unknown_token_id", 0);
-            kv_bool(&w, "tokenizer.ggml.add_bos_token", 1);
-            kv_bool(&w, "tokenizer.ggml.add_eos_token", 0);
+            write_vocab(&w, &v, vs);
             vocab_free(&v);
         }
         if (o.vocab) infile_close(&voc);
 
-        /* Tensors in the order the forward pass reads them. Matrices get
-         * std 0.02 (GPT-2's init: a unit-RMS input gives outputs of RMS
-         * 0.02*sqrt(n_in) ~ 0.9 at n_embd 2048, so 22 layers stay tame);
-         * norms 1 + small noise. */
-        const int64_t E = h->n_embd, KV = (int64_t)head_dim * h->n_head_kv, F = h->n_ff, V = h->n_vocab;
-        const int has_output = !o.tied;
+        /* Tensors in the order the forward pass reads them, named and shaped
+         * as load_tensors binds them. Matrices get std 0.02 (GPT-2's init: a
+         * unit-RMS input gives outputs of RMS 0.02*sqrt(n_in) ~ 0.9 at
+         * n_embd 2048, so 22 layers stay tame); norms 1 + small noise;
+         * biases small noise. */
+        const int64_t E = h->n_embd, Q = (int64_t)head_dim * h->n_head, KV = (int64_t)head_dim * h->n_head_kv,
+                      F = h->n_ff, V = h->n_vocab, HD = head_dim;
+        const int has_output = !h->tied;
         tplan *t;
 #define MAT(nm, a, b) (t = plan_add(&p, nm, 2, a, b), t->std = 0.02f, \
                        t->type = pick_type(o.ft, nm, a, h->n_layer, has_output, &fb))
-#define NORM(nm) (t = plan_add(&p, nm, 1, E, 1), t->mean = 1.0f, t->std = 0.02f, t->type = PL_TYPE_F32)
+#define VEC(nm, n, m) (t = plan_add(&p, nm, 1, n, 1), t->mean = m, t->std = 0.02f, t->type = PL_TYPE_F32)
+#define NORM(nm) VEC(nm, E, 1.0f)
         char nm[MAX_NAME];
+#define L(s) (snprintf(nm, sizeof nm, "blk.%d.%s", il, s), nm)
         MAT("token_embd.weight", E, V);
+        static float freqs[512];
+        if (h->l3_factor > 0) {
+            llama3_rope_freqs(h, n_rot, freqs);
+            t = plan_add(&p, "rope_freqs.weight", 1, n_rot / 2, 1);
+            t->type = PL_TYPE_F32;
+            t->fixed = freqs;
+        }
         for (int il = 0; il < h->n_layer; il++) {
-            snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", il), NORM(nm);
-            snprintf(nm, sizeof nm, "blk.%d.attn_q.weight", il), MAT(nm, E, E);
-            snprintf(nm, sizeof nm, "blk.%d.attn_k.weight", il), MAT(nm, E, KV);
-            snprintf(nm, sizeof nm, "blk.%d.attn_v.weight", il), MAT(nm, E, KV);
-            snprintf(nm, sizeof nm, "blk.%d.attn_output.weight", il), MAT(nm, E, E);
-            snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", il), NORM(nm);
-            snprintf(nm, sizeof nm, "blk.%d.ffn_gate.weight", il), MAT(nm, E, F);
-            snprintf(nm, sizeof nm, "blk.%d.ffn_up.weight", il), MAT(nm, E, F);
-            snprintf(nm, sizeof nm, "blk.%d.ffn_down.weight", il), MAT(nm, F, E);
+            NORM(L("attn_norm.weight"));
+            if (ga->phi2) VEC(L("attn_norm.bias"), E, 0.0f);
+            if (ga->fused) {
+                MAT(L("attn_qkv.weight"), E, Q + 2 * KV);
+            } else {
+                MAT(L("attn_q.weight"), E, Q);
+                MAT(L("attn_k.weight"), E, KV);
+                MAT(L("attn_v.weight"), E, KV);
+            }
+            if (h->qkv_bias || ga->phi2) {
+                VEC(L("attn_q.bias"), Q, 0.0f);
+                VEC(L("attn_k.bias"), KV, 0.0f);
+                VEC(L("attn_v.bias"), KV, 0.0f);
+            }
+            if (ga->qk_norm) {
+                VEC(L("attn_q_norm.weight"), HD, 1.0f);
+                VEC(L("attn_k_norm.weight"), HD, 1.0f);
+            }
+            MAT(L("attn_output.weight"), Q, E);
+            if (ga->phi2) VEC(L("attn_output.bias"), E, 0.0f);
+            if (ga->post_norms) NORM(L("post_attention_norm.weight"));
+            if (!ga->phi2) NORM(L("ffn_norm.weight"));
+            if (ga->phi2) {
+                MAT(L("ffn_up.weight"), E, F);
+                VEC(L("ffn_up.bias"), F, 0.0f);
+            } else if (ga->fused) {
+                MAT(L("ffn_up.weight"), E, 2 * F);
+            } else {
+                MAT(L("ffn_gate.weight"), E, F);
+                MAT(L("ffn_up.weight"), E, F);
+            }
+            MAT(L("ffn_down.weight"), F, E);
+            if (ga->phi2) VEC(L("ffn_down.bias"), E, 0.0f);
+            if (ga->post_norms) NORM(L("post_ffw_norm.weight"));
         }
         NORM("output_norm.weight");
+        if (ga->phi2) VEC("output_norm.bias", E, 0.0f);
         if (has_output) MAT("output.weight", E, V);
+        if (has_output && ga->phi2) VEC("output.bias", V, 0.0f);
+#undef L
 #undef MAT
+#undef VEC
 #undef NORM
-        snprintf(label, sizeof label, "%s %s", o.preset, o.ft->name);
+        snprintf(label, sizeof label, "%s %s %s", o.preset, an, o.ft->name);
     }
     if (fb.n_tensors) fprintf(stderr, "picolm-gen: %d tensors use a fallback type\n", fb.n_tensors);
 
