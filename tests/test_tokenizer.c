@@ -10,6 +10,7 @@
 
 #include "gguf.h"
 #include "harness.h"
+#include "picolm.h"
 #include "tokenizer.h"
 
 /* ---- helpers ---- */
@@ -676,6 +677,13 @@ static void eog_checks(const vocab_file *vf, const pl_tokenizer *t) {
                   pl_tokenizer_is_eog(t, id_of(t, "</s>")),
               "phi-3: <|end|> <|endoftext|> </s>");
         CHECK(!pl_tokenizer_is_eog(t, id_of(t, "<|user|>")), "phi-3: <|user|> is not eog");
+        /* llama.cpp's phi-3 rule: special pieces eat the whitespace after them */
+        int n1, n2;
+        int32_t *a = encode(t, "<|user|>\n Hi</s>\n", 16, 0, 1, &n1);
+        int32_t *b = encode(t, "<|user|>Hi</s>", 14, 0, 1, &n2);
+        CHECK(a && b && ids_equal(a, n1, b, n2) && n1 == 3, "phi-3: rstrip after special pieces");
+        free(a);
+        free(b);
     } else if (!strcmp(vf->file, "ggml-vocab-llama-spm")) {
         CHECK(pl_tokenizer_is_eog(t, 2) && !pl_tokenizer_is_eog(t, 1) && !pl_tokenizer_is_eog(t, 0), "llama-spm eog");
     }
@@ -703,8 +711,290 @@ static void test_vocabs(void) {
     }
 }
 
+/* ---- 6. hand-built byte-level BPE vocabularies and hostile variants ---- */
+
+typedef struct bpe_spec {
+    int n;
+    const char **pieces;
+    const int32_t *types; /* NULL: no key */
+    int n_merges;
+    const char **merges; /* NULL with n_merges < 0: no key */
+    int merges_int;      /* merges written as an int32 array */
+    const char *pre;     /* NULL: no key */
+} bpe_spec;
+
+static wbuf build_bpe(const bpe_spec *v) {
+    wbuf b = {0};
+    uint64_t nkv = 2 + (v->types != NULL) + (v->n_merges >= 0) + (v->pre != NULL);
+    put(&b, "GGUF", 4);
+    w32(&b, 3);
+    w64(&b, 0);
+    w64(&b, nkv);
+    wstr(&b, "tokenizer.ggml.model");
+    w32(&b, 8);
+    wstr(&b, "gpt2");
+    wstr(&b, "tokenizer.ggml.tokens");
+    w32(&b, 9);
+    w32(&b, 8);
+    w64(&b, (uint64_t)v->n);
+    for (int i = 0; i < v->n; i++) wstr(&b, v->pieces[i]);
+    if (v->types) {
+        wstr(&b, "tokenizer.ggml.token_type");
+        w32(&b, 9);
+        w32(&b, 5);
+        w64(&b, (uint64_t)v->n);
+        put(&b, v->types, (size_t)v->n * 4);
+    }
+    if (v->n_merges >= 0) {
+        wstr(&b, "tokenizer.ggml.merges");
+        w32(&b, 9);
+        w32(&b, v->merges_int ? 5 : 8);
+        w64(&b, (uint64_t)v->n_merges);
+        for (int i = 0; i < v->n_merges; i++) {
+            if (v->merges_int) w32(&b, (uint32_t)i);
+            else wstr(&b, v->merges[i]);
+        }
+    }
+    if (v->pre) {
+        wstr(&b, "tokenizer.ggml.pre");
+        w32(&b, 8);
+        wstr(&b, v->pre);
+    }
+    while (b.n % 32) put(&b, "", 1);
+    return b;
+}
+
+static int load_bpe(const bpe_spec *v, wbuf *b, gguf_file *g, pl_tokenizer **t, char *err, size_t errlen) {
+    *b = build_bpe(v);
+    *t = NULL;
+    err[0] = 0;
+    int rc = gguf_parse(g, b->p, b->n, err, errlen);
+    CHECK(rc == 0, "hand-built bpe gguf rejected by gguf_parse: %s", err);
+    if (rc) return 0;
+    return pl_tokenizer_load(t, g, err, errlen);
+}
+
+static void expect_bpe_refused(const bpe_spec *v, const char *want, const char *what) {
+    wbuf b;
+    gguf_file g;
+    pl_tokenizer *t;
+    char err[256];
+    int rc = load_bpe(v, &b, &g, &t, err, sizeof err);
+    CHECK(rc < 0 && t == NULL, "%s: accepted", what);
+    CHECK(strstr(err, want) != NULL, "%s: message '%s' lacks '%s'", what, err, want);
+    pl_tokenizer_free(t);
+    gguf_free(&g);
+    free(b.p);
+}
+
+#define G "\xc4\xa0" /* U+0120, GPT-2's code point for ' ' */
+#define NL "\xc4\x8a" /* U+010A for '\n' */
+
+static void test_bpe_handmade(void) {
+    /* 0 a, 1 b, 2 c, 3 Ġ, 4 ab, 5 abc, 6 Ġa, 7 <|end|> (control), 8 <|im_end|> (written as normal),
+     * 9 Ċ, 10 <x> (user-defined), 11 x, 12 ab again (a later id with the same text) */
+    static const char *pieces[] = {"a", "b", "c", G, "ab", "abc", G "a", "<|end|>", "<|im_end|>", NL, "<x>", "x",
+                                   "ab"};
+    static const int32_t types[] = {1, 1, 1, 1, 1, 1, 1, 3, 1, 1, 4, 1, 1};
+    static const char *merges[] = {"a b", "ab c", G " a", "a b"};
+    bpe_spec v = {13, pieces, types, 4, merges, 0, "gpt-2"};
+    wbuf b;
+    gguf_file g;
+    pl_tokenizer *t;
+    char err[256];
+    int rc = load_bpe(&v, &b, &g, &t, err, sizeof err);
+    CHECK(rc == 0, "hand-built bpe vocab: %s", err);
+    if (!rc) {
+        CHECK(!strcmp(pl_tokenizer_kind(t), "bpe") && !strcmp(pl_tokenizer_pre(t), "gpt-2"), "bpe kind/pre");
+        /* llama.cpp's BPE defaults: BOS = EOS = 11, no BOS added */
+        CHECK(pl_tokenizer_bos(t) == 11 && pl_tokenizer_eos(t) == 11 && pl_tokenizer_add_bos(t) == 0, "bpe defaults");
+        int32_t out[16];
+        /* "abc" -> a b -> ab (rank 0, the later "ab" id), ab c -> abc; " ab": a b first, then Ġ ab has no merge */
+        int n = pl_tokenizer_encode(t, "abc ab", 6, 0, 0, out, 16);
+        CHECK(n == 3 && out[0] == 5 && out[1] == 3 && out[2] == 12, "bpe merges: n=%d %d %d %d", n, out[0], out[1],
+              out[2]);
+        n = pl_tokenizer_encode(t, " a", 2, 0, 0, out, 16);
+        CHECK(n == 1 && out[0] == 6, "bpe: Ġ a merges: n=%d", n);
+        /* a byte with no piece ('d') is dropped, as llama.cpp does */
+        n = pl_tokenizer_encode(t, "d\n", 2, 0, 0, out, 16);
+        CHECK(n == 1 && out[0] == 9, "bpe: unknown byte dropped: n=%d", n);
+        /* <|im_end|> was written as normal text: llama.cpp makes it a control, end-of-generation token */
+        CHECK(pl_tokenizer_is_eog(t, 8) && pl_tokenizer_is_eog(t, 7) && pl_tokenizer_is_eog(t, 11) &&
+                  !pl_tokenizer_is_eog(t, 5),
+              "bpe eog");
+        n = pl_tokenizer_encode(t, "a<|im_end|>", 11, 0, 1, out, 16);
+        CHECK(n == 2 && out[0] == 0 && out[1] == 8, "bpe: <|im_end|> parsed: n=%d", n);
+        n = pl_tokenizer_encode(t, "a<|im_end|>", 11, 0, 0, out, 16);
+        int has8 = 0;
+        for (int i = 0; i < n && i < 16; i++) has8 |= out[i] == 8;
+        CHECK(n >= 1 && out[0] == 0 && !has8, "bpe: <|im_end|> not parsed without parse_special: n=%d", n);
+        /* user-defined pieces are cut out even without parse_special and decode as their text */
+        n = pl_tokenizer_encode(t, "x<x>x", 5, 0, 0, out, 16);
+        CHECK(n == 3 && out[0] == 11 && out[1] == 10 && out[2] == 11, "bpe: user-defined: n=%d", n);
+        char s[32];
+        CHECK(pl_tokenizer_decode(t, -1, 10, s, 32) == 3 && !memcmp(s, "<x>", 3), "bpe: user-defined decode");
+        CHECK(pl_tokenizer_decode(t, -1, 7, s, 32) == 0 && pl_tokenizer_decode(t, -1, 8, s, 32) == 0,
+              "bpe: control decodes to nothing");
+        CHECK(pl_tokenizer_decode(t, -1, 6, s, 32) == 2 && !memcmp(s, " a", 2), "bpe: Ġa decodes to ' a'");
+        CHECK(pl_tokenizer_decode(t, 5, 3, s, 32) == 1 && s[0] == ' ', "bpe: no space stripping after any token");
+        CHECK(pl_tokenizer_find(t, "ab", 2) == 12 && pl_tokenizer_find(t, "<x>", 3) == 10, "bpe: find");
+
+        /* encode_spans: a special piece inside a plain range is text */
+        static const char chat[] = "<|end|>a<|end|>b<|end|>";
+        size_t plain[2] = {8, 16}; /* "<|end|>b" */
+        int32_t ref[16];
+        int nr = pl_tokenizer_encode(t, chat, sizeof chat - 1, 0, 1, ref, 16);
+        CHECK(nr == 5 && ref[0] == 7 && ref[2] == 7 && ref[4] == 7, "bpe: specials parsed: n=%d", nr);
+        n = pl_tokenizer_encode_spans(t, chat, sizeof chat - 1, 0, plain, 1, out, 16);
+        int specials = 0;
+        for (int i = 0; i < n && i < 16; i++) specials += out[i] == 7;
+        CHECK(n == 4 && specials == 2 && out[0] == 7 && out[1] == 0 && out[2] == 1 && out[3] == 7,
+              "bpe: spans: n=%d, %d specials", n, specials);
+        /* a range cutting a special piece in two stops it too */
+        size_t cut[2] = {2, 4};
+        n = pl_tokenizer_encode_spans(t, chat, sizeof chat - 1, 0, cut, 1, out, 16);
+        CHECK(n > 0 && out[0] != 7, "bpe: spans: straddled special still cut out");
+        /* ranges with no special text in them change nothing */
+        size_t quiet[4] = {7, 8, 15, 16};
+        n = pl_tokenizer_encode_spans(t, chat, sizeof chat - 1, 0, quiet, 2, out, 16);
+        CHECK(n == nr && ids_equal(out, n, ref, nr), "bpe: spans without specials inside = encode");
+        size_t bad1[4] = {8, 16, 10, 12}, bad2[2] = {4, 2}, bad3[2] = {0, 99};
+        CHECK(pl_tokenizer_encode_spans(t, chat, sizeof chat - 1, 0, bad1, 2, out, 16) == PL_ERR_ARG &&
+                  pl_tokenizer_encode_spans(t, chat, sizeof chat - 1, 0, bad2, 1, out, 16) == PL_ERR_ARG &&
+                  pl_tokenizer_encode_spans(t, chat, sizeof chat - 1, 0, bad3, 1, out, 16) == PL_ERR_ARG &&
+                  pl_tokenizer_encode_spans(t, chat, sizeof chat - 1, 0, NULL, 1, out, 16) == PL_ERR_ARG &&
+                  pl_tokenizer_encode_spans(t, chat, sizeof chat - 1, 0, plain, -1, out, 16) == PL_ERR_ARG,
+              "bpe: bad spans refused");
+    }
+    pl_tokenizer_free(t);
+    gguf_free(&g);
+    free(b.p);
+
+    /* no pre key: "default" */
+    bpe_spec ok = v;
+    ok.pre = NULL;
+    rc = load_bpe(&ok, &b, &g, &t, err, sizeof err);
+    CHECK(rc == 0 && !strcmp(pl_tokenizer_pre(t), "default"), "bpe: no pre key: %s", err);
+    pl_tokenizer_free(t);
+    gguf_free(&g);
+    free(b.p);
+    /* every pre-tokenizer of the table loads and splits a hostile string */
+    static const char *pres[] = {"default", "llama3", "llama-bpe", "dbrx", "smaug-bpe", "deepseek-llm",
+                                 "deepseek-coder", "deepseek-v3", "falcon", "starcoder", "refact", "smollm", "gpt-2",
+                                 "olmo", "jais", "qwen2", "stablelm2", "poro-chat", "bloom", "viking", "tekken",
+                                 "gpt-4o", "chatglm-bpe", "command-r", "mpt"};
+    for (size_t i = 0; i < sizeof pres / sizeof pres[0]; i++) {
+        ok.pre = pres[i];
+        rc = load_bpe(&ok, &b, &g, &t, err, sizeof err);
+        CHECK(rc == 0 && !strcmp(pl_tokenizer_pre(t), pres[i]), "bpe: pre '%s': %s", pres[i], err);
+        if (!rc) {
+            static const char hostile[] = "ab\xff\xfe \xf0\x9f\x98\x81 \xe2\x80\x83\xe3\x80\x80 123456 x'S 'll\r\n\n"
+                                          " \t  <|end|> \xc0\x80\xed\xa0\x80\xf4\x90\x80\x80\xf7\xbf\xbf\xbf ";
+            int32_t out[256];
+            int n = pl_tokenizer_encode(t, hostile, sizeof hostile - 1, 1, 1, out, 256);
+            CHECK(n > 0 && n < 256, "bpe: pre '%s' on hostile text: %d", pres[i], n);
+        }
+        pl_tokenizer_free(t);
+        gguf_free(&g);
+        free(b.p);
+    }
+
+    bpe_spec bad = v;
+    bad.pre = "xyz";
+    expect_bpe_refused(&bad, "unsupported pre-tokenizer 'xyz'", "unknown pre");
+    bad = v;
+    bad.n_merges = -1;
+    expect_bpe_refused(&bad, "missing tokenizer.ggml.merges", "no merges");
+    bad = v;
+    bad.merges_int = 1;
+    expect_bpe_refused(&bad, "tokenizer.ggml.merges is not a string array", "int merges");
+    static const char *m_unknown[] = {"a b", "a zz"};
+    bad = v;
+    bad.merges = m_unknown;
+    bad.n_merges = 2;
+    expect_bpe_refused(&bad, "tokenizer.ggml.merges[1] ('a zz') names an unknown token", "merge of an unknown token");
+    static const char *m_nospace[] = {"ab"};
+    bad.merges = m_nospace;
+    bad.n_merges = 1;
+    expect_bpe_refused(&bad, "tokenizer.ggml.merges[0] ('ab') is not \"left right\"", "merge without a space");
+    static const char *m_lead[] = {" ab"}; /* llama.cpp looks for the space after the first byte */
+    bad.merges = m_lead;
+    expect_bpe_refused(&bad, "is not \"left right\"", "merge with only a leading space");
+    static const char *p_raw[] = {"a", "b", " "}; /* a raw space is not a byte-level code point */
+    bad = v;
+    bad.n = 3;
+    bad.pieces = p_raw;
+    bad.types = NULL;
+    bad.n_merges = 1;
+    expect_bpe_refused(&bad, "token 2 (' ') is not byte-level BPE text", "raw space piece");
+    static const char *p_bad8[] = {"a", "b", "\xff"};
+    bad.pieces = p_bad8;
+    expect_bpe_refused(&bad, "token 2", "invalid UTF-8 piece");
+    static const char *p_over[] = {"a", "b", "\xc1\x81"}; /* overlong 'A' */
+    bad.pieces = p_over;
+    expect_bpe_refused(&bad, "is not byte-level BPE text", "overlong piece");
+}
+
+/* Long and pathological inputs through every BPE vocab: they must finish
+ * (the regex engine is linear; there is no timing assertion, a quadratic
+ * one would just take minutes). */
+static void test_bpe_long(void) {
+    static const char *files[] = {"vocab-qwen3", "ggml-vocab-deepseek-llm", "ggml-vocab-falcon", "vocab-llama3"};
+    size_t len = 200 * 1024;
+    char *s = malloc(len);
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "vocab/%s.gguf", files[f]);
+        loaded l;
+        if (load_file(&l, rel)) { unload(&l); continue; }
+        for (int kind = 0; kind < 5; kind++) {
+            for (size_t i = 0; i < len; i++) {
+                switch (kind) {
+                case 0: s[i] = ' '; break;                                   /* spaces, then one letter */
+                case 1: s[i] = (char)('0' + i % 10); break;                  /* digits */
+                case 2: s[i] = i % 7 == 6 ? '\n' : ' '; break;               /* spaces and newlines */
+                case 3: s[i] = (char)("ab,'S\t"[i % 6]); break;              /* punctuation mix */
+                default: s[i] = (char)(0x80 + (i * 7919) % 128); break;      /* continuation bytes */
+                }
+            }
+            if (kind == 0) s[len - 1] = 'x';
+            int n;
+            int32_t *ids = encode(l.t, s, len, 0, 1, &n);
+            CHECK(ids && n > 0, "%s: long input %d gives %d", files[f], kind, n);
+            free(ids);
+        }
+        unload(&l);
+    }
+    free(s);
+}
+
+/* The arch/ models' 512-token byte-level vocabularies (merges trimmed to the kept tokens). */
+static void test_arch_vocabs(void) {
+    static const struct { const char *file, *pre; int32_t eog; } m[] = {
+        {"arch/models/qwen2-F32.gguf", "qwen2", 511},
+        {"arch/models/llama-bpe-F32.gguf", "llama-bpe", 511},
+        {"arch/models/phi2-F32.gguf", "gpt-2", 511},
+    };
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        loaded l;
+        if (load_file(&l, m[i].file)) { unload(&l); continue; }
+        CHECK(!strcmp(pl_tokenizer_kind(l.t), "bpe") && !strcmp(pl_tokenizer_pre(l.t), m[i].pre), "%s: %s/%s",
+              m[i].file, pl_tokenizer_kind(l.t), pl_tokenizer_pre(l.t));
+        CHECK(pl_tokenizer_is_eog(l.t, m[i].eog), "%s: %d is not eog", m[i].file, m[i].eog);
+        int n;
+        int32_t *ids = encode(l.t, "Hello world, 123!", 17, 1, 1, &n);
+        size_t dl;
+        char *d = ids ? decode_all(l.t, ids, n, &dl) : NULL;
+        CHECK(d && dl == 17 && !memcmp(d, "Hello world, 123!", 17), "%s: round trip", m[i].file);
+        free(d);
+        free(ids);
+        unload(&l);
+    }
+}
+
 int main(void) {
     test_handmade();
+    test_bpe_handmade();
     if (!t_have_data()) {
         printf("test_tokenizer: reference vectors skipped: no reference data at %s (set PICOLM_TESTDATA)\n",
                t_datadir());
@@ -723,5 +1013,7 @@ int main(void) {
     test_greedy_prompts();
     test_tiny512();
     test_vocabs();
+    test_bpe_long();
+    test_arch_vocabs();
     return t_summary("test_tokenizer");
 }
