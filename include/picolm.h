@@ -132,15 +132,56 @@ void pl_sampler_free(pl_sampler *s);
 /* Picks a token from logits (modified in place). */
 int32_t pl_sample(pl_sampler *s, float *logits);
 
-/* Chat templates: names are chatml, llama3, phi3, zephyr (TinyLlama),
- * gemma, llama2, mistral. detect returns the family of the model's
- * tokenizer.chat_template, or NULL. format writes system + user as that
- * family's prompt (returns the full length, -1 for an unknown name) and the
- * byte length of the system part in *n_sys_bytes; stop is the family's
- * end-of-turn token text besides EOS (or NULL). */
-const char *pl_chat_template_detect(const pl_model *m);
+/* Chat templates. A family is one way of writing a conversation, named as
+ * in pl_chat_template_list(): chatml (SmolLM2, Qwen2), qwen2 (Qwen2.5: tool
+ * results as <tool_response> user turns), qwen3 (non-thinking: the
+ * generation prompt ends with an empty <think></think> block, as llama.cpp
+ * with enable_thinking=false; earlier assistant turns keep only what follows
+ * </think>), qwen3-think (the same, left to think), smollm3 (its metadata
+ * system header, dated today in UTC; non-thinking unless the system message
+ * contains /think), llama3, gemma (the system text opens the first user
+ * turn), phi3 (Phi-3/3.5), phi4mini, phi4, phi2 (the model card's
+ * "Instruct:/Output:"), zephyr (TinyLlama), llama2, mistral.
+ *
+ * The text never starts with BOS (<s>, <|begin_of_text|>, <bos>): tokenize it
+ * with add_bos = pl_add_bos(model), as llama.cpp does. Special tokens inside
+ * the text (<|im_start|>, and llama2's <s> before later turns) must be parsed
+ * as special; message contents (see spans) should not be.
+ *
+ * detect returns the family of the model's tokenizer.chat_template (NULL if
+ * none or unknown); detect_text does the same on a template's text (rules
+ * tried in order: <|im_sep|> phi4; <|im_start|> with "Reasoning Mode"
+ * smollm3, with <think> qwen3, with <tool_response> qwen2, else chatml;
+ * <|start_header_id|> llama3; <start_of_turn> gemma; <|end|> with <|/tool|>
+ * or "'|>' + message['content']" phi4mini, with <|assistant|> phi3;
+ * <|user|> with </s> or eos_token zephyr; <<SYS>> llama2; [INST] mistral).
+ * stop is the family's end-of-turn token text besides EOS (or NULL). */
+typedef struct pl_chat_msg {
+    const char *role;    /* "system", "user", "assistant", "tool" */
+    const char *content; /* NUL-terminated (so it cannot hold a NUL byte); NULL reads as "" */
+} pl_chat_msg;
+/* Formats a conversation with family `name`; add_assistant: end with the
+ * opening of the assistant's turn (the generation prompt). Writes at most cap
+ * bytes to out (NUL-terminated when cap > 0: a truncated prefix when the text
+ * is longer) and returns the full length (excluding NUL), or PL_ERR_ARG for an
+ * unknown name or role, a role the family has no turn for (tool in gemma,
+ * phi3, phi2, zephyr, llama2, mistral), a system message the family cannot
+ * place (not first in gemma, llama2, mistral, smollm3, phi4mini; in gemma,
+ * llama2 and mistral it must be followed by a user message), or a text longer
+ * than INT_MAX; PL_ERR_NOMEM if smollm3 cannot copy the system text. spans,
+ * when not NULL, receives 2*n_msgs offsets: [spans[2i], spans[2i+1]) is
+ * message i's content in the full text (after the family's trimming; may lie
+ * past cap when truncated). Roles are not checked for alternation. */
+int pl_chat_format_msgs(const char *name, const pl_chat_msg *msgs, int n_msgs, int add_assistant, char *out,
+                        size_t cap, size_t *spans);
+/* One system (skipped when NULL or empty) + one user message with the
+ * generation prompt, as pl_chat_format_msgs. *n_sys_bytes receives the length
+ * of the system part (for --keep): up to the user turn, or up to the user's
+ * text where the system text shares that turn; 0 when nothing precedes it. */
 int pl_chat_format(const char *name, const char *system, const char *user, char *out, size_t cap,
                    size_t *n_sys_bytes);
+const char *pl_chat_template_detect(const pl_model *m);
+const char *pl_chat_template_detect_text(const char *tmpl, size_t len);
 const char *pl_chat_template_stop(const char *name);
 const char *pl_chat_template_list(void);
 
