@@ -99,7 +99,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels test_grammar test_arch test_chat
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%$(EXE))
 
-.PHONY: all test clean run bench bench-kernels memtest fuzz test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
+.PHONY: all test clean run bench bench-kernels memtest fuzz fuzz-bin tsan test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
         windows test-cross size model
 # picolm-gen is a POSIX tool (files, signals): not built for Windows.
 all: $(BUILD)/picolm$(EXE) $(if $(EXE),,$(BUILD)/picolm-gen)
@@ -152,9 +152,9 @@ $(BUILD)/tests/test_kernels.o: CPPFLAGS += -DPL_TEST_AVX512_EMU
 endif
 
 # The tests run from the repository root; PICOLM_TESTDATA overrides the data path.
-test: $(TEST_BIN) $(BUILD)/picolm
+test: $(TEST_BIN) $(BUILD)/picolm $(if $(EXE),,$(BUILD)/picolm-gen)
 	@fail=0; rm -f $(BUILD)/test.log; \
-	 for t in $(TEST_BIN) "sh tests/cli.sh" "sh tests/json_cli.sh"; do \
+	 for t in $(TEST_BIN) "sh tests/cli.sh" "sh tests/json_cli.sh" "sh tests/gen.sh"; do \
 	     PICOLM=$(BUILD)/picolm $$t >$(BUILD)/test.out 2>&1 || fail=1; \
 	     cat $(BUILD)/test.out; cat $(BUILD)/test.out >>$(BUILD)/test.log; done; \
 	 awk '/: [0-9]+ passed, [0-9]+ failed$$/ { p += $$(NF-3); f += $$(NF-1) } \
@@ -212,19 +212,53 @@ size: all
 model:
 	sh install.sh --model --no-build
 
-# Coverage-guided fuzzing of the GGUF reader and loader (clang libFuzzer).
-# One set of flags for every file: the avx512 level is left out (cpu.c
-# offers it only when the Makefile's own rules define PL_KERNELS_AVX512).
+# Coverage-guided fuzzing (clang libFuzzer + ASan + UBSan): every
+# tests/fuzz_*.c is a target (a new file is picked up), built against the
+# library compiled by the normal rules into build-fuzz/ (each kernel file
+# with its own ISA flags) with coverage, and run FUZZ_TIME seconds with
+# its seeds: tests/corpus/<target>/ plus, for fuzz_gguf, the reference
+# models' first 64 KiB and two whole small models, so that the forward
+# pass runs on fuzzed tensors too (when the test data is there). New inputs go to
+# build-fuzz/corpus/<target>/; a crash, leak, hang (-timeout) or promise
+# broken stops that target and fails the rule after the others ran.
 FUZZ_TIME ?= 60
-FUZZ_ISA := $(if $(findstring x86_64,$(ARCH)),-mavx2 -mfma -mf16c)
-fuzz:
-	@mkdir -p build-fuzz/corpus
-	clang -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) -std=c11 $(FUZZ_ISA) tests/fuzz_gguf.c \
-	    $(filter-out src/kernels/x86_avx512.c,$(LIB_SRC)) \
-	    -o build-fuzz/fuzz_gguf -lm -lpthread
-	@for f in $${PICOLM_TESTDATA:-../shared/testdata}/models/tiny512-*.gguf $${PICOLM_TESTDATA:-../shared/testdata}/vocab/*.gguf; do \
-	    head -c 65536 $$f > build-fuzz/corpus/$$(basename $$f).head; done
-	build-fuzz/fuzz_gguf -max_total_time=$(FUZZ_TIME) -max_len=70000 build-fuzz/corpus
+FUZZ_NAMES := $(patsubst tests/%.c,%,$(sort $(wildcard tests/fuzz_*.c)))
+FUZZ_SAN := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_DATA = $${PICOLM_TESTDATA:-../shared/testdata}
+fuzz-bin:
+	@$(MAKE) -s BUILD=build-fuzz CC=clang CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build-fuzz/libpicolm.a
+	@for t in $(FUZZ_NAMES); do \
+	    clang $(CPPFLAGS) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer tests/$$t.c build-fuzz/libpicolm.a \
+	        -o build-fuzz/$$t -lm -lpthread || exit 1; done
+fuzz: fuzz-bin
+	@fail=""; for t in $(FUZZ_NAMES); do \
+	    mkdir -p build-fuzz/corpus/$$t; \
+	    if [ $$t = fuzz_gguf ]; then \
+	        for f in $(FUZZ_DATA)/models/tiny512-*.gguf $(FUZZ_DATA)/vocab/*.gguf; do \
+	            [ -f "$$f" ] && head -c 65536 "$$f" > build-fuzz/corpus/$$t/$$(basename $$f).head; done; \
+	        for f in $(FUZZ_DATA)/models/tiny512-Q2_K.gguf $(FUZZ_DATA)/models/tiny512-Q4_0.gguf; do \
+	            [ -f "$$f" ] && cp -f "$$f" build-fuzz/corpus/$$t/; done; \
+	        opts=-max_len=1100000; \
+	    else opts=; fi; \
+	    echo "== $$t ($(FUZZ_TIME) s)"; \
+	    build-fuzz/$$t -max_total_time=$(FUZZ_TIME) -timeout=30 -rss_limit_mb=2048 -print_final_stats=0 $$opts \
+	        build-fuzz/corpus/$$t $$( [ -d tests/corpus/$$t ] && echo tests/corpus/$$t) >build-fuzz/$$t.log 2>&1 \
+	        || { fail="$$fail $$t"; tail -n 60 build-fuzz/$$t.log; }; \
+	    grep -E "^#[0-9]+.*(DONE|pulse)" build-fuzz/$$t.log | tail -n 1; grep "skipped" build-fuzz/$$t.log || true; \
+	done; \
+	if [ -n "$$fail" ]; then echo "fuzz: FAILED:$$fail (logs and crash-* files in build-fuzz/ and .)"; exit 1; fi; \
+	echo "fuzz: $(words $(FUZZ_NAMES)) targets, no crash"
+
+# ThreadSanitizer over the tests that run the thread pool (contexts with
+# 1 and 2 threads): test_model, and test_state when present; build-tsan/.
+TSAN_TESTS := test_model $(if $(wildcard tests/test_state.c),test_state)
+tsan:
+	@$(MAKE) -s BUILD=build-tsan CC=clang CFLAGS="-g -O1 -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
+	    $(TSAN_TESTS:%=build-tsan/tests/%)
+	@fail=0; for t in $(TSAN_TESTS); do \
+	    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/$$t >build-tsan/$$t.log 2>&1 || fail=1; \
+	    tail -n 1 build-tsan/$$t.log; grep -m1 -A30 "WARNING: ThreadSanitizer" build-tsan/$$t.log || true; done; \
+	 if [ $$fail != 0 ]; then echo "tsan: FAILED (build-tsan/*.log)"; exit 1; fi
 
 clean:
-	rm -rf build build-san build-static build-debug build-aarch64 build-armhf build-riscv64 build-windows
+	rm -rf build build-san build-fuzz build-tsan build-static build-debug build-aarch64 build-armhf build-riscv64 build-windows
