@@ -390,7 +390,13 @@ typedef struct {
     uint32_t mask;
 } vocab;
 
-static uint32_t str_hash(const char *s) { return (uint32_t)(fnv1a(s) >> 17); }
+/* FNV-1a's high bits through a multiply-xorshift finalizer: FNV alone
+ * clusters the lexicographic n-grams into long probe runs. */
+static uint32_t str_hash(const char *s) {
+    uint64_t h = fnv1a(s);
+    h = (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull;
+    return (uint32_t)(h >> 32);
+}
 
 static void vocab_add(vocab *v, const char *s) {
     if (v->n >= v->cap) return;
@@ -658,7 +664,7 @@ typedef struct {
 static uint32_t bytes_hash(const uint8_t *p, size_t n) {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-    return h;
+    return (h ^ (h >> 15)) * 0x2c1b3c6du;
 }
 static uint32_t pair_hash(int32_t a, int32_t b) {
     uint64_t x = ((uint64_t)(uint32_t)a << 32 | (uint32_t)b) * 0x9e3779b97f4a7c15ull;
