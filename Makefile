@@ -241,12 +241,12 @@ fuzz: fuzz-bin
 	        opts=-max_len=1100000; \
 	    else opts=; fi; \
 	    echo "== $$t ($(FUZZ_TIME) s)"; \
-	    build-fuzz/$$t -max_total_time=$(FUZZ_TIME) -timeout=30 -rss_limit_mb=2048 -print_final_stats=0 $$opts \
+	    build-fuzz/$$t -max_total_time=$(FUZZ_TIME) -timeout=30 -rss_limit_mb=2048 -print_final_stats=0 $$opts -artifact_prefix=build-fuzz/$$t- \
 	        build-fuzz/corpus/$$t $$( [ -d tests/corpus/$$t ] && echo tests/corpus/$$t) >build-fuzz/$$t.log 2>&1 \
 	        || { fail="$$fail $$t"; tail -n 60 build-fuzz/$$t.log; }; \
 	    grep -E "^#[0-9]+.*(DONE|pulse)" build-fuzz/$$t.log | tail -n 1; grep "skipped" build-fuzz/$$t.log || true; \
 	done; \
-	if [ -n "$$fail" ]; then echo "fuzz: FAILED:$$fail (logs and crash-* files in build-fuzz/ and .)"; exit 1; fi; \
+	if [ -n "$$fail" ]; then echo "fuzz: FAILED:$$fail (logs and crash inputs: build-fuzz/<target>.log, build-fuzz/<target>-crash-*)"; exit 1; fi; \
 	echo "fuzz: $(words $(FUZZ_NAMES)) targets, no crash"
 
 # ThreadSanitizer over the tests that run the thread pool (contexts with
