@@ -59,6 +59,17 @@ int pl_tokenize_spans(const pl_model *m, const char *text, size_t len, int add_b
 int pl_add_bos(const pl_model *m);
 int32_t pl_token_bos(const pl_model *m);
 int32_t pl_token_eos(const pl_model *m);
+/* 1 if token ends a generation: EOS, tokenizer.ggml.eot/eom_token_id, and
+ * the vocabulary's end-of-turn tokens (<|eot_id|>, <|im_end|>,
+ * <end_of_turn>, <|end|>, ...); 0 otherwise (also for ids out of range). */
+int pl_token_is_eog(const pl_model *m, int32_t token);
+/* The id of the token whose text is exactly text[0..len) (a special token
+ * such as "<|im_end|>"), or -1. */
+int32_t pl_token_find(const pl_model *m, const char *text, size_t len);
+/* "spm" (SentencePiece) or "bpe" (byte-level BPE), and the BPE
+ * pre-tokenizer's name (tokenizer.ggml.pre; "default" for SentencePiece). */
+const char *pl_vocab_kind(const pl_model *m);
+const char *pl_vocab_pre(const pl_model *m);
 /* Bytes of token (after prev, -1 at the start) into buf; returns the full
  * length (may exceed cap). Byte tokens give raw bytes: stream with
  * pl_utf8_complete to avoid printing half a character. */
@@ -77,8 +88,12 @@ typedef struct pl_context_params {
      * ahead one layer and dropped from the page cache right after use. */
     int mem_budget_mb;
     int kv_q8;     /* 1: 8-bit (Q8_0) KV cache, about half the memory of FP16 */
+    int n_seq;     /* sequences the context holds, each with its own n_ctx positions of KV cache; 0 = 1 */
 } pl_context_params;
 
+/* The defaults (every field 0): start from these and set what you need, so
+ * a field added later keeps its default in your code. */
+pl_context_params pl_context_default_params(void);
 int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, char *err, size_t errlen);
 void pl_context_free(pl_context *c); /* accepts NULL */
 int pl_context_n_ctx(const pl_context *c);
@@ -91,6 +106,34 @@ int pl_context_n_ctx(const pl_context *c);
  * with one token runs the generation kernels, which may differ in the last
  * bits. */
 int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits, int all_logits);
+
+/* Several sequences in one context (n_seq in the params). A batch holds
+ * tokens of any sequences; each token continues its sequence: its pos must
+ * be what the sequence holds (pl_seq_len) plus its tokens earlier in the
+ * batch. One call runs them together, each weight read once per chunk of
+ * up to 32 tokens. logits[i] != 0 asks for token i's logits (NULL: the last
+ * token of each sequence in the batch); they are written in batch order,
+ * n_vocab floats each. A token's results are bit for bit the same whatever
+ * else is in the batch and however a sequence's tokens are split into
+ * calls of two or more tokens; a call of one token runs the generation
+ * kernels, which may differ in the last bits (as pl_eval). Sequence 0 is
+ * the one pl_eval, pl_context_shift and the prompt cache use. */
+typedef struct pl_batch {
+    int n_tokens;
+    const int32_t *token;  /* [n_tokens] */
+    const int32_t *pos;    /* [n_tokens] position of each token in its sequence */
+    const int32_t *seq_id; /* [n_tokens] its sequence, 0 .. n_seq - 1 */
+    const int8_t *logits;  /* [n_tokens] or NULL */
+} pl_batch;
+int pl_decode(pl_context *c, const pl_batch *b, float *logits);
+int pl_context_n_seq(const pl_context *c);
+int pl_seq_len(const pl_context *c, int seq);               /* positions held, -1 for a bad seq */
+const int32_t *pl_seq_tokens(const pl_context *c, int seq); /* the ids it holds (-1 where unknown) */
+int pl_seq_truncate(pl_context *c, int seq, int n);         /* keep positions [0, n) */
+int pl_seq_copy(pl_context *c, int dst, int src, int n);    /* dst = src's first n positions (a shared prefix) */
+int pl_seq_shift(pl_context *c, int seq, int n_keep, int n_discard); /* the context shift of one sequence */
+/* Length of the common prefix of what seq holds and tokens[0..n). */
+int pl_seq_common_prefix(const pl_context *c, int seq, const int32_t *tokens, int n);
 
 /* Shift the cache when it is full: positions [n_keep + n_discard, n_past)
  * move down by n_discard (keys re-rotated by RoPE for the new positions, as

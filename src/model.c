@@ -21,6 +21,7 @@
 #define MAX_EMBD 65536
 #define MAX_FF (1 << 20)
 #define MAX_CTX (1 << 20)
+#define MAX_SEQ 4096
 /* Batch positions one attention call takes for a KV head: with the
  * group's query heads, 16 queries share each K block's conversion (32
  * measured no faster and takes twice the scratch). */
@@ -476,6 +477,10 @@ int pl_tokenize(const pl_model *m, const char *text, size_t len, int add_bos, in
 int pl_add_bos(const pl_model *m) { return pl_tokenizer_add_bos(m->tok); }
 int32_t pl_token_bos(const pl_model *m) { return pl_tokenizer_bos(m->tok); }
 int32_t pl_token_eos(const pl_model *m) { return pl_tokenizer_eos(m->tok); }
+int pl_token_is_eog(const pl_model *m, int32_t token) { return pl_tokenizer_is_eog(m->tok, token); }
+int32_t pl_token_find(const pl_model *m, const char *text, size_t len) { return pl_tokenizer_find(m->tok, text, len); }
+const char *pl_vocab_kind(const pl_model *m) { return pl_tokenizer_kind(m->tok); }
+const char *pl_vocab_pre(const pl_model *m) { return pl_tokenizer_pre(m->tok); }
 int pl_token_to_text(const pl_model *m, int32_t prev, int32_t token, char *buf, size_t cap) {
     return pl_tokenizer_decode(m->tok, prev, token, buf, cap);
 }
@@ -524,20 +529,23 @@ static int layers_within(const pl_model *m, size_t budget) {
     return k;
 }
 
-/* KV cache bytes touched once positions [0, n) are written: each (layer,
- * head) block of K and of V is touched from its start, page by page. */
+/* KV cache bytes touched once a sequence's positions [0, n) are written:
+ * each (layer, head) block of K and of V is touched from its start, page by
+ * page. */
 static size_t kv_touched(const pl_context *c, int n) {
     const size_t pg = 4096, blocks = (size_t)2 * c->m->info.n_layer * c->m->info.n_head_kv;
-    size_t b = blocks * (((size_t)n * c->kv_row + pg - 1) / pg * pg + pg);
-    return b < c->kv_bytes ? b : c->kv_bytes;
+    return blocks * (((size_t)n * c->kv_row + pg - 1) / pg * pg + pg);
 }
 
-/* Before positions [0, n) are used: with the default budget, give up the
- * resident layers the grown KV cache now needs the room of. */
-static void track_residency(pl_context *c, int n) {
-    if (!c->budget_tracks_kv || n <= c->kv_high) return;
-    c->kv_high = n;
-    size_t kv = kv_touched(c, n);
+/* Before sequence seq uses positions [0, n): with the default budget, give
+ * up the resident layers the grown KV cache now needs the room of. */
+static void track_residency(pl_context *c, int seq, int n) {
+    if (!c->budget_tracks_kv || n <= c->seq_high[seq]) return;
+    c->seq_high[seq] = n;
+    size_t kv = 0;
+    for (int s = 0; s < c->n_seq; s++)
+        if (c->seq_high[s]) kv += kv_touched(c, c->seq_high[s]);
+    if (kv > c->kv_bytes) kv = c->kv_bytes;
     int k = layers_within(c->m, c->page_budget > kv ? c->page_budget - kv : 0);
     if (k < c->n_resident) c->n_resident = k;
 }
@@ -559,12 +567,18 @@ static void plan_residency(pl_context *c, int budget_mb) {
         c->budget_tracks_kv = 1;
     }
     c->n_resident = layers_within(m, c->page_budget);
-    track_residency(c, 1);
+    track_residency(c, 0, 1);
 }
 
 static size_t xq_row_size(const pl_weight *w) {
     uint32_t act = w->tr->vec_dot_type;
     return act == PL_TYPE_F32 ? 0 : (pl_row_size(act, w->cols) + 63) / 64 * 64;
+}
+
+pl_context_params pl_context_default_params(void) {
+    pl_context_params p;
+    memset(&p, 0, sizeof p);
+    return p;
 }
 
 int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, char *err, size_t errlen) {
@@ -573,6 +587,8 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     if (!in->has_weights) return set_err(err, errlen, PL_ERR_ARG, "the model file has no weights (vocab only)");
     int n_ctx = p && p->n_ctx > 0 ? p->n_ctx : (in->n_ctx_train < 2048 ? in->n_ctx_train : 2048);
     if (n_ctx > MAX_CTX) return set_err(err, errlen, PL_ERR_ARG, "context length %d is too large", n_ctx);
+    if (p && (p->n_seq < 0 || p->n_seq > MAX_SEQ))
+        return set_err(err, errlen, PL_ERR_ARG, "n_seq %d is out of range [0, %d]", p->n_seq, MAX_SEQ);
     int n_threads = p && p->n_threads > 0 ? p->n_threads : pl_num_cores();
     pl_context *c = calloc(1, sizeof *c);
     if (!c) return set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
@@ -618,16 +634,28 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
         return set_err(err, errlen, PL_ERR_UNSUPPORTED, "an 8-bit KV cache needs a head dimension that is a multiple of 32");
     }
     c->kv_row = pl_row_size(c->kv_type, c->head_dim);
-    /* n_layer <= 1024, n_ctx <= 2^20, kv_dim <= 65536: fits in 64 bits */
-    uint64_t kv = (uint64_t)in->n_layer * (uint64_t)n_ctx * (uint64_t)in->n_head_kv * c->kv_row;
+    c->n_seq = p && p->n_seq > 1 ? p->n_seq : 1;
+    /* n_layer <= 1024, n_ctx <= 2^20, kv_dim <= 65536, n_seq <= 4096: fits in 64 bits */
+    uint64_t kv = (uint64_t)c->n_seq * (uint64_t)in->n_layer * (uint64_t)n_ctx * (uint64_t)in->n_head_kv * c->kv_row;
     if (kv > (size_t)-1 / 4) {
         pl_context_free(c);
         return set_err(err, errlen, PL_ERR_NOMEM, "KV cache of %llu bytes does not fit", (unsigned long long)kv * 2);
     }
     c->kcache = xalloc((size_t)kv, &c->kv_bytes);
     c->vcache = xalloc((size_t)kv, &c->kv_bytes);
+    c->seq_tok = xalloc((size_t)c->n_seq * (size_t)n_ctx * sizeof *c->seq_tok, sb);
+    c->seq_len = xalloc((size_t)c->n_seq * sizeof *c->seq_len, sb);
+    c->seq_high = xalloc((size_t)c->n_seq * sizeof *c->seq_high, sb);
+    c->b_pos = xalloc(B * sizeof *c->b_pos, sb);
+    c->b_seq = xalloc(B * sizeof *c->b_seq, sb);
+    c->b_out = xalloc(B * sizeof *c->b_out, sb);
+    c->seq_next = xalloc((size_t)c->n_seq * sizeof *c->seq_next, sb);
+    c->b_want = xalloc((size_t)c->n_seq * (size_t)n_ctx, sb);
+    c->logit2 = xalloc((size_t)2 * (size_t)in->n_vocab * sizeof(float), sb);
     if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->hb || !c->hb2 || !c->xq[0] || !c->xq[1] ||
-        !c->xq[2] || !c->scores || !c->rope_cos || !c->rope_sin || !c->kcache || !c->vcache) {
+        !c->xq[2] || !c->scores || !c->rope_cos || !c->rope_sin || !c->kcache || !c->vcache || !c->seq_tok ||
+        !c->seq_len || !c->seq_high || !c->b_pos || !c->b_seq || !c->b_out || !c->seq_next || !c->b_want ||
+        !c->logit2) {
         pl_context_free(c);
         return set_err(err, errlen, PL_ERR_NOMEM, "out of memory for a %d-token context (KV cache %.1f MB)", n_ctx,
                        (double)kv * 2 / 1e6);
@@ -656,6 +684,8 @@ void pl_context_free(pl_context *c) {
     free(c->hb); free(c->hb2); free(c->scores); free(c->rope_cos); free(c->rope_sin);
     for (int i = 0; i < 3; i++) free(c->xq[i]);
     free(c->kcache); free(c->vcache);
+    free(c->seq_tok); free(c->seq_len); free(c->seq_high); free(c->b_pos); free(c->b_seq); free(c->b_out);
+    free(c->seq_next); free(c->b_want); free(c->logit2);
     free(c);
 }
 
@@ -709,14 +739,20 @@ static void rope(float *x, int n_heads, int head_dim, int n_rot, int neox, const
     }
 }
 
-/* Byte offset of (layer, KV head, position) in the K or V cache. */
-static size_t kv_off(const pl_context *c, int l, int h, int pos) {
-    return ((((size_t)l * c->m->hp.n_head_kv + (size_t)h) * (size_t)c->n_ctx) + (size_t)pos) * c->kv_row;
+/* Byte offset of (sequence, layer, KV head, position) in the K or V cache:
+ * the one place that knows the layout. */
+static size_t kv_off(const pl_context *c, int seq, int l, int h, int pos) {
+    const pl_hparams *hp = &c->m->hp;
+    size_t blk = (((size_t)seq * (size_t)hp->n_layer + (size_t)l) * (size_t)hp->n_head_kv + (size_t)h);
+    return (blk * (size_t)c->n_ctx + (size_t)pos) * c->kv_row;
 }
 
-int pl_context_shift(pl_context *c, int n_keep, int n_discard, int n_past) {
+/* Sequence seq's positions [n_keep + n_discard, n_past) move down by
+ * n_discard, their keys re-rotated for the new positions. */
+static int shift_seq(pl_context *c, int seq, int n_keep, int n_discard, int n_past) {
     const pl_hparams *hp = &c->m->hp;
-    if (n_keep < 0 || n_discard <= 0 || n_past > c->n_ctx || n_keep + n_discard > n_past) return PL_ERR_ARG;
+    if (seq < 0 || seq >= c->n_seq || n_keep < 0 || n_discard <= 0 || n_past > c->n_ctx || n_keep + n_discard > n_past)
+        return PL_ERR_ARG;
     int hd = c->head_dim, half = hp->n_rot / 2, n_move = n_past - n_keep - n_discard;
     /* rotating by -d: cos(d), -sin(d), per rope class */
     float cs[2][PL_MAX_HEAD_DIM / 2], sn[2][PL_MAX_HEAD_DIM / 2];
@@ -733,7 +769,7 @@ int pl_context_shift(pl_context *c, int n_keep, int n_discard, int n_past) {
     for (int l = 0; l < hp->n_layer; l++) {
         const pl_layer *L = &c->m->layers[l];
         for (int h = 0; h < hp->n_head_kv; h++) {
-            uint8_t *k = c->kcache + kv_off(c, l, h, 0), *v = c->vcache + kv_off(c, l, h, 0);
+            uint8_t *k = c->kcache + kv_off(c, seq, l, h, 0), *v = c->vcache + kv_off(c, seq, l, h, 0);
             memmove(k + (size_t)n_keep * row, k + (size_t)(n_keep + n_discard) * row, (size_t)n_move * row);
             memmove(v + (size_t)n_keep * row, v + (size_t)(n_keep + n_discard) * row, (size_t)n_move * row);
             if (L->nope) continue;
@@ -745,7 +781,63 @@ int pl_context_shift(pl_context *c, int n_keep, int n_discard, int n_past) {
             }
         }
     }
+    int32_t *tk = c->seq_tok + (size_t)seq * c->n_ctx;
+    memmove(tk + n_keep, tk + n_keep + n_discard, (size_t)n_move * sizeof *tk);
+    c->seq_len[seq] = n_past - n_discard;
     return 0;
+}
+
+int pl_context_shift(pl_context *c, int n_keep, int n_discard, int n_past) {
+    return shift_seq(c, 0, n_keep, n_discard, n_past);
+}
+
+int pl_seq_shift(pl_context *c, int seq, int n_keep, int n_discard) {
+    if (seq < 0 || seq >= c->n_seq) return PL_ERR_ARG;
+    return shift_seq(c, seq, n_keep, n_discard, c->seq_len[seq]);
+}
+
+int pl_seq_len(const pl_context *c, int seq) { return seq >= 0 && seq < c->n_seq ? c->seq_len[seq] : -1; }
+
+const int32_t *pl_seq_tokens(const pl_context *c, int seq) {
+    return seq >= 0 && seq < c->n_seq ? c->seq_tok + (size_t)seq * c->n_ctx : NULL;
+}
+
+int pl_context_n_seq(const pl_context *c) { return c->n_seq; }
+
+int pl_seq_truncate(pl_context *c, int seq, int n) {
+    if (seq < 0 || seq >= c->n_seq || n < 0) return PL_ERR_ARG;
+    if (n < c->seq_len[seq]) c->seq_len[seq] = n;
+    return 0;
+}
+
+int pl_seq_copy(pl_context *c, int dst, int src, int n) {
+    if (dst < 0 || dst >= c->n_seq || src < 0 || src >= c->n_seq || n < 0 || n > c->seq_len[src]) return PL_ERR_ARG;
+    if (dst == src) return pl_seq_truncate(c, dst, n);
+    track_residency(c, dst, n);
+    const pl_hparams *hp = &c->m->hp;
+    for (int l = 0; l < hp->n_layer; l++)
+        for (int h = 0; h < hp->n_head_kv; h++) {
+            memcpy(c->kcache + kv_off(c, dst, l, h, 0), c->kcache + kv_off(c, src, l, h, 0), (size_t)n * c->kv_row);
+            memcpy(c->vcache + kv_off(c, dst, l, h, 0), c->vcache + kv_off(c, src, l, h, 0), (size_t)n * c->kv_row);
+        }
+    memcpy(c->seq_tok + (size_t)dst * c->n_ctx, c->seq_tok + (size_t)src * c->n_ctx, (size_t)n * sizeof *c->seq_tok);
+    c->seq_len[dst] = n;
+    return 0;
+}
+
+int pl_seq_common_prefix(const pl_context *c, int seq, const int32_t *tokens, int n) {
+    if (seq < 0 || seq >= c->n_seq || n < 0 || (n && !tokens)) return PL_ERR_ARG;
+    const int32_t *tk = c->seq_tok + (size_t)seq * c->n_ctx;
+    int i = 0, lim = n < c->seq_len[seq] ? n : c->seq_len[seq];
+    while (i < lim && tk[i] == tokens[i] && tk[i] >= 0) i++;
+    return i;
+}
+
+void pl_seq_set_tokens(pl_context *c, int seq, const int32_t *tokens, int n) {
+    if (seq < 0 || seq >= c->n_seq || n < 0 || n > c->n_ctx) return;
+    memcpy(c->seq_tok + (size_t)seq * c->n_ctx, tokens, (size_t)n * sizeof *tokens);
+    c->seq_len[seq] = n;
+    track_residency(c, seq, n);
 }
 
 /* ---- forward pass ------------------------------------------------------ */
@@ -952,12 +1044,13 @@ static void attn_capped(const pl_context *c, const float *q, const uint8_t *k, c
 
 typedef struct {
     pl_context *c;
-    int layer, pos0, nb;
+    int layer, nb;
 } attn_job;
 
-/* Each (position, query head) pair against the cached positions its KV head
- * lets it see: 0..pos (causal), or with a sliding window of n_swa only
- * pos - n_swa < k <= pos. The cache already holds this batch. */
+/* Each (token, query head) pair of the batch against the cached positions
+ * of its sequence its KV head lets it see: 0..pos (causal), or with a
+ * sliding window of n_swa only pos - n_swa < k <= pos. The cache already
+ * holds this batch. */
 static void attn_task(void *arg, int ith, int nth) {
     const attn_job *j = arg;
     pl_context *c = j->c;
@@ -966,23 +1059,25 @@ static void attn_task(void *arg, int ith, int nth) {
     int hd = c->head_dim, group = hp->n_head / hp->n_head_kv, W = c->wide;
     const float scale = hp->attn_scale;
     const int swa = L->swa ? hp->n_swa : 0, capped = hp->attn_softcap > 0.0f;
+    const int32_t *bp = c->b_pos, *bs = c->b_seq;
     const pl_kernels_t *K = pl_kernels();
-    /* a run of positions shares one call while no window cuts in: a window
-     * moves the first visible key with each position, so then one a call */
-    const int max_np = swa && j->pos0 + j->nb > swa ? 1 : capped ? 1 : ATTN_POS(group);
-    /* a contiguous run of (KV head, position) pairs per thread, positions
-     * inner: the head's keys and values stay in cache from one to the next */
+    /* a contiguous run of (KV head, token) pairs per thread, tokens inner:
+     * the head's keys and values stay in cache from one to the next */
     size_t i0, i1;
     share((size_t)j->nb * hp->n_head_kv, ith, nth, &i0, &i1);
     float *scores = c->scores + (size_t)ith * c->scores_per_thread;
     for (size_t idx = i0; idx < i1;) {
-        int kvh = (int)(idx / (size_t)j->nb), b = (int)(idx % (size_t)j->nb), n = j->pos0 + b + 1;
-        int np = j->nb - b; /* positions b .. b + np - 1 of this head */
-        if ((size_t)np > i1 - idx) np = (int)(i1 - idx);
-        if (np > max_np) np = max_np;
+        int kvh = (int)(idx / (size_t)j->nb), b = (int)(idx % (size_t)j->nb), n = bp[b] + 1;
+        /* consecutive positions of one sequence share a call (up to
+         * ATTN_POS), unless a window moves the first visible key with each
+         * position or the scores are soft-capped: then one a call */
+        int np = 1, max_np = (swa && n - 1 + 1 > swa) || capped ? 1 : ATTN_POS(group);
+        while (np < max_np && (size_t)np < i1 - idx && b + np < j->nb && bs[b + np] == bs[b] &&
+               bp[b + np] == bp[b] + np && !(swa && bp[b + np] + 1 > swa))
+            np++;
         idx += (size_t)np;
         int lo = swa && n > swa ? n - swa : 0; /* first visible key */
-        size_t base = kv_off(c, j->layer, kvh, lo);
+        size_t base = kv_off(c, bs[b], j->layer, kvh, lo);
         size_t off = (size_t)b * W + (size_t)kvh * group * hd; /* the group's query heads are adjacent */
         if (capped) {
             for (int g = 0; g < group; g++)
@@ -1023,11 +1118,12 @@ static void product(pl_context *c, int l, int nb, const pl_weight *w, const floa
     drop_streamed(c, l, ws, 1);
 }
 
-/* nb tokens at positions pos0.. through every layer; logits (n_vocab per
- * position) for the positions from `first_logit` on, if logits is set.
- * One pass for every architecture: each difference is an `if` on the
- * architecture's row (arch.h) or a tensor the file has. */
-static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, float *logits, int first_logit) {
+/* nb tokens through every layer, token b at position c->b_pos[b] of
+ * sequence c->b_seq[b]; logits (n_vocab each, in order) for the n_out
+ * tokens listed in c->b_out. One pass for every architecture: each
+ * difference is an `if` on the architecture's row (arch.h) or a tensor the
+ * file has. */
+static void forward(pl_context *c, const int32_t *tokens, int nb, float *logits, int n_out) {
     const pl_model *m = c->m;
     const pl_hparams *hp = &m->hp;
     const pl_arch *a = hp->arch;
@@ -1043,7 +1139,7 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
     }
     for (int k = 0; k < hp->n_rope_class; k++)
         for (int b = 0; b < nb; b++)
-            rope_row(c, k, pos0 + b, c->rope_cos + k * cls + (size_t)b * half, c->rope_sin + k * cls + (size_t)b * half);
+            rope_row(c, k, c->b_pos[b], c->rope_cos + k * cls + (size_t)b * half, c->rope_sin + k * cls + (size_t)b * half);
 
     for (int l = 0; l < hp->n_layer; l++) {
         const pl_layer *L = &m->layers[l];
@@ -1068,7 +1164,7 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
             add_bias(c->hb, (size_t)F, L->b_up, F, nb);
         }
         for (int b = 0; b < nb; b++) {
-            int pos = pos0 + b;
+            int pos = c->b_pos[b], seq = c->b_seq[b];
             float *qb = c->q + (size_t)b * W, *kb = c->k + (size_t)b * kvd;
             if (L->q_norm) {
                 for (int h = 0; h < hp->n_head; h++) rmsnorm(qb + h * hd, qb + h * hd, L->q_norm, hd, hp->norm_eps);
@@ -1081,11 +1177,11 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
                 rope(kb, hp->n_head_kv, hd, hp->n_rot, a->rope_neox, cs, sn);
             }
             for (int h = 0; h < hp->n_head_kv; h++) {
-                store_kv(c, kb + (size_t)h * hd, c->kcache + kv_off(c, l, h, pos));
-                store_kv(c, c->v + (size_t)b * kvd + (size_t)h * hd, c->vcache + kv_off(c, l, h, pos));
+                store_kv(c, kb + (size_t)h * hd, c->kcache + kv_off(c, seq, l, h, pos));
+                store_kv(c, c->v + (size_t)b * kvd + (size_t)h * hd, c->vcache + kv_off(c, seq, l, h, pos));
             }
         }
-        attn_job aj = {c, l, pos0, nb};
+        attn_job aj = {c, l, nb};
         pl_pool_run(c->pool, attn_task, &aj);
         product(c, l, nb, &L->wo, c->xb, (size_t)W, c->q, (size_t)W); /* attention output in q */
         add_bias(c->q, (size_t)W, L->bo, E, nb);
@@ -1128,12 +1224,24 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
          * evicts the resident ones in its place */
         if (l >= c->n_resident) pl_advise(&m->map, m->layer_off[l], m->layer_len[l], PL_ADV_DONTNEED);
     }
-    if (!logits || first_logit >= nb) return;
-    int nl = nb - first_logit;
-    float *xl = c->x + (size_t)first_logit * E;
+    if (!logits || n_out <= 0) return;
+    /* the wanted rows, gathered in order at the front of x */
+    for (int i = 0; i < n_out; i++)
+        if (c->b_out[i] != i) memcpy(c->x + (size_t)i * E, c->x + (size_t)c->b_out[i] * E, (size_t)E * sizeof(float));
+    int nl = n_out;
+    float *xl = c->x;
     norm_rows(hp, xl, (size_t)E, xl, (size_t)E, m->output_norm, m->output_norm_b, E, nl);
     const int V = m->info.n_vocab;
-    product(c, -1, nl, &m->output, xl, (size_t)E, logits, (size_t)V); /* never dropped */
+    if (nl == 1 && nb >= 2) {
+        /* one row of logits from a batch still runs the batched kernel (a
+         * second row beside it, into scratch), so a token's logits do not
+         * depend on how many others in its batch want theirs */
+        memcpy(xl + E, xl, (size_t)E * sizeof(float));
+        product(c, -1, 2, &m->output, xl, (size_t)E, c->logit2, (size_t)V);
+        memcpy(logits, c->logit2, (size_t)V * sizeof(float));
+    } else {
+        product(c, -1, nl, &m->output, xl, (size_t)E, logits, (size_t)V); /* never dropped */
+    }
     add_bias(logits, (size_t)V, m->output_b, V, nl);
     if (hp->final_softcap > 0.0f) {
         const float cap = hp->final_softcap;
@@ -1141,22 +1249,77 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, int pos0, floa
     }
 }
 
+/* Runs tokens [0, n) of a validated batch in equal chunks of at most
+ * n_batch, none of one token when n >= 2: a lone token would run the
+ * generation kernels, whose last bits differ (picolm.h). Token i sits at
+ * position pos ? pos[i] : pos0 + i of sequence seq ? seq[i] : 0; its
+ * logits go out (in order, n_vocab each) when want says so: want[i], or
+ * with want NULL every token (all) or the last one. */
+static void run_batch(pl_context *c, const int32_t *tokens, int n, const int32_t *pos, int pos0, const int32_t *seq,
+                      const int8_t *want, int all, float *logits) {
+    const int V = c->m->info.n_vocab;
+    int chunks = (n + c->n_batch - 1) / c->n_batch;
+    for (int i = 0, k = 0; i < n; k++) {
+        int nb = n / chunks + (k < n % chunks), n_out = 0;
+        for (int b = 0; b < nb; b++) {
+            int t = i + b, p = pos ? pos[t] : pos0 + t, s = seq ? seq[t] : 0;
+            c->b_pos[b] = p;
+            c->b_seq[b] = s;
+            if (logits && (want ? want[t] : all || t == n - 1)) c->b_out[n_out++] = b;
+            c->seq_tok[(size_t)s * c->n_ctx + p] = tokens[t];
+            if (p + 1 > c->seq_len[s]) c->seq_len[s] = p + 1;
+        }
+        forward(c, tokens + i, nb, logits, n_out);
+        if (logits) logits += (size_t)n_out * V;
+        i += nb;
+    }
+}
+
 int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits, int all_logits) {
     const pl_model_info *in = &c->m->info;
-    if (n < 0 || pos < 0) return PL_ERR_ARG;
+    if (n < 0 || pos < 0 || (n && !tokens)) return PL_ERR_ARG;
     if (n > c->n_ctx - pos) return PL_ERR_CTX_FULL;
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= in->n_vocab) return PL_ERR_ARG;
-    track_residency(c, pos + n);
-    /* equal chunks of at most n_batch: none of one token when n >= 2 (a
-     * lone token would run the generation kernels, see picolm.h) */
-    int chunks = (n + c->n_batch - 1) / c->n_batch;
-    for (int i = 0, k = 0; i < n; k++) {
-        int nb = n / chunks + (k < n % chunks);
-        int last = i + nb == n;
-        if (logits && all_logits) forward(c, tokens + i, nb, pos + i, logits + (size_t)i * in->n_vocab, 0);
-        else forward(c, tokens + i, nb, pos + i, last ? logits : NULL, nb - 1);
-        i += nb;
+    if (n == 0) return 0;
+    track_residency(c, 0, pos + n);
+    /* the caller says where sequence 0 continues (the prompt cache may
+     * have restored its first positions) */
+    if (c->seq_len[0] > pos) c->seq_len[0] = pos;
+    for (int i = c->seq_len[0]; i < pos; i++) c->seq_tok[i] = -1; /* not known here */
+    run_batch(c, tokens, n, NULL, pos, NULL, NULL, all_logits, logits);
+    return 0;
+}
+
+int pl_decode(pl_context *c, const pl_batch *b, float *logits) {
+    const pl_model_info *in = &c->m->info;
+    if (!b || b->n_tokens < 0 || (b->n_tokens && (!b->token || !b->pos || !b->seq_id))) return PL_ERR_ARG;
+    const int n = b->n_tokens;
+    if (n == 0) return 0;
+    if ((int64_t)n > (int64_t)c->n_seq * c->n_ctx) return PL_ERR_CTX_FULL;
+    /* every token continues its sequence: position = what the sequence
+     * holds plus its tokens earlier in this batch */
+    int *next = c->seq_next;
+    memcpy(next, c->seq_len, (size_t)c->n_seq * sizeof *next);
+    for (int i = 0; i < n; i++) {
+        int s = b->seq_id[i];
+        if (b->token[i] < 0 || b->token[i] >= in->n_vocab || s < 0 || s >= c->n_seq || b->pos[i] != next[s])
+            return PL_ERR_ARG;
+        if (b->pos[i] >= c->n_ctx) return PL_ERR_CTX_FULL;
+        next[s]++;
     }
+    for (int s = 0; s < c->n_seq; s++)
+        if (next[s] > c->seq_len[s]) track_residency(c, s, next[s]);
+    if (b->logits) {
+        run_batch(c, b->token, n, b->pos, 0, b->seq_id, b->logits, 0, logits);
+        return 0;
+    }
+    /* by default the last token of each sequence: run each sequence's
+     * last token flagged through a want list in the context's scratch */
+    int8_t *want = c->b_want;
+    for (int i = 0; i < n; i++) want[i] = 0;
+    for (int i = n - 1; i >= 0; i--)
+        if (next[b->seq_id[i]] >= 0) want[i] = 1, next[b->seq_id[i]] = -1;
+    run_batch(c, b->token, n, b->pos, 0, b->seq_id, want, 0, logits);
     return 0;
 }

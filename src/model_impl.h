@@ -102,8 +102,17 @@ struct pl_context {
     size_t xq_size;
     float *scores;              /* [n_threads][scores_per_thread] attention scores */
     size_t scores_per_thread;   /* group * ATTN_POS(group) * n_ctx */
-    uint8_t *kcache, *vcache;   /* [n_layer][n_head_kv][n_ctx] rows of kv_row bytes:
+    int n_seq;                  /* sequences: each its own KV slot of n_ctx positions */
+    uint8_t *kcache, *vcache;   /* [n_seq][n_layer][n_head_kv][n_ctx] rows of kv_row bytes:
                                  * head_dim FP16 values, or Q8_0 blocks (--kv q8) */
+    int32_t *seq_tok;           /* [n_seq][n_ctx] the token ids each sequence holds (-1: not known) */
+    int *seq_len;               /* [n_seq] positions held */
+    int *seq_high;              /* [n_seq] the most positions ever held (KV pages touched) */
+    int32_t *b_pos, *b_seq;     /* [B] the batch being run: position and sequence of each token */
+    int *b_out;                 /* [B] batch rows whose logits are wanted */
+    int *seq_next;              /* [n_seq] pl_decode's scratch */
+    int8_t *b_want;             /* [n_seq * n_ctx] pl_decode's scratch */
+    float *logit2;              /* [2][n_vocab] one token's logits through the batched kernel */
     uint32_t kv_type;           /* PL_TYPE_F16 or PL_TYPE_Q8_0 */
     size_t kv_row;              /* bytes of one cached head vector */
     float *rope_cos, *rope_sin; /* [n_rope_class][B][n_rot/2] for the batch's positions */
@@ -115,8 +124,12 @@ struct pl_context {
      * use page_budget minus the KV pages touched so far (kv_high positions);
      * n_resident only ever shrinks. */
     size_t page_budget;
-    int budget_tracks_kv, kv_high;
+    int budget_tracks_kv;
 };
+
+/* Record that sequence seq holds tokens[0..n) at positions 0..n-1 (the
+ * prompt cache restores KV rows behind the library's back). */
+void pl_seq_set_tokens(pl_context *c, int seq, const int32_t *tokens, int n);
 
 /* Formats the reason into err (when given) and returns code. */
 int pl_set_err(char *err, size_t errlen, int code, const char *fmt, ...);

@@ -110,7 +110,7 @@ static void test_logits(void) {
         float *got[2];
         for (int j = 0; j < 2; j++) {
             char err[256];
-            pl_context_params cp = {64, j + 1, 0, 0};
+            pl_context_params cp = {64, j + 1, 0, 0, 0};
             pl_context *c;
             got[j] = calloc((size_t)64 * V, sizeof(float));
             CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
@@ -157,7 +157,7 @@ static void test_logits(void) {
             int ng = bar ? read_ids(bar + 1, refg, 32) : 0;
             CHECK(np > 0 && ng == 32, "%s: malformed", rel);
             char err[256];
-            pl_context_params cp = {128, 1, 0, 0};
+            pl_context_params cp = {128, 1, 0, 0, 0};
             pl_context *c;
             if (ng == 32 && pl_context_new(&c, m, &cp, err, sizeof err) == 0) {
                 float *sl = malloc((size_t)32 * V * sizeof(float));
@@ -187,7 +187,7 @@ static void test_tiny32k(void) {
     if (!m) { free(tsv); return; }
     int V = pl_model_get_info(m)->n_vocab;
     char err[256];
-    pl_context_params cp = {512, 2, 0, 0};
+    pl_context_params cp = {512, 2, 0, 0, 0};
     pl_context *c;
     CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
     float *sl = malloc((size_t)32 * V * sizeof(float));
@@ -230,7 +230,7 @@ static void test_api_errors(void) {
     pl_model *m = open_model("models/tiny512-Q8_0.gguf");
     if (!m) return;
     char err[256];
-    pl_context_params cp = {8, 1, 0, 0};
+    pl_context_params cp = {8, 1, 0, 0, 0};
     pl_context *c;
     CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context");
     int32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -269,7 +269,7 @@ static void test_context_shift(void) {
     if (!m) return;
     int V = pl_model_get_info(m)->n_vocab, N = 64, keep = 1;
     char err[256];
-    pl_context_params cp = {N, 1, 0, 0};
+    pl_context_params cp = {N, 1, 0, 0, 0};
     pl_context *c, *fresh;
     CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context");
     CHECK(pl_context_new(&fresh, m, &cp, err, sizeof err) == 0, "context");
@@ -330,7 +330,7 @@ static void test_kv_q8(void) {
         int V = pl_model_get_info(m)->n_vocab;
         snprintf(rel, sizeof rel, "refs/tiny512-%s.exact.logits.f32", types[t]);
         float *ref = t_read_file(t_path(rel), &len), *got = calloc((size_t)64 * V, sizeof(float));
-        pl_context_params cp = {64, 2, 0, 1};
+        pl_context_params cp = {64, 2, 0, 1, 0};
         pl_context *c;
         CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "q8 KV context: %s", err);
         CHECK(pl_eval(c, ids, n, 0, got, 1) == 0, "eval");
@@ -362,7 +362,7 @@ static void test_batch_invariance(void) {
         int V = pl_model_get_info(m)->n_vocab;
         int32_t ids[45];
         for (int i = 0; i < 45; i++) ids[i] = (i * 37 + 1) % V;
-        pl_context_params cp = {64, 2, 0, 0};
+        pl_context_params cp = {64, 2, 0, 0, 0};
         pl_context *a, *b;
         CHECK(pl_context_new(&a, m, &cp, err, sizeof err) == 0 && pl_context_new(&b, m, &cp, err, sizeof err) == 0,
               "contexts");
@@ -426,7 +426,7 @@ static void test_arch(void) {
         CHECK(ref && rl == (size_t)64 * V * 4 && orc && ol == rl, "%s: bad references", name);
         float *got[2];
         for (int j = 0; j < 2; j++) {
-            pl_context_params cp = {128, j + 1, 0, 0};
+            pl_context_params cp = {128, j + 1, 0, 0, 0};
             pl_context *c;
             got[j] = calloc((size_t)64 * V, sizeof(float));
             CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "%s: context: %s", name, err);
@@ -463,7 +463,7 @@ static void test_arch(void) {
             float gap[32];
             char *s = gaps;
             for (int i = 0; i < 32; i++) gap[i] = strtof(s, &s);
-            pl_context_params cp = {128, 1, 0, 0};
+            pl_context_params cp = {128, 1, 0, 0, 0};
             pl_context *c;
             if (ng == 32 && pl_context_new(&c, m, &cp, err, sizeof err) == 0) {
                 greedy(c, V, prompt, np, gotg, 32, NULL);
@@ -484,7 +484,7 @@ static void test_arch(void) {
         /* batch invariance: 45 tokens in one call or split 4+2+2+3+34 */
         int32_t bi[45];
         for (int i = 0; i < 45; i++) bi[i] = (i * 37 + 1) % V;
-        pl_context_params cp = {64, 2, 0, 0};
+        pl_context_params cp = {64, 2, 0, 0, 0};
         pl_context *a, *b;
         if (pl_context_new(&a, m, &cp, err, sizeof err) == 0 && pl_context_new(&b, m, &cp, err, sizeof err) == 0) {
             float *la = malloc((size_t)V * sizeof *la), *lb = malloc((size_t)V * sizeof *lb);
@@ -504,9 +504,105 @@ static void test_arch(void) {
     }
 }
 
+/* Sequences in one context: tokens of three sequences in one pl_decode
+ * batch give each sequence's logits bit for bit as the sequence alone; a
+ * step of one token for each runs them together; a copied prefix goes on
+ * as the original; the library keeps each sequence's tokens. */
+static void test_sequences(void) {
+    static const char *names[] = {"models/tiny512-Q4_K_M.gguf", "arch/models/qwen3-Q4_K_M.gguf",
+                                  "arch/models/gemma2-Q4_K_M.gguf"};
+    for (int mi = 0; mi < 3; mi++) {
+        pl_model *m = open_model(names[mi]);
+        if (!m) continue;
+        int V = pl_model_get_info(m)->n_vocab;
+        char err[256];
+        enum { NS = 3 };
+        static const int len[NS] = {5, 9, 40};
+        int32_t tok[NS][40];
+        for (int s = 0; s < NS; s++)
+            for (int i = 0; i < len[s]; i++) tok[s][i] = (int32_t)((i * 31 + s * 7 + 1) % V);
+        float *alone = malloc((size_t)NS * V * sizeof(float)), *step_alone = malloc((size_t)NS * V * sizeof(float));
+        int32_t nexttok[NS] = {3, 4, 5};
+        /* each alone: its prompt, then one step together with a dummy
+         * sequence (so the step runs the batched kernels, as in a batch) */
+        for (int s = 0; s < NS; s++) {
+            pl_context_params cp = {64, 2, 0, 0, 2};
+            pl_context *c;
+            CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
+            int32_t pos[40], sq[40];
+            for (int i = 0; i < len[s]; i++) pos[i] = i, sq[i] = 0;
+            pl_batch b = {len[s], tok[s], pos, sq, NULL};
+            CHECK(pl_decode(c, &b, alone + (size_t)s * V) == 0, "decode alone");
+            int32_t dt[2] = {1, 2}, dp[2] = {0, 1}, ds[2] = {1, 1};
+            pl_batch d = {2, dt, dp, ds, NULL};
+            pl_decode(c, &d, NULL);
+            int32_t st[2] = {nexttok[s], 7}, sp[2] = {len[s], 2}, ss[2] = {0, 1};
+            int8_t want[2] = {1, 0};
+            pl_batch st_b = {2, st, sp, ss, want};
+            CHECK(pl_decode(c, &st_b, step_alone + (size_t)s * V) == 0, "step alone");
+            pl_context_free(c);
+        }
+        /* all together, interleaved */
+        pl_context_params cp = {64, 2, 0, 0, NS + 1};
+        pl_context *c;
+        CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
+        int32_t bt[60], bp[60], bs[60];
+        int n = 0, at[NS] = {0, 0, 0};
+        for (int round = 0; n < len[0] + len[1] + len[2]; round++)
+            for (int s = 0; s < NS; s++)
+                for (int k = 0; k < 1 + s && at[s] < len[s]; k++) bt[n] = tok[s][at[s]], bp[n] = at[s]++, bs[n++] = s;
+        float *got = malloc((size_t)NS * V * sizeof(float));
+        pl_batch b = {n, bt, bp, bs, NULL};
+        CHECK(pl_decode(c, &b, got) == 0, "decode together");
+        /* NULL flags: the last token of each sequence, in batch order */
+        int order[NS], no = 0;
+        for (int i = 0; i < n; i++) {
+            int last = 1;
+            for (int k = i + 1; k < n; k++) last &= bs[k] != bs[i];
+            if (last) order[no++] = bs[i];
+        }
+        CHECK(no == NS, "three last tokens");
+        for (int i = 0; i < no; i++)
+            CHECK(!memcmp(got + (size_t)i * V, alone + (size_t)order[i] * V, (size_t)V * 4),
+                  "%s: sequence %d's logits depend on the other sequences in the batch", names[mi], order[i]);
+        int32_t st[NS], sp[NS], ss[NS];
+        for (int s = 0; s < NS; s++) st[s] = nexttok[s], sp[s] = len[s], ss[s] = s;
+        pl_batch step = {NS, st, sp, ss, NULL};
+        CHECK(pl_decode(c, &step, got) == 0, "step together");
+        CHECK(!memcmp(got, step_alone, (size_t)NS * V * 4), "%s: a step of three sequences differs from each alone",
+              names[mi]);
+        for (int s = 0; s < NS; s++) {
+            CHECK(pl_seq_len(c, s) == len[s] + 1, "seq %d holds %d", s, pl_seq_len(c, s));
+            const int32_t *held = pl_seq_tokens(c, s);
+            CHECK(held && !memcmp(held, tok[s], (size_t)len[s] * 4) && held[len[s]] == nexttok[s], "seq %d tokens", s);
+        }
+        CHECK(pl_seq_common_prefix(c, 2, tok[2], 40) == 40, "common prefix");
+        /* a copied prefix goes on as the original */
+        CHECK(pl_seq_copy(c, 3, 2, 30) == 0 && pl_seq_len(c, 3) == 30, "copy");
+        int32_t rp[10], rs[10];
+        for (int i = 0; i < 10; i++) rp[i] = 30 + i, rs[i] = 3;
+        pl_batch rest = {10, tok[2] + 30, rp, rs, NULL};
+        CHECK(pl_decode(c, &rest, got) == 0, "decode after copy");
+        CHECK(!memcmp(got, alone + (size_t)2 * V, (size_t)V * 4), "%s: a copied prefix does not go on as the original",
+              names[mi]);
+        /* bad batches are refused and change nothing */
+        int32_t badp = 5, bads = 0, badt = 1, bigs = NS + 1;
+        pl_batch bad1 = {1, &badt, &badp, &bads, NULL}, bad2 = {1, &badt, &badp, &bigs, NULL};
+        CHECK(pl_decode(c, &bad1, got) == PL_ERR_ARG && pl_decode(c, &bad2, got) == PL_ERR_ARG, "bad batches");
+        CHECK(pl_seq_len(c, 0) == len[0] + 1, "a refused batch changes nothing");
+        CHECK(pl_seq_truncate(c, 2, 10) == 0 && pl_seq_len(c, 2) == 10, "truncate");
+        free(got);
+        free(alone);
+        free(step_alone);
+        pl_context_free(c);
+        pl_model_close(m);
+    }
+}
+
 int main(void) {
     if (t_skip_without_data("test_model")) return 0;
     test_arch();
+    test_sequences();
     test_batch_invariance();
     test_kv_q8();
     test_context_shift();
