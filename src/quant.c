@@ -127,6 +127,25 @@ static int round_even_clamp(float v, int lim) {
     return nearest_int(v);
 }
 
+/* Activation blocks holding a NaN or an infinity (a hostile model or cache
+ * file) quantize to d = NaN with zero quants, so that every product they
+ * enter is NaN (ggml's quantizers would give finite garbage or, in their
+ * SIMD searches for the extreme, run past the block); every level does the
+ * same, byte for byte. */
+int pl_act_nonfinite(const float *x, int n) {
+    int bad = 0;
+    for (int j = 0; j < n; j++) bad |= !(fabsf(x[j]) <= FLT_MAX);
+    return bad;
+}
+
+/* lim / amax, or 0 when amax is 0 or so small (subnormal) that the quotient
+ * overflows: then d rounds to 0 anyway, and q = x * inf would be NaN, which
+ * the levels' conversions would turn into different integers. */
+float pl_act_inv_scale(float lim, float amax) {
+    const float id = amax != 0 ? lim / amax : 0.0f;
+    return id <= FLT_MAX ? id : 0.0f;
+}
+
 /* ggml's Q4/Q5 reference quantizers round by truncating q + 0.5 (ties up);
  * doing the same keeps our bytes identical to theirs. Clamping before the
  * conversion keeps a NaN or huge input from being undefined behaviour. */
@@ -538,9 +557,14 @@ static void q8_0_from_float(const float *src, void *dst, int64_t n) {
 static void q8_0_from_float_act(const float *src, void *dst, int64_t n) {
     block_q8_0 *b = (block_q8_0 *)dst;
     for (int64_t i = 0; i < n / QK8_0; i++, src += QK8_0) {
+        if (pl_act_nonfinite(src, QK8_0)) {
+            memset(b[i].qs, 0, QK8_0);
+            b[i].d = PL_HALF_NAN;
+            continue;
+        }
         float amax = 0;
         for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(src[j]));
-        const float id = amax != 0 ? 127 / amax : 0.0f;
+        const float id = pl_act_inv_scale(127, amax);
         b[i].d = pl_float_to_half(amax / 127);
         for (int j = 0; j < QK8_0; j++) b[i].qs[j] = (int8_t)round_even_clamp(src[j] * id, 127);
     }
@@ -593,10 +617,15 @@ static void q8_1_from_float(const float *src, void *dst, int64_t n) {
 static void q8_1_from_float_act(const float *src, void *dst, int64_t n) {
     block_q8_1 *b = (block_q8_1 *)dst;
     for (int64_t i = 0; i < n / QK8_1; i++, src += QK8_1) {
+        if (pl_act_nonfinite(src, QK8_1)) {
+            memset(b[i].qs, 0, QK8_1);
+            b[i].d = b[i].s = PL_HALF_NAN;
+            continue;
+        }
         float amax = 0;
         for (int j = 0; j < QK8_1; j++) amax = fmaxf(amax, fabsf(src[j]));
         const float d = amax / 127;
-        const float id = amax != 0 ? 127 / amax : 0.0f;
+        const float id = pl_act_inv_scale(127, amax);
         int sum = 0;
         for (int j = 0; j < QK8_1; j++) {
             b[i].qs[j] = (int8_t)round_even_clamp(src[j] * id, 127);
@@ -1336,18 +1365,24 @@ static void q8_K_to_float(const void *src, float *dst, int64_t n) {
 
 /* ggml's quantize_row_q8_K_ref, which its x86 build uses unchanged: the
  * signed extreme max gives iscale = -127/max (not -128: ggml changed it for
- * IQ2_XXS's AVX code), q = nearest_int(iscale*x) with ties to even, d = 1/iscale. */
+ * IQ2_XXS's AVX code), q = nearest_int(iscale*x) with ties to even, d = 1/iscale.
+ * Hostile blocks as pl_act_nonfinite says (d NaN, or all zero). */
 static void q8_K_from_float(const float *src, void *dst, int64_t n) {
     block_q8_K *b = (block_q8_K *)dst;
     for (int64_t i = 0; i < n / QK_K; i++, src += QK_K) {
+        if (pl_act_nonfinite(src, QK_K)) {
+            memset(&b[i], 0, sizeof b[i]);
+            b[i].d = NAN;
+            continue;
+        }
         float amax;
         const float max = signed_absmax(src, QK_K, &amax);
-        if (amax == 0) {
+        /* the extreme maps to -127 (clamped to 127 on the positive side) */
+        const float iscale = amax != 0 ? -127 / max : 0.0f;
+        if (!(iscale != 0 && fabsf(iscale) <= FLT_MAX)) { /* zero, or so small that 127/max overflows */
             memset(&b[i], 0, sizeof b[i]);
             continue;
         }
-        /* the extreme maps to -127 (clamped to 127 on the positive side) */
-        const float iscale = -127 / max;
         for (int j = 0; j < QK_K; j++)
             b[i].qs[j] = (int8_t)clampi(nearest_int(iscale * src[j]), -127, 127);
         for (int j = 0; j < QK_K / 16; j++) {
@@ -1551,21 +1586,24 @@ static float iq4_nl_dot_q(const void *w, const void *xq, int64_t n) {
     return s;
 }
 
-/* ggml's generic ggml_vec_dot_iq4_xs_q8_K: per sub-block (d * dx) * (ls -
- * 32) times the integer sum, added to the row sum one sub-block at a time. */
+/* As ggml's x86 ggml_vec_dot_iq4_xs_q8_K (AVX2/AVX-512, which made the
+ * references) computes it: the sub-block sums times their scales added in
+ * integers (|sum| < 2^27), one float product (d * dx) * sumi per
+ * super-block. (ggml's generic code rounds once per sub-block instead.) */
 static float iq4_xs_dot_q(const void *w, const void *xq, int64_t n) {
     const block_iq4_xs *b = (const block_iq4_xs *)w;
     const block_q8_K *y = (const block_q8_K *)xq;
     float s = 0;
     for (int64_t i = 0; i < n / QK_K; i++) {
-        const float d4d8 = H2F(b[i].d) * y[i].d;
         const uint8_t *qs = b[i].qs;
         const int8_t *q8 = y[i].qs;
+        int sumi = 0;
         for (int ib = 0; ib < QK_K / 32; ib++, qs += 16, q8 += 32) {
-            int sumi = 0;
-            for (int j = 0; j < 16; j++) sumi += q8[j] * KV[qs[j] & 0xf] + q8[j + 16] * KV[qs[j] >> 4];
-            s += d4d8 * (float)pl_iq4xs_scale(&b[i], ib) * (float)sumi;
+            int sub = 0;
+            for (int j = 0; j < 16; j++) sub += q8[j] * KV[qs[j] & 0xf] + q8[j + 16] * KV[qs[j] >> 4];
+            sumi += pl_iq4xs_scale(&b[i], ib) * sub;
         }
+        s += H2F(b[i].d) * y[i].d * (float)sumi;
     }
     return s;
 }

@@ -113,6 +113,14 @@ static inline int pl_iq4xs_scale(const block_iq4_xs *b, int ib) {
  * here or not, for error messages; NULL for an id ggml never assigned. */
 const char *pl_type_name(uint32_t type);
 
+/* The activation quantizers' rules for hostile floats, shared by every
+ * kernel level so that all of them write the same bytes (quant.c): a block
+ * with a NaN or an infinity gets d = NaN (fp16: PL_HALF_NAN) and zero
+ * quants; lim/amax that overflows (amax subnormal) is taken as 0. */
+#define PL_HALF_NAN ((pl_half)0x7e00)
+int pl_act_nonfinite(const float *x, int n);
+float pl_act_inv_scale(float lim, float amax);
+
 /* NULL for an unknown or unsupported type id. */
 const pl_type_traits *pl_type_traits_get(uint32_t type);
 /* Bytes of a row of n weights; 0 if n is not a multiple of the block size

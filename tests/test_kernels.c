@@ -32,6 +32,10 @@ static uint32_t rnd(void) {
 
 static float frand(void) { return (float)(rnd() & 0xffffff) / (float)0x800000 - 1.0f; } /* [-1, 1) */
 
+/* What a hostile model file or cache can put into the activations. */
+static const float hostile[] = {NAN, -NAN, INFINITY, -INFINITY, 3.4e38f, -3.4e38f, 1e-40f, -1e-45f, 0.0f, -0.0f};
+#define NHOSTILE (sizeof hostile / sizeof hostile[0])
+
 /* ---------------------------------------------------------------- quantize */
 
 static void test_quantize(const pl_kernels_t *K) {
@@ -42,10 +46,10 @@ static void test_quantize(const pl_kernels_t *K) {
     static _Alignas(16) uint8_t a[2048 * 2], b[2048 * 2], c[2048 * 2];
     for (size_t t = 0; t < sizeof acts / sizeof acts[0]; t++) {
         const pl_type_traits *tr = pl_type_traits_get(acts[t]);
-        for (int trial = 0; trial < 60; trial++) {
+        for (int trial = 0; trial < 90; trial++) {
             const int nblk = 1 + (int)(rnd() % (trial < 40 ? 8 : 2048 / tr->blck));
             const int n = nblk * tr->blck;
-            const int kind = trial % 6;
+            const int kind = trial % 9;
             for (int i = 0; i < n; i++) {
                 float v = frand();
                 if (kind == 1) v *= 1e-3f;
@@ -53,6 +57,9 @@ static void test_quantize(const pl_kernels_t *K) {
                 if (kind == 3) v = (rnd() & 1) ? 1.0f : -1.0f;               /* equal magnitudes */
                 if (kind == 4 && (i / tr->blck) % 2) v = 0.0f;               /* all-zero blocks */
                 if (kind == 5) v *= (float)(1 << (rnd() % 20));
+                if (kind == 6 && rnd() % 16 == 0) v = hostile[rnd() % NHOSTILE]; /* hostile values */
+                if (kind == 7) v *= 3e38f;                                    /* near overflow */
+                if (kind == 8) v *= (i / tr->blck) % 2 ? 1e-39f : 1e-44f;      /* subnormal blocks */
                 x[i] = v;
             }
             if (kind == 2) /* pin amax to 127 in every block so id = 1 */
@@ -74,13 +81,18 @@ static void test_quantize(const pl_kernels_t *K) {
 
 /* ---------------------------------------------------------------- matmul */
 
+static const uint32_t types[] = {PL_TYPE_F32,  PL_TYPE_F16,  PL_TYPE_BF16, PL_TYPE_Q4_0,   PL_TYPE_Q4_1,
+                                 PL_TYPE_Q5_0, PL_TYPE_Q5_1, PL_TYPE_Q8_0, PL_TYPE_Q2_K,   PL_TYPE_Q3_K,
+                                 PL_TYPE_Q4_K, PL_TYPE_Q5_K, PL_TYPE_Q6_K, PL_TYPE_IQ4_NL, PL_TYPE_IQ4_XS};
+#define NTYPES (sizeof types / sizeof types[0])
+
 /* fp16 fields of each block that random bytes must not fill with inf/nan:
  * offsets within the block, -1 terminated. */
 static const int *half_fields(uint32_t type) {
     static const int d0[] = {0, -1}, d01[] = {0, 2, -1}, q2k[] = {80, 82, -1}, q3k[] = {108, -1},
                      q6k[] = {208, -1};
     switch (type) {
-    case PL_TYPE_Q4_0: case PL_TYPE_Q5_0: case PL_TYPE_Q8_0: return d0;
+    case PL_TYPE_Q4_0: case PL_TYPE_Q5_0: case PL_TYPE_Q8_0: case PL_TYPE_IQ4_NL: case PL_TYPE_IQ4_XS: return d0;
     case PL_TYPE_Q4_1: case PL_TYPE_Q5_1: case PL_TYPE_Q4_K: case PL_TYPE_Q5_K: return d01;
     case PL_TYPE_Q2_K: return q2k;
     case PL_TYPE_Q3_K: return q3k;
@@ -155,11 +167,8 @@ static void check_matmul(const pl_kernels_t *K, uint32_t type, int rows, int col
 }
 
 static void test_matmul(const pl_kernels_t *K) {
-    static const uint32_t types[] = {PL_TYPE_F32,  PL_TYPE_F16,  PL_TYPE_BF16, PL_TYPE_Q4_0, PL_TYPE_Q4_1,
-                                     PL_TYPE_Q5_0, PL_TYPE_Q5_1, PL_TYPE_Q8_0, PL_TYPE_Q2_K, PL_TYPE_Q3_K,
-                                     PL_TYPE_Q4_K, PL_TYPE_Q5_K, PL_TYPE_Q6_K};
     static const int nbs[] = {1, 2, 3, 4, 5, 6, 7, 32, 37};
-    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+    for (size_t t = 0; t < NTYPES; t++) {
         const pl_type_traits *tr = pl_type_traits_get(types[t]);
         const int blk = tr->blck == 1 ? 8 : tr->blck; /* float types: ragged multiples of 1 too */
         worst_ratio = 0;
@@ -186,6 +195,98 @@ static void test_matmul(const pl_kernels_t *K) {
             check_matmul(K, types[t], many[i], 2 * blk, 5, 1 - (int)i % 2, 1);
         }
         printf("  %-7s %-4s worst |y - generic| / sum|wx| = %.2e\n", K->name, tr->name, worst_ratio);
+    }
+}
+
+
+/* Hostile floats through every type at this level, with the level's own
+ * activation quantizer (a NaN once made the K-quant ones read past their
+ * block): no crash (run it under ASan), quantized bytes equal to the
+ * generic level's, and a column whose activations hold a NaN or an Inf
+ * gives non-finite outputs in every row, as does a row whose weights (an
+ * fp16 scale, a float weight) hold one; the other outputs stay finite. */
+static void test_nonfinite(const pl_kernels_t *K) {
+    enum { ROWS = 6, NB = 7 };
+    for (size_t t = 0; t < NTYPES; t++) {
+        const pl_type_traits *tr = pl_type_traits_get(types[t]);
+        const uint32_t act = tr->vec_dot_type;
+        const int blk = tr->blck == 1 ? 8 : tr->blck;
+        for (int ci = 0; ci < 2; ci++) {
+            const int cols = ci ? 9 * blk : 2 * blk;
+            const size_t rb = pl_row_size(types[t], cols);
+            const size_t xs = act == PL_TYPE_F32 ? (size_t)cols * 4 : pl_row_size(act, cols);
+            uint8_t *w = malloc(rb * ROWS), *xq = malloc(xs * NB), *xg = malloc(xs * NB);
+            float *x = malloc(sizeof(float) * (size_t)cols), *y = malloc(sizeof(float) * ROWS * NB);
+            for (int r = 0; r < ROWS; r++) {
+                for (int i = 0; i < cols; i++) x[i] = frand();
+                tr->from_float(x, w + (size_t)r * rb, cols);
+            }
+            /* columns: 0 and 6 plain, 1 one NaN, 2 one +Inf, 3 one -Inf,
+             * 4 all NaN, 5 near-overflow values (finite: no requirement) */
+            for (int b = 0; b < NB; b++) {
+                for (int i = 0; i < cols; i++) x[i] = frand() * (b == 5 ? 3.4e38f : 1.0f);
+                const int at = (int)(rnd() % (uint32_t)cols);
+                if (b == 1) x[at] = NAN;
+                if (b == 2) x[at] = INFINITY;
+                if (b == 3) x[at] = -INFINITY;
+                if (b == 4)
+                    for (int i = 0; i < cols; i++) x[i] = NAN;
+                K->quantize(act, x, xq + (size_t)b * xs, cols);
+                pl_kernels_generic.quantize(act, x, xg + (size_t)b * xs, cols);
+                if (act != PL_TYPE_F32)
+                    CHECK(!memcmp(xq + (size_t)b * xs, xg + (size_t)b * xs, xs),
+                          "%s %s: quantized column %d (hostile values) differs from generic", K->name, tr->name, b);
+            }
+            for (int nb = 1; nb <= NB; nb += NB - 1) {
+                /* nb 1: column 1 only (generation); nb 7: all (prefill) */
+                const uint8_t *xc = nb == 1 ? xq + xs : xq;
+                for (int i = 0; i < ROWS * NB; i++) y[i] = 0.0f;
+                K->matmul(types[t], w, rb, ROWS, cols, xc, xs, nb, y, ROWS);
+                int bad = 0;
+                for (int b = 0; b < nb; b++) {
+                    const int col = nb == 1 ? 1 : b;
+                    for (int r = 0; r < ROWS; r++) {
+                        const float v = y[b * ROWS + r];
+                        if (col >= 1 && col <= 4 ? isfinite(v) : col != 5 && !isfinite(v)) bad++;
+                    }
+                }
+                CHECK(bad == 0, "%s %s cols=%d nb=%d: %d outputs finite where the activations were not (or not "
+                      "finite where they were)", K->name, tr->name, cols, nb, bad);
+            }
+            /* weights: row 1 gets a NaN, row 4 an Inf (a scale or a weight) */
+            const int *hf = half_fields(types[t]);
+            for (int r = 1; r < ROWS; r += 3) {
+                const size_t blkb = (size_t)(rnd() % (uint32_t)(cols / tr->blck)) * tr->type_size;
+                uint8_t *p = w + (size_t)r * rb + blkb;
+                if (hf) {
+                    int nf = 0;
+                    while (hf[nf] >= 0) nf++;
+                    const pl_half h = r == 1 ? 0x7e00 : (rnd() & 1) ? 0x7c00 : 0xfc00;
+                    memcpy(p + hf[rnd() % (uint32_t)nf], &h, 2);
+                } else if (types[t] == PL_TYPE_F32) {
+                    const float f = r == 1 ? NAN : INFINITY;
+                    memcpy(p, &f, 4);
+                } else {
+                    const uint16_t h = types[t] == PL_TYPE_F16 ? (r == 1 ? 0x7e00 : 0x7c00) : (r == 1 ? 0x7fc0 : 0x7f80);
+                    memcpy(p, &h, 2);
+                }
+            }
+            for (int nb = 1; nb <= 2; nb++) {
+                /* columns 0 and 6, both plain */
+                const size_t stride = 6 * xs;
+                for (int i = 0; i < ROWS * NB; i++) y[i] = 0.0f;
+                K->matmul(types[t], w, rb, ROWS, cols, xq, stride, nb, y, ROWS);
+                int bad = 0;
+                for (int b = 0; b < nb; b++)
+                    for (int r = 0; r < ROWS; r++) {
+                        const float v = y[b * ROWS + r];
+                        if ((r == 1 || r == 4) ? isfinite(v) : !isfinite(v)) bad++;
+                    }
+                CHECK(bad == 0, "%s %s cols=%d nb=%d: %d outputs finite in rows with NaN/Inf weights (or not "
+                      "finite in the others)", K->name, tr->name, cols, nb, bad);
+            }
+            free(w), free(xq), free(xg), free(x), free(y);
+        }
     }
 }
 
@@ -237,6 +338,46 @@ static void test_attn(const pl_kernels_t *K) {
     free(k), free(v), free(sc1), free(sc2), free(q), free(out);
 }
 
+/* A NaN or Inf in the cache (a hostile --cache file, a NaN activation a
+ * layer before): every query that sees the position gives NaN in every
+ * dimension (a V row of NaN included, even where its probability is 0),
+ * every query that does not see it (a later position of the batch) stays
+ * finite. */
+static void test_attn_nonfinite(const pl_kernels_t *K) {
+    enum { HD = 64, QMAX = 4, NP = 5, N = 37, NK = N + NP - 1 };
+    pl_half *k = malloc(sizeof(pl_half) * NK * HD), *v = malloc(sizeof(pl_half) * NK * HD);
+    float *q = malloc(sizeof(float) * NP * QMAX * HD), *out = malloc(sizeof(float) * NP * QMAX * HD);
+    float *sc = malloc(sizeof(float) * QMAX * NP * NK);
+    for (int c = 0; c < 24; c++) {
+        /* the bad position: among the cached ones, or the batch's third;
+         * 1 or 3 queries a position put several positions in one block */
+        const int tpos = c % 2 ? N + 2 : (int)(rnd() % N), inv = c / 2 % 2, peaky = c / 4 % 2;
+        const int NQ = c < 8 ? 4 : c < 16 ? 1 : 3;
+        for (int i = 0; i < NK * HD; i++) {
+            k[i] = pl_float_to_half(frand() * (peaky ? 64.0f : 1.0f));
+            v[i] = pl_float_to_half(frand());
+        }
+        if (inv) /* one K element: that score is NaN (an Inf would give a
+                  * score of +-Inf, and -Inf a probability of 0, its limit) */
+            k[tpos * HD + (int)(rnd() % HD)] = 0x7e00;
+        else /* a whole V row; peaky scores make its probability 0 for some queries */
+            for (int i = 0; i < HD; i++) v[tpos * HD + i] = (rnd() & 1) ? 0x7e00 : 0xfc00;
+        for (int i = 0; i < NP * NQ * HD; i++) q[i] = frand(), out[i] = 0.0f;
+        K->attn(q, NQ, NP, (size_t)NQ * HD, k, v, N, HD, 0.125f, out, sc);
+        int bad = 0;
+        for (int p = 0; p < NP; p++) {
+            const int sees = tpos < N + p;
+            for (int i = 0; i < NQ * HD; i++) {
+                const float o = out[(size_t)p * NQ * HD + i];
+                if (sees ? isfinite(o) : !isfinite(o)) bad++;
+            }
+        }
+        CHECK(bad == 0, "%s attn: %d outputs wrong with a non-finite %s at position %d (%s scores, %d queries)",
+              K->name, bad, inv ? "K" : "V row", tpos, peaky ? "peaky" : "mild", NQ);
+    }
+    free(k), free(v), free(q), free(out), free(sc);
+}
+
 /* swiglu bit-exact with the generic level, special values included. */
 static void test_swiglu(const pl_kernels_t *K) {
     static const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 88.0f, -88.0f, 104.5f, -104.5f,
@@ -284,7 +425,9 @@ static void test_level(const pl_kernels_t *K) {
     printf("level %s\n", K->name);
     test_quantize(K);
     test_matmul(K);
+    test_nonfinite(K);
     test_attn(K);
+    test_attn_nonfinite(K);
     test_f16(K);
     test_swiglu(K);
 }
@@ -295,13 +438,14 @@ extern const pl_kernels_t pl_kernels_avx512_emu;
 /* The avx512 level computes the avx2 level's integers: every product bit
  * for bit the avx2 level's (what cpu.c checks at start-up on real VNNI). */
 static void test_same_as_avx2(const pl_kernels_t *K, const pl_kernels_t *A) {
-    static const uint32_t types[] = {PL_TYPE_Q4_K, PL_TYPE_Q5_K, PL_TYPE_Q6_K, PL_TYPE_Q8_0, PL_TYPE_Q4_0};
+    static const uint32_t vtypes[] = {PL_TYPE_Q4_K, PL_TYPE_Q5_K,   PL_TYPE_Q6_K,  PL_TYPE_Q8_0,
+                                      PL_TYPE_Q4_0, PL_TYPE_IQ4_NL, PL_TYPE_IQ4_XS};
     enum { ROWS = 13, COLS = 256 * 25, NB = 37 };
     float *x = malloc(sizeof(float) * COLS), *y1 = malloc(sizeof(float) * ROWS * NB),
           *y2 = malloc(sizeof(float) * ROWS * NB);
-    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
-        const pl_type_traits *tr = pl_type_traits_get(types[t]);
-        const size_t rb = pl_row_size(types[t], COLS), xs = pl_row_size(tr->vec_dot_type, COLS);
+    for (size_t t = 0; t < sizeof vtypes / sizeof vtypes[0]; t++) {
+        const pl_type_traits *tr = pl_type_traits_get(vtypes[t]);
+        const size_t rb = pl_row_size(vtypes[t], COLS), xs = pl_row_size(tr->vec_dot_type, COLS);
         uint8_t *w = malloc(rb * ROWS), *xq = malloc(xs * NB);
         for (int r = 0; r < ROWS; r++) {
             for (int i = 0; i < COLS; i++) x[i] = frand() * (1 + r % 3);
@@ -312,8 +456,8 @@ static void test_same_as_avx2(const pl_kernels_t *K, const pl_kernels_t *A) {
             pl_kernels_generic.quantize(tr->vec_dot_type, x, xq + (size_t)b * xs, COLS);
         }
         for (int nb = 1; nb <= NB; nb += 4) {
-            A->matmul(types[t], w, rb, ROWS, COLS, xq, xs, nb, y1, ROWS);
-            K->matmul(types[t], w, rb, ROWS, COLS, xq, xs, nb, y2, ROWS);
+            A->matmul(vtypes[t], w, rb, ROWS, COLS, xq, xs, nb, y1, ROWS);
+            K->matmul(vtypes[t], w, rb, ROWS, COLS, xq, xs, nb, y2, ROWS);
             CHECK(!memcmp(y1, y2, sizeof(float) * ROWS * (size_t)nb), "%s %s nb=%d differs from avx2", K->name,
                   tr->name, nb);
         }

@@ -17,6 +17,7 @@
  * bounds it); attention and f32_to_f16 are bit-exact with the generic level. */
 #if defined(__aarch64__) || defined(_M_ARM64)
 #include <arm_neon.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -72,6 +73,12 @@ static inline float32x4_t ldh4(const pl_half *p) { return vcvt_f32_f16(vreinterp
 static void quantize_q8_01(const float *x, uint8_t *out, int nblk, int with_s) {
     const size_t bs = with_s ? sizeof(block_q8_1) : sizeof(block_q8_0);
     for (int i = 0; i < nblk; i++, x += 32, out += bs) {
+        if (pl_act_nonfinite(x, 32)) { /* NaN/Inf: quant.c's rule (d NaN, zero quants) */
+            memset(out + (with_s ? 4 : 2), 0, 32);
+            sth(out, NAN);
+            if (with_s) sth(out + 2, NAN);
+            continue;
+        }
         float32x4_t v[8], m = vdupq_n_f32(0.0f);
         for (int k = 0; k < 8; k++) {
             v[k] = vld1q_f32(x + 4 * k);
@@ -79,7 +86,7 @@ static void quantize_q8_01(const float *x, uint8_t *out, int nblk, int with_s) {
         }
         const float amax = vmaxvq_f32(m);
         const float d = amax / 127;
-        const float id = amax != 0 ? 127 / amax : 0.0f;
+        const float id = pl_act_inv_scale(127, amax);
         int16x8_t h[4];
         for (int k = 0; k < 4; k++)
             h[k] = vcombine_s16(vqmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(v[2 * k], id))),
@@ -99,16 +106,23 @@ static void quantize_q8_01(const float *x, uint8_t *out, int nblk, int with_s) {
 static void quantize_q8_K(const float *x, block_q8_K *y, int nblk) {
     const int16x8_t lo = vdupq_n_s16(-127);
     for (int i = 0; i < nblk; i++, x += QK_K) {
+        if (pl_act_nonfinite(x, QK_K)) { /* NaN/Inf: quant.c's rule (d NaN, zero quants) */
+            memset(&y[i], 0, sizeof y[i]);
+            y[i].d = NAN;
+            continue;
+        }
         float32x4_t m = vdupq_n_f32(0.0f);
         for (int k = 0; k < QK_K / 4; k++) m = vmaxq_f32(m, vabsq_f32(vld1q_f32(x + 4 * k)));
+        /* all finite, so amax is one of the |x| (the search stops inside
+         * the block; bounded anyway) */
         const float amax = vmaxvq_f32(m);
-        if (amax == 0) {
+        int j = 0;
+        while (j < QK_K - 1 && fabsf(x[j]) != amax) j++;
+        const float iscale = amax != 0 ? -127 / x[j] : 0.0f;
+        if (!(iscale != 0 && fabsf(iscale) <= FLT_MAX)) { /* zero, or 127/amax overflows: quant.c's rule */
             memset(&y[i], 0, sizeof y[i]);
             continue;
         }
-        int j = 0;
-        while (fabsf(x[j]) != amax) j++;
-        const float iscale = -127 / x[j];
         for (int k = 0; k < QK_K / 16; k++) {
             int16x8_t h[2];
             for (int l = 0; l < 2; l++) {
@@ -284,9 +298,8 @@ static void attn_one(const float *q, const pl_half *k, const pl_half *v, int n, 
         const int nv = (hd - i0) / 4 < 8 ? (hd - i0) / 4 : 8;
         float32x4_t acc[8];
         UNROLL for (int u = 0; u < 8; u++) acc[u] = vdupq_n_f32(0.0f);
-        for (t = 0; t < n; t++) {
+        for (t = 0; t < n; t++) { /* p = 0 included, as the generic level (a NaN in V propagates) */
             const float p = scores[t];
-            if (p == 0.0f) continue;
             const pl_half *vt = v + (size_t)t * hd + i0;
             UNROLL for (int u = 0; u < 8; u++) if (u < nv) acc[u] = vfmaq_n_f32(acc[u], ldh4(vt + 4 * u), p);
         }
@@ -320,7 +333,7 @@ static inline int32x4_t sum4(int32x4_t p0, int32x4_t p1, int32x4_t p2, int32x4_t
     return vpaddq_s32(vpaddq_s32(p0, p1), vpaddq_s32(p2, p3));
 }
 
-/* ---------------------------------------------------------------- Q4_0 Q4_1 Q5_0 Q5_1 Q8_0
+/* ---------------------------------------------------------------- Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 IQ4_NL
  * 32-weight blocks against Q8_0 (Q8_1 for the _1 types) activation blocks:
  * two 16-byte vectors of quants (weights 0-15, 16-31) dotted with the
  * activations', times dw*dx; the unsigned _1 types add m * s per block. */
@@ -331,9 +344,13 @@ AI int q0_size(const int T) {
     case PL_TYPE_Q4_1: return sizeof(block_q4_1);
     case PL_TYPE_Q5_0: return sizeof(block_q5_0);
     case PL_TYPE_Q5_1: return sizeof(block_q5_1);
+    case PL_TYPE_IQ4_NL: return sizeof(block_iq4_nl);
     default: return sizeof(block_q8_0);
     }
 }
+
+/* The IQ4_NL/IQ4_XS codebook: one TBL looks 16 nibbles up. */
+static inline int8x16_t iq4_book(void) { return vld1q_s8(pl_iq4nl_values); }
 
 AI int q0_unsigned(const int T) { return T == PL_TYPE_Q4_1 || T == PL_TYPE_Q5_1; }
 
@@ -349,12 +366,18 @@ static inline void bits32(const uint8_t *p, uint8x16_t *b0, uint8x16_t *b1) {
     *b1 = vandq_u8(vtstq_u8(vqtbl1q_u8(v, vld1q_u8(idx + 16)), m), b4);
 }
 
-/* Weights 0-15 and 16-31 of a block: signed w/d for Q4_0/Q5_0/Q8_0,
- * unsigned (w - m)/d for Q4_1/Q5_1. */
+/* Weights 0-15 and 16-31 of a block: signed w/d for Q4_0/Q5_0/Q8_0 and
+ * IQ4_NL (its codebook values), unsigned (w - m)/d for Q4_1/Q5_1. */
 AI void q0_decode(const int T, const uint8_t *b, int8x16_t *lo, int8x16_t *hi) {
     if (T == PL_TYPE_Q8_0) {
         *lo = vld1q_s8((const int8_t *)b + 2);
         *hi = vld1q_s8((const int8_t *)b + 18);
+        return;
+    }
+    if (T == PL_TYPE_IQ4_NL) { /* signed codebook values, -127..113 */
+        const uint8x16_t q = vld1q_u8(b + 2);
+        *lo = vqtbl1q_s8(iq4_book(), vandq_u8(q, vdupq_n_u8(0x0f)));
+        *hi = vqtbl1q_s8(iq4_book(), vshrq_n_u8(q, 4));
         return;
     }
     const int off = T == PL_TYPE_Q4_0 ? 2 : T == PL_TYPE_Q4_1 ? 4 : T == PL_TYPE_Q5_0 ? 6 : 8;
@@ -426,10 +449,11 @@ AI void mm_q0(const int T, const uint8_t *w, size_t rb, int rows, int cols, cons
     if (r < rows) q0_cols(T, 1, w + (size_t)r * rb, rb, xq, xs, cols / 32, nb, y + r, ys);
 }
 
-/* ---------------------------------------------------------------- K-quants
+/* ---------------------------------------------------------------- K-quants, IQ4_XS
  * A super-block of 256 weights decodes to 16 vectors of 16 quants, vector v
  * holding weights 16v..16v+15 (so it lines up with qs + 16v of the Q8_K
- * activations): Q4_K/Q5_K unsigned 0..15/0..31 with sub-block v/2; Q2_K
+ * activations): Q4_K/Q5_K unsigned 0..15/0..31 with sub-block v/2 (IQ4_XS
+ * the same with signed codebook values, -127..113, and no mins); Q2_K
  * 0..3, Q3_K -4..3, Q6_K unsigned 0..63, each with sub-block v. Per column,
  * the 16 dot products reduce (pairwise adds) to one int32 per sub-block,
  * which multiplies its scale in int32; Q6_K's -32 offset and the mins of
@@ -536,6 +560,24 @@ AI void kq_decode(const int T, const uint8_t *b, kw_t *o) {
         o->dmin = 0.0f;
         return;
     }
+    if (T == PL_TYPE_IQ4_XS) { /* as Q4_K without mins: vectors 2s, 2s+1 are sub-block s */
+        const block_iq4_xs *x = (const block_iq4_xs *)b;
+        const int8x16_t book = iq4_book();
+        UNROLL for (int s = 0; s < 8; s++) {
+            const uint8x16_t v = vld1q_u8(x->qs + 16 * s); /* weights 32s + l (low), 32s + 16 + l (high) */
+            o->q[2 * s] = vqtbl1q_s8(book, vandq_u8(v, m4));
+            o->q[2 * s + 1] = vqtbl1q_s8(book, vshrq_n_u8(v, 4));
+        }
+        int32_t sc[8];
+        for (int s = 0; s < 8; s++) sc[s] = pl_iq4xs_scale(x, s);
+        o->sc[0] = vld1q_s32(sc);
+        o->sc[1] = vld1q_s32(sc + 4);
+        o->sc[2] = o->sc[3] = vdupq_n_s32(0);
+        o->s16[0] = o->s16[1] = vdupq_n_s16(0);
+        o->d = ldh(&x->d);
+        o->dmin = 0.0f;
+        return;
+    }
     /* d, dmin, scales[12], [qh[32]], qs[128] */
     const uint8_t *qs = b + (T == PL_TYPE_Q5_K ? 48 : 16);
     uint8x16_t h0 = vdupq_n_u8(0), h1 = vdupq_n_u8(0);
@@ -580,7 +622,7 @@ AI void kq_cols(const int T, const int C, const kw_t *w, const block_q8_K *const
         const int8_t *x8 = x[c]->qs;
         const int16x8_t bs0 = vld1q_s16(x[c]->bsums), bs1 = vld1q_s16(x[c]->bsums + 8);
         int32x4_t p[16], isum;
-        if (T != PL_TYPE_Q4_K && T != PL_TYPE_Q5_K) { /* 16 sub-blocks of 16 */
+        if (T != PL_TYPE_Q4_K && T != PL_TYPE_Q5_K && T != PL_TYPE_IQ4_XS) { /* 16 sub-blocks of 16 */
             UNROLL for (int v = 0; v < 16; v++) p[v] = dot16(zero, w->q[v], vld1q_s8(x8 + 16 * v));
             isum = vmulq_s32(sum4(p[0], p[1], p[2], p[3]), w->sc[0]);
             isum = vmlaq_s32(isum, sum4(p[4], p[5], p[6], p[7]), w->sc[1]);
@@ -601,10 +643,12 @@ AI void kq_cols(const int T, const int C, const kw_t *w, const block_q8_K *const
                 dot16(dot16(zero, w->q[2 * s], vld1q_s8(x8 + 32 * s)), w->q[2 * s + 1], vld1q_s8(x8 + 32 * s + 16));
             isum = vmulq_s32(sum4(p[0], p[1], p[2], p[3]), w->sc[0]);
             isum = vmlaq_s32(isum, sum4(p[4], p[5], p[6], p[7]), w->sc[1]);
-            const int16x8_t bs = vpaddq_s16(bs0, bs1); /* sums of the 8 sub-blocks of 32 */
-            int32x4_t m = vmull_s16(vget_low_s16(bs), vget_low_s16(w->s16[0]));
-            m = vmlal_high_s16(m, bs, w->s16[0]);
-            accm[c] = vfmaq_n_f32(accm[c], vcvtq_f32_s32(m), w->dmin * x[c]->d);
+            if (T != PL_TYPE_IQ4_XS) { /* the mins */
+                const int16x8_t bs = vpaddq_s16(bs0, bs1); /* sums of the 8 sub-blocks of 32 */
+                int32x4_t m = vmull_s16(vget_low_s16(bs), vget_low_s16(w->s16[0]));
+                m = vmlal_high_s16(m, bs, w->s16[0]);
+                accm[c] = vfmaq_n_f32(accm[c], vcvtq_f32_s32(m), w->dmin * x[c]->d);
+            }
         }
         acc[c] = vfmaq_n_f32(acc[c], vcvtq_f32_s32(isum), w->d * x[c]->d);
     }
@@ -617,7 +661,8 @@ AI void kq_tile(const int T, const int C, const uint8_t *row, const uint8_t *xq,
                       : T == PL_TYPE_Q3_K ? sizeof(block_q3_K)
                       : T == PL_TYPE_Q4_K ? sizeof(block_q4_K)
                       : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
-                                          : sizeof(block_q6_K);
+                      : T == PL_TYPE_Q6_K ? sizeof(block_q6_K)
+                                          : sizeof(block_iq4_xs);
     float32x4_t acc[4], accm[4];
     UNROLL for (int c = 0; c < C; c++) acc[c] = accm[c] = vdupq_n_f32(0.0f);
     for (int i = 0; i < nsb; i++) {
@@ -668,6 +713,8 @@ static void MATMUL(uint32_t type, const void *w, size_t row_bytes, int rows, int
     case PL_TYPE_Q4_K: mm_kq(PL_TYPE_Q4_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q5_K: mm_kq(PL_TYPE_Q5_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q6_K: mm_kq(PL_TYPE_Q6_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_IQ4_NL: mm_q0(PL_TYPE_IQ4_NL, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_IQ4_XS: mm_kq(PL_TYPE_IQ4_XS, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     default: pl_neon_matmul_float(type, w, row_bytes, rows, cols, xq, xq_stride, nb, y, y_stride); return;
     }
 }

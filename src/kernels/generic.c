@@ -49,9 +49,11 @@ static void attn_one(const float *q, const pl_half *k, const pl_half *v, int n, 
     }
     float inv = pl_softmax_exp(scores, n, mx);
     for (int i = 0; i < hd; i++) out[i] = 0.0f;
+    /* no skipping of p = 0: adding 0 * v leaves a finite sum as it is (a
+     * sum that starts at +0 never becomes -0), and a NaN or Inf in V (a
+     * hostile cache file) must reach the output */
     for (int t = 0; t < n; t++) {
         float p = pl_half_to_float(pl_float_to_half(scores[t] * inv));
-        if (p == 0.0f) continue;
         const pl_half *vt = v + (size_t)t * hd;
         for (int i = 0; i < hd; i++) out[i] += p * pl_half_to_float(vt[i]);
     }

@@ -22,6 +22,7 @@
  * The integer sums are exact; only the float accumulation order differs
  * from the scalar reference (tests/test_kernels.c bounds the difference). */
 #if defined(__x86_64__) || defined(_M_X64)
+#include <float.h>
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -110,18 +111,29 @@ static inline __m256i word_pair_mask(int k) {
 
 /* ggml's x86 quantize_row_q8_0/q8_1: d = amax/127, q = round-to-even(x *
  * 127/amax); Q8_1 adds s = fp16(d * sum q). */
+/* A mask of the lanes of |v| that are not finite (Inf, or NaN: unordered). */
+static inline __m256 nonfinite(__m256 av) { return _mm256_cmp_ps(av, _mm256_set1_ps(FLT_MAX), _CMP_NLE_UQ); }
+
 static void quantize_q8_01(const float *x, uint8_t *out, int nblk, int with_s) {
     const size_t bs = with_s ? sizeof(block_q8_1) : sizeof(block_q8_0);
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int i = 0; i < nblk; i++, x += 32, out += bs) {
-        __m256 v[4], m = _mm256_setzero_ps();
+        __m256 v[4], m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
         for (int k = 0; k < 4; k++) {
             v[k] = _mm256_loadu_ps(x + 8 * k);
-            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+            const __m256 a = _mm256_andnot_ps(sign, v[k]);
+            m = _mm256_max_ps(m, a);
+            bad = _mm256_or_ps(bad, nonfinite(a));
+        }
+        if (_mm256_movemask_ps(bad)) { /* NaN/Inf: quant.c's rule (d NaN, zero quants) */
+            memset(out + (with_s ? 4 : 2), 0, 32);
+            sth(out, NAN);
+            if (with_s) sth(out + 2, NAN);
+            continue;
         }
         const float amax = hmax(m);
         const float d = amax / 127;
-        const __m256 id = _mm256_set1_ps(amax != 0 ? 127 / amax : 0.0f);
+        const __m256 id = _mm256_set1_ps(pl_act_inv_scale(127, amax));
         __m256i q[4];
         for (int k = 0; k < 4; k++)
             q[k] = _mm256_cvtps_epi32(
@@ -142,16 +154,27 @@ static void quantize_q8_K(const float *x, block_q8_K *y, int nblk) {
     const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127);
     const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
     for (int i = 0; i < nblk; i++, x += QK_K) {
-        __m256 m = _mm256_setzero_ps();
-        for (int k = 0; k < QK_K / 8; k++) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)));
+        __m256 m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+        for (int k = 0; k < QK_K / 8; k++) {
+            const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k));
+            m = _mm256_max_ps(m, a);
+            bad = _mm256_or_ps(bad, nonfinite(a));
+        }
+        if (_mm256_movemask_ps(bad)) { /* NaN/Inf: quant.c's rule (d NaN, zero quants) */
+            memset(&y[i], 0, sizeof y[i]);
+            y[i].d = NAN;
+            continue;
+        }
+        /* all finite, so amax is one of the |x| (the search stops inside
+         * the block; bounded anyway) */
         const float amax = hmax(m);
-        if (amax == 0) {
+        int j = 0;
+        while (j < QK_K - 1 && fabsf(x[j]) != amax) j++;
+        const float iscale = amax != 0 ? -127 / x[j] : 0.0f;
+        if (!(iscale != 0 && fabsf(iscale) <= FLT_MAX)) { /* zero, or 127/amax overflows: quant.c's rule */
             memset(&y[i], 0, sizeof y[i]);
             continue;
         }
-        int j = 0;
-        while (fabsf(x[j]) != amax) j++;
-        const float iscale = -127 / x[j];
         const __m256 mul = _mm256_set1_ps(iscale);
         __m256i s[8];
         for (int k = 0; k < 8; k++) {
@@ -245,7 +268,7 @@ AI void mm_float(const int T, const uint8_t *w, size_t rb, int rows, int n, cons
     }
 }
 
-/* ---------------------------------------------------------------- Q4_0 Q4_1 Q5_0 Q5_1 Q8_0
+/* ---------------------------------------------------------------- Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 IQ4_NL
  * 32-weight blocks against Q8_0 (Q8_1 for the _1 types) activation blocks.
  * Signed weights use ggml's sign trick (|w| times x with w's sign); the
  * unsigned _1 types add m * s per block. */
@@ -256,14 +279,21 @@ AI int q0_size(const int T) {
     case PL_TYPE_Q4_1: return sizeof(block_q4_1);
     case PL_TYPE_Q5_0: return sizeof(block_q5_0);
     case PL_TYPE_Q5_1: return sizeof(block_q5_1);
+    case PL_TYPE_IQ4_NL: return sizeof(block_iq4_nl);
     default: return sizeof(block_q8_0);
     }
 }
 
+/* The IQ4_NL/IQ4_XS codebook in both 128-bit lanes: pshufb looks the
+ * nibbles up (ggml's and ik_llama.cpp's way, here too). */
+static inline __m256i iq4_book(void) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)pl_iq4nl_values));
+}
+
 AI int q0_unsigned(const int T) { return T == PL_TYPE_Q4_1 || T == PL_TYPE_Q5_1; }
 
-/* The 32 quants of a block, in weight order: signed w/d for Q4_0/Q5_0/Q8_0,
- * unsigned (w - m)/d for Q4_1/Q5_1. */
+/* The 32 quants of a block, in weight order: signed w/d for Q4_0/Q5_0/Q8_0
+ * and IQ4_NL (its codebook values), unsigned (w - m)/d for Q4_1/Q5_1. */
 AI __m256i q0_decode(const int T, const uint8_t *b) {
     switch (T) {
     case PL_TYPE_Q4_0: return _mm256_sub_epi8(nib32(b + 2), _mm256_set1_epi8(8));
@@ -271,6 +301,7 @@ AI __m256i q0_decode(const int T, const uint8_t *b) {
     case PL_TYPE_Q5_0: /* q - 16: a clear fifth bit makes the nibble negative */
         return _mm256_or_si256(nib32(b + 6), _mm256_andnot_si256(bits32(b + 2), _mm256_set1_epi8((char)0xf0)));
     case PL_TYPE_Q5_1: return _mm256_or_si256(nib32(b + 8), _mm256_and_si256(bits32(b + 4), _mm256_set1_epi8(0x10)));
+    case PL_TYPE_IQ4_NL: return _mm256_shuffle_epi8(iq4_book(), nib32(b + 2)); /* -127..113, never 0 */
     default: return ld256(b + 2);
     }
 }
@@ -542,6 +573,74 @@ AI void q6_rows(const int R, const uint8_t *w, size_t rb, int nsb, const block_q
     UNROLL for (int r = 0; r < R; r++) out[r] = hsum(acc[r]);
 }
 
+/* IQ4_XS: each 32-weight sub-block is one vector (16 bytes of nibbles
+ * expanded, looked up in the codebook), multiplied with ggml's sign trick
+ * (|w| times x with w's sign; |w| <= 127, so a pair sums to <= 32258 in
+ * maddubs), and its pair sums times the sub-block's 6-bit scale by one
+ * madd. The scales go through one in-lane shuffle each: iq4xs_scales puts
+ * the eight as int16 in both lanes. */
+static inline __m256i iq4xs_scales(const block_iq4_xs *b) {
+    uint32_t l;
+    memcpy(&l, b->scales_l, 4);
+    const uint32_t h = b->scales_h;
+    /* nibble ib of l (sub-block order), then the 2-bit highs */
+    const __m128i lo = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)l), _mm_setr_epi32(0, 8, 16, 24)),
+                                     _mm_set1_epi32(0xff));
+    const __m128i lb = _mm_and_si128(_mm_or_si128(lo, _mm_slli_epi32(_mm_srli_epi32(lo, 4), 16)),
+                                     _mm_set1_epi32(0x000f000f)); /* int16: l[2k] low, l[2k] high nibble */
+    const __m128i hb = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)h), _mm_setr_epi32(0, 4, 8, 12)),
+                                     _mm_set1_epi32(0xf));
+    const __m128i hh = _mm_and_si128(_mm_or_si128(hb, _mm_slli_epi32(_mm_srli_epi32(hb, 2), 16)),
+                                     _mm_set1_epi32(0x00030003));
+    const __m128i s = _mm_sub_epi16(_mm_or_si128(lb, _mm_slli_epi16(hh, 4)), _mm_set1_epi16(32));
+    return _mm256_broadcastsi128_si256(s);
+}
+
+/* 16 bytes of nibbles -> the 32 codebook values of a sub-block, in order. */
+static inline __m256i iq4_sub(__m256i book, const uint8_t *q) { return _mm256_shuffle_epi8(book, nib32(q)); }
+
+/* A mask that broadcasts int16 lane ib to every lane (both 128-bit lanes). */
+static inline __m256i word_mask(int ib) {
+    return _mm256_set1_epi16((short)(((2 * ib + 1) << 8) | (2 * ib)));
+}
+
+AI void iq4xs_rows(const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out,
+                   const uint8_t **pf) {
+    const __m256i book = iq4_book();
+    __m256 acc[4];
+    UNROLL for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int i = 0; i < nsb; i++) {
+        const block_iq4_xs *b[4];
+        __m256i S[4], sumi[4];
+        UNROLL for (int r = 0; r < R; r++) {
+            b[r] = (const block_iq4_xs *)(w + (size_t)r * rb) + i;
+            S[r] = iq4xs_scales(b[r]);
+            sumi[r] = _mm256_setzero_si256();
+        }
+        prefetch_to(pf, w + PF_AHEAD + (size_t)(i + 1) * R * sizeof(block_iq4_xs));
+        UNROLL for (int ib = 0; ib < 8; ib++) {
+            const __m256i x = ld256(y[i].qs + 32 * ib);
+            UNROLL for (int r = 0; r < R; r++) {
+                const __m256i q = iq4_sub(book, b[r]->qs + 16 * ib);
+                const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
+                sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, _mm256_shuffle_epi8(S[r], word_mask(ib))));
+            }
+        }
+        UNROLL for (int r = 0; r < R; r++)
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * ldh(&b[r]->d)), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+    UNROLL for (int r = 0; r < R; r++) out[r] = hsum(acc[r]);
+}
+
+static void mv_iq4_xs(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
+    const block_q8_K *x = (const block_q8_K *)xq;
+    const int nsb = cols / QK_K;
+    const uint8_t *pf = w + PF_AHEAD;
+    int r = 0;
+    for (; r + 2 <= rows; r += 2) iq4xs_rows(2, w + (size_t)r * rb, rb, nsb, x, y + r, &pf);
+    for (; r < rows; r++) iq4xs_rows(1, w + (size_t)r * rb, rb, nsb, x, y + r, &pf);
+}
+
 #ifndef KQ_ROWS
 #define KQ_ROWS 3 /* rows per pass (Q4_K, Q5_K) */
 #endif
@@ -620,6 +719,7 @@ typedef struct {
 
 typedef struct {
     __m256i q[8];
+    __m256i aq[8]; /* IQ4_XS: |q| (the sign trick's unsigned operand) */
     __m256i sc[4]; /* per group: the scale of each 16-bit lane */
     __m256i aux;   /* Q6_K: 32 * scale per 16-weight sub-block (the -32 offset) */
     __m256 mf;     /* Q4_K/Q5_K: -dmin * min per sub-block */
@@ -676,6 +776,9 @@ AI void prep_x(const int T, const block_q8_K *b, kx_t *o) {
     if (T == PL_TYPE_Q6_K) {
         pair64(a, o->q);
         o->u.aux = ld256(b->bsums);
+    } else if (T == PL_TYPE_IQ4_XS) {
+        tr8x8_32(a, o->q);
+        o->u.mf = _mm256_setzero_ps();
     } else {
         if (T == PL_TYPE_Q4_K) tr8x8_32(a, o->q);
         else tr4x2(a, o->q);
@@ -707,6 +810,25 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
 #endif
         }
         o->aux = _mm256_slli_epi16(_mm256_cvtepi8_epi16(s8), 5);
+        o->mf = _mm256_setzero_ps();
+        o->d = ldh(&x->d);
+        return;
+    }
+    if (T == PL_TYPE_IQ4_XS) {
+        /* sub-block s in dword s of every vector (as Q4_K), signed
+         * codebook values; the products run with the sign trick */
+        const block_iq4_xs *x = (const block_iq4_xs *)b;
+        const __m256i book = iq4_book();
+        for (int ib = 0; ib < 8; ib++) a[ib] = iq4_sub(book, x->qs + 16 * ib);
+        tr8x8_32(a, o->q);
+        for (int v = 0; v < 8; v++) o->aq[v] = _mm256_sign_epi8(o->q[v], o->q[v]);
+        const __m128i s = _mm256_castsi256_si128(iq4xs_scales(x));
+        o->sc[0] = _mm256_set_m128i(_mm_unpackhi_epi16(s, s), _mm_unpacklo_epi16(s, s)); /* s0 s0 s1 s1 .. */
+#ifdef PL_VNNI
+        o->sc32[0] = _mm256_cvtepi16_epi32(s);
+#endif
+        o->sc[1] = o->sc[2] = o->sc[3] = _mm256_setzero_si256();
+        o->aux = _mm256_setzero_si256();
         o->mf = _mm256_setzero_ps();
         o->d = ldh(&x->d);
         return;
@@ -783,6 +905,28 @@ AI void kq_tile(const int T, const int R, const int C, const kw_t *w, const kx_t
         }
         UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) S[r][c] =
             _mm256_sub_epi32(S[r][c], _mm256_madd_epi16(w[r].aux, x[c].u.aux));
+    } else if (T == PL_TYPE_IQ4_XS) {
+        /* signed weights: |w| times x with w's sign. maddubs's pair sums
+         * (<= 2*127*127) leave no room to add vectors in 16 bits, so each
+         * takes its madd with the scales (lane pair s: sub-block s);
+         * vpdpbusd sums all eight in 32 bits and applies them once: the
+         * same integers */
+        UNROLL for (int v = 0; v < 8; v++) {
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
+                const __m256i xs = _mm256_sign_epi8(x[c].q[v], w[r].q[v]);
+#ifdef PL_VNNI
+                S[r][c] = dpbusd(v ? S[r][c] : _mm256_setzero_si256(), w[r].aq[v], xs);
+#else
+                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(w[r].aq[v], xs), w[r].sc[0]);
+                S[r][c] = v ? _mm256_add_epi32(S[r][c], p) : p;
+#endif
+            }
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+x"(S[r][c]));
+        }
+#ifdef PL_VNNI
+        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) S[r][c] =
+            _mm256_mullo_epi32(S[r][c], w[r].sc32[0]);
+#endif
     } else {
         UNROLL for (int g = 0; g < 2; g++) {
             __m256i A[4][2];
@@ -820,8 +964,14 @@ AI void kq_tile(const int T, const int R, const int C, const kw_t *w, const kx_t
 #ifndef CT6
 #define CT6 2
 #endif
+#ifndef RTX /* and for IQ4_XS */
+#define RTX 3
+#endif
+#ifndef CTX
+#define CTX 2
+#endif
 AI void kq_cols(const int T, const int R, const kw_t *w, const kx_t *x, int nc, __m256 *F) {
-    const int ct = T == PL_TYPE_Q4_K ? CT4 : T == PL_TYPE_Q6_K ? CT6 : CT;
+    const int ct = T == PL_TYPE_Q4_K ? CT4 : T == PL_TYPE_Q6_K ? CT6 : T == PL_TYPE_IQ4_XS ? CTX : CT;
     int c = 0;
     for (; c + ct <= nc; c += ct) kq_tile(T, R, ct, w, x + c, F + c);
     for (; c < nc; c++) kq_tile(T, R, 1, w, x + c, F + c);
@@ -829,9 +979,11 @@ AI void kq_cols(const int T, const int R, const kw_t *w, const kx_t *x, int nc, 
 
 AI void mm_kq(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
               float *y, size_t ys) {
-    const size_t bs = T == PL_TYPE_Q4_K ? sizeof(block_q4_K) : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
-                                                                                 : sizeof(block_q6_K);
-    const int rt = T == PL_TYPE_Q4_K ? RT4 : T == PL_TYPE_Q6_K ? RT6 : RT;
+    const size_t bs = T == PL_TYPE_Q4_K   ? sizeof(block_q4_K)
+                      : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
+                      : T == PL_TYPE_Q6_K ? sizeof(block_q6_K)
+                                          : sizeof(block_iq4_xs);
+    const int rt = T == PL_TYPE_Q4_K ? RT4 : T == PL_TYPE_Q6_K ? RT6 : T == PL_TYPE_IQ4_XS ? RTX : RT;
     const int nsb = cols / QK_K;
     kx_t xt[KC * NC];
     kw_t wt[4];
@@ -891,6 +1043,10 @@ static void mm_q6_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8
                     size_t ys) {
     mm_kq(PL_TYPE_Q6_K, w, rb, rows, cols, xq, xs, nb, y, ys);
 }
+static void mm_iq4_xs(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
+                      float *y, size_t ys) {
+    mm_kq(PL_TYPE_IQ4_XS, w, rb, rows, cols, xq, xs, nb, y, ys);
+}
 
 /* ---------------------------------------------------------------- dispatch */
 
@@ -906,6 +1062,13 @@ static void matmul_avx2(uint32_t type, const void *w, size_t row_bytes, int rows
     case PL_TYPE_Q5_0: mm_q0(PL_TYPE_Q5_0, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q5_1: mm_q0(PL_TYPE_Q5_1, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q8_0: mm_q0(PL_TYPE_Q8_0, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_IQ4_NL: mm_q0(PL_TYPE_IQ4_NL, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+    case PL_TYPE_IQ4_XS:
+        if (nb == 1)
+            mv_iq4_xs(W, row_bytes, rows, cols, X, y);
+        else
+            mm_iq4_xs(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+        return;
     case PL_TYPE_Q2_K: mm_rows(dot_q2_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q3_K: mm_rows(dot_q3_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q4_K:
@@ -1090,9 +1253,9 @@ static void attn_block(const float *q, int nq, int np, size_t ps, const pl_half 
         for (; u < N; u++) sc[u] = 0.0f;
     }
     /* out: 4 queries and 16 dims at a time, each V row converted once for
-     * the four, over the positions the last of them sees. The generic
-     * skips a probability of 0; adding 0 * v instead leaves a sum as it is
-     * (v is finite, and a sum that starts at +0 never becomes -0). */
+     * the four, over the positions each sees. Probabilities of 0 are added
+     * as the generic adds them (0 * v leaves a finite sum as it is: a sum
+     * that starts at +0 never becomes -0; a NaN or Inf in V propagates). */
     for (int j0 = 0; j0 < m; j0 += 4) {
         const int g = m - j0 < 4 ? m - j0 : 4, nv = nm[j0 + g - 1];
         const float *P[4];
@@ -1101,10 +1264,23 @@ static void attn_block(const float *q, int nq, int np, size_t ps, const pl_half 
             const int two = hd - i0 >= 16;
             __m256 a[4][2];
             UNROLL for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm256_setzero_ps();
-            for (int u = 0; u < nv; u++) {
+            const int nall = nm[j0]; /* the positions all of the group see */
+            for (int u = 0; u < nall; u++) {
                 const pl_half *vt = v + (size_t)u * hd + i0;
                 const __m256 v0 = _mm256_cvtph_ps(ld128(vt)), v1 = two ? _mm256_cvtph_ps(ld128(vt + 8)) : v0;
                 UNROLL for (int j = 0; j < 4; j++) {
+                    const __m256 p = _mm256_broadcast_ss(P[j] + u);
+                    a[j][0] = _mm256_fmadd_ps(p, v0, a[j][0]);
+                    a[j][1] = _mm256_fmadd_ps(p, v1, a[j][1]);
+                }
+            }
+            /* the (at most 3) positions only the later queries of the group
+             * see: the others skip them, for a NaN in a V row they do not
+             * see (a hostile batch) must not reach them as 0 * NaN */
+            for (int u = nall; u < nv; u++) {
+                const pl_half *vt = v + (size_t)u * hd + i0;
+                const __m256 v0 = _mm256_cvtph_ps(ld128(vt)), v1 = two ? _mm256_cvtph_ps(ld128(vt + 8)) : v0;
+                UNROLL for (int j = 0; j < 4; j++) if (j < g && u < nm[j0 + j]) {
                     const __m256 p = _mm256_broadcast_ss(P[j] + u);
                     a[j][0] = _mm256_fmadd_ps(p, v0, a[j][0]);
                     a[j][1] = _mm256_fmadd_ps(p, v1, a[j][1]);
@@ -1171,6 +1347,8 @@ static void matmul_vnni(uint32_t type, const void *w, size_t row_bytes, int rows
         mm_q4_K((const uint8_t *)w, row_bytes, rows, cols, (const uint8_t *)xq, xq_stride, nb, y, y_stride);
     else if (nb > 1 && type == PL_TYPE_Q6_K)
         mm_q6_K((const uint8_t *)w, row_bytes, rows, cols, (const uint8_t *)xq, xq_stride, nb, y, y_stride);
+    else if (nb > 1 && type == PL_TYPE_IQ4_XS)
+        mm_iq4_xs((const uint8_t *)w, row_bytes, rows, cols, (const uint8_t *)xq, xq_stride, nb, y, y_stride);
     else
         pl_kernels_avx2.matmul(type, w, row_bytes, rows, cols, xq, xq_stride, nb, y, y_stride);
 }
