@@ -198,6 +198,28 @@ static int add_range(rx_parser *ps, uint32_t lo, uint32_t hi) {
     return 0;
 }
 
+static int cmp_range(const void *a, const void *b) {
+    const rx_range *x = a, *y = b;
+    return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+/* Sort a class's ranges and merge the overlapping ones (membership is a
+ * union, so order does not matter): a binary search then finds a code
+ * point among deepseek's ~150 letter ranges. Returns the new count. */
+static int sort_ranges(rx_range *r, int n) {
+    if (n < 2) return n;
+    qsort(r, (size_t)n, sizeof *r, cmp_range);
+    int k = 0;
+    for (int i = 1; i < n; i++) {
+        if (r[i].lo <= r[k].hi + 1) {
+            if (r[i].hi > r[k].hi) r[k].hi = r[i].hi;
+        } else {
+            r[++k] = r[i];
+        }
+    }
+    return k + 1;
+}
+
 static uint32_t esc_char(uint32_t c) {
     switch (c) {
     case 'r': return '\r';
@@ -243,7 +265,8 @@ static int parse_class(rx_parser *ps) {
     }
     if (peek(ps) != ']') { ps->bad = 1; return 0; }
     ps->i++;
-    k.n = g->n_rng - k.first;
+    k.n = sort_ranges(g->rng + k.first, g->n_rng - k.first);
+    g->n_rng = k.first + k.n;
     if (grow((void **)&g->cls, &g->cap_cls, g->n_cls + 1, sizeof k)) { ps->bad = 1; return 0; }
     g->cls[g->n_cls] = k;
     return node(ps, (rx_node){N_CLASS, (uint32_t)g->n_cls++, 0, 0, 0, 0, 0, 0});
@@ -516,9 +539,15 @@ static int sym_word(uint32_t c) {
 static int class_has(const bpe_prog *g, const rx_class *k, uint32_t c) {
     int in = (k->s && sym_space(c)) || (k->S && !sym_space(c)) || (k->d && sym_digit(c)) || (k->D && !sym_digit(c)) ||
              (k->w && sym_word(c)) || (k->W && !sym_word(c));
-    for (int i = 0; i < k->n && !in; i++) {
-        const rx_range *r = &g->rng[k->first + i];
-        in = c >= r->lo && c <= r->hi;
+    if (!in && k->n) { /* ranges sorted and disjoint: the last one starting at or below c */
+        const rx_range *r = g->rng + k->first;
+        int lo = 0, hi = k->n - 1;
+        while (lo < hi) {
+            int mid = (lo + hi + 1) / 2;
+            if (r[mid].lo <= c) lo = mid;
+            else hi = mid - 1;
+        }
+        in = c >= r[lo].lo && c <= r[lo].hi;
     }
     return in != k->neg;
 }
@@ -800,18 +829,23 @@ static int split_one(const bpe_prog *g, split_ctx *x, size_t total, const seglis
         else if (f & F_WS) x->sym[i] = 0x0B;
         else x->sym[i] = g->collapsed ? ucat_byte(CAT(f)) : cp;
     }
+    /* one memo buffer for the longest segment, cleared per segment */
+    size_t longest = 0;
+    for (size_t i = 0; i < in->n; i++)
+        if (in->v[i] > longest) longest = in->v[i];
+    rx_run *r = &x->run;
+    free(r->memo);
+    r->memo = NULL;
+    if (g->n_memo) {
+        r->memo = malloc(((size_t)g->n_memo * (longest + 1) + 7) / 8);
+        if (!r->memo) return -1;
+    }
     size_t start = 0;
     for (size_t i = 0; i < in->n; i++) {
         uint32_t n = (uint32_t)in->v[i];
         const uint32_t *s = x->sym + start;
-        rx_run *r = &x->run;
         r->memo_row = (size_t)n + 1;
-        size_t bytes = ((size_t)g->n_memo * r->memo_row + 7) / 8;
-        if (g->n_memo) {
-            free(r->memo);
-            r->memo = calloc(bytes ? bytes : 1, 1);
-            if (!r->memo) return -1;
-        }
+        if (r->memo) memset(r->memo, 0, ((size_t)g->n_memo * r->memo_row + 7) / 8);
         uint32_t last = 0;
         for (uint32_t p = 0; p < n;) {
             long e = rx_exec(g, 0, s, n, p, r, 1);
@@ -831,8 +865,6 @@ static int split_one(const bpe_prog *g, split_ctx *x, size_t total, const seglis
         }
         if (last < n && seg_push(out, n - last)) return -1;
         start += n;
-        free(r->memo);
-        r->memo = NULL;
     }
     return 0;
 }
@@ -941,7 +973,7 @@ int pl_bpe_load(pl_tokenizer *t, const gguf_file *g, char *err, size_t errlen) {
             uint32_t cp = pl_utf8_next(p, e->len, &j);
             uint8_t u[4];
             int n = pl_utf8_put(cp, u);
-            if (pl_cp_to_byte(cp) < 0 || (size_t)n != j - k || memcmp(u, p + k, (size_t)n) != 0)
+            if (cp >= 324 || t->unmap[cp] < 0 || (size_t)n != j - k || memcmp(u, p + k, (size_t)n) != 0)
                 return set_err(err, errlen, PL_ERR_FORMAT,
                                "token %d ('%.*s') is not byte-level BPE text (code point U+%04X at byte %zu)", i,
                                (int)(e->len < 40 ? e->len : 40), (const char *)p, (unsigned)cp, k);
@@ -961,11 +993,8 @@ int pl_bpe_load(pl_tokenizer *t, const gguf_file *g, char *err, size_t errlen) {
     while (cap < 2u * (uint32_t)n) cap <<= 1;
     t->merge_key = malloc((size_t)cap * sizeof *t->merge_key);
     t->merge_rank = malloc((size_t)cap * sizeof *t->merge_rank);
-    t->merge_res = malloc((size_t)cap * sizeof *t->merge_res);
-    char *cat = malloc((size_t)t->max_len * 2 + 2);
-    if (!m || !t->merge_key || !t->merge_rank || !t->merge_res || !cat) {
+    if (!m || !t->merge_key || !t->merge_rank) {
         free(m);
-        free(cat);
         return set_err(err, errlen, PL_ERR_NOMEM, "out of memory loading the merges");
     }
     memset(t->merge_key, 0xFF, (size_t)cap * sizeof *t->merge_key);
@@ -995,22 +1024,17 @@ int pl_bpe_load(pl_tokenizer *t, const gguf_file *g, char *err, size_t errlen) {
         if (t->merge_key[j] == k) continue; /* the first rank wins (llama.cpp's emplace) */
         t->merge_key[j] = k;
         t->merge_rank[j] = i;
-        memcpy(cat, s, nl);
-        memcpy(cat + nl, sp + 1, nr);
-        t->merge_res[j] = pl_tok_lookup(t, cat, nl + nr);
     }
     t->n_merges = n;
     free(m);
-    free(cat);
     return rc;
 }
 
 void pl_bpe_free(pl_tokenizer *t) {
     free(t->merge_key);
     free(t->merge_rank);
-    free(t->merge_res);
     t->merge_key = NULL;
-    t->merge_rank = t->merge_res = NULL;
+    t->merge_rank = NULL;
     pl_bpe_pre_free(t);
 }
 
@@ -1024,7 +1048,7 @@ typedef struct bsym {
 
 typedef struct bbig {
     int left, right;
-    int32_t rank, res;
+    int32_t rank;
     uint32_t size;
 } bbig;
 
@@ -1032,7 +1056,8 @@ typedef struct bwork {
     bsym *syms;
     bbig *heap;
     size_t heap_n, heap_cap;
-    uint8_t *mapped; /* the word as byte-level text (ignore_merges lookups) */
+    uint8_t *mapped; /* the word as byte-level text */
+    uint32_t *moff;  /* [n + 1]: where byte i's code point starts in mapped */
 } bwork;
 
 /* llm_bigram_bpe::comparator: lowest rank first, then the leftmost */
@@ -1078,17 +1103,19 @@ static int add_bigram(const pl_tokenizer *t, bwork *w, int left, int right) {
     if (l->id == NO_TOKEN || r->id == NO_TOKEN) return 0;
     int64_t j = merge_find(t, l->id, r->id);
     if (j < 0) return 0;
-    return bheap_push(w, (bbig){left, right, t->merge_rank[j], t->merge_res[j], l->n + r->n});
+    return bheap_push(w, (bbig){left, right, t->merge_rank[j], l->n + r->n});
 }
 
 /* One word's bytes w8[0..n): llm_tokenizer_bpe_session::tokenize. */
 static int bpe_word(const pl_tokenizer *t, bwork *w, const uint8_t *w8, uint32_t n, tok_sink *s) {
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        w->moff[i] = m;
+        memcpy(w->mapped + m, t->map_utf8[w8[i]], t->map_len[w8[i]]);
+        m += t->map_len[w8[i]];
+    }
+    w->moff[n] = m;
     if (t->ignore_merges) {
-        size_t m = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            memcpy(w->mapped + m, t->map_utf8[w8[i]], t->map_len[w8[i]]);
-            m += t->map_len[w8[i]];
-        }
         int32_t id = pl_tok_lookup(t, w->mapped, m);
         if (id != NO_TOKEN) {
             tok_emit(s, id);
@@ -1105,7 +1132,9 @@ static int bpe_word(const pl_tokenizer *t, bwork *w, const uint8_t *w8, uint32_t
         bsym *l = &w->syms[b.left], *r = &w->syms[b.right];
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* outdated */
         l->n += r->n;
-        l->id = b.res;
+        /* the merged piece, looked up only now: most merges of the table
+         * are never applied, so the load does not resolve them */
+        l->id = pl_tok_lookup(t, w->mapped + w->moff[l->off], w->moff[l->off + l->n] - w->moff[l->off]);
         r->n = 0;
         l->next = r->next;
         if (r->next >= 0) w->syms[r->next].prev = b.left;
@@ -1153,7 +1182,8 @@ int pl_bpe_encode(const pl_tokenizer *t, const uint8_t *text, size_t len, tok_si
     w8 = malloc(longest * 4 + 1);
     w.syms = malloc((longest * 4 + 1) * sizeof *w.syms);
     w.mapped = malloc(longest * 8 + 1);
-    if (!w8 || !w.syms || !w.mapped) goto done;
+    w.moff = malloc((longest * 4 + 1) * sizeof *w.moff);
+    if (!w8 || !w.syms || !w.mapped || !w.moff) goto done;
     size_t at = 0;
     for (size_t i = 0; i < words.n; i++) {
         uint32_t nb = 0;
@@ -1170,5 +1200,6 @@ done:
     free(w.syms);
     free(w.heap);
     free(w.mapped);
+    free(w.moff);
     return rc;
 }

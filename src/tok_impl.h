@@ -57,7 +57,6 @@ struct pl_tokenizer {
     int16_t unmap[324];            /* code point -> byte, -1 for none (decoding) */
     uint64_t *merge_key;           /* [merge_mask + 1]: left id << 32 | right id, ~0 = empty */
     int32_t *merge_rank;           /* rank (index in tokenizer.ggml.merges) */
-    int32_t *merge_res;            /* the merged piece, or NO_TOKEN when it is not one */
     uint32_t merge_mask;
     int n_merges;
 };
