@@ -40,11 +40,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         i = j + 1;
     }
 
-    char list[512];
-    strncpy(list, pl_chat_template_list(), sizeof list - 1);
-    list[sizeof list - 1] = 0;
     size_t spans[2 * MAX_MSGS];
-    for (char *save = NULL, *name = strtok_r(list, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
+    for (const char *l = pl_chat_template_list(); *l;) { /* "a, b, c" */
+        char name[32];
+        size_t k = strcspn(l, ",");
+        if (k >= sizeof name) abort();
+        memcpy(name, l, k);
+        name[k] = 0;
+        l += k;
+        while (*l == ',' || *l == ' ') l++;
         int len = pl_chat_format_msgs(name, msgs, n, add, NULL, 0, spans);
         if (len < 0) {
             if (len != PL_ERR_ARG && len != PL_ERR_NOMEM) abort();
