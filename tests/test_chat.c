@@ -320,6 +320,19 @@ static void test_hostile(void) {
               "%s: 30 MB conversation: %d", cases[k].name, n);
     }
     free(huge);
+    /* a text longer than INT_MAX (33 messages sharing one 64 MiB content) is refused, not wrapped */
+    size_t len64 = (size_t)64 << 20;
+    char *c64 = malloc(len64 + 1);
+    if (c64) {
+        memset(c64, 'b', len64);
+        c64[len64] = 0;
+        pl_chat_msg many[33];
+        for (int i = 0; i < N(many); i++) many[i].role = "user", many[i].content = c64;
+        char small[16];
+        CHECK(pl_chat_format_msgs("chatml", many, N(many), 1, small, sizeof small, NULL) == PL_ERR_ARG && !small[0],
+              "2.2 GB conversation refused");
+        free(c64);
+    }
 }
 
 static void test_detect(void) {
