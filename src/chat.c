@@ -5,7 +5,14 @@
  * not run Jinja). Each family is one row of `families`; one formatter reads
  * them. The formatter never writes the leading BOS (<s>, <|begin_of_text|>,
  * <bos>): the caller adds it through the tokenizer (pl_add_bos), which is
- * llama.cpp's rule too. Raw prompts never pass through here. */
+ * llama.cpp's rule too.
+ *
+ * Choices where the real templates do more than strings: Qwen3 generates
+ * without thinking (llama.cpp's enable_thinking=false) unless "qwen3-think";
+ * SmolLM3's metadata header is written with today's UTC date; default system
+ * prompts (Qwen2.5's, SmolLM2's) and Llama 3.1's dated preamble are not
+ * written (llama.cpp's built-in templates do not either); tool calls and tool
+ * lists are the caller's text; role alternation is not enforced. */
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,7 +27,7 @@ typedef struct {
 } turn_fmt;
 
 enum {
-    F_FOLD_SYS = 1,    /* no system turn: the system text opens the first user turn (sys.open S sys.close U) */
+    F_FOLD_SYS = 1,    /* no system turn: user.open sys.open S sys.close U user.close */
     F_SYS_FIRST = 2,   /* the template reads a system message only as the first message */
     F_TRIM = 4,        /* contents are trimmed of surrounding whitespace (Jinja `| trim`) */
     F_STRIP_THINK = 8, /* assistant turns before the last user message keep only what follows </think> */
