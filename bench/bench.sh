@@ -1,49 +1,79 @@
 #!/bin/sh
-# bench.sh - end-to-end benchmark on a TinyLlama-1.1B-shaped Q4_K_M model
-# with random weights (generated once into models/, git-ignored): prefill
-# tok/s for 128- and 512-token prompts, generation tok/s over 128 tokens,
-# time to first token and peak RSS, for 1 and 2 threads; and the weight
-# bytes streamed per second divided by the memory-read bandwidth measured
-# in the same run. Usage: make bench [BENCH_MODEL=path] [BENCH_THREADS="1 2"]
+# bench.sh - end-to-end benchmark on random-weight Q4_K_M models of real
+# shapes (generated once into models/, git-ignored, by build/picolm-gen):
+# TinyLlama 1.1B, Qwen3 0.6B and Llama 3.2 1B. For each: prefill tok/s for
+# 128- and 512-token prompts, generation tok/s over 128 tokens, time to
+# first token and peak RSS, for 1 and 2 threads; and the weight bytes
+# streamed per second divided by the memory-read bandwidth measured in the
+# same run. The prompts are the same ids for every model (all below 32000:
+# ordinary tokens in each vocabulary; the TinyLlama ids are those of the
+# earlier single-model script).
+# Usage: make bench [BENCH_MODELS="tinyllama-1.1b qwen3-0.6b llama-3.2-1b"]
+#        [BENCH_MODEL=path (one file instead)] [BENCH_THREADS="1 2"]
+# BENCH_MODELS takes picolm-gen preset names (picolm-gen --help).
 set -eu
 BIN=${PICOLM:-build/picolm}
 GEN=${PICOLM_GEN:-build/picolm-gen}
-MODEL=${BENCH_MODEL:-models/tinyllama-1.1b-Q4_K_M.gguf}
+MODELS=${BENCH_MODELS:-"tinyllama-1.1b qwen3-0.6b llama-3.2-1b"}
 THREADS=${BENCH_THREADS:-"1 2"}
 MEMBW=${MEMBW:-build/membw}
 
-if [ ! -f "$MODEL" ]; then
-    mkdir -p "$(dirname "$MODEL")"
-    echo "generating $MODEL (random weights, once)" >&2
-    "$GEN" "$MODEL" --preset tinyllama-1.1b --type Q4_K_M
-fi
-# warm the page cache so the first run is not a disk benchmark
-cat "$MODEL" >/dev/null
-
-ids() { # N random-ish token ids in [3, 32000)
-    awk -v n="$1" 'BEGIN { srand(1); printf "1"; for (i = 1; i < n; i++) printf " %d", 3 + int(rand() * 31990); print "" }'
+ids() { # N random-ish token ids in [3, $2 - 10)
+    awk -v n="$1" -v v="$2" 'BEGIN { srand(1); printf "1"; for (i = 1; i < n; i++) printf " %d", 3 + int(rand() * (v - 10)); print "" }'
 }
-P128=$(ids 128)
-P512=$(ids 512)
-stat() { # FIELD from the stats lines in file $1
-    sed -n "$2" "$1"
-}
-
-WBYTES=$(wc -c <"$MODEL")
-printf '%s (%s MB), kernels %s\n' "$MODEL" $((WBYTES / 1000000)) "$("$BIN" --version | sed 's/.*kernels: //; s/)//')"
-printf '%-8s %14s %14s %14s %10s %10s %12s\n' threads "prefill128" "prefill512" "generation" "TTFT128" "peakRSS" "BW-use"
+KERNELS=$("$BIN" --version | sed 's/.*kernels: //; s/)//')
 T=$(mktemp)
-for j in $THREADS; do
-    "$BIN" "$MODEL" --prompt-ids "$P128" -n 0 -j "$j" -c 1024 2>"$T" >/dev/null
-    pf128=$(sed -n 's/.*prompt [0-9]* tokens, \([0-9.]*\) tok\/s.*/\1/p' "$T")
-    ttft=$(sed -n 's/.*first token \([0-9]*\) ms.*/\1/p' "$T")
-    "$BIN" "$MODEL" --prompt-ids "$P512" -n 0 -j "$j" -c 1024 2>"$T" >/dev/null
-    pf512=$(sed -n 's/.*prompt [0-9]* tokens, \([0-9.]*\) tok\/s.*/\1/p' "$T")
-    "$BIN" "$MODEL" --prompt-ids "1" -n 129 -t 0 -j "$j" -c 1024 2>"$T" >/dev/null
-    gen=$(sed -n 's/.*generated [0-9]* tokens, \([0-9.]*\) tok\/s.*/\1/p' "$T")
-    rss=$(sed -n 's/.*peak RSS \([0-9.]*\) MB.*/\1/p' "$T")
-    bw=$("$MEMBW" "$j")
-    use=$(awk -v g="$gen" -v w="$WBYTES" -v b="$bw" 'BEGIN { printf "%.0f%% of %.1f GB/s", 100 * g * w / 1e9 / b, b }')
-    printf '%-8s %10s t/s %10s t/s %10s t/s %7s ms %7s MB %s\n' "$j" "$pf128" "$pf512" "$gen" "$ttft" "$rss" "$use"
+trap 'rm -f "$T"' EXIT
+
+run() { # picolm ARGS...: its statistics in $T; a failure stops the benchmark with picolm's error
+    "$BIN" "$@" 2>"$T" >/dev/null || { echo "bench: picolm failed: $(tail -n 1 "$T")" >&2; exit 1; }
+}
+
+# bench_one FILE: the table for one model
+bench_one() {
+    model=$1
+    # warm the page cache so the first run is not a disk benchmark
+    cat "$model" >/dev/null
+    wbytes=$(wc -c <"$model")
+    # the ids stay below 32000, or 4096 / 512 for the small presets' vocabularies
+    for vmax in 32000 4096 512; do
+        "$BIN" "$model" --prompt-ids "$((vmax - 1))" -n 0 -j 1 -q >/dev/null 2>&1 && break
+    done
+    P128=$(ids 128 "$vmax")
+    P512=$(ids 512 "$vmax")
+    printf '%s (%s MB), kernels %s\n' "$model" $((wbytes / 1000000)) "$KERNELS"
+    printf '%-8s %14s %14s %14s %10s %10s %12s\n' threads "prefill128" "prefill512" "generation" "TTFT128" "peakRSS" "BW-use"
+    for j in $THREADS; do
+        run "$model" --prompt-ids "$P128" -n 0 -j "$j" -c 1024
+        pf128=$(sed -n 's/.*prompt [0-9]* tokens, \([0-9.]*\) tok\/s.*/\1/p' "$T")
+        ttft=$(sed -n 's/.*first token \([0-9]*\) ms.*/\1/p' "$T")
+        run "$model" --prompt-ids "$P512" -n 0 -j "$j" -c 1024
+        pf512=$(sed -n 's/.*prompt [0-9]* tokens, \([0-9.]*\) tok\/s.*/\1/p' "$T")
+        run "$model" --prompt-ids "1" -n 129 -t 0 -j "$j" -c 1024
+        gen=$(sed -n 's/.*generated [0-9]* tokens, \([0-9.]*\) tok\/s.*/\1/p' "$T")
+        ngen=$(sed -n 's/.*generated \([0-9]*\) tokens.*/\1/p' "$T")
+        rss=$(sed -n 's/.*peak RSS \([0-9.]*\) MB.*/\1/p' "$T")
+        bw=$("$MEMBW" "$j")
+        use=$(awk -v g="$gen" -v w="$wbytes" -v b="$bw" 'BEGIN { printf "%.0f%% of %.1f GB/s", 100 * g * w / 1e9 / b, b }')
+        # a random model may emit its end-of-generation token early: say so
+        [ "${ngen:-0}" -ge 129 ] || use="$use (over ${ngen:-0} tokens)"
+        printf '%-8s %10s t/s %10s t/s %10s t/s %7s ms %7s MB %s\n' "$j" "$pf128" "$pf512" "$gen" "$ttft" "$rss" "$use"
+    done
+}
+
+if [ -n "${BENCH_MODEL:-}" ]; then
+    bench_one "$BENCH_MODEL"
+    exit 0
+fi
+first=1
+for preset in $MODELS; do
+    model=models/$preset-Q4_K_M.gguf
+    if [ ! -f "$model" ]; then
+        mkdir -p models
+        echo "generating $model (random weights, once)" >&2
+        "$GEN" "$model" --preset "$preset" --type Q4_K_M
+    fi
+    [ $first = 1 ] || echo
+    first=0
+    bench_one "$model"
 done
-rm -f "$T"
