@@ -129,6 +129,14 @@ $(BUILD)/bench_kernels: bench/kernels.c $(BUILD)/libpicolm.a
 bench-kernels: $(BUILD)/bench_kernels
 	$(BUILD)/bench_kernels
 
+# Tokenizer benchmark: load time and encoding MB/s of every test vocabulary
+# (bench/tokenize.c; BENCH_MB of text, default 4).
+.PHONY: bench-tokenizer
+$(BUILD)/bench_tokenize: bench/tokenize.c $(BUILD)/libpicolm.a
+	$(CC) $(CPPFLAGS) $(WARN) -O2 -o $@ $^ $(LDLIBS)
+bench-tokenizer: $(BUILD)/bench_tokenize
+	$(BUILD)/bench_tokenize $(BENCH_MB)
+
 # Benchmarks (never part of the tests): see bench/bench.sh.
 bench: $(BUILD)/picolm $(BUILD)/picolm-gen $(BUILD)/membw
 	sh bench/bench.sh
