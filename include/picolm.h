@@ -175,6 +175,66 @@ void pl_sampler_free(pl_sampler *s);
 /* Picks a token from logits (modified in place). */
 int32_t pl_sample(pl_sampler *s, float *logits);
 
+/* The generation loop of one sequence (the CLI's and a server's): prompt
+ * with prefix reuse, sampling (after an optional grammar's mask),
+ * end-of-generation tokens, stop strings (never emitted, even across
+ * tokens), the UTF-8 hold-back (never half a character out) and the context
+ * shift. Alone:
+ *     pl_gen_prompt(g, ids, n, logits, NULL);
+ *     while (pl_gen_sample(g, logits, buf, cap, &n) == PL_GEN_RUNNING) {
+ *         emit(buf, n);
+ *         if (pl_gen_next(g, logits)) break;
+ *     }
+ *     emit(buf, n); n = pl_gen_flush(g, buf, cap); emit(buf, n);
+ * Many on one context: sample each, then decode every running one's
+ * pl_gen_token at position pl_gen_room in one pl_decode batch, and give each
+ * its row of logits. */
+typedef struct pl_gen pl_gen;
+typedef struct pl_grammar pl_grammar;
+enum pl_gen_status {
+    PL_GEN_RUNNING = 0,
+    PL_GEN_EOG = 1,      /* an end-of-generation token (not emitted) or a grammar's complete document */
+    PL_GEN_LENGTH = 2,   /* n_predict tokens */
+    PL_GEN_STOP = 3,     /* a stop string (not emitted) */
+    PL_GEN_CTX_FULL = 4, /* the context is full and may not shift */
+    PL_GEN_ERROR = 5     /* pl_gen_error says why (NaN logits, a grammar dead end, ...) */
+};
+typedef struct pl_gen_params {
+    int n_predict;           /* new tokens at most; < 0: until an end-of-generation token */
+    int n_keep;              /* tokens kept at the front when the context shifts; < 0: BOS if the prompt has it */
+    int no_context_shift;    /* stop (PL_GEN_CTX_FULL) instead of shifting */
+    const char *const *stop; /* n_stop stop strings, each 1 to 512 bytes */
+    int n_stop;
+} pl_gen_params;
+pl_gen_params pl_gen_default_params(void); /* n_predict -1, n_keep -1, no stop strings */
+/* The sampler (and grammar) stay the caller's; they must outlive g. */
+int pl_gen_new(pl_gen **out, pl_context *c, int seq, pl_sampler *smp, const pl_gen_params *p, char *err,
+               size_t errlen);
+void pl_gen_free(pl_gen *g); /* accepts NULL */
+void pl_gen_set_grammar(pl_gen *g, pl_grammar *gram);
+/* Runs the prompt on g's sequence, reusing the prefix it already holds (at
+ * most n - 2 tokens, so the last two run the batched kernels as without
+ * reuse); logits receives the last token's. *n_reused (if set): tokens
+ * reused. */
+int pl_gen_prompt(pl_gen *g, const int32_t *ids, int n, float *logits, int *n_reused);
+/* Picks the next token from logits (n_vocab floats, modified) and writes
+ * the text now safe to emit to out (at most cap bytes: give it 1 KB).
+ * Returns PL_GEN_RUNNING while the caller should decode the token, else the
+ * reason it ended (out may still hold the last text). */
+int pl_gen_sample(pl_gen *g, float *logits, char *out, size_t cap, size_t *n_out);
+/* Makes room for the next token (the context shift) and returns its
+ * position, or -1 when generation must end (pl_gen_status says why). */
+int pl_gen_room(pl_gen *g);
+/* pl_gen_room, then decodes the sampled token alone: logits for the next sample. */
+int pl_gen_next(pl_gen *g, float *logits);
+size_t pl_gen_flush(pl_gen *g, char *out, size_t cap); /* what is still held back, at the end */
+int32_t pl_gen_token(const pl_gen *g);                 /* the token just sampled */
+int pl_gen_seq(const pl_gen *g);
+int pl_gen_n_generated(const pl_gen *g);
+int pl_gen_n_shifts(const pl_gen *g);
+int pl_gen_status(const pl_gen *g);
+const char *pl_gen_error(const pl_gen *g);
+
 /* Chat templates. A family is one way of writing a conversation, named as
  * in pl_chat_template_list(): chatml (SmolLM2, Qwen2), qwen2 (Qwen2.5: tool
  * results as <tool_response> user turns), qwen3 (non-thinking: the

@@ -1,0 +1,251 @@
+/* gen.c - the one generation loop: prompt with prefix reuse, sampling
+ * (an optional grammar masking first), end-of-generation tokens, stop
+ * strings, the UTF-8 hold-back and the context shift, for one sequence of
+ * a context. The CLI drives it token by token; a server runs many on one
+ * context and batches their next tokens itself (pl_gen_sample each, one
+ * pl_decode of their tokens, each next sample on its row of logits).
+ * Nothing here prints; nothing allocates in the token loop. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grammar.h"
+#include "model_impl.h"
+
+#define HOLD_MAX 1024 /* bytes held back: longest stop string + a token's bytes */
+
+struct pl_gen {
+    pl_context *c;
+    const pl_model *m;
+    pl_sampler *smp;
+    pl_grammar *gram;      /* or NULL: not owned */
+    int seq, n_predict, n_keep, no_shift;
+    char **stop;           /* [n_stop] NUL-terminated copies */
+    size_t *stop_len;
+    int n_stop;
+    size_t max_stop;
+    int n_gen, status, n_shifts;
+    int32_t prev, token;   /* the last prompt or sampled token; the token to decode next */
+    char hold[HOLD_MAX];   /* text not yet safe to emit: may be cut UTF-8 or a stop string's start */
+    size_t n_hold;
+    char err[160];
+};
+
+pl_gen_params pl_gen_default_params(void) {
+    pl_gen_params p;
+    memset(&p, 0, sizeof p);
+    p.n_predict = -1;
+    p.n_keep = -1;
+    return p;
+}
+
+void pl_gen_free(pl_gen *g) {
+    if (!g) return;
+    for (int i = 0; i < g->n_stop; i++) free(g->stop[i]);
+    free(g->stop);
+    free(g->stop_len);
+    free(g);
+}
+
+int pl_gen_new(pl_gen **out, pl_context *c, int seq, pl_sampler *smp, const pl_gen_params *p, char *err,
+               size_t errlen) {
+    *out = NULL;
+    if (!c || !smp || !p || seq < 0 || seq >= c->n_seq || p->n_stop < 0 || (p->n_stop && !p->stop))
+        return pl_set_err(err, errlen, PL_ERR_ARG, "pl_gen_new: bad arguments");
+    pl_gen *g = calloc(1, sizeof *g);
+    if (!g) return pl_set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
+    g->c = c;
+    g->m = c->m;
+    g->smp = smp;
+    g->seq = seq;
+    g->n_predict = p->n_predict;
+    g->n_keep = p->n_keep;
+    g->no_shift = p->no_context_shift;
+    g->prev = -1;
+    g->token = -1;
+    if (p->n_stop) {
+        g->stop = calloc((size_t)p->n_stop, sizeof *g->stop);
+        g->stop_len = calloc((size_t)p->n_stop, sizeof *g->stop_len);
+        if (!g->stop || !g->stop_len) goto nomem;
+    }
+    for (int i = 0; i < p->n_stop; i++) {
+        size_t n = p->stop[i] ? strlen(p->stop[i]) : 0;
+        if (n == 0 || n > HOLD_MAX / 2) {
+            pl_gen_free(g);
+            return pl_set_err(err, errlen, PL_ERR_ARG, "stop string %d is empty or longer than %d bytes", i,
+                              HOLD_MAX / 2);
+        }
+        if (!(g->stop[i] = malloc(n + 1))) goto nomem;
+        memcpy(g->stop[i], p->stop[i], n + 1);
+        g->stop_len[i] = n;
+        g->n_stop++;
+        if (n > g->max_stop) g->max_stop = n;
+    }
+    *out = g;
+    return 0;
+nomem:
+    pl_gen_free(g);
+    return pl_set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
+}
+
+void pl_gen_set_grammar(pl_gen *g, pl_grammar *gram) { g->gram = gram; }
+
+int pl_gen_prompt(pl_gen *g, const int32_t *ids, int n, float *logits, int *n_reused) {
+    pl_context *c = g->c;
+    if (n <= 0 || !ids) return PL_ERR_ARG;
+    if (n > c->n_ctx) return PL_ERR_CTX_FULL;
+    /* reuse what the sequence holds, but run at least the last two tokens
+     * (the batched kernels, as an uncached prompt runs them) */
+    int lcp = pl_seq_common_prefix(c, g->seq, ids, n);
+    if (lcp > n - 2) lcp = n - 2 > 0 ? n - 2 : 0;
+    pl_seq_truncate(c, g->seq, lcp);
+    if (n_reused) *n_reused = lcp;
+    int32_t *pos = malloc((size_t)(n - lcp) * 2 * sizeof *pos);
+    if (!pos) return PL_ERR_NOMEM;
+    int32_t *sq = pos + (n - lcp);
+    for (int i = lcp; i < n; i++) pos[i - lcp] = i, sq[i - lcp] = g->seq;
+    pl_batch b = {n - lcp, ids + lcp, pos, sq, NULL};
+    int rc = pl_decode(c, &b, logits);
+    free(pos);
+    if (rc) return rc;
+    g->prev = ids[n - 1];
+    if (g->n_keep < 0) g->n_keep = ids[0] == pl_token_bos(g->m);
+    if (g->n_keep > c->n_ctx / 2) g->n_keep = c->n_ctx / 2;
+    return 0;
+}
+
+/* Where text s[0..n) could still turn into a stop string: the longest
+ * suffix that is a prefix of one. */
+static size_t stop_tail(const pl_gen *g, const char *s, size_t n) {
+    size_t best = 0;
+    for (int i = 0; i < g->n_stop; i++) {
+        size_t k = g->stop_len[i] - 1 < n ? g->stop_len[i] - 1 : n;
+        for (; k > best; k--)
+            if (!memcmp(s + n - k, g->stop[i], k)) {
+                best = k;
+                break;
+            }
+    }
+    return best;
+}
+
+/* Moves what is safe to emit from the hold-back buffer to out. */
+static size_t release(pl_gen *g, char *out, size_t cap, int all) {
+    size_t n = g->n_hold;
+    if (!all) n -= stop_tail(g, g->hold, n);
+    if (n > cap) n = cap; /* the caller's buffer: the rest waits for the next call */
+    if (!all) n = pl_utf8_complete(g->hold, n);
+    memcpy(out, g->hold, n);
+    memmove(g->hold, g->hold + n, g->n_hold - n);
+    g->n_hold -= n;
+    return n;
+}
+
+int pl_gen_sample(pl_gen *g, float *logits, char *out, size_t cap, size_t *n_out) {
+    *n_out = 0;
+    if (g->status) return g->status;
+    const int V = g->m->info.n_vocab;
+    for (int i = 0; i < V; i++)
+        if (!isfinite(logits[i])) {
+            pl_set_err(g->err, sizeof g->err, PL_ERR_FORMAT, "the model produced NaN/Inf logits at position %d",
+                       pl_seq_len(g->c, g->seq) - 1);
+            return g->status = PL_GEN_ERROR;
+        }
+    if (g->n_predict >= 0 && g->n_gen >= g->n_predict) return g->status = PL_GEN_LENGTH;
+    if (g->gram) {
+        if (pl_grammar_is_done(g->gram)) return g->status = PL_GEN_EOG;
+        int left = g->n_predict >= 0 ? g->n_predict - g->n_gen : g->c->n_ctx;
+        if (pl_grammar_steer(g->gram, logits, left) <= 0) {
+            pl_set_err(g->err, sizeof g->err, PL_ERR_ARG, "no token can continue the grammar (%s)",
+                       pl_grammar_last_error(g->gram));
+            return g->status = PL_GEN_ERROR;
+        }
+    }
+    int32_t tok = pl_sample(g->smp, logits);
+    if (tok < 0) {
+        pl_set_err(g->err, sizeof g->err, PL_ERR_ARG, "no token can be sampled (every logit is -Inf)");
+        return g->status = PL_GEN_ERROR;
+    }
+    if (pl_token_is_eog(g->m, tok) || tok == pl_token_eos(g->m)) {
+        *n_out = release(g, out, cap, 1);
+        return g->status = PL_GEN_EOG;
+    }
+    if (g->gram && pl_grammar_accept(g->gram, tok)) {
+        pl_set_err(g->err, sizeof g->err, PL_ERR_ARG, "the grammar rejected token %d (%s)", tok,
+                   pl_grammar_last_error(g->gram));
+        return g->status = PL_GEN_ERROR;
+    }
+    g->n_gen++;
+    g->token = tok;
+    char piece[256];
+    int len = pl_token_to_text(g->m, g->prev, tok, piece, sizeof piece);
+    if (len > (int)sizeof piece) len = (int)sizeof piece;
+    g->prev = tok;
+    if (len > 0) {
+        if (g->n_hold + (size_t)len > HOLD_MAX) { /* cannot happen with stop strings <= HOLD_MAX / 2 */
+            size_t k = release(g, out, cap, 1);
+            *n_out += k;
+            out += k;
+            cap -= k;
+        }
+        memcpy(g->hold + g->n_hold, piece, (size_t)len);
+        g->n_hold += (size_t)len;
+        /* a stop string that is now complete ends the output before it */
+        for (int i = 0; i < g->n_stop; i++) {
+            size_t from = g->n_hold > (size_t)len + g->stop_len[i] ? g->n_hold - (size_t)len - g->stop_len[i] : 0;
+            for (size_t at = from; at + g->stop_len[i] <= g->n_hold; at++)
+                if (!memcmp(g->hold + at, g->stop[i], g->stop_len[i])) {
+                    g->n_hold = at;
+                    *n_out += release(g, out, cap, 1);
+                    return g->status = PL_GEN_STOP;
+                }
+        }
+    }
+    *n_out += release(g, out, cap, 0);
+    if (g->n_predict >= 0 && g->n_gen >= g->n_predict) {
+        *n_out += release(g, out + *n_out, cap - *n_out, 1);
+        return g->status = PL_GEN_LENGTH;
+    }
+    return PL_GEN_RUNNING;
+}
+
+int pl_gen_room(pl_gen *g) {
+    pl_context *c = g->c;
+    int pos = pl_seq_len(c, g->seq);
+    if (pos < c->n_ctx) return pos;
+    /* full: keep n_keep tokens, drop the older half of the rest (llama.cpp's
+     * context shift), or stop */
+    int n_discard = (pos - g->n_keep) / 2;
+    if (g->no_shift || n_discard <= 0) {
+        g->status = PL_GEN_CTX_FULL;
+        return -1;
+    }
+    if (pl_seq_shift(c, g->seq, g->n_keep, n_discard)) {
+        pl_set_err(g->err, sizeof g->err, PL_ERR_ARG, "context shift failed");
+        g->status = PL_GEN_ERROR;
+        return -1;
+    }
+    g->n_shifts++;
+    return pl_seq_len(c, g->seq);
+}
+
+int pl_gen_next(pl_gen *g, float *logits) {
+    if (g->status) return g->status;
+    int pos = pl_gen_room(g);
+    if (pos < 0) return g->status;
+    pl_batch b = {1, &g->token, &pos, &g->seq, NULL};
+    int rc = pl_decode(g->c, &b, logits);
+    if (rc) {
+        pl_set_err(g->err, sizeof g->err, rc, "evaluation failed (%d)", rc);
+        return g->status = PL_GEN_ERROR;
+    }
+    return 0;
+}
+
+size_t pl_gen_flush(pl_gen *g, char *out, size_t cap) { return release(g, out, cap, 1); }
+int32_t pl_gen_token(const pl_gen *g) { return g->token; }
+int pl_gen_seq(const pl_gen *g) { return g->seq; }
+int pl_gen_n_generated(const pl_gen *g) { return g->n_gen; }
+int pl_gen_n_shifts(const pl_gen *g) { return g->n_shifts; }
+int pl_gen_status(const pl_gen *g) { return g->status; }
+const char *pl_gen_error(const pl_gen *g) { return g->err; }

@@ -1,0 +1,210 @@
+/* test_gen.c - the library's generation loop (pl_gen): the same tokens as a
+ * hand-written greedy loop, stop strings across token boundaries (never
+ * emitted), n_predict, end-of-generation tokens, the UTF-8 hold-back,
+ * the context shift, NaN logits, prefix reuse bit for bit. */
+#include <math.h>
+#include <stdint.h>
+
+#include "harness.h"
+#include "picolm.h"
+
+static pl_model *open_model(const char *rel) {
+    char err[256];
+    pl_model *m = NULL;
+    if (pl_model_open(&m, t_path(rel), err, sizeof err)) {
+        CHECK(0, "open %s: %s", rel, err);
+        return NULL;
+    }
+    return m;
+}
+
+static pl_context *new_ctx(pl_model *m, int n_ctx) {
+    char err[256];
+    pl_context_params cp = pl_context_default_params();
+    cp.n_ctx = n_ctx;
+    cp.n_threads = 2;
+    pl_context *c = NULL;
+    CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
+    return c;
+}
+
+/* Runs pl_gen to the end; the text into out (NUL-terminated); returns the
+ * status. Every chunk it hands out must be whole UTF-8. */
+static int run_gen(pl_model *m, pl_context *c, const int32_t *ids, int n, pl_gen_params *gp, char *out, size_t cap,
+                   int *n_gen) {
+    char err[256], buf[1024];
+    pl_sampler_params sp = {0.0f, 1.0f, 0, 1};
+    pl_sampler *smp;
+    pl_gen *g;
+    pl_sampler_new(&smp, &sp, pl_model_get_info(m)->n_vocab);
+    CHECK(pl_gen_new(&g, c, 0, smp, gp, err, sizeof err) == 0, "pl_gen_new: %s", err);
+    float *lg = malloc((size_t)pl_model_get_info(m)->n_vocab * sizeof *lg);
+    size_t used = 0, k;
+    int st = pl_gen_prompt(g, ids, n, lg, NULL) ? PL_GEN_ERROR : PL_GEN_RUNNING;
+    int cut = 0;
+    while (st == PL_GEN_RUNNING) {
+        st = pl_gen_sample(g, lg, buf, sizeof buf, &k);
+        if (k && pl_utf8_complete(buf, k) != k && st == PL_GEN_RUNNING) cut++;
+        if (used + k < cap) memcpy(out + used, buf, k), used += k;
+        if (st == PL_GEN_RUNNING && pl_gen_next(g, lg)) st = pl_gen_status(g);
+    }
+    k = pl_gen_flush(g, buf, sizeof buf);
+    if (used + k < cap) memcpy(out + used, buf, k), used += k;
+    out[used] = 0;
+    CHECK(cut == 0, "%d chunks ended inside a UTF-8 character", cut);
+    if (n_gen) *n_gen = pl_gen_n_generated(g);
+    if (st == PL_GEN_ERROR) printf("  pl_gen error: %s\n", pl_gen_error(g));
+    free(lg);
+    pl_gen_free(g);
+    pl_sampler_free(smp);
+    return st;
+}
+
+static void test_greedy_and_stops(void) {
+    pl_model *m = open_model("models/tiny32k-Q4_K_M.gguf");
+    if (!m) return;
+    int V = pl_model_get_info(m)->n_vocab;
+    int32_t ids[64];
+    int n = pl_tokenize(m, "Once upon a time", 16, 1, 1, ids, 64);
+    /* the reference: a hand-written greedy loop over pl_eval */
+    pl_context *c = new_ctx(m, 256);
+    float *lg = malloc((size_t)V * sizeof *lg);
+    char want[4096];
+    size_t wl = 0;
+    pl_eval(c, ids, n, 0, lg, 0);
+    int32_t prev = ids[n - 1];
+    for (int i = 0; i < 40; i++) {
+        int best = 0;
+        for (int v = 1; v < V; v++)
+            if (lg[v] > lg[best]) best = v;
+        if (pl_token_is_eog(m, best)) break;
+        wl += (size_t)pl_token_to_text(m, prev, best, want + wl, sizeof want - wl);
+        prev = best;
+        pl_eval(c, &best, 1, n + i, lg, 0);
+    }
+    want[wl] = 0;
+    pl_context_free(c);
+
+    char got[4096];
+    int ng;
+    pl_gen_params gp = pl_gen_default_params();
+    gp.n_predict = 40;
+    c = new_ctx(m, 256);
+    int st = run_gen(m, c, ids, n, &gp, got, sizeof got, &ng);
+    CHECK(st == PL_GEN_LENGTH && ng == 40, "n_predict 40: status %d, %d tokens", st, ng);
+    CHECK(!strcmp(got, want), "pl_gen's greedy text differs from the hand-written loop:\n  %s\n  %s", got, want);
+    pl_context_free(c);
+
+    /* stop strings: every 5-byte piece of the text that starts past byte
+     * 3 (many span tokens); the output is the text before its first
+     * occurrence, never the stop string */
+    int cases = 0, ok = 0;
+    for (size_t at = 3; at + 5 <= wl && cases < 12; at += 7, cases++) {
+        char stop[8];
+        memcpy(stop, want + at, 5);
+        stop[5] = 0;
+        const char *first = strstr(want, stop);
+        const char *stops[2] = {"\x01never", stop};
+        gp = pl_gen_default_params();
+        gp.n_predict = 40;
+        gp.stop = stops;
+        gp.n_stop = 2;
+        c = new_ctx(m, 256);
+        st = run_gen(m, c, ids, n, &gp, got, sizeof got, &ng);
+        pl_context_free(c);
+        size_t exp = (size_t)(first - want);
+        int good = st == PL_GEN_STOP && strlen(got) == exp && !memcmp(got, want, exp);
+        CHECK(good, "stop '%s': status %d, got %zu bytes, want %zu", stop, st, strlen(got), exp);
+        ok += good;
+    }
+    printf("  pl_gen: greedy text equals the hand-written loop; %d/%d stop strings cut exactly\n", ok, cases);
+
+    /* the context shift: 60 tokens in a context of 24, or stop there */
+    gp = pl_gen_default_params();
+    gp.n_predict = 60;
+    c = new_ctx(m, 24);
+    st = run_gen(m, c, ids, n, &gp, got, sizeof got, &ng);
+    CHECK(st == PL_GEN_LENGTH && ng == 60, "shifting: status %d after %d tokens", st, ng);
+    pl_context_free(c);
+    gp.no_context_shift = 1;
+    c = new_ctx(m, 24);
+    st = run_gen(m, c, ids, n, &gp, got, sizeof got, &ng);
+    CHECK(st == PL_GEN_CTX_FULL && ng == 24 - n + 1, "no shift: status %d after %d tokens", st, ng);
+    pl_context_free(c);
+
+    /* prefix reuse on the same sequence: bit for bit a fresh run */
+    c = new_ctx(m, 256);
+    pl_context *f = new_ctx(m, 256);
+    char err[256];
+    pl_sampler_params sp = {0.0f, 1.0f, 0, 1};
+    pl_sampler *smp;
+    pl_sampler_new(&smp, &sp, V);
+    pl_gen *g;
+    gp = pl_gen_default_params();
+    pl_gen_new(&g, c, 0, smp, &gp, err, sizeof err);
+    int32_t longer[80];
+    int nl = pl_tokenize(m, "Once upon a time there was a little robot who lived alone", 59, 1, 1, longer, 80);
+    float *lf = malloc((size_t)V * sizeof *lf);
+    int reused = -1;
+    pl_gen_prompt(g, ids, n, lg, NULL);
+    CHECK(pl_gen_prompt(g, longer, nl, lg, &reused) == 0 && reused == n, "reused %d of %d", reused, n);
+    pl_eval(f, longer, nl, 0, lf, 0);
+    CHECK(!memcmp(lg, lf, (size_t)V * sizeof *lg), "a reused prefix changes the logits");
+    /* NaN logits end generation with an error, never a sampled token */
+    lg[7] = NAN;
+    size_t k;
+    char buf[64];
+    CHECK(pl_gen_sample(g, lg, buf, sizeof buf, &k) == PL_GEN_ERROR && strstr(pl_gen_error(g), "NaN"), "NaN logits");
+    pl_gen_free(g);
+    /* an end-of-generation token ends it, unprinted */
+    pl_gen_new(&g, c, 0, smp, &gp, err, sizeof err);
+    for (int v = 0; v < V; v++) lg[v] = v == pl_token_eos(m) ? 10.0f : 0.0f;
+    CHECK(pl_gen_sample(g, lg, buf, sizeof buf, &k) == PL_GEN_EOG && k == 0, "EOS ends generation");
+    pl_gen_free(g);
+    const char *bad[1] = {""};
+    gp.stop = bad;
+    gp.n_stop = 1;
+    CHECK(pl_gen_new(&g, c, 0, smp, &gp, err, sizeof err) != 0 && g == NULL, "an empty stop string is refused");
+    pl_sampler_free(smp);
+    free(lf);
+    free(lg);
+    pl_context_free(c);
+    pl_context_free(f);
+    pl_model_close(m);
+}
+
+/* A byte-level BPE model: <|im_end|> is an end-of-generation token. */
+static void test_eog_bpe(void) {
+    pl_model *m = open_model("arch/models/qwen3-F32.gguf");
+    if (!m) return;
+    int32_t im_end = pl_token_find(m, "<|im_end|>", 10);
+    CHECK(im_end >= 0 && pl_token_is_eog(m, im_end), "<|im_end|> is an end-of-generation token (%d)", im_end);
+    CHECK(!pl_token_is_eog(m, 100) && !pl_token_is_eog(m, -1) && !pl_token_is_eog(m, 1 << 30), "ordinary ids");
+    pl_context *c = new_ctx(m, 64);
+    int V = pl_model_get_info(m)->n_vocab;
+    char err[256], buf[64];
+    pl_sampler_params sp = {0.0f, 1.0f, 0, 1};
+    pl_sampler *smp;
+    pl_sampler_new(&smp, &sp, V);
+    pl_gen *g;
+    pl_gen_params gp = pl_gen_default_params();
+    pl_gen_new(&g, c, 0, smp, &gp, err, sizeof err);
+    float *lg = calloc((size_t)V, sizeof *lg);
+    int32_t ids[3] = {100, 200, 300};
+    pl_gen_prompt(g, ids, 3, lg, NULL);
+    for (int v = 0; v < V; v++) lg[v] = v == im_end ? 5.0f : 0.0f;
+    size_t k;
+    CHECK(pl_gen_sample(g, lg, buf, sizeof buf, &k) == PL_GEN_EOG && k == 0, "<|im_end|> ends generation");
+    free(lg);
+    pl_gen_free(g);
+    pl_sampler_free(smp);
+    pl_context_free(c);
+    pl_model_close(m);
+}
+
+int main(void) {
+    if (t_skip_without_data("test_gen")) return 0;
+    test_greedy_and_stops();
+    test_eog_bpe();
+    return t_summary("test_gen");
+}
