@@ -475,12 +475,14 @@ static void prog_free(bpe_prog *g) {
 }
 
 /* Compile one of the table's regexes; NULL when out of memory (or, a bug,
- * when the table holds a regex this parser does not take). */
-static bpe_prog *prog_compile(const char *re) {
+ * when the table holds a regex this parser does not take). custom: the
+ * gpt2 and llama3 regexes become their hand-written splitters, as in
+ * llama.cpp (0: through the engine, for tests). */
+static bpe_prog *prog_compile(const char *re, int custom) {
     bpe_prog *g = calloc(1, sizeof *g);
     if (!g) return NULL;
-    if (!strcmp(re, RX_GPT2)) { g->custom = 1; return g; }
-    if (!strcmp(re, RX_LLAMA3)) { g->custom = 2; return g; }
+    if (custom && !strcmp(re, RX_GPT2)) { g->custom = 1; return g; }
+    if (custom && !strcmp(re, RX_LLAMA3)) { g->custom = 2; return g; }
     size_t len = strlen(re);
     int collapsed = strstr(re, "\\p{") != NULL;
     g->collapsed = collapsed;
@@ -911,6 +913,26 @@ int pl_bpe_split_cps(const pl_tokenizer *t, const uint32_t *cps, size_t n, size_
     return rc;
 }
 
+int pl_bpe_split_regex(int which, int engine, const uint32_t *cps, size_t n, size_t *lens, size_t cap) {
+    pl_tokenizer t;
+    memset(&t, 0, sizeof t);
+    t.regex[0] = prog_compile(which == 1 ? RX_GPT2 : which == 2 ? RX_LLAMA3 : RX_QWEN2, !engine);
+    if (!t.regex[0]) return PL_ERR_NOMEM;
+    t.n_regex = 1;
+    uint8_t *fl = malloc(n ? n : 1);
+    if (!fl) { prog_free(t.regex[0]); return PL_ERR_NOMEM; }
+    for (size_t i = 0; i < n; i++) fl[i] = cp_flags(cps[i]);
+    seglist w = {0};
+    int rc = split_all(&t, cps, fl, n, &w);
+    free(fl);
+    prog_free(t.regex[0]);
+    if (rc) return PL_ERR_NOMEM;
+    for (size_t i = 0; i < w.n && i < cap && lens; i++) lens[i] = w.v[i];
+    rc = w.n > INT_MAX ? INT_MAX : (int)w.n;
+    free(w.v);
+    return rc;
+}
+
 /* ---- loading ---- */
 
 int pl_bpe_pre_init(pl_tokenizer *t, int id, int *add_bos_default, char *err, size_t errlen) {
@@ -920,7 +942,7 @@ int pl_bpe_pre_init(pl_tokenizer *t, int id, int *add_bos_default, char *err, si
     *add_bos_default = row->add_bos;
     t->n_regex = 0;
     for (int i = 0; i < BPE_MAX_REGEX && row->regex[i]; i++) {
-        bpe_prog *g = prog_compile(row->regex[i]);
+        bpe_prog *g = prog_compile(row->regex[i], 1);
         if (!g) return set_err(err, errlen, PL_ERR_NOMEM, "out of memory compiling the pre-tokenizer '%s'", t->pre);
         t->regex[t->n_regex++] = g;
     }

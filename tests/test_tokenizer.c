@@ -11,6 +11,7 @@
 #include "gguf.h"
 #include "harness.h"
 #include "picolm.h"
+#include "tok_impl.h"
 #include "tokenizer.h"
 
 /* ---- helpers ---- */
@@ -992,9 +993,38 @@ static void test_arch_vocabs(void) {
     }
 }
 
+/* ---- 7. the regex engine against llama.cpp's hand-written splitters ---- */
+
+/* The gpt2 and llama3 regexes run through hand-written splitters in
+ * llama.cpp (and here); every other regex through the engine. Both paths
+ * must cut the same words: random strings over an alphabet of the cases
+ * that matter (contractions in both cases, \r \n, Unicode spaces, letters,
+ * digits, marks, symbols, U+FFFD, C0 and C1 controls). */
+static void test_regex_engine(void) {
+    static const uint32_t alpha[] = {' ', '\n', '\r', '\t', 'a', 'A', 'z', '1', '\'', 's', 'S', 'l', 'L', 'e', 'r',
+                                     'v', 'm', 'd', 't', ',', '.', 0xE9, 0x4E2D, 0x3000, 0xA0, 0x1F600, 0x301, 0x85,
+                                     0x2028, 0x0B, 0xFFFD, 0x660, 0x1C, 0xB2, 0x110000};
+    const int na = (int)(sizeof alpha / sizeof alpha[0]);
+    uint32_t seed = 12345;
+    int same[3] = {0, 0, 0}, cases = 20000;
+    for (int it = 0; it < cases; it++) {
+        uint32_t cps[16];
+        int n = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 14;
+        for (int i = 0; i < n; i++) cps[i] = alpha[((seed = seed * 1103515245u + 12345u) >> 16) % (uint32_t)na];
+        for (int r = 1; r <= 2; r++) {
+            size_t a[32], b[32];
+            int x = pl_bpe_split_regex(r, 0, cps, (size_t)n, a, 32), y = pl_bpe_split_regex(r, 1, cps, (size_t)n, b, 32);
+            same[r] += x == y && x > 0 && memcmp(a, b, (size_t)x * sizeof *a) == 0;
+        }
+    }
+    CHECK(same[1] == cases && same[2] == cases, "regex engine vs hand-written: gpt2 %d, llama3 %d of %d", same[1],
+          same[2], cases);
+}
+
 int main(void) {
     test_handmade();
     test_bpe_handmade();
+    test_regex_engine();
     if (!t_have_data()) {
         printf("test_tokenizer: reference vectors skipped: no reference data at %s (set PICOLM_TESTDATA)\n",
                t_datadir());
