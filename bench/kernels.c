@@ -77,10 +77,10 @@ int main(int argc, char **argv) {
     if (nth < 1 || nth > 8) nth = 1;
     static const uint32_t types[] = {PL_TYPE_Q4_K, PL_TYPE_Q6_K, PL_TYPE_Q5_K, PL_TYPE_Q8_0, PL_TYPE_Q4_0,
                                      PL_TYPE_F16,  PL_TYPE_F32,  PL_TYPE_Q2_K, PL_TYPE_Q3_K, PL_TYPE_Q4_1,
-                                     PL_TYPE_Q5_0, PL_TYPE_Q5_1, PL_TYPE_BF16};
+                                     PL_TYPE_Q5_0, PL_TYPE_Q5_1, PL_TYPE_BF16, PL_TYPE_IQ4_NL, PL_TYPE_IQ4_XS};
     const int NB = 32;
     printf("%d x %d, %d thread(s); nb=1: GB/s of weights, nb=32: GFLOP/s\n", rows, cols, nth);
-    printf("%-5s %-8s %9s %9s\n", "type", "level", "nb=1", "nb=32");
+    printf("%-6s %-8s %9s %9s\n", "type", "level", "nb=1", "nb=32");
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         const pl_type_traits *tr = pl_type_traits_get(types[t]);
         if (only && !strstr(only, tr->name)) continue;
@@ -125,7 +125,7 @@ int main(int argc, char **argv) {
                 if (use_cpu_time) el /= nth;
                 res[m] = m ? 2.0 * rr * cols * nb * it / el * 1e-9 : (double)rb * rr * it / el * 1e-9;
             }
-            printf("%-5s %-8s %9.2f %9.2f\n", tr->name, K->name, res[0], res[1]);
+            printf("%-6s %-8s %9.2f %9.2f\n", tr->name, K->name, res[0], res[1]);
             fflush(stdout);
         }
         free(w), free(row), free(xq), free(y);

@@ -2,7 +2,8 @@
  * reference in quant.c), for every level this CPU supports.
  *
  * 1. quantize: Q8_0 / Q8_1 / Q8_K activations byte-exact with the generic
- *    level and with from_float_act, on random data and hand-made ties.
+ *    level and with from_float_act, on random data, hand-made ties and
+ *    hostile values (NaN, Inf, near-overflow, subnormal blocks).
  * 2. matmul, every weight type: ragged shapes (cols 1..5 blocks and larger,
  *    rows 1..9 and 64..200, nb 1..7 and 32 and 37), weights from the quantizer and from
  *    random bytes (every scale/min/quant value, so 16-bit lane sums hit
@@ -10,10 +11,14 @@
  *    Outputs are pre-filled with NaN, y_stride > rows, and the padding must
  *    stay NaN. Tolerance: |y - y_generic| <= 1e-5 * sum |w_i * x_i| of the
  *    dequantized operands (integer sums are exact on both sides; only the
- *    float accumulation order differs).
+ *    float accumulation order differs). Hostile floats (NaN/Inf in the
+ *    activations, NaN/Inf fp16 scales or float weights) through every type
+ *    with the level's own quantizer: no crash (ASan: make SAN=1), and
+ *    non-finite outputs exactly where the inputs were.
  * 3. attn bit-exact with the generic level (hd 20..128, n 1..300, up to 40
  *    queries a position and 33 positions of a causal batch, positions with
- *    gaps between them that must stay untouched); f32_to_f16 and swiglu
+ *    gaps between them that must stay untouched), NaN in K or V reaching
+ *    exactly the queries that see it; f32_to_f16 and swiglu
  *    bit-exact, special values included. */
 #include <math.h>
 #include <stdint.h>

@@ -67,14 +67,14 @@ static int has_avx2(void) {
 /* The Makefile defines PL_KERNELS_AVX512 when it compiles x86_avx512.c. */
 extern const pl_kernels_t pl_kernels_avx512;
 
-/* The avx512 level's Q4_K and Q6_K products against the avx2 level's on a
- * small ragged problem: they compute the same integers and must agree bit
- * for bit. The level was written and tested (its vpdpbusd emulated in
- * AVX2) on machines without AVX-512: where the real instruction disagrees,
- * the level is not offered. */
+/* The avx512 level's Q4_K, Q6_K and IQ4_XS products (its vpdpbusd tiles)
+ * against the avx2 level's on a small ragged problem: they compute the
+ * same integers and must agree bit for bit. The level was written and
+ * tested (its vpdpbusd emulated in AVX2) on machines without AVX-512: where
+ * the real instruction disagrees, the level is not offered. */
 static int avx512_agrees(void) {
     enum { ROWS = 7, COLS = 512, NB = 5 };
-    static const uint32_t types[] = {PL_TYPE_Q4_K, PL_TYPE_Q6_K};
+    static const uint32_t types[] = {PL_TYPE_Q4_K, PL_TYPE_Q6_K, PL_TYPE_IQ4_XS};
     uint8_t w[ROWS * 2 * 210], xq[NB * 2 * 292];
     float x[COLS], y1[ROWS * NB], y2[ROWS * NB];
     uint32_t st = 0x9e3779b9u;
@@ -85,14 +85,14 @@ static int avx512_agrees(void) {
         }
         pl_kernels_generic.quantize(PL_TYPE_Q8_K, x, xq + (size_t)b * pl_row_size(PL_TYPE_Q8_K, COLS), COLS);
     }
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < 3; t++) {
         const size_t rb = pl_row_size(types[t], COLS), bs = rb / (COLS / 256);
         for (size_t i = 0; i < ROWS * rb; i++) {
             st ^= st << 13, st ^= st >> 17, st ^= st << 5;
             w[i] = (uint8_t)st;
         }
         for (size_t o = 0; o < ROWS * rb; o += bs) { /* finite fp16 scales: 0.0625 */
-            size_t d = types[t] == PL_TYPE_Q4_K ? 0 : bs - 2;
+            size_t d = types[t] == PL_TYPE_Q6_K ? bs - 2 : 0;
             w[o + d] = 0x00, w[o + d + 1] = 0x2c;
             if (types[t] == PL_TYPE_Q4_K) w[o + 2] = 0x00, w[o + 3] = 0x2c;
         }

@@ -5,20 +5,23 @@
  * from_float_act (ggml's x86 build). matmul, every weight type:
  *  - generation (nb = 1) streams each weight row once: integer block dots
  *    (maddubs/madd) in ggml's style, several rows per pass sharing the
- *    activation loads (Q4_K/Q5_K three, Q6_K one, the 32-weight formats
- *    two, F32/F16/BF16 four); the K-quants also prefetch in software (see
- *    prefetch_to; Q4_K runs at ~17 GB/s from memory on one Zen 3 core);
+ *    activation loads (Q4_K/Q5_K three, Q6_K one, IQ4_XS and the 32-weight
+ *    formats two, F32/F16/BF16 four); the K-quants also prefetch in
+ *    software (see prefetch_to; Q4_K runs at ~17 GB/s from memory on one
+ *    Zen 3 core); IQ4_NL/IQ4_XS look their codebook up with pshufb;
  *  - prefill (nb > 1) decodes each weight block once per call and reuses it
  *    against every column while it sits in registers/L1. The K-quants
  *    decode 3-4 rows at a time against up to 32 columns whose activations,
  *    prepared once per call, stay in L2 for whole rows, so each output is
- *    written once and the weights stream row by row. The decoded
- *    super-block is rearranged, and the activations the same way, so that
- *    the products of 2 (Q6_K), 4 (Q5_K) or all 8 (Q4_K) vectors add up in
- *    16-bit lanes before one madd applies their scales: ~155 GFLOP/s per
- *    Zen 3 core for Q4_K, ~145 for Q6_K.
- * x86_avx512.c builds this file again with PL_VNNI: the K-quant prefill
- * tiles then take vpdpbusd (the same integers, bit for bit).
+ *    written once and the weights stream row by row (IQ4_XS too). The
+ *    decoded super-block is rearranged, and the activations the same way,
+ *    so that the products of 2 (Q6_K), 4 (Q5_K) or all 8 (Q4_K) vectors
+ *    add up in 16-bit lanes before one madd applies their scales: ~155
+ *    GFLOP/s per Zen 3 core for Q4_K, ~145 for Q6_K. The 32-weight formats
+ *    (IQ4_NL too) take 2x2 tiles of rows and columns.
+ * x86_avx512.c builds this file again with PL_VNNI: the Q4_K, Q6_K and
+ * IQ4_XS prefill tiles then take vpdpbusd (the same integers, bit for bit).
+ * Activation blocks with a NaN or Inf quantize as quant.c says (d NaN).
  * The integer sums are exact; only the float accumulation order differs
  * from the scalar reference (tests/test_kernels.c bounds the difference). */
 #if defined(__x86_64__) || defined(_M_X64)

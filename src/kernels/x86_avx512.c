@@ -1,5 +1,5 @@
 /* x86_avx512.c - the "avx512" level: x86_avx2.c's kernels built again with
- * AVX-512 F/BW/VL and VNNI, whose K-quant prefill tiles (Q4_K, Q6_K) sum
+ * AVX-512 F/BW/VL and VNNI, whose prefill tiles (Q4_K, Q6_K, IQ4_XS) sum
  * byte products with vpdpbusd (on 256-bit vectors) where the avx2 level
  * needs maddubs, 16-bit adds and a madd: the same integers, so the results
  * are bit for bit the avx2 level's. The Makefile compiles this file with

@@ -3,9 +3,9 @@
  * -mssse3; only called after cpu.c has checked the CPU.
  *
  * 128-bit integer dot products (maddubs/madd, as ggml's SSE paths) for the
- * types that matter on small machines: Q4_K, Q5_K, Q6_K, Q8_0 and Q4_0, one
- * weight row against one activation column; prefill runs them column by
- * column. Everything else (the other types, activation quantization,
+ * types that matter on small machines: Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 and
+ * IQ4_NL/IQ4_XS (a pshufb codebook lookup), one weight row against one
+ * activation column; prefill runs them column by column. Everything else (the other types, activation quantization,
  * attention, FP16 conversion) is the generic level's. The integer sums are
  * exact; only the float accumulation order differs from the scalar
  * reference (tests/test_kernels.c bounds the difference). */
@@ -129,6 +129,47 @@ static float dot_q4_0(const block_q4_0 *b, int nb, const block_q8_0 *y) {
     return hsum_ps(acc);
 }
 
+/* IQ4_NL / IQ4_XS: pshufb looks the nibbles up in the codebook (signed
+ * values, |v| <= 127, so the sign trick's pair sums fit maddubs). */
+static inline void iq4_lookup(const uint8_t *q, __m128i *lo, __m128i *hi) {
+    const __m128i book = ld(pl_iq4nl_values), m4 = _mm_set1_epi8(0xf), v = ld(q);
+    *lo = _mm_shuffle_epi8(book, _mm_and_si128(v, m4));
+    *hi = _mm_shuffle_epi8(book, _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+}
+
+static float dot_iq4_nl(const block_iq4_nl *b, int nb, const block_q8_0 *y) {
+    __m128 acc = _mm_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+        __m128i lo, hi;
+        iq4_lookup(b[i].qs, &lo, &hi);
+        const __m128i s = _mm_add_epi32(sdot16(lo, ld(y[i].qs)), sdot16(hi, ld(y[i].qs + 16)));
+        acc = _mm_add_ps(acc, _mm_mul_ps(_mm_set1_ps(pl_half_to_float(b[i].d) * pl_half_to_float(y[i].d)),
+                                         _mm_cvtepi32_ps(s)));
+    }
+    return hsum_ps(acc);
+}
+
+/* The sign trick with the sub-block scale in the madd. */
+static inline __m128i sdot16s(__m128i w, __m128i x, int scale) {
+    return _mm_madd_epi16(_mm_maddubs_epi16(_mm_sign_epi8(w, w), _mm_sign_epi8(x, w)), _mm_set1_epi16((short)scale));
+}
+
+static float dot_iq4_xs(const block_iq4_xs *b, int nsb, const block_q8_K *y) {
+    __m128 acc = _mm_setzero_ps();
+    for (int i = 0; i < nsb; i++) {
+        __m128i sumi = _mm_setzero_si128();
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            __m128i lo, hi;
+            iq4_lookup(b[i].qs + 16 * ib, &lo, &hi);
+            const int sc = pl_iq4xs_scale(&b[i], ib);
+            sumi = _mm_add_epi32(sumi, sdot16s(lo, ld(y[i].qs + 32 * ib), sc));
+            sumi = _mm_add_epi32(sumi, sdot16s(hi, ld(y[i].qs + 32 * ib + 16), sc));
+        }
+        acc = _mm_add_ps(acc, _mm_mul_ps(_mm_set1_ps(pl_half_to_float(b[i].d) * y[i].d), _mm_cvtepi32_ps(sumi)));
+    }
+    return hsum_ps(acc);
+}
+
 static float dot_row(uint32_t type, const uint8_t *w, const uint8_t *x, int cols) {
     switch (type) {
     case PL_TYPE_Q4_K:
@@ -139,6 +180,10 @@ static float dot_row(uint32_t type, const uint8_t *w, const uint8_t *x, int cols
         return dot_q6_K((const block_q6_K *)w, cols / QK_K, (const block_q8_K *)x);
     case PL_TYPE_Q8_0:
         return dot_q8_0((const block_q8_0 *)w, cols / 32, (const block_q8_0 *)x);
+    case PL_TYPE_IQ4_NL:
+        return dot_iq4_nl((const block_iq4_nl *)w, cols / 32, (const block_q8_0 *)x);
+    case PL_TYPE_IQ4_XS:
+        return dot_iq4_xs((const block_iq4_xs *)w, cols / QK_K, (const block_q8_K *)x);
     default:
         return dot_q4_0((const block_q4_0 *)w, cols / 32, (const block_q8_0 *)x);
     }
@@ -147,7 +192,7 @@ static float dot_row(uint32_t type, const uint8_t *w, const uint8_t *x, int cols
 static void matmul_ssse3(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
                          size_t xq_stride, int nb, float *y, size_t y_stride) {
     if (type != PL_TYPE_Q4_K && type != PL_TYPE_Q5_K && type != PL_TYPE_Q6_K && type != PL_TYPE_Q8_0 &&
-        type != PL_TYPE_Q4_0) {
+        type != PL_TYPE_Q4_0 && type != PL_TYPE_IQ4_NL && type != PL_TYPE_IQ4_XS) {
         pl_matmul_generic(type, w, row_bytes, rows, cols, xq, xq_stride, nb, y, y_stride);
         return;
     }
