@@ -5,7 +5,8 @@
  *
  * Pre-tokenizers follow llama.cpp's unicode_regex_split exactly: the gpt2
  * and llama3 regexes run as hand-written splitters (the same code paths
- * llama.cpp takes for them), every other regex through a small
+ * llama.cpp takes for them; qwen2's too, tested against the engine), every
+ * other regex through a small
  * backtracking regex engine with ECMAScript (std::regex) semantics over
  * llama.cpp's "collapsed" text, where a code point above U+007F stands for
  * its category (\p{L} letter, \p{N} number...) or, when it is White_Space,
@@ -153,7 +154,7 @@ typedef struct rx_node {
 
 struct bpe_prog {
     int collapsed; /* symbols are llama.cpp's collapsed bytes, else code points */
-    int custom;    /* 1 gpt2, 2 llama3: a hand-written splitter, no program */
+    int custom;    /* 1 gpt2, 2 llama3, 3 qwen2: a hand-written splitter, no program */
     rx_inst *code;
     int n_code, cap_code;
     rx_class *cls;
@@ -483,6 +484,10 @@ static bpe_prog *prog_compile(const char *re, int custom) {
     if (!g) return NULL;
     if (custom && !strcmp(re, RX_GPT2)) { g->custom = 1; return g; }
     if (custom && !strcmp(re, RX_LLAMA3)) { g->custom = 2; return g; }
+    /* not in llama.cpp, which runs qwen2's regex through std::regex: the
+     * llama3 splitter with one digit a word cuts the same words (tested
+     * against the engine) four times faster */
+    if (custom && !strcmp(re, RX_QWEN2)) { g->custom = 3; return g; }
     size_t len = strlen(re);
     int collapsed = strstr(re, "\\p{") != NULL;
     g->collapsed = collapsed;
@@ -736,7 +741,7 @@ static void split_gpt2(cust *c) {
     }
 }
 
-static void split_llama3(cust *c) {
+static void split_llama3(cust *c, size_t max_digits) {
     for (size_t pos = c->a; pos < c->b;) {
         uint32_t cpt = c_cpt(c, pos);
         unsigned flags = c_fl(c, pos);
@@ -760,11 +765,11 @@ static void split_llama3(cust *c) {
                 continue;
             }
         }
-        /* \p{N}{1,3} */
+        /* \p{N}{1,3} (qwen2: \p{N}) */
         if (IS_NUMBER(flags)) {
             size_t ini = pos;
             while (IS_NUMBER(c_fl(c, pos))) {
-                if (++pos - ini >= 3) {
+                if (++pos - ini >= max_digits) {
                     c_add(c, pos);
                     ini = pos;
                 }
@@ -817,7 +822,7 @@ static int split_one(const bpe_prog *g, split_ctx *x, size_t total, const seglis
         for (size_t i = 0; i < in->n; i++) {
             cust c = {x->cps, x->fl, start, start + in->v[i], start, out, 0};
             if (g->custom == 1) split_gpt2(&c);
-            else split_llama3(&c);
+            else split_llama3(&c, g->custom == 2 ? 3 : 1);
             if (c.nomem) return -1;
             start += in->v[i];
         }

@@ -91,8 +91,8 @@ int pl_bpe_encode(const pl_tokenizer *t, const uint8_t *text, size_t len, tok_si
  * and benchmarks; returns the count (lens may be NULL) or negative. */
 int pl_bpe_split_cps(const pl_tokenizer *t, const uint32_t *cps, size_t n, size_t *lens, size_t cap);
 /* The same for one regex alone (which: 1 gpt2, 2 llama3, 3 qwen2), through
- * llama.cpp's hand-written splitter (engine = 0, gpt2/llama3 only) or the
- * regex engine (1): tests compare the two. */
+ * its hand-written splitter (engine = 0) or the regex engine (1): tests
+ * compare the two. */
 int pl_bpe_split_regex(int which, int engine, const uint32_t *cps, size_t n, size_t *lens, size_t cap);
 
 #endif

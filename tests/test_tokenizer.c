@@ -996,8 +996,8 @@ static void test_arch_vocabs(void) {
 /* ---- 7. the regex engine against llama.cpp's hand-written splitters ---- */
 
 /* The gpt2 and llama3 regexes run through hand-written splitters in
- * llama.cpp (and here); every other regex through the engine. Both paths
- * must cut the same words: random strings over an alphabet of the cases
+ * llama.cpp (and here; qwen2's too, here only); every other regex through
+ * the engine. Both paths must cut the same words: random strings over an alphabet of the cases
  * that matter (contractions in both cases, \r \n, Unicode spaces, letters,
  * digits, marks, symbols, U+FFFD, C0 and C1 controls). */
 static void test_regex_engine(void) {
@@ -1006,19 +1006,19 @@ static void test_regex_engine(void) {
                                      0x2028, 0x0B, 0xFFFD, 0x660, 0x1C, 0xB2, 0x110000};
     const int na = (int)(sizeof alpha / sizeof alpha[0]);
     uint32_t seed = 12345;
-    int same[3] = {0, 0, 0}, cases = 20000;
+    int same[4] = {0, 0, 0, 0}, cases = 20000;
     for (int it = 0; it < cases; it++) {
         uint32_t cps[16];
         int n = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 14;
         for (int i = 0; i < n; i++) cps[i] = alpha[((seed = seed * 1103515245u + 12345u) >> 16) % (uint32_t)na];
-        for (int r = 1; r <= 2; r++) {
+        for (int r = 1; r <= 3; r++) {
             size_t a[32], b[32];
             int x = pl_bpe_split_regex(r, 0, cps, (size_t)n, a, 32), y = pl_bpe_split_regex(r, 1, cps, (size_t)n, b, 32);
             same[r] += x == y && x > 0 && memcmp(a, b, (size_t)x * sizeof *a) == 0;
         }
     }
-    CHECK(same[1] == cases && same[2] == cases, "regex engine vs hand-written: gpt2 %d, llama3 %d of %d", same[1],
-          same[2], cases);
+    CHECK(same[1] == cases && same[2] == cases && same[3] == cases,
+          "regex engine vs hand-written: gpt2 %d, llama3 %d, qwen2 %d of %d", same[1], same[2], same[3], cases);
 }
 
 int main(void) {
