@@ -54,7 +54,7 @@ static const char *usage_text =
     "  --arch A         llama qwen2 qwen3 gemma gemma2 gemma3 phi2 phi3 smollm3\n"
     "                   (default: the preset's)\n"
     "  --type T         F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K\n"
-    "                   Q6_K Q4_K_M Q5_K_M (default Q8_0)\n"
+    "                   Q6_K IQ4_NL IQ4_XS Q4_K_M Q5_K_M (default Q8_0)\n"
     "  --seed N         random seed (default 1)\n"
     "  --n-embd N  --n-layer N  --n-ff N  --n-head N  --n-head-kv N  --head-dim N\n"
     "  --n-vocab N  --ctx N  --rope-base F  --rms-eps F  --swa N  --rope-scale F\n"
@@ -249,6 +249,7 @@ static const ftype_info ftypes[] = {
     {"Q5_0", PL_TYPE_Q5_0, 0, 8},   {"Q5_1", PL_TYPE_Q5_1, 0, 9},   {"Q2_K", PL_TYPE_Q2_K, 0, 10},
     {"Q3_K", PL_TYPE_Q3_K, 0, 12},  {"Q4_K", PL_TYPE_Q4_K, 0, 15},  {"Q5_K", PL_TYPE_Q5_K, 0, 17},
     {"Q6_K", PL_TYPE_Q6_K, 0, 18},  {"Q4_K_M", PL_TYPE_Q4_K, 1, 15}, {"Q5_K_M", PL_TYPE_Q5_K, 1, 17},
+    {"IQ4_NL", PL_TYPE_IQ4_NL, 0, 25}, {"IQ4_XS", PL_TYPE_IQ4_XS, 0, 30},
 };
 
 static const char *type_name(uint32_t t) {
@@ -260,11 +261,12 @@ static const char *type_name(uint32_t t) {
  * and every third one in between. */
 static int use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
-static int is_k_type(uint32_t t) { return t >= PL_TYPE_Q2_K && t <= PL_TYPE_Q6_K; }
+static int is_k_type(uint32_t t) { return (t >= PL_TYPE_Q2_K && t <= PL_TYPE_Q6_K) || t == PL_TYPE_IQ4_XS; }
 
 /* The type of 2-D tensor `name` with rows of ne0 weights. Falls back as
- * llama-quantize does when a K-quant does not fit the row (it uses IQ4_NL
- * for Q2_K/Q3_K, which we do not have: Q4_0 instead), then to F16. */
+ * llama-quantize does when a 256-block type does not fit the row (Q4_K ->
+ * Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K / Q3_K / IQ4_XS -> IQ4_NL), then
+ * to F16. */
 /* Fallbacks seen so far: each (tensor kind, wanted, used) is reported once,
  * not once per layer. */
 typedef struct {
@@ -287,7 +289,7 @@ static uint32_t pick_type(const ftype_info *ft, const char *name, int64_t ne0, i
     const uint32_t want = t;
     if (is_k_type(t) && ne0 % QK_K) {
         t = t == PL_TYPE_Q4_K ? PL_TYPE_Q5_0 : t == PL_TYPE_Q5_K ? PL_TYPE_Q5_1
-          : t == PL_TYPE_Q6_K ? PL_TYPE_Q8_0 : PL_TYPE_Q4_0;
+          : t == PL_TYPE_Q6_K ? PL_TYPE_Q8_0 : PL_TYPE_IQ4_NL;
     }
     if (pl_row_size(t, ne0) == 0) t = PL_TYPE_F16;
     if (t != want) {
@@ -1416,7 +1418,11 @@ int main(int argc, char **argv) {
         have_in = 1;
         const gguf_file *g = &in.g;
         uint32_t n_layer = 0;
-        if (gguf_get_u32(g, "llama.block_count", &n_layer) != 0) {
+        gguf_str arch = {"llama", 5};
+        char bc[96];
+        if (gguf_get_str(g, "general.architecture", &arch) != 0 || arch.len > 64) arch = (gguf_str){"llama", 5};
+        snprintf(bc, sizeof bc, "%.*s.block_count", (int)arch.len, arch.ptr);
+        if (gguf_get_u32(g, bc, &n_layer) != 0) {
             for (uint64_t i = 0; i < g->n_tensors; i++) {
                 int il;
                 char nm[MAX_NAME];
