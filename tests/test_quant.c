@@ -11,7 +11,8 @@
  * 5. The integer path: activation quantizers (ggml's x86 ones, with their
  *    rounding pinned by hand-made cases) and dot_q, which must equal the
  *    double dot of the dequantized operands up to float rounding, and the
- *    exact float dot up to the activation-quantization noise. */
+ *    exact float dot up to the activation-quantization noise; hostile
+ *    floats (NaN/Inf activations, NaN/Inf scales) give non-finite dots. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -482,6 +483,82 @@ static void test_act_quant(void) {
         printf("  Q8_0 x86 vs reference activation quantizer: %d of 640000 quants differ\n", differ);
 }
 
+/* Hostile floats through the scalar integer path: an activation block with
+ * a NaN or an Inf quantizes to d = NaN with zero quants (all three
+ * activation formats), so dot_q of any weights is NaN; a weight block
+ * whose fp16 scale is NaN or Inf makes dot_q and dot non-finite; a NaN
+ * activation makes dot NaN. */
+static void test_nonfinite(void) {
+    static const uint32_t acts[] = {PL_TYPE_Q8_0, PL_TYPE_Q8_1, PL_TYPE_Q8_K};
+    float x[2 * QK_K];
+    static _Alignas(16) uint8_t xq[2 * 292], w[2 * 210];
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+        const pl_type_traits *at = pl_type_traits_get(acts[a]);
+        for (int kind = 0; kind < 3; kind++) {
+            for (int i = 0; i < 2 * QK_K; i++) x[i] = rng_gauss();
+            x[rng_u64() % (2 * QK_K)] = kind == 0 ? NAN : kind == 1 ? INFINITY : -INFINITY;
+            at->from_float_act(x, xq, 2 * QK_K);
+            int nan_blocks = 0, zero_q = 1;
+            for (int b = 0; b < 2 * QK_K / at->blck; b++) {
+                const uint8_t *blk = xq + (size_t)b * at->type_size;
+                float d;
+                const int8_t *q;
+                if (acts[a] == PL_TYPE_Q8_K) {
+                    d = ((const block_q8_K *)blk)->d;
+                    q = ((const block_q8_K *)blk)->qs;
+                } else {
+                    d = pl_half_to_float(((const block_q8_0 *)blk)->d);
+                    q = (const int8_t *)blk + (acts[a] == PL_TYPE_Q8_1 ? 4 : 2);
+                }
+                if (isnan(d)) {
+                    nan_blocks++;
+                    for (int j = 0; j < at->blck; j++) zero_q &= q[j] == 0;
+                }
+            }
+            CHECK(nan_blocks == 1 && zero_q, "%s: a block with %s: %d NaN blocks, quants zero %d", at->name,
+                  kind ? "Inf" : "NaN", nan_blocks, zero_q);
+        }
+    }
+    for (size_t k = 0; k < N_WEIGHT_TYPES; k++) {
+        const uint32_t type = weight_types[k];
+        const pl_type_traits *tt = pl_type_traits_get(type);
+        const uint32_t act = tt->vec_dot_type;
+        const int64_t n = tt->blck == 1 ? 64 : 2 * (int64_t)tt->blck;
+        for (int kind = 0; kind < 2; kind++) {
+            for (int64_t i = 0; i < n; i++) x[i] = rng_gauss();
+            random_blocks(type, w, n);
+            x[rng_u64() % (uint64_t)n] = kind ? INFINITY : NAN;
+            if (act == PL_TYPE_F32) memcpy(xq, x, (size_t)n * 4);
+            else pl_type_traits_get(act)->from_float_act(x, xq, n);
+            const float dq = tt->dot_q(w, xq, n), d = tt->dot(w, x, n);
+            CHECK(!isfinite(dq), "%s: dot_q with a%s activation is %g", tt->name, kind ? "n Inf" : " NaN", dq);
+            CHECK(kind || isnan(d), "%s: dot with a NaN activation is %g", tt->name, d);
+        }
+        /* the first block's scale (or first weight) NaN, then Inf */
+        for (int kind = 0; kind < 2; kind++) {
+            for (int64_t i = 0; i < n; i++) x[i] = rng_gauss();
+            random_blocks(type, w, n);
+            const size_t off = type == PL_TYPE_Q2_K ? offsetof(block_q2_K, d)
+                             : type == PL_TYPE_Q3_K ? offsetof(block_q3_K, d)
+                             : type == PL_TYPE_Q6_K ? offsetof(block_q6_K, d) : 0;
+            if (type == PL_TYPE_F32) {
+                const float f = kind ? INFINITY : NAN;
+                memcpy(w, &f, 4);
+            } else if (type == PL_TYPE_BF16) {
+                const uint16_t h = kind ? 0x7f80 : 0x7fc0;
+                memcpy(w, &h, 2);
+            } else {
+                put_half(w + off, kind ? 0x7c00 : 0x7e00);
+            }
+            if (act == PL_TYPE_F32) memcpy(xq, x, (size_t)n * 4);
+            else pl_type_traits_get(act)->from_float_act(x, xq, n);
+            const float dq = tt->dot_q(w, xq, n), d = tt->dot(w, x, n);
+            CHECK(!isfinite(dq) && !isfinite(d), "%s: a %s scale gives dot_q %g, dot %g", tt->name,
+                  kind ? "Inf" : "NaN", dq, d);
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ 3. round trip */
 
 /* Relative RMSE of from_float -> to_float on n values. */
@@ -727,6 +804,7 @@ int main(void) {
     test_dot();
     test_act_quant();
     test_dot_q();
+    test_nonfinite();
     test_roundtrip();
     test_quantize_bytes();
     return t_summary("test_quant");
