@@ -102,7 +102,7 @@ TEST_BIN := $(TESTS:%=$(BUILD)/tests/%$(EXE))
 .PHONY: all test clean run bench bench-kernels memtest fuzz fuzz-bin tsan test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
         windows test-cross size model
 # picolm-gen is a POSIX tool (files, signals): not built for Windows.
-all: $(BUILD)/picolm$(EXE) $(if $(EXE),,$(BUILD)/picolm-gen)
+all: $(BUILD)/picolm$(EXE) $(if $(EXE),,$(BUILD)/picolm-gen $(BUILD)/picolm-server)
 # The test programs and the CLI without running them (cross builds).
 test-bin: $(TEST_BIN) $(BUILD)/picolm$(EXE)
 
@@ -117,6 +117,10 @@ $(BUILD)/picolm$(EXE): $(BUILD)/tools/picolm.o $(BUILD)/libpicolm.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/picolm-gen: $(BUILD)/tools/picolm-gen.o $(BUILD)/libpicolm.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The OpenAI-compatible server (POSIX sockets and threads: not for Windows).
+$(BUILD)/picolm-server: $(BUILD)/tools/picolm-server.o $(BUILD)/libpicolm.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/membw: bench/membw.c
