@@ -470,8 +470,6 @@ static int partition(const pl_tokenizer *t, const uint8_t *text, int parse_speci
                 if (at > pos && frag_push(tmp, NO_TOKEN, pos, at - pos)) return -1;
                 if (frag_push(tmp, id, at, m)) return -1;
                 pos = at + m;
-                if (e->rstrip) /* llama.cpp's RSTRIP: isspace on the (ASCII) bytes after it */
-                    while (pos < end && ((text[pos] >= 9 && text[pos] <= 13) || text[pos] == ' ')) pos++;
             }
         }
         frag_list sw = *cur;
@@ -621,6 +619,21 @@ static int fragments(const pl_tokenizer *t, const uint8_t *u, size_t len, int pa
             continue;
         }
         if (raw) f.tok = NO_TOKEN;
+        cur->v[k++] = f;
+    }
+    cur->n = k;
+    /* llama.cpp's RSTRIP (phi-3): the whitespace (isspace, ASCII) after such
+     * a piece goes. llama.cpp strips it as it cuts the piece out; doing it
+     * once the raw runs are joined again strips a plain range's leading
+     * whitespace as encode would, and differs only for special pieces made
+     * of whitespace, which no rstrip vocabulary has. */
+    k = 0;
+    for (size_t i = 0; i < cur->n; i++) {
+        frag f = cur->v[i];
+        if (f.tok == NO_TOKEN && k > 0 && cur->v[k - 1].tok != NO_TOKEN && t->tok[cur->v[k - 1].tok].rstrip) {
+            while (f.len > 0 && ((u[f.off] >= 9 && u[f.off] <= 13) || u[f.off] == ' ')) f.off++, f.len--;
+            if (f.len == 0) continue;
+        }
         cur->v[k++] = f;
     }
     cur->n = k;

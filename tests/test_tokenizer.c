@@ -683,6 +683,14 @@ static void eog_checks(const vocab_file *vf, const pl_tokenizer *t) {
         int32_t *a = encode(t, "<|user|>\n Hi</s>\n", 16, 0, 1, &n1);
         int32_t *b = encode(t, "<|user|>Hi</s>", 14, 0, 1, &n2);
         CHECK(a && b && ids_equal(a, n1, b, n2) && n1 == 3, "phi-3: rstrip after special pieces");
+        /* and a plain range right after one loses its leading whitespace as encode would */
+        static const char chat[] = "<|user|>\n Hi <|end|>\n<|assistant|>";
+        size_t plain[2] = {8, 13};
+        int32_t sp[16];
+        int ns = pl_tokenizer_encode_spans(t, chat, sizeof chat - 1, 0, plain, 1, sp, 16);
+        free(a);
+        a = encode(t, chat, sizeof chat - 1, 0, 1, &n1);
+        CHECK(a && ns == n1 && ids_equal(sp, ns, a, n1), "phi-3: rstrip into a plain range");
         free(a);
         free(b);
     } else if (!strcmp(vf->file, "ggml-vocab-llama-spm")) {
