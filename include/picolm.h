@@ -256,7 +256,7 @@ const char *pl_gen_error(const pl_gen *g);
  * tried in order: <|im_sep|> phi4; <|im_start|> with "Reasoning Mode"
  * smollm3, with <think> qwen3, with <tool_response> qwen2, else chatml;
  * <|start_header_id|> llama3; <start_of_turn> gemma; <|end|> with <|/tool|>
- * or "'|>' + message['content']" phi4mini, with <|assistant|> phi3;
+ * or "'|>' + message['content']" phi4mini, with <|user|> or <|assistant|> phi3;
  * <|user|> with </s> or eos_token zephyr; <<SYS>> llama2; [INST] mistral).
  * stop is the family's end-of-turn token text besides EOS (or NULL). */
 typedef struct pl_chat_msg {
@@ -278,7 +278,8 @@ typedef struct pl_chat_msg {
 int pl_chat_format_msgs(const char *name, const pl_chat_msg *msgs, int n_msgs, int add_assistant, char *out,
                         size_t cap, size_t *spans);
 /* One system (skipped when NULL or empty) + one user message with the
- * generation prompt, as pl_chat_format_msgs. *n_sys_bytes receives the length
+ * generation prompt, as pl_chat_format_msgs (but -1 for an unknown name, as
+ * this function always returned). *n_sys_bytes receives the length
  * of the system part (for --keep): up to the user turn, or up to the user's
  * text where the system text shares that turn; 0 when nothing precedes it. */
 int pl_chat_format(const char *name, const char *system, const char *user, char *out, size_t cap,

@@ -213,6 +213,7 @@ static const struct {
     {"gemma", "<start_of_turn>", NULL},
     {"phi4mini", "<|end|>", "<|/tool|>"},
     {"phi4mini", "<|end|>", "'|>' + message['content']"},
+    {"phi3", "<|end|>", "<|user|>"},
     {"phi3", "<|end|>", "<|assistant|>"},
     {"zephyr", "<|user|>", "</s>"},
     {"zephyr", "<|user|>", "eos_token"},
@@ -461,7 +462,8 @@ int pl_chat_format_msgs(const char *name, const pl_chat_msg *msgs, int n_msgs, i
 int pl_chat_format(const char *name, const char *system, const char *user, char *out, size_t cap,
                    size_t *n_sys_bytes) {
     const chat_family *f = find(name);
-    if (!f || (cap && !out)) return PL_ERR_ARG;
+    if (!f) return -1; /* this function's contract since it existed */
+    if (cap && !out) return PL_ERR_ARG;
     pl_chat_msg m[2] = {{"system", system}, {"user", user}};
     int sys = system && *system;
     wbuf w = {out, cap, 0, 0};

@@ -184,7 +184,7 @@ static void test_format_two(void) {
           "empty system is skipped: [%s] %zu", buf, ns);
     n = pl_chat_format("llama2", NULL, "Hi", buf, sizeof buf, &ns);
     CHECK(!strcmp(buf, "[INST] Hi [/INST]") && ns == 0, "llama2 no system: [%s]", buf);
-    CHECK(pl_chat_format("nope", NULL, "Hi", buf, sizeof buf, &ns) < 0, "unknown name");
+    CHECK(pl_chat_format("nope", NULL, "Hi", buf, sizeof buf, &ns) == -1, "unknown name");
 }
 
 static void test_special_behaviour(void) {
@@ -381,6 +381,8 @@ static void test_detect(void) {
                      "'<|tool|>' + message['tools'] + '<|/tool|>' + '<|end|>' }}{% else %}{{ '<|' + "
                      "message['role'] + '|>' + message['content'] + '<|end|>' }}{% endif %}{% endfor %}{% if "
                      "add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}"},
+        /* Phi-3 written without the generation prompt */
+        {"phi3", "{{'<|user|>\n' + message['content'] + '<|end|>\n'}}"},
         /* Phi-4 */
         {"phi4", "{% for message in messages %}{% if (message['role'] == 'system') "
                  "%}{{'<|im_start|>system<|im_sep|>' + message['content'] + '<|im_end|>'}}{% endif %}{% endfor %}"},
