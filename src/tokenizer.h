@@ -25,10 +25,14 @@ void pl_tokenizer_free(pl_tokenizer *t); /* accepts NULL */
 int pl_tokenizer_n_vocab(const pl_tokenizer *t);
 int32_t pl_tokenizer_bos(const pl_tokenizer *t);
 int32_t pl_tokenizer_eos(const pl_tokenizer *t);
-int pl_tokenizer_add_bos(const pl_tokenizer *t); /* tokenizer.ggml.add_bos_token, default 1 */
+/* tokenizer.ggml.add_bos_token; without it llama.cpp's default: 1 for SPM,
+ * for BPE 1 only with the llama3 (llama-bpe...) and tekken pre-tokenizers. */
+int pl_tokenizer_add_bos(const pl_tokenizer *t);
 
 /* Encode len bytes of text. add_bos: prepend BOS. parse_special: control
- * tokens written in the text (e.g. "</s>") become single tokens.
+ * tokens written in the text (e.g. "</s>") become single tokens
+ * (user-defined ones always do, as in llama.cpp). BPE reads invalid UTF-8
+ * as U+FFFD, as llama.cpp does.
  * Returns the number of tokens (which may exceed max_out: then only max_out
  * were written and the caller retries with a bigger buffer), or negative on
  * error (out of memory). */
@@ -36,10 +40,12 @@ int pl_tokenizer_encode(const pl_tokenizer *t, const char *text, size_t len, int
                         int parse_special, int32_t *out, int max_out);
 
 /* The bytes a token stands for when it follows prev (prev < 0 at the start):
- * U+2581 -> ' ', <0xNN> -> that byte, control tokens (BOS/EOS...) -> "".
+ * SPM: U+2581 -> ' ', <0xNN> -> that byte; BPE: each of GPT-2's byte-level
+ * code points -> its byte (a token may end inside a UTF-8 character);
+ * user-defined pieces -> their text; control tokens (BOS/EOS...) -> "".
  * Writes at most cap bytes to buf, returns the full length. A leading space
  * is kept (llama.cpp keeps it too, except that it strips it after BOS when
- * the space prefix was added: we do the same). */
+ * the SPM space prefix was added: we do the same). */
 int pl_tokenizer_decode(const pl_tokenizer *t, int32_t prev, int32_t token, char *buf, size_t cap);
 
 /* The raw piece text (for debugging). NULL if out of range. */
