@@ -285,6 +285,8 @@ static uint32_t pick_type(const ftype_info *ft, const char *name, int64_t ne0, i
         else if (sscanf(name, "blk.%d.", &il) == 1 && (strstr(name, ".attn_v.") || strstr(name, ".ffn_down.")) &&
                  use_more_bits(il, n_layer))
             t = PL_TYPE_Q6_K;
+        else if (strstr(name, ".attn_qkv.")) /* fused Q/K/V (phi3): one step up, every layer */
+            t = ft->type == PL_TYPE_Q4_K ? PL_TYPE_Q5_K : PL_TYPE_Q6_K;
     }
     const uint32_t want = t;
     if (is_k_type(t) && ne0 % QK_K) {
@@ -461,8 +463,11 @@ typedef struct {
     const char *pre;        /* tokenizer.ggml.pre (BPE) */
     const special_tok *sp;  /* specials: first (SPM, smollm) or after the regular tokens */
     int n_sp;
-    int n_reserved;         /* more CONTROL specials "<|reserved_special_token_K|>" (llama3) */
-    int reserved_from;      /* ... numbered from K = reserved_from */
+    int n_reserved;         /* a run of numbered specials (llama3's reserved, gemma's unused) ... */
+    int reserved_at;        /* ... inserted before sp[reserved_at] ... */
+    const char *reserved_fmt; /* ... spelled with this format of K ... */
+    int reserved_from;      /* ... K from reserved_from ... */
+    uint8_t reserved_type;  /* ... of this token type */
     int specials_first;
     int n_regular;          /* BPE: regular tokens of the real vocabulary (the rest: [PADn]) */
     const char *bos, *eos, *unk, *pad; /* texts of specials, NULL: not written */
@@ -473,10 +478,13 @@ typedef struct {
 static const special_tok SP_LLAMA[] = {{"<unk>", TT_UNKNOWN}, {"<s>", TT_CONTROL}, {"</s>", TT_CONTROL}};
 
 /* Gemma 3 (tokenizer.json of google/gemma-3-1b-it): <pad> <eos> <bos> <unk>
- * <mask> [multimodal], <unused0..98>, then <start_of_turn>=105 and
- * <end_of_turn>=106; the rest of the 262144 are pieces here. */
-static char GEMMA_UNUSED[99][12];
-static special_tok SP_GEMMA[107];
+ * <mask> [multimodal], <unused0..98> (the numbered run of its VOCABS row),
+ * then <start_of_turn>=105 and <end_of_turn>=106; the rest of the 262144 are
+ * pieces here. */
+static const special_tok SP_GEMMA[] = {
+    {"<pad>", TT_CONTROL}, {"<eos>", TT_CONTROL},  {"<bos>", TT_CONTROL},       {"<unk>", TT_UNKNOWN},
+    {"<mask>", TT_USER},   {"[multimodal]", TT_USER}, {"<start_of_turn>", TT_CONTROL}, {"<end_of_turn>", TT_CONTROL},
+};
 
 /* Qwen2.5 / Qwen3 (tokenizer.json; the same ids and types as
  * ../shared/testdata/vocab/vocab-qwen3.gguf): 151643.., then [PADn] to
@@ -518,29 +526,46 @@ static const special_tok SP_SMOLLM[] = {
 #define NSP(a) (int)(sizeof a / sizeof a[0])
 /* bos/eos/add_bos as the instruct models' GGUF conversions have them. */
 static const vocab_spec VOCABS[] = {
-    {"spm", 0, NULL, SP_LLAMA, NSP(SP_LLAMA), 0, 0, 1, 0, "<s>", "</s>", "<unk>", NULL, 1, 1, 0},
-    {"gemma", 0, NULL, SP_GEMMA, NSP(SP_GEMMA), 0, 0, 1, 0, "<bos>", "<eos>", "<unk>", "<pad>", 1, 0, 0},
-    {"qwen2", 1, "qwen2", SP_QWEN, 22, 0, 0, 0, 151643, "<|endoftext|>", "<|im_end|>", NULL, "<|endoftext|>", 0, 0, 0},
-    {"qwen3", 1, "qwen2", SP_QWEN, NSP(SP_QWEN), 0, 0, 0, 151643, "<|endoftext|>", "<|im_end|>", NULL, "<|endoftext|>",
-     0, 0, 0},
-    {"llama3", 1, "llama-bpe", SP_LLAMA3, NSP(SP_LLAMA3), 245, 3, 0, 128000, "<|begin_of_text|>", "<|eot_id|>", NULL,
-     NULL, 1, 0, 1},
-    {"smollm", 1, "smollm", SP_SMOLLM, NSP(SP_SMOLLM), 0, 0, 1, 49152 - NSP(SP_SMOLLM), "<|im_start|>", "<|im_end|>",
-     "<|endoftext|>", "<|im_end|>", 0, 0, 0},
+    {"spm", 0, NULL, SP_LLAMA, NSP(SP_LLAMA), 0, 0, NULL, 0, 0, 1, 0, "<s>", "</s>", "<unk>", NULL, 1, 1, 0},
+    {"gemma", 0, NULL, SP_GEMMA, NSP(SP_GEMMA), 99, 6, "<unused%d>", 0, TT_USER, 1, 0, "<bos>", "<eos>", "<unk>",
+     "<pad>", 1, 0, 0},
+    {"qwen2", 1, "qwen2", SP_QWEN, 22, 0, 0, NULL, 0, 0, 0, 151643, "<|endoftext|>", "<|im_end|>", NULL,
+     "<|endoftext|>", 0, 0, 0},
+    {"qwen3", 1, "qwen2", SP_QWEN, NSP(SP_QWEN), 0, 0, NULL, 0, 0, 0, 151643, "<|endoftext|>", "<|im_end|>", NULL,
+     "<|endoftext|>", 0, 0, 0},
+    {"llama3", 1, "llama-bpe", SP_LLAMA3, NSP(SP_LLAMA3), 245, NSP(SP_LLAMA3), "<|reserved_special_token_%d|>", 3,
+     TT_CONTROL, 0, 128000, "<|begin_of_text|>", "<|eot_id|>", NULL, NULL, 1, 0, 1},
+    {"smollm", 1, "smollm", SP_SMOLLM, NSP(SP_SMOLLM), 0, 0, NULL, 0, 0, 1, 49152 - NSP(SP_SMOLLM), "<|im_start|>",
+     "<|im_end|>", "<|endoftext|>", "<|im_end|>", 0, 0, 0},
 };
+
+static int n_specials(const vocab_spec *vs) { return vs->n_sp + vs->n_reserved; }
+
+/* The k-th special token of the layout: its text (in buf when numbered)
+ * and type. */
+static const char *special_at(const vocab_spec *vs, int k, char *buf, size_t cap, int32_t *type) {
+    if (k >= vs->reserved_at && k < vs->reserved_at + vs->n_reserved) {
+        snprintf(buf, cap, vs->reserved_fmt, vs->reserved_from + k - vs->reserved_at);
+        *type = vs->reserved_type;
+        return buf;
+    }
+    if (k >= vs->reserved_at) k -= vs->n_reserved;
+    *type = vs->sp[k].type;
+    return vs->sp[k].text;
+}
+
+/* The position of special `text` among the layout's specials. */
+static int special_index(const vocab_spec *vs, const char *text) {
+    char buf[64];
+    int32_t type;
+    for (int k = 0; k < n_specials(vs); k++)
+        if (!strcmp(special_at(vs, k, buf, sizeof buf, &type), text)) return k;
+    die("internal: special %s missing", text);
+    return -1;
+}
 #undef NSP
 
 static const vocab_spec *find_vocab_spec(const char *name) {
-    if (!SP_GEMMA[0].text) { /* filled once: the unused block is a list */
-        static const char *head[6] = {"<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "[multimodal]"};
-        for (int i = 0; i < 6; i++) SP_GEMMA[i] = (special_tok){head[i], i == 3 ? TT_UNKNOWN : i < 3 ? TT_CONTROL : TT_USER};
-        for (int i = 0; i < 99; i++) {
-            snprintf(GEMMA_UNUSED[i], sizeof GEMMA_UNUSED[i], "<unused%d>", i);
-            SP_GEMMA[6 + i] = (special_tok){GEMMA_UNUSED[i], TT_USER};
-        }
-        SP_GEMMA[105] = (special_tok){"<start_of_turn>", TT_CONTROL};
-        SP_GEMMA[106] = (special_tok){"<end_of_turn>", TT_CONTROL};
-    }
     for (size_t i = 0; i < sizeof VOCABS / sizeof VOCABS[0]; i++)
         if (!strcmp(VOCABS[i].name, name)) return &VOCABS[i];
     return NULL;
@@ -559,7 +584,9 @@ static void synth_vocab(vocab *v, int n_vocab, const vocab_spec *vs) {
     v->set = calloc(size, sizeof *v->set);
     v->mask = size - 1;
     if (!v->piece || !v->set) die("out of memory");
-    for (int i = 0; i < vs->n_sp; i++) vocab_add(v, vs->sp[i].text);
+    char sbuf[64];
+    int32_t stype;
+    for (int i = 0; i < n_specials(vs); i++) vocab_add(v, special_at(vs, i, sbuf, sizeof sbuf, &stype));
     char buf[32];
     for (int b = 0; b < 256; b++) {
         snprintf(buf, sizeof buf, "<0x%02X>", b);
@@ -607,7 +634,8 @@ static int vocab_id(const vocab *v, const char *s) {
 }
 
 static void write_vocab(kvw *w, const vocab *v, const vocab_spec *vs) {
-    const int n_fixed = vs->n_sp + 256; /* specials and bytes: score 0 */
+    const int n_fixed = n_specials(vs) + 256; /* specials and bytes: score 0 */
+    char sbuf[64];
     kv_str(w, "tokenizer.ggml.model", "llama");
     kv_arr(w, "tokenizer.ggml.tokens", GGUF_STRING, (uint64_t)v->n);
     for (int i = 0; i < v->n; i++) bb_str(&w->b, v->piece[i]);
@@ -618,7 +646,8 @@ static void write_vocab(kvw *w, const vocab *v, const vocab_spec *vs) {
     }
     kv_arr(w, "tokenizer.ggml.token_type", GGUF_INT32, (uint64_t)v->n);
     for (int i = 0; i < v->n; i++) {
-        const int32_t t = i < vs->n_sp ? vs->sp[i].type : i < n_fixed ? TT_BYTE : TT_NORMAL;
+        int32_t t = i < n_fixed ? TT_BYTE : TT_NORMAL;
+        if (i < n_specials(vs)) special_at(vs, i, sbuf, sizeof sbuf, &t);
         bb_put(&w->b, &t, 4);
     }
     kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)vocab_id(v, vs->bos));
@@ -971,9 +1000,8 @@ static size_t gpt2_spell(const uint8_t *p, size_t n, const unsigned *cp, char *o
 static void write_bpe(kvw *w, const bpe_vocab *v, const vocab_spec *vs, int n_vocab) {
     unsigned cp[256];
     for (int b = 0; b < 256; b++) cp[b] = gpt2_char(b);
-    const int n_special = vs->n_sp + vs->n_reserved;
+    const int n_special = n_specials(vs);
     const int reg0 = vs->specials_first ? n_special : 0, sp0 = vs->specials_first ? 0 : v->n;
-    const int n_pad = n_vocab - v->n - n_special;
     char buf[4 * BPE_MAX_PIECE + 64];
     kv_str(w, "tokenizer.ggml.model", "gpt2");
     kv_str(w, "tokenizer.ggml.pre", vs->pre);
@@ -983,9 +1011,8 @@ static void write_bpe(kvw *w, const bpe_vocab *v, const vocab_spec *vs, int n_vo
             const int t = id - reg0;
             bb_strn(&w->b, buf, gpt2_spell(v->text + v->off[t], v->len[t], cp, buf));
         } else if (id >= sp0 && id < sp0 + n_special) {
-            const int k = id - sp0;
-            if (k < vs->n_sp) bb_str(&w->b, vs->sp[k].text);
-            else snprintf(buf, sizeof buf, "<|reserved_special_token_%d|>", vs->reserved_from + k - vs->n_sp), bb_str(&w->b, buf);
+            int32_t type;
+            bb_str(&w->b, special_at(vs, id - sp0, buf, sizeof buf, &type));
         } else {
             snprintf(buf, sizeof buf, "[PAD%d]", id), bb_str(&w->b, buf);
         }
@@ -994,7 +1021,7 @@ static void write_bpe(kvw *w, const bpe_vocab *v, const vocab_spec *vs, int n_vo
     for (int id = 0; id < n_vocab; id++) {
         int32_t t = TT_UNUSED;
         if (id >= reg0 && id < reg0 + v->n) t = TT_NORMAL;
-        else if (id >= sp0 && id < sp0 + n_special) t = id - sp0 < vs->n_sp ? vs->sp[id - sp0].type : TT_CONTROL;
+        else if (id >= sp0 && id < sp0 + n_special) special_at(vs, id - sp0, buf, sizeof buf, &t);
         bb_put(&w->b, &t, 4);
     }
     kv_arr(w, "tokenizer.ggml.merges", GGUF_STRING, (uint64_t)v->n_merge);
@@ -1005,16 +1032,12 @@ static void write_bpe(kvw *w, const bpe_vocab *v, const vocab_spec *vs, int n_vo
         n += gpt2_spell(v->text + v->off[b], v->len[b], cp, buf + n);
         bb_strn(&w->b, buf, n);
     }
-    (void)n_pad;
     const char *names[4] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
                             "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"};
     const char *texts[4] = {vs->bos, vs->eos, vs->unk, vs->pad};
     for (int i = 0; i < 4; i++) {
         if (!texts[i]) continue;
-        int k = 0;
-        while (k < vs->n_sp && strcmp(vs->sp[k].text, texts[i])) k++;
-        if (k == vs->n_sp) die("internal: special %s missing", texts[i]);
-        kv_u32(w, names[i], (uint32_t)(sp0 + k));
+        kv_u32(w, names[i], (uint32_t)(sp0 + special_index(vs, texts[i])));
     }
     kv_bool(w, "tokenizer.ggml.add_bos_token", vs->add_bos);
 }
@@ -1358,7 +1381,7 @@ static void parse_args(options *o, int argc, char **argv) {
     if (h->swa > h->n_ctx) h->swa = h->n_ctx; /* the loader refuses a window past the context */
     if (o->vocab && set[O_VOCAB]) die_usage("--vocab sets n_vocab: drop --n-vocab");
     if (!o->vocab) {
-        const int n_special = o->vs->n_sp + o->vs->n_reserved;
+        const int n_special = n_specials(o->vs);
         if (h->n_vocab < n_special + 256 + 64)
             die_usage("--n-vocab %d is too small for the %s vocabulary (at least %d)", h->n_vocab, o->vs->name,
                       n_special + 256 + 64);
@@ -1478,7 +1501,7 @@ int main(int argc, char **argv) {
                 die("%s: no usable tokenizer.ggml.tokens", o.vocab);
             h->n_vocab = (int)kt->arr_n;
         } else if (vs->bpe) {
-            const int n_special = vs->n_sp + vs->n_reserved;
+            const int n_special = n_specials(vs);
             int n_regular = h->n_vocab - n_special;
             if (n_regular > vs->n_regular) n_regular = vs->n_regular;
             synth_bpe(&bv, n_regular, vs);
