@@ -269,12 +269,15 @@ typedef struct pl_chat_msg {
  * is longer) and returns the full length (excluding NUL), or PL_ERR_ARG for an
  * unknown name or role, a role the family has no turn for (tool in gemma,
  * phi3, phi2, zephyr, llama2, mistral), a system message the family cannot
- * place (not first in gemma, llama2, mistral, smollm3, phi4mini; in gemma,
+ * place (not first in gemma, llama2, mistral, smollm3; in gemma,
  * llama2 and mistral it must be followed by a user message), or a text longer
  * than INT_MAX; PL_ERR_NOMEM if smollm3 cannot copy the system text. spans,
  * when not NULL, receives 2*n_msgs offsets: [spans[2i], spans[2i+1]) is
- * message i's content in the full text (after the family's trimming; may lie
- * past cap when truncated). Roles are not checked for alternation. */
+ * message i's content in the full text, as the family writes it (trimmed in
+ * llama3, gemma, llama2; qwen3's earlier answers without their reasoning;
+ * smollm3's system text without /think, /no_think), past cap when truncated.
+ * out may be NULL when cap is 0 (to measure); on an error it holds "". Roles
+ * are not checked for alternation. */
 int pl_chat_format_msgs(const char *name, const pl_chat_msg *msgs, int n_msgs, int add_assistant, char *out,
                         size_t cap, size_t *spans);
 /* One system (skipped when NULL or empty) + one user message with the

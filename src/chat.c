@@ -129,7 +129,7 @@ static const chat_family families[] = {
      "<|assistant|>",
      NULL,
      "<|end|>",
-     F_SYS_FIRST},
+     0},
     /* Phi-4 (14B): ChatML with <|im_sep|> after the role and no newlines */
     {"phi4",
      {"<|im_start|>system<|im_sep|>", "<|im_end|>"},
