@@ -164,10 +164,10 @@ $(BUILD)/tests/test_kernels.o: CPPFLAGS += -DPL_TEST_AVX512_EMU
 endif
 
 # The tests run from the repository root; PICOLM_TESTDATA overrides the data path.
-test: $(TEST_BIN) $(BUILD)/picolm $(if $(EXE),,$(BUILD)/picolm-gen)
+test: $(TEST_BIN) $(BUILD)/picolm $(if $(EXE),,$(BUILD)/picolm-gen $(BUILD)/picolm-server)
 	@fail=0; rm -f $(BUILD)/test.log; \
-	 for t in $(TEST_BIN) "sh tests/cli.sh" "sh tests/json_cli.sh" "sh tests/gen.sh"; do \
-	     PICOLM=$(BUILD)/picolm $$t >$(BUILD)/test.out 2>&1 || fail=1; \
+	 for t in $(TEST_BIN) "sh tests/cli.sh" "sh tests/json_cli.sh" "sh tests/gen.sh" "sh tests/server.sh"; do \
+	     PICOLM=$(BUILD)/picolm PICOLM_SERVER=$(BUILD)/picolm-server $$t >$(BUILD)/test.out 2>&1 || fail=1; \
 	     cat $(BUILD)/test.out; cat $(BUILD)/test.out >>$(BUILD)/test.log; done; \
 	 awk '/: [0-9]+ passed, [0-9]+ failed$$/ { p += $$(NF-3); f += $$(NF-1) } \
 	      END { printf "total: %d passed, %d failed\n", p, f }' $(BUILD)/test.log; \

@@ -1005,7 +1005,20 @@ static void *conn_main(void *arg) {
         if (rc == HTTP_ERROR) {
             send_error(c, c->hp.status ? c->hp.status : 400, "invalid_request_error", "bad_request", NULL, 0, "%s",
                        c->hp.err);
-            flush_out(c);
+            if (flush_out(c) == 0) {
+                /* a lingering close: a client still sending its body (413)
+                 * would otherwise get a reset instead of the answer */
+                shutdown(c->fd, SHUT_WR);
+                double t_end = now_s() + 2.0;
+                size_t drained = 0;
+                while (now_s() < t_end && drained < (64u << 20)) {
+                    struct pollfd p = {c->fd, POLLIN, 0};
+                    if (poll(&p, 1, 200) <= 0) continue;
+                    ssize_t k = recv(c->fd, buf, sizeof buf, 0);
+                    if (k <= 0) break;
+                    drained += (size_t)k;
+                }
+            }
             goto out;
         }
         if (handle(c, &c->hp.req) || !c->hp.req.keep_alive) goto out;

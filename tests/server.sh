@@ -1,0 +1,59 @@
+#!/bin/sh
+# server.sh - a live picolm-server on a free localhost port with
+# tiny32k-Q4_K_M.gguf, driven by the official `openai` npm client
+# (tests/server.mjs), then SIGTERM: it must shut down cleanly. The client
+# is installed once into build/npm (PICOLM_NPM_DIR); without the test data,
+# node or the npm registry (outside CI) the suite says so in one line.
+set -u
+BIN=${PICOLM_SERVER:-build/picolm-server}
+DATA=${PICOLM_TESTDATA:-../shared/testdata}
+NPM_DIR=${PICOLM_NPM_DIR:-build/npm}
+if [ ! -f "$DATA/README.md" ]; then
+    echo "server: skipped: no reference data at $DATA (set PICOLM_TESTDATA)"
+    exit 0
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    [ "${CI:-}" = true ] && { echo "server: FAIL: node and npm are needed"; echo "server: 0 passed, 1 failed"; exit 1; }
+    echo "server: skipped: no node/npm on this machine"
+    exit 0
+fi
+if [ ! -f "$NPM_DIR/node_modules/openai/package.json" ]; then
+    mkdir -p "$NPM_DIR"
+    if ! npm install --prefix "$NPM_DIR" --silent --no-audit --no-fund openai@7 >"$NPM_DIR/install.log" 2>&1; then
+        if [ "${CI:-}" = true ]; then
+            cat "$NPM_DIR/install.log"
+            echo "server: FAIL: npm install openai failed"
+            echo "server: 0 passed, 1 failed"
+            exit 1
+        fi
+        echo "server: skipped: cannot install the openai npm client (offline?)"
+        exit 0
+    fi
+fi
+T=$(mktemp -d)
+trap 'kill "$PID" 2>/dev/null; rm -rf "$T"' EXIT
+"$BIN" "$DATA/models/tiny32k-Q4_K_M.gguf" --port 0 -c 512 --parallel 4 -j 2 --max-queue 64 >"$T/log" 2>&1 &
+PID=$!
+port=
+for _ in $(seq 1 100); do
+    port=$(sed -n 's|.*on http://127.0.0.1:\([0-9]*\)/v1.*|\1|p' "$T/log")
+    [ -n "$port" ] && break
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.1
+done
+if [ -z "$port" ]; then
+    cat "$T/log"
+    echo "server: FAIL: picolm-server did not start"
+    echo "server: 0 passed, 1 failed"
+    exit 1
+fi
+SERVER_PID=$PID node tests/server.mjs "http://127.0.0.1:$port/v1" "$NPM_DIR"
+rc=$?
+kill -TERM "$PID"
+for _ in $(seq 1 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$PID" 2>/dev/null; then
+    echo "FAIL server: no clean shutdown on SIGTERM within 5 s"
+    rc=1
+fi
+wait "$PID" 2>/dev/null
+exit $rc
