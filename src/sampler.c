@@ -1,7 +1,11 @@
 /* sampler.c - temperature, top-k, top-p (nucleus) sampling with a seeded
  * xoshiro256** generator, so the same seed gives the same tokens on every
  * machine that computes the same logits. Temperature 0 is argmax (the
- * lowest id wins a tie). Scratch is allocated once per sampler. */
+ * lowest id wins a tie), and so is any temperature too small to divide by.
+ * NaN logits never win and +Inf ones win outright; when no logit is a
+ * number above -Inf there is nothing to sample and pl_sample returns
+ * PL_ERR_ARG. Scratch is allocated once per sampler. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -68,13 +72,16 @@ static int by_prob_desc(const void *a, const void *b) {
 
 int32_t pl_sample(pl_sampler *s, float *logits) {
     int n = s->n_vocab;
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (logits[i] > logits[best]) best = i;
-    if (s->p.temperature <= 0.0f) return best;
+    int32_t best = -1;
+    for (int i = 0; i < n; i++) /* NaN compares false: never the best */
+        if (logits[i] > -INFINITY && (best < 0 || logits[i] > logits[best])) best = i;
+    if (best < 0) return PL_ERR_ARG;
+    /* greedy at T = 0, for an infinite logit (the limit of any softmax),
+     * and when 1/T overflows: (x - max) / T would give 0 * Inf = NaN */
+    float mx = logits[best], inv_t = s->p.temperature > 0.0f ? 1.0f / s->p.temperature : 0.0f;
+    if (s->p.temperature <= 0.0f || isinf(mx) || !(inv_t <= FLT_MAX)) return best;
 
     /* softmax at temperature, relative to the max for stability */
-    float mx = logits[best], inv_t = 1.0f / s->p.temperature;
     double sum = 0;
     int m = 0;
     for (int i = 0; i < n; i++) {

@@ -8,6 +8,10 @@ BIN=${PICOLM:-build/picolm}
 DATA=${PICOLM_TESTDATA:-../shared/testdata}
 M=$DATA/models/tiny512-Q8_0.gguf
 M32=$DATA/models/tiny32k-Q4_K_M.gguf
+if [ ! -f "$DATA/README.md" ]; then
+    echo "cli: skipped: no reference data at $DATA (set PICOLM_TESTDATA)"
+    exit 0
+fi
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 pass=0 fail=0
@@ -23,6 +27,17 @@ expect() {
     if [ "$rc" != "$code" ]; then bad "picolm $* exited $rc, expected $code ($(head -c 200 "$T/err"))"; return; fi
     if [ "$code" != 0 ] && [ "$(wc -l <"$T/err")" != 1 ]; then bad "picolm $*: error is not one line"; return; fi
     if [ "$code" != 0 ] && [ -s "$T/out" ]; then bad "picolm $*: error wrote to stdout"; return; fi
+    ok
+}
+# expect_in FILE CODE ARGS...: the same with FILE on standard input, and the
+# one error line must contain $want
+expect_in() {
+    in=$1 code=$2; shift 2
+    "$BIN" "$@" <"$in" >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ "$rc" != "$code" ]; then bad "picolm $* <$in exited $rc, expected $code ($(head -c 200 "$T/err"))"; return; fi
+    if [ "$code" != 0 ] && [ "$(wc -l <"$T/err")" != 1 ]; then bad "picolm $* <$in: error is not one line"; return; fi
+    if ! grep -q -- "$want" "$T/err"; then bad "picolm $* <$in: no '$want' in: $(cat "$T/err")"; return; fi
     ok
 }
 
@@ -48,6 +63,14 @@ expect 1 "$DATA" -p hi
 expect 1 "$M" -p ""
 expect 1 "$M" -c 4 -p "a prompt that is longer than four tokens for sure"
 expect 1 "$DATA/vocab/ggml-vocab-llama-spm.gguf" -p hi
+# a NUL byte in a text prompt is refused (it once cut a --chat message
+# short without a word), raw or chat alike; -p cannot carry one
+printf 'Hello\000world, and all of this' >"$T/nul.txt"
+want="NUL byte (at byte 5)"
+expect_in "$T/nul.txt" 1 "$M" -n 4
+expect_in "$T/nul.txt" 1 "$M" --chat -n 4
+expect_in "$T/nul.txt" 1 "$M" --chat --system "Be brief." -n 4
+expect_in "$T/nul.txt" 1 "$M" --tokenize
 # help and version go to stdout, exit 0
 "$BIN" --help | grep -q "usage: picolm" && ok || bad "--help"
 "$BIN" --version | grep -q "kernels:" && ok || bad "--version"
@@ -73,6 +96,28 @@ cmp -s "$T/a" "$T/b" && ok || bad "stdin and -p differ"
 "$BIN" "$M" -p 'Once upon a time' -n 12 -t 0.9 -s 8 -q >"$T/c"
 "$BIN" "$M" -p 'Once upon a time' -n 12 -t 0.9 -s 7 -q -j 1 >"$T/d"
 cmp -s "$T/b" "$T/d" && ok || bad "-j 1 and default threads differ"
+
+# a temperature too small to divide by is greedy (1/T overflowed to Inf and
+# the probabilities were NaN), with and without top-p and top-k
+"$BIN" "$M32" -p 'Once upon a time' -n 12 -t 0 -q >"$T/g0"
+for t in 1e-45 1e-40 1e-400; do
+    for cut in "-k 1" "-k 0.9" "--top-k 5"; do
+        "$BIN" "$M32" -p 'Once upon a time' -n 12 -t $t $cut -q >"$T/g1" 2>"$T/err"
+        cmp -s "$T/g0" "$T/g1" && ok || bad "-t $t $cut is not greedy: $(cat "$T/g1" "$T/err")"
+    done
+done
+# a model whose weights hold NaN: an error naming the position, exit 1,
+# never text sampled from NaN logits (the last 64 KB of an F32 file, a
+# weight tensor's rows, set to 0xFF bytes: float NaN)
+cp "$DATA/models/tiny512-F32.gguf" "$T/nan.gguf"
+sz=$(wc -c <"$T/nan.gguf")
+head -c 65536 /dev/zero | tr '\000' '\377' | dd of="$T/nan.gguf" bs=1024 seek=$((sz / 1024 - 64)) conv=notrunc 2>/dev/null
+for t in 0 0.8; do
+    "$BIN" "$T/nan.gguf" -p "Once upon a time" -n 4 -t $t >"$T/out" 2>"$T/err"
+    rc=$?
+    [ $rc = 1 ] && grep -q "the model produced NaN/Inf logits at position 10$" "$T/err" && [ "$(wc -l <"$T/err")" = 1 ] &&
+        [ ! -s "$T/out" ] && ok || bad "NaN model at -t $t: rc $rc, $(cat "$T/err")"
+done
 
 # --tokenize against the reference ids, with and without BOS
 ids=$("$BIN" "$M" -p "Once upon a time" --tokenize)
@@ -138,6 +183,78 @@ grep -q "another model" "$T/err" && ok || bad "foreign cache: $(cat "$T/err")"
 grep -q "another KV cache type" "$T/err" && ok || bad "q8 run on an f16 cache: $(cat "$T/err")"
 expect 2 "$M" --kv q4
 ls "$T"/kv.tmp* >/dev/null 2>&1 && bad "temporary cache file left behind" || ok
+# cache warnings survive -q (it hides statistics, not problems)
+head -c 5000 "$T/kv.good" >"$T/kv"
+"$BIN" "$M32" -p "$P" -n 2 -t 0 -q --cache "$T/kv" >/dev/null 2>"$T/err"
+grep -q "warning: .*truncated or corrupt" "$T/err" && ok || bad "-q hid the cache warning: $(cat "$T/err")"
+# NaN in the KV values under a valid checksum: corrupt, then a normal run
+if command -v python3 >/dev/null; then
+    python3 - "$T/kv.good" "$T/kv" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack_from("<I", b, 40)[0]
+struct.pack_into("<H", b, 44 + 4 * n + 64 * 5 + 6, 0x7E00)  # an FP16 NaN in a K row
+h = 0xcbf29ce484222325
+for x in b[:-8]:
+    h = ((h ^ x) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+struct.pack_into("<Q", b, len(b) - 8, h)
+open(sys.argv[2], "wb").write(b)
+PY
+    "$BIN" "$M32" -p "$P" -n 12 -t 0 -q --cache "$T/kv" >"$T/c5" 2>"$T/err"
+    cmp -s "$T/nocache" "$T/c5" && grep -q "corrupt: its KV values hold NaN" "$T/err" && ok ||
+        bad "NaN cache: $(cat "$T/err")"
+fi
+# a 1-token prompt on a cache made for a longer one (a negative length
+# once reached memcpy): nothing reused, same output
+cp "$T/kv.good" "$T/kv"
+"$BIN" "$M32" --prompt-ids 1 -n 6 -t 0 -q >"$T/o1"
+"$BIN" "$M32" --prompt-ids 1 -n 6 -t 0 -q --cache "$T/kv" >"$T/o2" 2>"$T/err"
+rc=$?
+[ $rc = 0 ] && cmp -s "$T/o1" "$T/o2" && ok || bad "1-token prompt on a longer cache: rc $rc $(cat "$T/err")"
+cp "$T/kv.good" "$T/kv"
+"$BIN" "$M32" --prompt-ids "1 450" -n 6 -t 0 -q --cache "$T/kv" >/dev/null 2>"$T/err" && ok || bad "2-token prompt: $(cat "$T/err")"
+
+# --cache never replaces what is not a cache: another file is kept byte for
+# byte (a warning, exit 0), a directory or a FIFO stays what it is (as a
+# device would: not tried on /dev/null, which a regression would destroy),
+# a symlink is followed (the link stays, its target becomes the cache)
+mkdir "$T/cd"
+printf 'precious notes\n' >"$T/cd/notes.txt"
+cp "$T/cd/notes.txt" "$T/cd/notes.orig"
+"$BIN" "$M32" -p "$P" -n 4 -t 0 -q --cache "$T/cd/notes.txt" >"$T/o" 2>"$T/err"
+rc=$?
+[ $rc = 0 ] && cmp -s "$T/cd/notes.txt" "$T/cd/notes.orig" && grep -q "not a picolm cache; left untouched" "$T/err" &&
+    ok || bad "--cache on a text file: rc $rc, $(cat "$T/err")"
+mkdir "$T/cd/dir"
+"$BIN" "$M32" -p "$P" -n 4 -t 0 -q --cache "$T/cd/dir" >/dev/null 2>"$T/err"
+[ $? = 0 ] && [ -d "$T/cd/dir" ] && grep -q "not a regular file" "$T/err" && ok || bad "--cache DIR: $(cat "$T/err")"
+mkfifo "$T/cd/fifo" 2>/dev/null && {
+    "$BIN" "$M32" -p "$P" -n 4 -t 0 -q --cache "$T/cd/fifo" >/dev/null 2>"$T/err" </dev/null
+    [ $? = 0 ] && [ -p "$T/cd/fifo" ] && grep -q "not a regular file" "$T/err" && ok || bad "--cache FIFO: $(cat "$T/err")"
+}
+mkdir "$T/cd/real"
+ln -s real/kv "$T/cd/link"
+"$BIN" "$M32" -p "$P" -n 4 -t 0 -q --cache "$T/cd/link" >/dev/null 2>"$T/err"
+"$BIN" "$M32" -p "$P" -n 4 -t 0 --cache "$T/cd/link" >/dev/null 2>"$T/err2"
+[ -L "$T/cd/link" ] && [ -f "$T/cd/real/kv" ] && [ ! -s "$T/err" ] && grep -q "Skipping 37 cached" "$T/err2" && ok ||
+    bad "--cache through a symlink: $(cat "$T/err" "$T/err2")"
+# a path that cannot be written: the reason, from the system
+"$BIN" "$M32" -p "$P" -n 4 -t 0 -q --cache "$T/cd/no/such/dir/kv" >/dev/null 2>"$T/err"
+grep -q "cannot write cache .*: No such file or directory" "$T/err" && ok || bad "unwritable cache: $(cat "$T/err")"
+# a writer killed in mid-save (SIGXFSZ past a file size limit, as sudden
+# as kill -9) leaves the previous cache whole; with the signal ignored the
+# write fails (EFBIG): a warning, the previous cache kept, no temporary file
+mkdir "$T/k"
+cp "$T/kv.good" "$T/k/kv" # the cache of "${P}Paris is"; the writers below save P's
+{ (ulimit -f 16; exec "$BIN" "$M32" -p "$P" -n 4 -t 0 -q --cache "$T/k/kv") >/dev/null 2>&1; rc=$?; } 2>/dev/null
+[ $rc -gt 128 ] && cmp -s "$T/k/kv" "$T/kv.good" && ok || bad "killed mid-save: rc $rc, the old cache changed"
+"$BIN" "$M32" -p "${P}Paris is" -n 6 -t 0 --cache "$T/k/kv" >"$T/c6" 2>"$T/err"
+cmp -s "$T/p1" "$T/c6" && grep -q "Skipping 40 cached" "$T/err" && ok || bad "cache after a killed save: $(cat "$T/err")"
+rm -f "$T"/k/kv.tmp*
+(trap '' XFSZ; ulimit -f 16; exec "$BIN" "$M32" -p "$P" -n 4 -t 0 -q --cache "$T/k/kv") >/dev/null 2>"$T/err"
+rc=$?
+[ $rc = 0 ] && cmp -s "$T/k/kv" "$T/kv.good" && grep -q "cannot write cache .*: File too large" "$T/err" &&
+    ! ls "$T"/k/kv.tmp* >/dev/null 2>&1 && ok || bad "EFBIG mid-save: rc $rc, $(cat "$T/err")"
 
 # --chat formats a user message with the template (zephyr fallback here)
 ids=$("$BIN" "$M32" --chat --system "You are a helpful assistant." -p "Hi" --tokenize 2>/dev/null)

@@ -89,6 +89,8 @@ static float parse_float(const char *opt, const char *s, float lo, float hi) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
+    /* an underflow (1e-400) is a number too small to matter, not a typo */
+    if (errno == ERANGE && fabs(v) < 1.0) errno = 0;
     if (!*s || *end || errno || v != v) die_usage("%s expects a number, got '%s'", opt, s);
     if (v < lo || v > hi) die_usage("%s %s is out of range [%g, %g]", opt, s, lo, hi);
     return (float)v;
@@ -292,6 +294,10 @@ int main(int argc, char **argv) {
             if (!text) fail("out of memory reading standard input");
         }
         if (len == 0 && !o.tokenize) fail("empty prompt (give one with -p or on standard input)");
+        /* a NUL byte is refused, raw or chat alike: the chat formatter would
+         * silently drop what follows it, and -p cannot carry one anyway */
+        const char *nul = memchr(text, 0, len);
+        if (nul) fail("the prompt holds a NUL byte (at byte %zu); text prompts cannot contain NUL", (size_t)(nul - text));
         if (o.chat) { /* the text is a user message: wrap it in the model's template */
             const char *tmpl = o.chat_template ? o.chat_template : pl_chat_template_detect(model);
             if (!tmpl) {
@@ -341,7 +347,7 @@ int main(int argc, char **argv) {
     }
     if (n_ids == 0) fail("empty prompt");
 
-    pl_context_params cp = {o.n_ctx, o.n_threads, o.mem_budget, o.kv_q8};
+    pl_context_params cp = {o.n_ctx, o.n_threads, o.mem_budget, o.kv_q8, 1};
     pl_context *ctx;
     if (pl_context_new(&ctx, model, &cp, err, sizeof err)) fail("%s", err);
     int n_ctx = pl_context_n_ctx(ctx);
@@ -359,13 +365,13 @@ int main(int argc, char **argv) {
     if (o.cache && !o.dump_logits) {
         if (pl_cache_load(ctx, o.cache, ids, n_ids, &n_cached, err, sizeof err) == 0) {
             if (!o.quiet) fprintf(stderr, "Skipping %d cached prompt tokens\n", n_cached);
-        } else if (!o.quiet && strncmp(err, "no cache file", 13)) {
+        } else if (strncmp(err, "no cache file", 13)) { /* a warning: -q hides statistics, not these */
             fprintf(stderr, "picolm: warning: %s; running without it\n", err);
         }
     }
     rc = pl_eval(ctx, ids + n_cached, n_ids - n_cached, n_cached, logits, o.dump_logits != NULL);
     if (rc) fail("evaluation failed (%d)", rc);
-    if (o.cache && !o.dump_logits && pl_cache_save(ctx, o.cache, ids, n_ids, err, sizeof err) && !o.quiet)
+    if (o.cache && !o.dump_logits && pl_cache_save(ctx, o.cache, ids, n_ids, err, sizeof err))
         fprintf(stderr, "picolm: warning: %s\n", err);
     double t_prefill = pl_time_sec() - t1, t_first = pl_time_sec() - t0;
 
@@ -396,6 +402,10 @@ int main(int argc, char **argv) {
     double t2 = pl_time_sec();
     unsigned long long io0 = pl_io_read_bytes();
     while (n_gen < o.n_predict) {
+        /* a broken model (NaN or Inf in a weight) is an error, never text
+         * sampled from garbage; one pass over the vocabulary per token */
+        for (int i = 0; i < n_vocab; i++)
+            if (!isfinite(logits[i])) fail("the model produced NaN/Inf logits at position %d", pos - 1);
         if (gram) {
             if (pl_grammar_is_done(gram)) break;
             if (pl_grammar_steer(gram, logits, o.n_predict - n_gen) <= 0) {
@@ -404,7 +414,8 @@ int main(int argc, char **argv) {
             }
         }
         int32_t tok = pl_sample(smp, logits);
-        if (tok == eos || tok == stop) break;
+        if (tok < 0) fail("no token can be sampled (every logit is -Inf)");
+        if (tok == eos || tok == stop || pl_token_is_eog(model, tok)) break; /* EOS, <|im_end|>, <|eot_id|>... */
         if (gram && pl_grammar_accept(gram, tok)) {
             grammar_failed = 1;
             break;

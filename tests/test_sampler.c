@@ -1,0 +1,134 @@
+/* test_sampler.c - the sampler on hostile logits and parameters: a
+ * temperature too small to divide by is greedy, NaN never wins, +Inf wins
+ * outright, nothing above -Inf is a refusal (never an index out of range),
+ * and ordinary sampling stays seeded and follows the softmax. Self-contained:
+ * needs no reference data. */
+#include <math.h>
+
+#include "harness.h"
+#include "picolm.h"
+
+#define NV 300
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+static float frand(void) { /* in [-4, 4) */
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)(rng >> 40) / 16777216.0f * 8.0f - 4.0f;
+}
+
+static int argmax(const float *l, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (l[i] > l[b]) b = i;
+    return b;
+}
+
+static int32_t sample_once(float t, float top_p, int top_k, uint64_t seed, const float *logits, int n) {
+    pl_sampler_params p = {t, top_p, top_k, seed};
+    pl_sampler *s;
+    if (pl_sampler_new(&s, &p, n)) return -100;
+    float copy[NV];
+    memcpy(copy, logits, (size_t)n * sizeof *copy);
+    int32_t tok = pl_sample(s, copy);
+    pl_sampler_free(s);
+    return tok;
+}
+
+/* every temperature too small for 1/T (or so small that only the max
+ * survives the softmax) gives the argmax, whatever top-p and top-k say */
+static void test_tiny_temperature(void) {
+    const float temps[] = {1e-45f, 1.401298464e-45f, 1e-40f, 1e-38f, 1e-30f, 1e-20f};
+    const float tops[] = {1.0f, 0.9f, 0.5f};
+    const int ks[] = {0, 1, 5, 40};
+    int bad = 0, runs = 0;
+    for (int trial = 0; trial < 40; trial++) {
+        float l[NV];
+        for (int i = 0; i < NV; i++) l[i] = frand();
+        int want = argmax(l, NV);
+        for (size_t a = 0; a < sizeof temps / sizeof *temps; a++)
+            for (size_t b = 0; b < sizeof tops / sizeof *tops; b++)
+                for (size_t c = 0; c < sizeof ks / sizeof *ks; c++, runs++)
+                    if (sample_once(temps[a], tops[b], ks[c], (uint64_t)trial, l, NV) != want) bad++;
+    }
+    CHECK(bad == 0, "%d of %d tiny-temperature samples are not the argmax", bad, runs);
+}
+
+/* NaN, +Inf and -Inf in the logits, at every temperature and cut */
+static void test_nonfinite(void) {
+    const float temps[] = {0.0f, 1e-45f, 0.3f, 0.8f, 1.5f, 100.0f};
+    const float tops[] = {1.0f, 0.9f};
+    const int ks[] = {0, 3};
+    int out_of_range = 0, picked_nan = 0, wrong_inf = 0, refused = 0, runs = 0;
+    for (int trial = 0; trial < 60; trial++) {
+        float l[NV];
+        for (int i = 0; i < NV; i++) l[i] = frand();
+        int mode = trial % 4, inf_at = -1;
+        for (int i = 0; i < NV; i++) {
+            uint32_t r = (uint32_t)(rng >> 33) % 100;
+            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+            if (mode >= 1 && r < 30) l[i] = NAN;           /* 30% NaN */
+            else if (mode >= 2 && r < 45) l[i] = -INFINITY; /* 15% -Inf */
+        }
+        l[0] = NAN; /* the argmax loop must not start from a NaN */
+        if (mode == 3) { inf_at = 77; l[inf_at] = INFINITY; l[200] = INFINITY; }
+        for (size_t a = 0; a < sizeof temps / sizeof *temps; a++)
+            for (size_t b = 0; b < sizeof tops / sizeof *tops; b++)
+                for (size_t c = 0; c < sizeof ks / sizeof *ks; c++, runs++) {
+                    int32_t t = sample_once(temps[a], tops[b], ks[c], (uint64_t)trial * 31 + a, l, NV);
+                    if (t < 0) { refused++; continue; }
+                    if (t >= NV) { out_of_range++; continue; }
+                    if (l[t] != l[t]) picked_nan++;
+                    if (inf_at >= 0 && t != inf_at) wrong_inf++;
+                }
+    }
+    CHECK(out_of_range == 0, "%d samples out of range", out_of_range);
+    CHECK(picked_nan == 0, "%d samples picked a NaN logit", picked_nan);
+    CHECK(wrong_inf == 0, "%d samples missed the first +Inf logit", wrong_inf);
+    CHECK(refused == 0, "%d samples refused logits that have numbers", refused);
+
+    /* nothing to sample: all NaN, all -Inf, a mix: a refusal, not an index */
+    float l[NV];
+    for (int i = 0; i < NV; i++) l[i] = NAN;
+    for (size_t a = 0; a < sizeof temps / sizeof *temps; a++) {
+        CHECK(sample_once(temps[a], 0.9f, 0, 1, l, NV) < 0, "all NaN at T %g: not refused", temps[a]);
+    }
+    for (int i = 0; i < NV; i++) l[i] = i % 2 ? NAN : -INFINITY;
+    for (size_t a = 0; a < sizeof temps / sizeof *temps; a++) {
+        CHECK(sample_once(temps[a], 1.0f, 3, 1, l, NV) < 0, "NaN/-Inf at T %g: not refused", temps[a]);
+    }
+    /* one number among NaN: that number, at any temperature */
+    l[123] = -3.0f;
+    for (size_t a = 0; a < sizeof temps / sizeof *temps; a++) {
+        CHECK(sample_once(temps[a], 0.9f, 0, 5, l, NV) == 123, "lone finite logit at T %g", temps[a]);
+    }
+}
+
+/* ordinary sampling is untouched: seeded, and it follows the softmax */
+static void test_ordinary(void) {
+    float l[2] = {0.0f, logf(3.0f)};
+    pl_sampler_params p = {1.0f, 1.0f, 0, 7};
+    pl_sampler *s, *s2;
+    CHECK(pl_sampler_new(&s, &p, 2) == 0 && pl_sampler_new(&s2, &p, 2) == 0, "sampler_new");
+    int ones = 0, same = 1;
+    for (int i = 0; i < 20000; i++) {
+        float a[2] = {l[0], l[1]}, b[2] = {l[0], l[1]};
+        int32_t x = pl_sample(s, a), y = pl_sample(s2, b);
+        ones += x == 1;
+        same &= x == y;
+    }
+    CHECK(same, "the same seed gave different tokens");
+    CHECK(fabs(ones / 20000.0 - 0.75) < 0.02, "p(1) = %.3f, expected 0.75", ones / 20000.0);
+    pl_sampler_free(s);
+    pl_sampler_free(s2);
+    float g[5] = {1, 5, 5, 2, -1};
+    CHECK(sample_once(0.0f, 0.9f, 0, 1, g, 5) == 1, "greedy tie: the lowest id");
+    pl_sampler_params bad = {NAN, 0.9f, 0, 1};
+    CHECK(pl_sampler_new(&s, &bad, 5) != 0, "NaN temperature accepted");
+}
+
+int main(void) {
+    test_tiny_temperature();
+    test_nonfinite();
+    test_ordinary();
+    return t_summary("test_sampler");
+}
