@@ -968,13 +968,13 @@ static uint32_t hash_pair(uint64_t k) {
     return (uint32_t)k;
 }
 
-/* The merge of pieces l, r: its slot, or -1. */
-static int64_t merge_find(const pl_tokenizer *t, int32_t l, int32_t r) {
-    if (!t->merge_key) return -1;
+/* The rank of the merge of pieces l, r, or -1. */
+static int32_t merge_find(const pl_tokenizer *t, int32_t l, int32_t r) {
+    if (!t->merge_slot) return -1;
     uint64_t k = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
     for (uint32_t i = hash_pair(k) & t->merge_mask;; i = (i + 1) & t->merge_mask) {
-        if (t->merge_key[i] == k) return i;
-        if (t->merge_key[i] == ~0ull) return -1;
+        int32_t rank = t->merge_slot[i];
+        if (rank < 0 || t->merge_pair[rank] == k) return rank;
     }
 }
 
@@ -1016,15 +1016,17 @@ int pl_bpe_load(pl_tokenizer *t, const gguf_file *g, char *err, size_t errlen) {
                        (unsigned long long)km->arr_n, 1 << 26);
     int n = (int)km->arr_n;
     gguf_str *m = malloc((n ? (size_t)n : 1) * sizeof *m);
+    /* at most 3/4 full; slots hold ranks, the pairs live once per merge
+     * (4 MB for Llama 3's 280k merges) */
     uint32_t cap = 16;
-    while (cap < 2u * (uint32_t)n) cap <<= 1;
-    t->merge_key = malloc((size_t)cap * sizeof *t->merge_key);
-    t->merge_rank = malloc((size_t)cap * sizeof *t->merge_rank);
-    if (!m || !t->merge_key || !t->merge_rank) {
+    while (cap / 4 * 3 < (uint32_t)n) cap <<= 1;
+    t->merge_slot = malloc((size_t)cap * sizeof *t->merge_slot);
+    t->merge_pair = malloc((n ? (size_t)n : 1) * sizeof *t->merge_pair);
+    if (!m || !t->merge_slot || !t->merge_pair) {
         free(m);
         return set_err(err, errlen, PL_ERR_NOMEM, "out of memory loading the merges");
     }
-    memset(t->merge_key, 0xFF, (size_t)cap * sizeof *t->merge_key);
+    memset(t->merge_slot, 0xFF, (size_t)cap * sizeof *t->merge_slot);
     t->merge_mask = cap - 1;
     gguf_arr_strings(km, m);
     int rc = 0;
@@ -1046,11 +1048,11 @@ int pl_bpe_load(pl_tokenizer *t, const gguf_file *g, char *err, size_t errlen) {
             break;
         }
         uint64_t k = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
+        t->merge_pair[i] = k;
         uint32_t j = hash_pair(k) & t->merge_mask;
-        while (t->merge_key[j] != ~0ull && t->merge_key[j] != k) j = (j + 1) & t->merge_mask;
-        if (t->merge_key[j] == k) continue; /* the first rank wins (llama.cpp's emplace) */
-        t->merge_key[j] = k;
-        t->merge_rank[j] = i;
+        while (t->merge_slot[j] >= 0 && t->merge_pair[t->merge_slot[j]] != k) j = (j + 1) & t->merge_mask;
+        if (t->merge_slot[j] >= 0) continue; /* the first rank wins (llama.cpp's emplace) */
+        t->merge_slot[j] = i;
     }
     t->n_merges = n;
     free(m);
@@ -1058,10 +1060,10 @@ int pl_bpe_load(pl_tokenizer *t, const gguf_file *g, char *err, size_t errlen) {
 }
 
 void pl_bpe_free(pl_tokenizer *t) {
-    free(t->merge_key);
-    free(t->merge_rank);
-    t->merge_key = NULL;
-    t->merge_rank = NULL;
+    free(t->merge_slot);
+    free(t->merge_pair);
+    t->merge_slot = NULL;
+    t->merge_pair = NULL;
     pl_bpe_pre_free(t);
 }
 
@@ -1128,9 +1130,9 @@ static int add_bigram(const pl_tokenizer *t, bwork *w, int left, int right) {
     if (left < 0 || right < 0) return 0;
     const bsym *l = &w->syms[left], *r = &w->syms[right];
     if (l->id == NO_TOKEN || r->id == NO_TOKEN) return 0;
-    int64_t j = merge_find(t, l->id, r->id);
-    if (j < 0) return 0;
-    return bheap_push(w, (bbig){left, right, t->merge_rank[j], l->n + r->n});
+    int32_t rank = merge_find(t, l->id, r->id);
+    if (rank < 0) return 0;
+    return bheap_push(w, (bbig){left, right, rank, l->n + r->n});
 }
 
 /* One word's bytes w8[0..n): llm_tokenizer_bpe_session::tokenize. */

@@ -21,10 +21,14 @@ typedef struct tok_entry {
     uint32_t len;  /* bytes, not counting the NUL */
     float score;   /* SPM merge priority: higher merges first */
     uint8_t type;  /* TT_* */
-    uint8_t eog;   /* ends generation */
-    uint8_t rstrip; /* eat the whitespace after it when cut out (llama.cpp's phi-3 rule) */
+    uint8_t flags; /* TF_* */
     int16_t byte;  /* the byte of a well-formed <0xNN> BYTE token, else -1 */
 } tok_entry;
+
+enum {
+    TF_EOG = 1,   /* ends generation */
+    TF_RSTRIP = 2 /* eats the whitespace after it when cut out (llama.cpp's phi-3 rule) */
+};
 
 typedef struct bpe_prog bpe_prog; /* a compiled pre-tokenizer regex (tok_bpe.c) */
 
@@ -55,8 +59,8 @@ struct pl_tokenizer {
     int32_t map_tok[256];          /* the piece of that one code point, or NO_TOKEN */
     int32_t single_tok[256];       /* the piece that is exactly that one raw byte, or NO_TOKEN */
     int16_t unmap[324];            /* code point -> byte, -1 for none (decoding) */
-    uint64_t *merge_key;           /* [merge_mask + 1]: left id << 32 | right id, ~0 = empty */
-    int32_t *merge_rank;           /* rank (index in tokenizer.ggml.merges) */
+    int32_t *merge_slot;           /* [merge_mask + 1] open addressing: a rank, or -1 = empty */
+    uint64_t *merge_pair;          /* [n_merges]: left id << 32 | right id of the merge of that rank */
     uint32_t merge_mask;
     int n_merges;
 };

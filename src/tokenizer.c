@@ -162,7 +162,7 @@ static int mark_eog(pl_tokenizer *t, const gguf_file *g, char *err, size_t errle
     for (size_t i = 0; i < sizeof eog_texts / sizeof eog_texts[0]; i++) {
         int32_t id = lookup(t, eog_texts[i], strlen(eog_texts[i]));
         if (id == NO_TOKEN) continue;
-        t->tok[id].eog = 1;
+        t->tok[id].flags |= TF_EOG;
         t->tok[id].type = TT_CONTROL;
     }
     for (size_t i = 0; i < sizeof control_texts / sizeof control_texts[0]; i++) {
@@ -170,10 +170,10 @@ static int mark_eog(pl_tokenizer *t, const gguf_file *g, char *err, size_t errle
         if (id != NO_TOKEN) t->tok[id].type = TT_CONTROL;
     }
     int32_t s = lookup(t, "</s>", 4); /* SentencePiece's EOS text, when it is a special piece */
-    if (s != NO_TOKEN && (t->tok[s].type == TT_CONTROL || t->tok[s].type == TT_USER_DEFINED)) t->tok[s].eog = 1;
-    if (t->eos != NO_TOKEN) t->tok[t->eos].eog = 1;
-    if (eot != NO_TOKEN) t->tok[eot].eog = 1;
-    if (eom != NO_TOKEN) t->tok[eom].eog = 1;
+    if (s != NO_TOKEN && (t->tok[s].type == TT_CONTROL || t->tok[s].type == TT_USER_DEFINED)) t->tok[s].flags |= TF_EOG;
+    if (t->eos != NO_TOKEN) t->tok[t->eos].flags |= TF_EOG;
+    if (eot != NO_TOKEN) t->tok[eot].flags |= TF_EOG;
+    if (eom != NO_TOKEN) t->tok[eom].flags |= TF_EOG;
 
     /* llama.cpp: in a model whose general.name contains "phi-3" or "phi3"
      * every special piece (and </s>) but <unk>, <s>, <|endoftext|> eats the
@@ -182,13 +182,13 @@ static int mark_eog(pl_tokenizer *t, const gguf_file *g, char *err, size_t errle
     if (gguf_get_str(g, "general.name", &name) == 0 && (has_sub_ci(name, "phi-3") || has_sub_ci(name, "phi3"))) {
         for (int i = 0; i < t->n_vocab; i++) {
             uint8_t ty = t->tok[i].type;
-            t->tok[i].rstrip = ty == TT_CONTROL || ty == TT_USER_DEFINED || ty == TT_UNKNOWN;
+            if (ty == TT_CONTROL || ty == TT_USER_DEFINED || ty == TT_UNKNOWN) t->tok[i].flags |= TF_RSTRIP;
         }
-        if (s != NO_TOKEN) t->tok[s].rstrip = 1;
+        if (s != NO_TOKEN) t->tok[s].flags |= TF_RSTRIP;
         static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
         for (int i = 0; i < 3; i++) {
             int32_t id = lookup(t, keep[i], strlen(keep[i]));
-            if (id != NO_TOKEN) t->tok[id].rstrip = 0;
+            if (id != NO_TOKEN) t->tok[id].flags &= (uint8_t)~TF_RSTRIP;
         }
     }
     return 0;
@@ -311,9 +311,9 @@ int pl_tokenizer_load(pl_tokenizer **out, const gguf_file *g, char *err, size_t 
     free(pieces);
     pieces = NULL;
 
-    /* Hash table at most half full. */
+    /* Hash table at most 3/4 full. */
     uint32_t cap = 16;
-    while (cap < 2u * (uint32_t)n) cap <<= 1;
+    while (cap / 4 * 3 < (uint32_t)n) cap <<= 1;
     t->slots = malloc((size_t)cap * sizeof *t->slots);
     if (!t->slots) goto nomem;
     for (uint32_t i = 0; i < cap; i++) t->slots[i] = NO_TOKEN;
@@ -630,7 +630,7 @@ static int fragments(const pl_tokenizer *t, const uint8_t *u, size_t len, int pa
     k = 0;
     for (size_t i = 0; i < cur->n; i++) {
         frag f = cur->v[i];
-        if (f.tok == NO_TOKEN && k > 0 && cur->v[k - 1].tok != NO_TOKEN && t->tok[cur->v[k - 1].tok].rstrip) {
+        if (f.tok == NO_TOKEN && k > 0 && cur->v[k - 1].tok != NO_TOKEN && (t->tok[cur->v[k - 1].tok].flags & TF_RSTRIP)) {
             while (f.len > 0 && ((u[f.off] >= 9 && u[f.off] <= 13) || u[f.off] == ' ')) f.off++, f.len--;
             if (f.len == 0) continue;
         }
@@ -725,7 +725,7 @@ int pl_tokenizer_encode_spans(const pl_tokenizer *t, const char *text, size_t le
 /* ---- queries ---- */
 
 int pl_tokenizer_is_eog(const pl_tokenizer *t, int32_t id) {
-    return t && id >= 0 && id < t->n_vocab && t->tok[id].eog;
+    return t && id >= 0 && id < t->n_vocab && (t->tok[id].flags & TF_EOG) != 0;
 }
 
 int32_t pl_tokenizer_find(const pl_tokenizer *t, const char *text, size_t len) {
