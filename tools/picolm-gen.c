@@ -818,8 +818,10 @@ static int bpe_learn_list(bpe_vocab *v, const char *prefix, const char *list, co
             const int cons_y = n >= 2 && s[n - 1] == 'y' && !strchr("aeiou", s[n - 2]);
             if (vowel_suffix && s[n - 1] == 'e') m--;
             else if (lsf && cons_y && suffix[0] != 'i' && strcmp(suffix, "ly")) w[m - 1] = 'i';
-            memcpy(w + m, cons_y && !strcmp(suffix, "s") ? "es" : suffix, lsf + 2);
-            m += strlen(w + m);
+            const char *sfx = cons_y && !strcmp(suffix, "s") ? "es" : suffix;
+            const size_t ls = strlen(sfx);
+            memcpy(w + m, sfx, ls + 1);
+            m += ls;
             if (capitalize && w[lp] >= 'a' && w[lp] <= 'z') w[lp] = (char)(w[lp] - 'a' + 'A');
             if (!bpe_learn(v, w, m)) return 0;
             count++;
