@@ -24,7 +24,7 @@
 
 enum {
     ST_START, ST_START_LF, ST_METHOD, ST_TARGET, ST_VERSION, ST_RL_LF, ST_FIELD_START, ST_NAME, ST_VALUE,
-    ST_FIELD_LF, ST_HEAD_LF, ST_BODY, ST_CHUNK_SIZE, ST_CHUNK_EXT, ST_CHUNK_SIZE_LF, ST_CHUNK_DATA,
+    ST_FIELD_LF, ST_HEAD_LF, ST_BODY, ST_CHUNK_SIZE, ST_CHUNK_BWS, ST_CHUNK_EXT, ST_CHUNK_SIZE_LF, ST_CHUNK_DATA,
     ST_CHUNK_DATA_CR, ST_CHUNK_DATA_LF, ST_TRAILER_START, ST_TRAILER_NAME, ST_TRAILER_VALUE, ST_TRAILER_LF,
     ST_TRAILER_END_LF, ST_DONE, ST_ERROR
 };
@@ -62,7 +62,7 @@ static int fail(http_parser *p, int status, const char *fmt, ...) {
 /* A byte that has no place here: named for the reader of the error. */
 static int bad_byte(http_parser *p, unsigned c, const char *where) {
     if (c == 0) return fail(p, 400, "http: NUL byte in %s", where);
-    if (c == '\r') return fail(p, 400, "http: bare CR in %s", where);
+    if (c == '\r') return fail(p, 400, "http: unexpected CR in %s", where);
     if (c == '\n') return fail(p, 400, "http: bare LF in %s (lines end in CRLF)", where);
     if (c > 0x20 && c < 0x7F) return fail(p, 400, "http: unexpected '%c' in %s", (int)c, where);
     return fail(p, 400, "http: unexpected byte 0x%02x in %s", c, where);
@@ -170,6 +170,8 @@ static int each_elem(const char *v, size_t n, list_fn fn, void *ctx) {
 
 typedef struct {
     int close, keep_alive, chunked, other;
+    const char *coding; /* the first coding other than chunked */
+    size_t coding_len;
 } conn_info;
 
 static int conn_elem(void *ctx, const char *s, size_t n) {
@@ -183,9 +185,9 @@ static int te_elem(void *ctx, const char *s, size_t n) {
     conn_info *c = ctx;
     if (ieq(s, n, "chunked")) {
         c->chunked++;
-    } else {
-        c->other = 1;
-        if (c->chunked) c->chunked = 100; /* a coding after chunked: chunked is not last */
+    } else if (!c->other++) {
+        c->coding = s;
+        c->coding_len = n;
     }
     return 0;
 }
@@ -193,9 +195,9 @@ static int te_elem(void *ctx, const char *s, size_t n) {
 /* The head is complete: interpret the fields that frame the message. */
 static int head_complete(http_parser *p) {
     http_request *r = &p->req;
-    conn_info ci = {0, 0, 0, 0};
+    conn_info ci = {0, 0, 0, 0, "", 0};
     int hosts = 0, te = 0, cl_seen = 0;
-    const char *te_val = "";
+    const char *cl_text = "";
     size_t cl = 0;
     for (int i = 0; i < r->n_headers; i++) {
         const http_header *h = &p->hdr[i];
@@ -213,8 +215,8 @@ static int head_complete(http_parser *p) {
             if (cl_seen && v != cl) return fail(p, 400, "http: conflicting Content-Length values");
             cl = v;
             cl_seen = 1;
+            cl_text = h->value;
         } else if (ieq(h->name, h->name_len, "transfer-encoding")) {
-            if (!te) te_val = h->value;
             te = 1;
             each_elem(h->value, h->value_len, te_elem, &ci);
         } else if (ieq(h->name, h->name_len, "host")) {
@@ -232,9 +234,12 @@ static int head_complete(http_parser *p) {
     if (te) {
         if (r->minor == 0) return fail(p, 400, "http: Transfer-Encoding in an HTTP/1.0 request");
         if (cl_seen) return fail(p, 400, "http: both Transfer-Encoding and Content-Length");
-        if (ci.chunked > 1 && ci.chunked < 100) return fail(p, 400, "http: chunked applied twice");
-        if (ci.chunked >= 100) return fail(p, 400, "http: chunked is not the last transfer coding");
-        if (ci.other || !ci.chunked) return fail(p, 501, "http: unsupported Transfer-Encoding '%.40s'", te_val);
+        /* chunked is the only coding read: any other (gzip, or an empty
+         * value) is 501, so chunked is always the last one when accepted */
+        if (ci.other || !ci.chunked)
+            return fail(p, 501, "http: unsupported Transfer-Encoding '%.*s'", (int)(ci.coding_len < 40 ? ci.coding_len : 40),
+                        ci.coding);
+        if (ci.chunked > 1) return fail(p, 400, "http: chunked applied twice");
     }
     r->keep_alive = r->minor == 1 ? !ci.close : ci.keep_alive && !ci.close;
     p->head_done = 1;
@@ -244,7 +249,8 @@ static int head_complete(http_parser *p) {
         return 0;
     }
     if (cl > p->lim.max_body)
-        return fail(p, 413, "http: body of %s bytes over the limit of %zu", cl == SIZE_MAX ? "too many" : "more", p->lim.max_body);
+        return fail(p, 413, "http: Content-Length %.24s%s over the limit of %zu bytes", cl_text,
+                    strlen(cl_text) > 24 ? "..." : "", p->lim.max_body);
     if (cl == 0) {
         p->state = ST_DONE;
         return 0;
@@ -440,13 +446,21 @@ int http_feed(http_parser *p, const void *buf, size_t n, size_t *used) {
                     bad_byte(p, c, "a chunk size");
                 } else if (c == '\r') {
                     p->state = ST_CHUNK_SIZE_LF;
-                } else if (c == ';' || c == ' ' || c == '\t') {
+                } else if (c == ';') {
                     p->state = ST_CHUNK_EXT;
+                } else if (c == ' ' || c == '\t') {
+                    p->state = ST_CHUNK_BWS;
                 } else {
                     bad_byte(p, c, "a chunk size");
                 }
                 break;
             }
+            case ST_CHUNK_BWS: /* whitespace after the size: extensions must follow */
+                if (++p->line > HTTP_MAX_CHUNK_LINE)
+                    fail(p, 400, "http: chunk extensions over %d bytes", HTTP_MAX_CHUNK_LINE);
+                else if (c == ';') p->state = ST_CHUNK_EXT;
+                else if (c != ' ' && c != '\t') bad_byte(p, c, "a chunk size");
+                break;
             case ST_CHUNK_EXT: /* chunk extensions: read and ignored */
                 if (++p->line > HTTP_MAX_CHUNK_LINE)
                     fail(p, 400, "http: chunk extensions over %d bytes", HTTP_MAX_CHUNK_LINE);

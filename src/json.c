@@ -117,13 +117,14 @@ typedef struct jp {
     char *sb;         /* [bytes] string bytes */
     char point;
     char *err;
-    size_t errlen;
+    size_t errlen, errpos;
     int failed;
 } jp;
 
-static int jp_fail(jp *P, const char *fmt, ...) {
+static int jp_fail(jp *P, size_t at, const char *fmt, ...) {
     if (P->failed) return -1;
     P->failed = 1;
+    P->errpos = at;
     if (P->err && P->errlen) {
         va_list ap;
         va_start(ap, fmt);
@@ -134,10 +135,10 @@ static int jp_fail(jp *P, const char *fmt, ...) {
 }
 
 static int jp_unexpected(jp *P) {
-    if (P->pos >= P->n) return jp_fail(P, "json: unexpected end of input at offset %zu", P->pos);
+    if (P->pos >= P->n) return jp_fail(P, P->pos, "json: unexpected end of input at offset %zu", P->pos);
     unsigned c = P->s[P->pos];
-    if (c > 0x20 && c < 0x7F) return jp_fail(P, "json: unexpected '%c' at offset %zu", (int)c, P->pos);
-    return jp_fail(P, "json: unexpected byte 0x%02x at offset %zu", c, P->pos);
+    if (c > 0x20 && c < 0x7F) return jp_fail(P, P->pos, "json: unexpected '%c' at offset %zu", (int)c, P->pos);
+    return jp_fail(P, P->pos, "json: unexpected byte 0x%02x at offset %zu", c, P->pos);
 }
 
 static void jp_ws(jp *P) {
@@ -162,7 +163,7 @@ static int jp_hex4(jp *P, uint32_t *v) {
         int h = P->pos < P->n ? hexval(P->s[P->pos]) : -1;
         if (h < 0) {
             if (P->pos >= P->n) return jp_unexpected(P);
-            return jp_fail(P, "json: expected 4 hex digits after \\u at offset %zu", P->pos);
+            return jp_fail(P, P->pos, "json: expected 4 hex digits after \\u at offset %zu", P->pos);
         }
         *v = *v << 4 | (uint32_t)h;
         P->pos++;
@@ -176,14 +177,14 @@ static int jp_string(jp *P, const char **out, size_t *outlen) {
     size_t q = ++P->pos, len = 0;
     char *d = P->build ? P->sb + P->bytes : NULL;
     for (;;) {
-        if (P->pos >= P->n) return jp_fail(P, "json: unterminated string starting at offset %zu", q - 1);
+        if (P->pos >= P->n) return jp_fail(P, q - 1, "json: unterminated string starting at offset %zu", q - 1);
         unsigned c = P->s[P->pos];
         if (c == '"') {
             P->pos++;
             break;
         }
         if (c < 0x20)
-            return jp_fail(P, "json: control character 0x%02x in string at offset %zu", c, P->pos);
+            return jp_fail(P, P->pos, "json: control character 0x%02x in string at offset %zu", c, P->pos);
         if (c == '\\') {
             size_t at = P->pos++;
             if (P->pos >= P->n) return jp_unexpected(P);
@@ -202,14 +203,14 @@ static int jp_string(jp *P, const char **out, size_t *outlen) {
                 uint32_t v, w;
                 if (jp_hex4(P, &v)) return -1;
                 if (v >= 0xDC00 && v <= 0xDFFF)
-                    return jp_fail(P, "json: lone surrogate \\u%04X at offset %zu", (unsigned)v, at);
+                    return jp_fail(P, at, "json: lone surrogate \\u%04X at offset %zu", (unsigned)v, at);
                 if (v >= 0xD800 && v <= 0xDBFF) {
                     if (P->pos + 1 >= P->n || P->s[P->pos] != '\\' || P->s[P->pos + 1] != 'u')
-                        return jp_fail(P, "json: lone surrogate \\u%04X at offset %zu", (unsigned)v, at);
+                        return jp_fail(P, at, "json: lone surrogate \\u%04X at offset %zu", (unsigned)v, at);
                     P->pos += 2;
                     if (jp_hex4(P, &w)) return -1;
                     if (w < 0xDC00 || w > 0xDFFF)
-                        return jp_fail(P, "json: lone surrogate \\u%04X at offset %zu", (unsigned)v, at);
+                        return jp_fail(P, at, "json: lone surrogate \\u%04X at offset %zu", (unsigned)v, at);
                     v = 0x10000 + ((v - 0xD800) << 10) + (w - 0xDC00);
                 }
                 char u[4];
@@ -221,8 +222,8 @@ static int jp_string(jp *P, const char **out, size_t *outlen) {
             default:
                 P->pos = at;
                 if (e > 0x20 && e < 0x7F)
-                    return jp_fail(P, "json: invalid escape '\\%c' at offset %zu", (int)e, at);
-                return jp_fail(P, "json: invalid escape at offset %zu", at);
+                    return jp_fail(P, at, "json: invalid escape '\\%c' at offset %zu", (int)e, at);
+                return jp_fail(P, at, "json: invalid escape at offset %zu", at);
             }
             if (d) d[len] = one;
             len++;
@@ -230,7 +231,7 @@ static int jp_string(jp *P, const char **out, size_t *outlen) {
         }
         size_t k = 1, bad;
         if (c >= 0x80 && !(k = (size_t)utf8_seq(P->s + P->pos, P->n - P->pos, &bad)))
-            return jp_fail(P, "json: invalid UTF-8 at offset %zu", P->pos);
+            return jp_fail(P, P->pos, "json: invalid UTF-8 at offset %zu", P->pos);
         if (d) memcpy(d + len, P->s + P->pos, k);
         len += k;
         P->pos += k;
@@ -251,13 +252,13 @@ static int jp_number(jp *P, json_value *v) {
     const unsigned char *s = P->s;
     if (P->pos < P->n && s[P->pos] == '-') P->pos++;
     if (P->pos >= P->n || !is_digit(s[P->pos])) {
-        if (P->pos >= P->n) return jp_fail(P, "json: expected a digit at offset %zu (end of input)", P->pos);
+        if (P->pos >= P->n) return jp_fail(P, P->pos, "json: expected a digit at offset %zu (end of input)", P->pos);
         return jp_unexpected(P);
     }
     if (s[P->pos] == '0') {
         P->pos++;
         if (P->pos < P->n && is_digit(s[P->pos]))
-            return jp_fail(P, "json: leading zero in number at offset %zu", P->pos - 1);
+            return jp_fail(P, P->pos - 1, "json: leading zero in number at offset %zu", P->pos - 1);
     } else {
         while (P->pos < P->n && is_digit(s[P->pos])) P->pos++;
     }
@@ -334,7 +335,7 @@ static void jp_dedupe(jp *P, json_value *m, size_t k) {
 static int jp_container(jp *P, json_value *v, int depth) {
     int obj = P->s[P->pos] == '{';
     char close = obj ? '}' : ']';
-    if (depth >= P->max_depth) return jp_fail(P, "json: nesting deeper than %d at offset %zu", P->max_depth, P->pos);
+    if (depth >= P->max_depth) return jp_fail(P, P->pos, "json: nesting deeper than %d at offset %zu", P->max_depth, P->pos);
     P->pos++;
     size_t base = P->sp;
     jp_ws(P);
@@ -364,7 +365,7 @@ static int jp_container(jp *P, json_value *v, int depth) {
                 P->pos++;
                 jp_ws(P);
                 if (P->pos < P->n && P->s[P->pos] == close)
-                    return jp_fail(P, "json: trailing comma before '%c' at offset %zu", close, P->pos);
+                    return jp_fail(P, P->pos, "json: trailing comma before '%c' at offset %zu", close, P->pos);
                 continue;
             }
             if (P->pos < P->n && P->s[P->pos] == close) {
@@ -393,7 +394,7 @@ static int jp_container(jp *P, json_value *v, int depth) {
 static int jp_value(jp *P, json_value *v, int depth) {
     jp_ws(P);
     if (++P->nodes > P->max_nodes)
-        return jp_fail(P, "json: more than %zu values at offset %zu", P->max_nodes, P->pos);
+        return jp_fail(P, P->pos, "json: more than %zu values at offset %zu", P->max_nodes, P->pos);
     if (P->pos >= P->n) return jp_unexpected(P);
     unsigned c = P->s[P->pos];
     static const char *const lit[3] = {"null", "false", "true"};
@@ -424,9 +425,9 @@ static int jp_value(jp *P, json_value *v, int depth) {
 static int jp_document(jp *P, json_value *root) {
     P->pos = 0;
     if (P->n >= 3 && P->s[0] == 0xEF && P->s[1] == 0xBB && P->s[2] == 0xBF)
-        return jp_fail(P, "json: byte order mark at offset 0 (not allowed)");
+        return jp_fail(P, 0, "json: byte order mark at offset 0 (not allowed)");
     jp_ws(P);
-    if (P->pos >= P->n) return jp_fail(P, "json: no value (empty document)");
+    if (P->pos >= P->n) return jp_fail(P, P->pos, "json: no value (empty document)");
     if (jp_value(P, root, 0)) return -1;
     jp_ws(P);
     if (P->pos < P->n) {
@@ -438,8 +439,8 @@ static int jp_document(jp *P, json_value *root) {
     return 0;
 }
 
-int json_parse(json_value **out, const char *s, size_t n, const json_limits *lim, char *err,
-               size_t errlen) {
+static int parse(jp *P, json_value **out, const char *s, size_t n, const json_limits *lim, char *err,
+                 size_t errlen) {
     *out = NULL;
     if (err && errlen) err[0] = 0;
     json_limits L = lim ? *lim : (json_limits){0, 0, 0};
@@ -447,49 +448,61 @@ int json_parse(json_value **out, const char *s, size_t n, const json_limits *lim
     if (L.max_depth <= 0) L.max_depth = JSON_DEF_DEPTH;
     if (L.max_depth > JSON_DEPTH_CAP) L.max_depth = JSON_DEPTH_CAP;
     if (!L.max_nodes) L.max_nodes = JSON_DEF_NODES;
-    jp P;
-    memset(&P, 0, sizeof P);
-    P.err = err;
-    P.errlen = errlen;
-    if (n > L.max_bytes) return jp_fail(&P, "json: document of %zu bytes is over the limit of %zu", n, L.max_bytes);
-    if (!s && n) return jp_fail(&P, "json: no input");
-    P.s = (const unsigned char *)(s ? s : "");
-    P.n = n;
-    P.max_depth = L.max_depth;
-    P.max_nodes = L.max_nodes;
+    P->err = err;
+    P->errlen = errlen;
+    if (n > L.max_bytes) return jp_fail(P, L.max_bytes, "json: document of %zu bytes is over the limit of %zu", n, L.max_bytes);
+    if (!s && n) return jp_fail(P, P->pos, "json: no input");
+    P->s = (const unsigned char *)(s ? s : "");
+    P->n = n;
+    P->max_depth = L.max_depth;
+    P->max_nodes = L.max_nodes;
     json_value scratch;
     memset(&scratch, 0, sizeof scratch);
-    if (jp_document(&P, &scratch)) return -1;
+    if (jp_document(P, &scratch)) return -1;
 
     /* one block: final nodes | pending stack | dedupe table | string bytes */
-    size_t nodes = P.nodes, max_sp = P.max_sp, bytes = P.bytes, nhash = 0;
-    if (P.max_members > JSON_SMALL_OBJ)
-        for (nhash = 1; nhash < 2 * P.max_members; nhash *= 2) {}
+    size_t nodes = P->nodes, max_sp = P->max_sp, bytes = P->bytes, nhash = 0;
+    if (P->max_members > JSON_SMALL_OBJ)
+        for (nhash = 1; nhash < 2 * P->max_members; nhash *= 2) {}
     size_t vs = sizeof(json_value), total = 0;
-    if (P.max_members >= UINT32_MAX / 2) return jp_fail(&P, "json: object too large");
+    if (P->max_members >= UINT32_MAX / 2) return jp_fail(P, P->pos, "json: object too large");
     if (nodes > SIZE_MAX / vs / 2 - max_sp || nhash > SIZE_MAX / 8 || bytes > SIZE_MAX / 2)
-        return jp_fail(&P, "json: document too large");
+        return jp_fail(P, P->pos, "json: document too large");
     total = (nodes + max_sp) * vs + nhash * sizeof(uint32_t);
-    if (total > SIZE_MAX - bytes) return jp_fail(&P, "json: document too large");
+    if (total > SIZE_MAX - bytes) return jp_fail(P, P->pos, "json: document too large");
     total += bytes;
     char *block = malloc(total ? total : 1);
-    if (!block) return jp_fail(&P, "json: out of memory (%zu bytes for the document)", total);
-    P.fin = (json_value *)block;
-    P.stk = P.fin + nodes;
-    P.hash = (uint32_t *)(void *)(P.stk + max_sp);
-    P.nhash = nhash;
-    P.sb = (char *)(P.hash + nhash);
-    P.build = 1;
-    P.nodes = P.bytes = P.sp = P.max_sp = P.max_members = 0;
-    P.fp = 1; /* fin[0] is the root */
-    P.point = locale_point();
-    memset(P.fin, 0, vs);
-    if (jp_document(&P, P.fin)) { /* cannot happen: the same text passed */
+    if (!block) return jp_fail(P, P->pos, "json: out of memory (%zu bytes for the document)", total);
+    P->fin = (json_value *)block;
+    P->stk = P->fin + nodes;
+    P->hash = (uint32_t *)(void *)(P->stk + max_sp);
+    P->nhash = nhash;
+    P->sb = (char *)(P->hash + nhash);
+    P->build = 1;
+    P->nodes = P->bytes = P->sp = P->max_sp = P->max_members = 0;
+    P->fp = 1; /* fin[0] is the root */
+    P->point = locale_point();
+    memset(P->fin, 0, vs);
+    if (jp_document(P, P->fin)) { /* cannot happen: the same text passed */
         free(block);
         return -1;
     }
-    *out = P.fin;
+    *out = P->fin;
     return 0;
+}
+
+int json_parse_ex(json_value **out, const char *s, size_t n, const json_limits *lim, char *err,
+                  size_t errlen, size_t *err_offset) {
+    jp P;
+    memset(&P, 0, sizeof P);
+    int rc = parse(&P, out, s, n, lim, err, errlen);
+    if (err_offset) *err_offset = rc ? P.errpos : 0;
+    return rc;
+}
+
+int json_parse(json_value **out, const char *s, size_t n, const json_limits *lim, char *err,
+               size_t errlen) {
+    return json_parse_ex(out, s, n, lim, err, errlen, NULL);
 }
 
 void json_free(json_value *root) { free(root); }

@@ -8,9 +8,10 @@
  * NUL-terminated. Numbers keep their JSON text and a double. Caller-set
  * limits bound the input bytes, the nesting and the number of values; a
  * refusal is one line with the byte offset ("json: unexpected ',' at
- * offset 17"). Duplicate object keys: the LAST one is kept and the earlier
- * members are dropped from the DOM (as Python, JavaScript and Go do), so
- * an object's members have unique keys and keep document order otherwise.
+ * offset 17"). Duplicate object keys: the LAST one wins (as in Python,
+ * JavaScript and Go, so {"temperature":1,"temperature":"hot"} is "hot");
+ * the earlier members are dropped from the DOM, so an object's members have
+ * unique keys, in document order (the kept one at its own place).
  *
  * Writer (jw_*): compact JSON appended to a growable buffer or a caller
  * buffer (truncation reported, snprintf-style), commas placed for you.
@@ -40,7 +41,7 @@ struct json_value {
 typedef struct json_limits {
     size_t max_bytes; /* input length [16 MiB] */
     int max_depth;    /* nesting of arrays and objects [64]; at most JSON_DEPTH_CAP */
-    size_t max_nodes; /* values, members and items included [1 << 20] */
+    size_t max_nodes; /* values: every member's and item's value is one [1 << 20] */
 } json_limits;
 #define JSON_DEPTH_CAP 1000 /* the reader recurses once per level */
 
@@ -48,6 +49,10 @@ typedef struct json_limits {
  * -1 with the reason in err and *out = NULL. lim may be NULL (defaults). */
 int json_parse(json_value **out, const char *s, size_t n, const json_limits *lim, char *err,
                size_t errlen);
+/* The same; on failure *err_offset (may be NULL) is the byte offset the
+ * message names (json_schema.c turns it into line:col). */
+int json_parse_ex(json_value **out, const char *s, size_t n, const json_limits *lim, char *err,
+                  size_t errlen, size_t *err_offset);
 void json_free(json_value *root); /* accepts NULL */
 
 const char *json_type_name(int type); /* "null", "boolean", "number", "string", "array", "object" */

@@ -97,7 +97,21 @@ static void test_suite(void) {
     for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
         const char *e = errof(invalid[i].s, invalid[i].n, NULL);
         CHECK(!strncmp(e, "json: ", 6) && !strchr(e, '\n'), "invalid #%zu: '%s'", i, e);
+        /* json_parse_ex's offset is the one the message names */
+        json_value *v = NULL;
+        char err[200];
+        size_t off = 12345;
+        int rc = json_parse_ex(&v, invalid[i].s, invalid[i].n, NULL, err, sizeof err, &off);
+        const char *at = strstr(err, "at offset ");
+        CHECK(rc == -1 && !v && off <= invalid[i].n && (!at || strtoul(at + 10, NULL, 10) == off),
+              "invalid #%zu: offset %zu for '%s'", i, off, err);
     }
+    size_t off = 0;
+    json_value *v = NULL;
+    CHECK(json_parse_ex(&v, S("[1,,2]"), NULL, NULL, 0, &off) == -1 && off == 3, "offset of ',': %zu", off);
+    CHECK(json_parse_ex(&v, S("{\"a\":\n  01}"), NULL, NULL, 0, &off) == -1 && off == 8, "offset of 01: %zu", off);
+    CHECK(json_parse_ex(&v, S("[1]"), NULL, NULL, 0, &off) == 0 && off == 0, "no error, offset 0");
+    json_free(v);
 }
 
 static void test_messages(void) {
