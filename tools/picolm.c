@@ -36,6 +36,8 @@ static const char *usage_text =
     "  -c N               context length (default: the model's, capped at 2048)\n"
     "  -j N               threads (default: online cores)\n"
     "  --no-bos           do not add the BOS token\n"
+    "  --no-special       special-token text in the prompt (\"</s>\") is plain text\n"
+    "                     (with --chat it always is inside the messages)\n"
     "  --keep N           tokens kept at the start when the context slides\n"
     "                     (default: BOS)\n"
     "  --no-context-shift stop when the context is full instead of sliding\n"
@@ -61,7 +63,7 @@ static const char *usage_text =
 
 typedef struct {
     const char *model, *prompt, *prompt_ids, *dump_logits, *system, *chat_template, *cache, *grammar, *schema;
-    int n_predict, top_k, n_ctx, n_threads, no_bos, tokenize, quiet, keep, no_shift, mem_budget, chat, kv_q8, json;
+    int n_predict, top_k, n_ctx, n_threads, no_bos, no_special, tokenize, quiet, keep, no_shift, mem_budget, chat, kv_q8, json;
     float temp, top_p;
     uint64_t seed;
 } options;
@@ -121,6 +123,7 @@ static void parse_args(options *o, int argc, char **argv) {
         } else if (!strcmp(a, "-c")) o->n_ctx = parse_int(a, VALUE(), 1, 1 << 20);
         else if (!strcmp(a, "-j")) o->n_threads = parse_int(a, VALUE(), 1, 1024);
         else if (!strcmp(a, "--no-bos")) o->no_bos = 1;
+        else if (!strcmp(a, "--no-special")) o->no_special = 1;
         else if (!strcmp(a, "--keep")) o->keep = parse_int(a, VALUE(), 0, 1 << 20);
         else if (!strcmp(a, "--no-context-shift")) o->no_shift = 1;
         else if (!strcmp(a, "--mem-budget")) o->mem_budget = parse_int(a, VALUE(), -1, 1 << 24);
@@ -220,6 +223,14 @@ static int parse_ids(const char *s, int32_t *out, int max, int n_vocab) {
     return n;
 }
 
+/* Special-token text is parsed in a raw prompt (unless --no-special) and in
+ * a chat prompt only outside the message contents spans[0 .. 2 n_spans). */
+static int tokenize_prompt(const pl_model *m, const char *text, size_t len, int add_bos, int special,
+                           const size_t *spans, int n_spans, int32_t *out, int max) {
+    if (n_spans) return pl_tokenize_spans(m, text, len, add_bos, spans, n_spans, out, max);
+    return pl_tokenize(m, text, len, add_bos, special, out, max);
+}
+
 static void fail(const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "picolm: ");
@@ -273,7 +284,8 @@ int main(int argc, char **argv) {
     }
 
     /* the prompt as tokens */
-    size_t chat_sys_bytes = 0;
+    size_t chat_sys_bytes = 0, spans[4];
+    int n_spans = 0; /* the chat messages' content spans (none for a raw prompt) */
     const char *stop_text = NULL;
     int32_t *ids = NULL;
     int n_ids = 0;
@@ -310,7 +322,16 @@ int main(int argc, char **argv) {
             if (need < 0) die_usage("unknown chat template '%s' (known: %s)", tmpl, pl_chat_template_list());
             char *chat = malloc((size_t)need + 1);
             if (!chat) fail("out of memory");
-            pl_chat_format(tmpl, o.system, text, chat, (size_t)need + 1, &n_sys);
+            /* the same text through the conversation formatter, which says
+             * where each message's content lies: special-token text there is
+             * the user's, never a turn boundary (a "</s>" or "<|im_end|>" in
+             * a message must not close it and forge the next turn) */
+            pl_chat_msg msgs[2];
+            n_spans = 0;
+            if (o.system && o.system[0]) msgs[n_spans++] = (pl_chat_msg){"system", o.system};
+            msgs[n_spans++] = (pl_chat_msg){"user", text};
+            if (pl_chat_format_msgs(tmpl, msgs, n_spans, 1, chat, (size_t)need + 1, spans) != need)
+                fail("the %s template cannot format this conversation", tmpl);
             if (text != o.prompt) free(text);
             text = chat;
             len = (size_t)need;
@@ -321,19 +342,22 @@ int main(int argc, char **argv) {
         int cap = (int)(len < (size_t)INT_MAX / 2 ? len : (size_t)INT_MAX / 2) + 2;
         ids = malloc((size_t)cap * sizeof *ids);
         if (!ids) fail("out of memory");
-        n_ids = pl_tokenize(model, text, len, add_bos, 1, ids, cap);
+        n_ids = tokenize_prompt(model, text, len, add_bos, !o.no_special, spans, n_spans, ids, cap);
         if (n_ids > cap) { /* cannot happen for SentencePiece, but the API allows it */
             cap = n_ids;
             int32_t *bigger = realloc(ids, (size_t)cap * sizeof *ids);
             if (!bigger) fail("out of memory");
             ids = bigger;
-            n_ids = pl_tokenize(model, text, len, add_bos, 1, ids, cap);
+            n_ids = tokenize_prompt(model, text, len, add_bos, !o.no_special, spans, n_spans, ids, cap);
         }
         if (n_ids < 0 || n_ids > cap) fail("tokenization failed");
         /* --keep by default covers BOS and the system part of a chat */
         if (chat_sys_bytes && o.keep < 0) {
             int32_t tmp[4096];
-            int ns = pl_tokenize(model, text, chat_sys_bytes, add_bos, 1, tmp, 4096);
+            size_t sys_spans[4];
+            for (int i = 0; i < 2 * n_spans; i++)
+                sys_spans[i] = spans[i] < chat_sys_bytes ? spans[i] : chat_sys_bytes;
+            int ns = tokenize_prompt(model, text, chat_sys_bytes, add_bos, !o.no_special, sys_spans, n_spans, tmp, 4096);
             if (ns > 0 && ns <= n_ids) o.keep = ns;
         }
         if (text != o.prompt) free(text);
