@@ -174,8 +174,19 @@ test: $(TEST_BIN) $(BUILD)/picolm $(if $(EXE),,$(BUILD)/picolm-gen $(BUILD)/pico
 	 if [ $$fail != 0 ]; then echo "SOME TESTS FAILED"; exit 1; fi
 
 # The main job on a model reachable offline: greedy text from a test model.
-run: $(BUILD)/picolm
-	$(BUILD)/picolm $${MODEL:-../shared/testdata/models/tiny32k-Q4_K_M.gguf} -p "Once upon a time" -n 32 -t 0
+# MODEL=... runs that one; else the reference tiny32k model, or, in a clone
+# without the reference data (../shared/testdata, or PICOLM_TESTDATA), a
+# random-weight model picolm-gen makes once into build/ (0.2 s, 3.7 MB).
+RUN_DATA  = $(or $(PICOLM_TESTDATA),../shared/testdata)
+RUN_REF   = $(RUN_DATA)/models/tiny32k-Q4_K_M.gguf
+RUN_GEN   = $(BUILD)/run-tiny-Q8_0.gguf
+RUN_MODEL = $(or $(MODEL),$(if $(wildcard $(RUN_REF)),$(RUN_REF),$(RUN_GEN)))
+run: $(BUILD)/picolm $(if $(filter $(RUN_GEN),$(RUN_MODEL)),$(RUN_GEN))
+	@echo "make run: model $(RUN_MODEL)$(if $(filter $(RUN_GEN),$(RUN_MODEL)), (random weights from picolm-gen: no $(RUN_REF)))" >&2
+	$(BUILD)/picolm "$(RUN_MODEL)" -p "Once upon a time" -n 32 -t 0
+
+$(RUN_GEN): | $(BUILD)/picolm-gen
+	$(BUILD)/picolm-gen $@ --preset tiny --n-vocab 4096 --type Q8_0 --seed 1
 
 # Platform targets: the same rules run again with the platform's compiler,
 # flags and build folder. The Pi / RISC-V ones build on the board itself.
