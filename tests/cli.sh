@@ -118,6 +118,9 @@ for t in 0 0.8; do
     [ $rc = 1 ] && grep -q "the model produced NaN/Inf logits at position 10$" "$T/err" && [ "$(wc -l <"$T/err")" = 1 ] &&
         [ ! -s "$T/out" ] && ok || bad "NaN model at -t $t: rc $rc, $(cat "$T/err")"
 done
+# ... and its state is not saved as a cache
+"$BIN" "$T/nan.gguf" -p "Once upon a time" -n 4 --cache "$T/nan.kv" >/dev/null 2>"$T/err"
+[ $? = 1 ] && [ ! -e "$T/nan.kv" ] && grep -q "NaN/Inf logits at position 10$" "$T/err" && ok || bad "NaN model --cache: $(cat "$T/err")"
 
 # --tokenize against the reference ids, with and without BOS
 ids=$("$BIN" "$M" -p "Once upon a time" --tokenize)

@@ -231,6 +231,13 @@ static int tokenize_prompt(const pl_model *m, const char *text, size_t len, int 
     return pl_tokenize(m, text, len, add_bos, special, out, max);
 }
 
+/* The index of the first NaN or Inf, or -1. */
+static int first_nonfinite(const float *x, int n) {
+    for (int i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return -1;
+}
+
 static void fail(const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "picolm: ");
@@ -395,6 +402,9 @@ int main(int argc, char **argv) {
     }
     rc = pl_eval(ctx, ids + n_cached, n_ids - n_cached, n_cached, logits, o.dump_logits != NULL);
     if (rc) fail("evaluation failed (%d)", rc);
+    /* a state that gives NaN is not worth saving (a load would refuse it) */
+    if (o.cache && !o.dump_logits && first_nonfinite(logits, n_vocab) >= 0)
+        fail("the model produced NaN/Inf logits at position %d", n_ids - 1);
     if (o.cache && !o.dump_logits && pl_cache_save(ctx, o.cache, ids, n_ids, err, sizeof err))
         fprintf(stderr, "picolm: warning: %s\n", err);
     double t_prefill = pl_time_sec() - t1, t_first = pl_time_sec() - t0;
@@ -428,8 +438,7 @@ int main(int argc, char **argv) {
     while (n_gen < o.n_predict) {
         /* a broken model (NaN or Inf in a weight) is an error, never text
          * sampled from garbage; one pass over the vocabulary per token */
-        for (int i = 0; i < n_vocab; i++)
-            if (!isfinite(logits[i])) fail("the model produced NaN/Inf logits at position %d", pos - 1);
+        if (first_nonfinite(logits, n_vocab) >= 0) fail("the model produced NaN/Inf logits at position %d", pos - 1);
         if (gram) {
             if (pl_grammar_is_done(gram)) break;
             if (pl_grammar_steer(gram, logits, o.n_predict - n_gen) <= 0) {
