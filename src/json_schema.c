@@ -22,7 +22,7 @@
 
 #define S_MAX_DEPTH 64          /* nesting of the schema's JSON and of schemas */
 #define S_MAX_PROPS 4096        /* properties of one object (required is checked against each) */
-#define S_MAX_TEXT (4u << 20)   /* bytes of generated GBNF */
+#define S_MAX_TEXT (1u << 20)   /* bytes of generated GBNF (about the compiler's element budget) */
 
 enum { JV_NULL, JV_FALSE, JV_TRUE, JV_NUM, JV_STR, JV_ARR, JV_OBJ };
 
@@ -463,7 +463,7 @@ static void sg_schema(sgen *G, const jv *s, char *name, size_t cap, int depth) {
         return;
     }
     if (G->rules.n > S_MAX_TEXT) {
-        sg_err(G, "schema too large: %s", "more than 4194304 bytes of grammar");
+        sg_err(G, "schema too large: %s", "more than 1048576 bytes of grammar");
         return;
     }
     if (s->type == JV_TRUE) return;
@@ -555,7 +555,7 @@ static char *schema_to_gbnf(const char *schema, size_t len, size_t *outlen, int 
     char top[32];
     sg_schema(&G, &root, top, sizeof top, 0);
     jv_free(&root);
-    if (!G.failed && G.rules.n > S_MAX_TEXT) sg_err(&G, "schema too large: %s", "more than 4194304 bytes of grammar");
+    if (!G.failed && G.rules.n > S_MAX_TEXT) sg_err(&G, "schema too large: %s", "more than 1048576 bytes of grammar");
     if (G.failed) {
         free(G.rules.p);
         return NULL;

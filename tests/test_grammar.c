@@ -669,7 +669,7 @@ static void test_limits(void) {
     }
     tb_add(&b, "%s", "}}");
     rc = timed_new(&g, b.p, b.n, 1, err, sizeof err, &sec);
-    CHECK(rc == PL_GRAMMAR_ERR_SYNTAX && strstr(err, "schema too large: more than 4194304 bytes of grammar"), "big schema: %s", err);
+    CHECK(rc == PL_GRAMMAR_ERR_SYNTAX && strstr(err, "schema too large: more than 1048576 bytes of grammar"), "big schema: %s", err);
     CHECK(sec < 3, "big schema took %.2f s", sec);
     free(b.p);
     /* deep nesting: refused by name, no recursion through the depth */
