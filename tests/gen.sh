@@ -81,6 +81,21 @@ check_ids llama-3.2-1b "<|start_header_id|><|eot_id|>" "128000 128006 128009"
 check_ids smollm2-360m "<|im_start|><|im_end|>" "1 2"
 check_ids gemma3-1b "<start_of_turn><end_of_turn>" "2 105 106"
 
+# the chat template each preset carries is detected as its family's
+check_chat() { # preset want-prefix want-inside [absent]
+    got=" $("$BIN" "$T/preset-$1.gguf" --chat -p "Hi" --tokenize -q 2>/dev/null) "
+    case "$got" in
+    " $2 "*" $3 "*) if [ -n "${4:-}" ] && case "$got" in *" $4 "*) true ;; *) false ;; esac; then
+            bad "$1: --chat gives '$got' (has $4)"; else ok; fi ;;
+    *) bad "$1: --chat gives '$got', expected '$2 ...$3...'" ;;
+    esac
+}
+check_chat qwen3-0.6b 151644 151667          # ChatML, an empty <think> block (non-thinking)
+check_chat qwen2.5-0.5b 151644 151645 151667 # ChatML, no <think>
+check_chat llama-3.2-1b "128000 128006" 128009
+check_chat gemma3-1b "2 105" 106
+check_chat smollm2-360m 1 2
+
 # same weights whatever the thread count
 if "$GEN" "$T/j1.gguf" --arch gemma3 $SMALL --type Q4_K >/dev/null 2>&1 &&
     "$GEN" "$T/j3.gguf" --arch gemma3 --n-layer 2 --n-embd 64 --n-head 4 --n-head-kv 2 --head-dim 16 --n-ff 128 \

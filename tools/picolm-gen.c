@@ -473,6 +473,7 @@ typedef struct {
     const char *bos, *eos, *unk, *pad; /* texts of specials, NULL: not written */
     int add_bos, add_space_prefix;
     int digit_groups;       /* the pre-tokenizer keeps up to 3 digits together (llama3) */
+    const char *chat_template; /* tokenizer.chat_template, NULL: none */
 } vocab_spec;
 
 static const special_tok SP_LLAMA[] = {{"<unk>", TT_UNKNOWN}, {"<s>", TT_CONTROL}, {"</s>", TT_CONTROL}};
@@ -523,20 +524,48 @@ static const special_tok SP_SMOLLM[] = {
     {"<jupyter_script>", TT_CONTROL}, {"<empty_output>", TT_CONTROL},
 };
 
+/* Chat templates: short Jinja in the shape of each family's real one, with
+ * the markers picolm's detection (and llama.cpp's) keys on: ChatML plus
+ * <think> (Qwen3) or <tool_response> (Qwen2.5), Llama 3's headers, Gemma's
+ * turns; SmolLM2's is plain ChatML. */
+#define CHATML_LOOP                                                                                          \
+    "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + " \
+    "'\\n' }}{%- endfor %}"
+static const char TPL_QWEN3[] =
+    CHATML_LOOP "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- if enable_thinking is defined "
+    "and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}";
+static const char TPL_QWEN2[] =
+    "{%- if tools %}{{- '<|im_start|>system\\n# Tools\\n<tools>' }}{%- for tool in tools %}{{- tool | tojson }}"
+    "{%- endfor %}{{- '</tools><|im_end|>\\n' }}{%- endif %}{%- for message in messages %}{%- if message.role == "
+    "'tool' %}{{- '<|im_start|>user\\n<tool_response>\\n' + message.content + '\\n</tool_response><|im_end|>\\n' "
+    "}}{%- else %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{%- endif %}"
+    "{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
+static const char TPL_CHATML[] = CHATML_LOOP "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
+static const char TPL_LLAMA3[] =
+    "{{- bos_token }}{%- for message in messages %}{{- '<|start_header_id|>' + message['role'] + "
+    "'<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{%- endfor %}{%- if "
+    "add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}";
+static const char TPL_GEMMA[] =
+    "{{ bos_token }}{%- for message in messages %}{%- set role = 'model' if message['role'] == 'assistant' else "
+    "message['role'] %}{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}"
+    "{%- endfor %}{%- if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{%- endif %}";
+#undef CHATML_LOOP
+
 #define NSP(a) (int)(sizeof a / sizeof a[0])
 /* bos/eos/add_bos as the instruct models' GGUF conversions have them. */
 static const vocab_spec VOCABS[] = {
-    {"spm", 0, NULL, SP_LLAMA, NSP(SP_LLAMA), 0, 0, NULL, 0, 0, 1, 0, "<s>", "</s>", "<unk>", NULL, 1, 1, 0},
+    /* TinyLlama's SPM without a template: picolm's default (zephyr) is its format */
+    {"spm", 0, NULL, SP_LLAMA, NSP(SP_LLAMA), 0, 0, NULL, 0, 0, 1, 0, "<s>", "</s>", "<unk>", NULL, 1, 1, 0, NULL},
     {"gemma", 0, NULL, SP_GEMMA, NSP(SP_GEMMA), 99, 6, "<unused%d>", 0, TT_USER, 1, 0, "<bos>", "<eos>", "<unk>",
-     "<pad>", 1, 0, 0},
+     "<pad>", 1, 0, 0, TPL_GEMMA},
     {"qwen2", 1, "qwen2", SP_QWEN, 22, 0, 0, NULL, 0, 0, 0, 151643, "<|endoftext|>", "<|im_end|>", NULL,
-     "<|endoftext|>", 0, 0, 0},
+     "<|endoftext|>", 0, 0, 0, TPL_QWEN2},
     {"qwen3", 1, "qwen2", SP_QWEN, NSP(SP_QWEN), 0, 0, NULL, 0, 0, 0, 151643, "<|endoftext|>", "<|im_end|>", NULL,
-     "<|endoftext|>", 0, 0, 0},
+     "<|endoftext|>", 0, 0, 0, TPL_QWEN3},
     {"llama3", 1, "llama-bpe", SP_LLAMA3, NSP(SP_LLAMA3), 245, NSP(SP_LLAMA3), "<|reserved_special_token_%d|>", 3,
-     TT_CONTROL, 0, 128000, "<|begin_of_text|>", "<|eot_id|>", NULL, NULL, 1, 0, 1},
+     TT_CONTROL, 0, 128000, "<|begin_of_text|>", "<|eot_id|>", NULL, NULL, 1, 0, 1, TPL_LLAMA3},
     {"smollm", 1, "smollm", SP_SMOLLM, NSP(SP_SMOLLM), 0, 0, NULL, 0, 0, 1, 49152 - NSP(SP_SMOLLM), "<|im_start|>",
-     "<|im_end|>", "<|endoftext|>", "<|im_end|>", 0, 0, 0},
+     "<|im_end|>", "<|endoftext|>", "<|im_end|>", 0, 0, 0, TPL_CHATML},
 };
 
 static int n_specials(const vocab_spec *vs) { return vs->n_sp + vs->n_reserved; }
@@ -650,13 +679,14 @@ static void write_vocab(kvw *w, const vocab *v, const vocab_spec *vs) {
         if (i < n_specials(vs)) special_at(vs, i, sbuf, sizeof sbuf, &t);
         bb_put(&w->b, &t, 4);
     }
-    kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)vocab_id(v, vs->bos));
-    kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)vocab_id(v, vs->eos));
-    kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)vocab_id(v, vs->unk));
+    if (vs->bos) kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)vocab_id(v, vs->bos));
+    if (vs->eos) kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)vocab_id(v, vs->eos));
+    if (vs->unk) kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)vocab_id(v, vs->unk));
     if (vs->pad) kv_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)vocab_id(v, vs->pad));
     kv_bool(w, "tokenizer.ggml.add_bos_token", vs->add_bos);
     kv_bool(w, "tokenizer.ggml.add_eos_token", 0);
     if (!vs->add_space_prefix) kv_bool(w, "tokenizer.ggml.add_space_prefix", 0);
+    if (vs->chat_template) kv_str(w, "tokenizer.chat_template", vs->chat_template);
 }
 
 static void vocab_free(vocab *v) {
@@ -940,6 +970,7 @@ static void synth_bpe(bpe_vocab *v, int n_regular, const vocab_spec *vs) {
     ok = ok && bpe_learn_list(v, " ", common_words, "", 1, 300);
     ok = ok && bpe_learn_list(v, "", common_words, "", 1, 300);
     ok = ok && bpe_learn_list(v, " ", more_words, "", 0, 1 << 30);
+    ok = ok && bpe_learn_list(v, "", "user assistant system tool model", "", 0, 1 << 30); /* chat roles */
     for (size_t i = 0; ok && i < sizeof bpe_punct / sizeof bpe_punct[0]; i++) ok = bpe_learn_str(v, bpe_punct[i]);
     if (vs->digit_groups) /* Llama 3 has every 2- and 3-digit group */
         for (int k = 0; ok && k < 1100; k++) {
@@ -1042,6 +1073,7 @@ static void write_bpe(kvw *w, const bpe_vocab *v, const vocab_spec *vs, int n_vo
         kv_u32(w, names[i], (uint32_t)(sp0 + special_index(vs, texts[i])));
     }
     kv_bool(w, "tokenizer.ggml.add_bos_token", vs->add_bos);
+    if (vs->chat_template) kv_str(w, "tokenizer.chat_template", vs->chat_template);
 }
 
 static void bpe_free(bpe_vocab *v) {
