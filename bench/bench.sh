@@ -18,7 +18,7 @@ MODELS=${BENCH_MODELS:-"tinyllama-1.1b qwen3-0.6b llama-3.2-1b"}
 THREADS=${BENCH_THREADS:-"1 2"}
 MEMBW=${MEMBW:-build/membw}
 
-ids() { # N random-ish token ids in [3, $2 - 10)
+ids() { # N random-ish token ids in [3, $2 - 7)
     awk -v n="$1" -v v="$2" 'BEGIN { srand(1); printf "1"; for (i = 1; i < n; i++) printf " %d", 3 + int(rand() * (v - 10)); print "" }'
 }
 KERNELS=$("$BIN" --version | sed 's/.*kernels: //; s/)//')
