@@ -11,6 +11,11 @@
  * memoised per byte and a state equal to the current one reuses them, so a
  * string body costs O(1) per trie node. Every state knows the length of its
  * shortest completion ("need", bytes), which drives budget steering.
+ * Stack nodes are hash-consed so that equal stacks are one node (an
+ * ambiguous grammar's duplicate derivations collapse), and each mask or
+ * token has budgets (parse states per step, parse work, arena sizes) that
+ * end it with a "grammar too ..." error naming the limit instead of
+ * running for seconds or growing without bound.
  * Not here: the GBNF parser and compiler (gbnf.c), the JSON Schema
  * compiler (json_schema.c), sampling, detokenisation, the CLI. */
 #include "grammar.h"
@@ -26,7 +31,7 @@
 #define G_MIN_DEPTH 64    /* scratch depth before binding (accept_bytes chunk) */
 #define G_NODE_CAP 65536  /* stack nodes in the arena */
 #define G_SET_CAP 65536   /* stack references in all sets */
-#define G_NORM_DEPTH 512  /* epsilon-expansion recursion guard */
+#define G_NORM_STACK 32768 /* pending expansions of a step (an explicit stack: no recursion) */
 #define G_MAX_STACKS 4096 /* parse stacks in one state */
 #define G_WORK_MAX 20000000 /* parse steps (stacks added, rules expanded) per mask or token */
 #define G_HC_SIZE (2 * G_NODE_CAP) /* hash-consing slots for stack nodes */
@@ -566,6 +571,7 @@ struct pl_grammar {
     uint32_t *stamp; /* [G_NODE_CAP] */
     uint32_t gen, acc_gen; /* acc_gen: the accepting (empty) stack is in the set */
     struct gvis { int32_t rule, cont; uint32_t gen; } *vis; /* [G_VIS_SIZE] rules expanded this step */
+    struct gpend { int32_t pos, parent; } *pend;           /* [G_NORM_STACK] g_norm's work stack */
     int n_vis;
     long work;       /* parse steps since the mask or token began (G_WORK_MAX) */
     int overflow;    /* a limit was hit: G_OV_* */
@@ -591,7 +597,7 @@ static void g_limit_msg(pl_grammar *g, const char *what) {
         break;
     case G_OV_DEPTH:
         set_err(g->last_err, sizeof g->last_err,
-                "grammar too deep: more than %d nested rules entered or left without a byte", G_NORM_DEPTH);
+                "grammar too deep: more than %d rule alternatives pending at a step", G_NORM_STACK);
         break;
     default:
         set_err(g->last_err, sizeof g->last_err, "grammar too ambiguous: more than %d parse steps for %s",
@@ -693,36 +699,54 @@ static int g_first_visit(pl_grammar *g, int32_t r, int32_t cont) {
     }
 }
 
-/* Expand (pos, parent) until every stack has a byte set on top. */
-static void g_norm(pl_grammar *g, int32_t pos, int32_t parent, int so, int *sl, int *ntop, int lvl) {
-    if (g->overflow) return;
-    if (lvl > G_NORM_DEPTH) {
-        g->overflow = G_OV_DEPTH;
-        return;
-    }
-    if (++g->work > G_WORK_MAX) {
-        g->overflow = G_OV_WORK;
-        return;
-    }
-    const gel *e = &g->p.el[pos];
-    if (e->kind == GE_BYTES) {
-        g_add(g, pos, parent, -1, so, sl, ntop);
-    } else if (e->kind == GE_REF) {
-        int32_t cont = parent;
-        if (g->p.el[pos + 1].kind >= GE_BYTES) { /* not the last element: remember where to resume */
-            cont = g_node(g, pos + 1, parent, ntop);
-            if (cont < 0) return;
+/* Expand (pos, parent) until every stack has a byte set on top: a depth-
+ * first walk on an explicit stack (alternatives pushed in reverse, so the
+ * order is the recursive one), since a chain of nullable items (a schema's
+ * hundreds of optional properties, ("a"?){600}) is as deep as it is long. */
+static void g_norm(pl_grammar *g, int32_t pos, int32_t parent, int so, int *sl, int *ntop) {
+    struct gpend *st = g->pend;
+    int sp = 0;
+    st[sp].pos = pos;
+    st[sp++].parent = parent;
+    while (sp && !g->overflow) {
+        sp--;
+        pos = st[sp].pos;
+        parent = st[sp].parent;
+        if (++g->work > G_WORK_MAX) {
+            g->overflow = G_OV_WORK;
+            return;
         }
-        if (!g_first_visit(g, e->val, cont)) return;
-        const gprog *p = &g->p;
-        for (int k = p->rule_alt[e->val]; k < p->rule_alt[e->val + 1]; k++)
-            g_norm(g, p->alt[k], cont, so, sl, ntop, lvl + 1);
-    } else if (parent < 0) { /* end of the root alternative */
-        g_add(g, -1, -1, -1, so, sl, ntop);
-    } else { /* pop */
-        gnode pn = g->node[parent];
-        if (g->p.el[pn.pos].kind == GE_BYTES) g_add(g, pn.pos, pn.parent, parent, so, sl, ntop);
-        else g_norm(g, pn.pos, pn.parent, so, sl, ntop, lvl + 1);
+        const gel *e = &g->p.el[pos];
+        if (e->kind == GE_BYTES) {
+            g_add(g, pos, parent, -1, so, sl, ntop);
+        } else if (e->kind == GE_REF) {
+            int32_t cont = parent;
+            if (g->p.el[pos + 1].kind >= GE_BYTES) { /* not the last element: remember where to resume */
+                cont = g_node(g, pos + 1, parent, ntop);
+                if (cont < 0) return;
+            }
+            if (!g_first_visit(g, e->val, cont)) continue;
+            const gprog *p = &g->p;
+            int a0 = p->rule_alt[e->val], a1 = p->rule_alt[e->val + 1];
+            if (sp + (a1 - a0) > G_NORM_STACK) {
+                g->overflow = G_OV_DEPTH;
+                return;
+            }
+            for (int k = a1 - 1; k >= a0; k--) {
+                st[sp].pos = p->alt[k];
+                st[sp++].parent = cont;
+            }
+        } else if (parent < 0) { /* end of the root alternative */
+            g_add(g, -1, -1, -1, so, sl, ntop);
+        } else { /* pop */
+            gnode pn = g->node[parent];
+            if (g->p.el[pn.pos].kind == GE_BYTES) {
+                g_add(g, pn.pos, pn.parent, parent, so, sl, ntop);
+            } else {
+                st[sp].pos = pn.pos; /* room: this entry was just popped */
+                st[sp++].parent = pn.parent;
+            }
+        }
     }
 }
 
@@ -748,7 +772,7 @@ static int g_step(pl_grammar *g, int d, int c) {
         if (s < 0) continue;
         gnode nd = g->node[s];
         const uint32_t *w = g->p.bset[g->p.el[nd.pos].val];
-        if (w[c >> 5] >> (c & 31) & 1) g_norm(g, nd.pos + 1, nd.parent, so, &sl, &ntop, 0);
+        if (w[c >> 5] >> (c & 31) & 1) g_norm(g, nd.pos + 1, nd.parent, so, &sl, &ntop);
     }
     g->soff[d] = so;
     g->slen[d] = sl;
@@ -818,7 +842,7 @@ static void g_reset_state(pl_grammar *g) {
     g->work = 0;
     g_new_gen(g);
     for (int k = p->rule_alt[p->root]; k < p->rule_alt[p->root + 1]; k++)
-        g_norm(g, p->alt[k], -1, 0, &sl, &ntop, 0);
+        g_norm(g, p->alt[k], -1, 0, &sl, &ntop);
     g->soff[0] = 0;
     g->slen[0] = sl;
     g->atop_s[0] = sl;
@@ -906,6 +930,7 @@ void pl_grammar_free(pl_grammar *g) {
     free(g->hc);
     free(g->stamp);
     free(g->vis);
+    free(g->pend);
     free(g->cneed);
     free(g->ckey);
     free(g);
@@ -919,7 +944,8 @@ static int g_alloc_gbnf(pl_grammar *g) {
     g->hc = malloc(G_HC_SIZE * sizeof *g->hc);
     g->stamp = calloc(G_NODE_CAP, sizeof *g->stamp);
     g->vis = calloc(G_VIS_SIZE, sizeof *g->vis);
-    if (!g->node || !g->set || !g->mark || !g->hc || !g->stamp || !g->vis) return -1;
+    g->pend = malloc(G_NORM_STACK * sizeof *g->pend);
+    if (!g->node || !g->set || !g->mark || !g->hc || !g->stamp || !g->vis || !g->pend) return -1;
     memset(g->hc, 0xFF, G_HC_SIZE * sizeof *g->hc);
     g->gen = 1;
     return 0;

@@ -694,6 +694,23 @@ static void test_limits(void) {
     rc = timed_new(&g, b.p, b.n, 0, err, sizeof err, &sec);
     CHECK(rc == PL_GRAMMAR_ERR_SYNTAX && strstr(err, "groups nested too deeply"), "deep groups: %s", err);
     free(b.p);
+    /* long chains of nullable items: expanded on an explicit stack, as
+     * deep as they are long (refused at 512 levels before) */
+    b = (tbuf){0};
+    tb_add(&b, "%s", "{\"type\":\"object\",\"properties\":{");
+    for (int i = 0; i < 1000; i++) tb_add(&b, "%s\"p%d\":{\"type\":\"integer\"}", i ? "," : "", i);
+    tb_add(&b, "%s", "}}");
+    rc = timed_new(&g, b.p, b.n, 1, err, sizeof err, &sec);
+    CHECK(rc == PL_OK && g && accepts(g, "{\"p999\":1}") && accepts(g, "{\"p0\":1,\"p500\":-2,\"p999\":3}") &&
+              accepts(g, "{}") && !accepts(g, "{\"p500\":1,\"p0\":2}"),
+          "1000 optional properties: %d %s", rc, rc ? err : g ? pl_grammar_last_error(g) : "");
+    pl_grammar_free(g);
+    g = NULL;
+    free(b.p);
+    g = gbnf("root ::= (\"a\"?){600} \"b\"\n");
+    CHECK(g && accepts(g, "b") && accepts(g, "aaab") && !accepts(g, "c"), "(\"a\"?){600}: %s", g ? pl_grammar_last_error(g) : "");
+    pl_grammar_free(g);
+    g = NULL;
     /* 100k rules defined in reverse order of use: linear */
     b = (tbuf){0};
     tb_add(&b, "%s", "root ::= r1\n");
