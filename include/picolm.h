@@ -217,6 +217,9 @@ void pl_gen_set_grammar(pl_gen *g, pl_grammar *gram);
  * reuse); logits receives the last token's. *n_reused (if set): tokens
  * reused. */
 int pl_gen_prompt(pl_gen *g, const int32_t *ids, int n, float *logits, int *n_reused);
+/* For a caller that decodes the prompt itself (a server's batches): what
+ * the prompt ended with, for detokenizing and the context shift's n_keep. */
+void pl_gen_begin(pl_gen *g, const int32_t *ids, int n);
 /* Picks the next token from logits (n_vocab floats, modified) and writes
  * the text now safe to emit to out (at most cap bytes: give it 1 KB).
  * Returns PL_GEN_RUNNING while the caller should decode the token, else the

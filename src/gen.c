@@ -90,6 +90,12 @@ nomem:
 
 void pl_gen_set_grammar(pl_gen *g, pl_grammar *gram) { g->gram = gram; }
 
+void pl_gen_begin(pl_gen *g, const int32_t *ids, int n) {
+    g->prev = n > 0 ? ids[n - 1] : -1;
+    if (g->n_keep < 0) g->n_keep = n > 0 && ids[0] == pl_token_bos(g->m);
+    if (g->n_keep > g->c->n_ctx / 2) g->n_keep = g->c->n_ctx / 2;
+}
+
 int pl_gen_prompt(pl_gen *g, const int32_t *ids, int n, float *logits, int *n_reused) {
     pl_context *c = g->c;
     if (n <= 0 || !ids) return PL_ERR_ARG;
@@ -108,9 +114,7 @@ int pl_gen_prompt(pl_gen *g, const int32_t *ids, int n, float *logits, int *n_re
     int rc = pl_decode(c, &b, logits);
     free(pos);
     if (rc) return rc;
-    g->prev = ids[n - 1];
-    if (g->n_keep < 0) g->n_keep = ids[0] == pl_token_bos(g->m);
-    if (g->n_keep > c->n_ctx / 2) g->n_keep = c->n_ctx / 2;
+    pl_gen_begin(g, ids, n);
     return 0;
 }
 
