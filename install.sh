@@ -89,6 +89,12 @@ if [ $build = 1 ]; then
     cp "build/picolm$exe" "$bin.tmp.$$" && chmod 755 "$bin.tmp.$$" && mv -f "$bin.tmp.$$" "$bin" ||
         { rm -f "$bin.tmp.$$"; die "cannot install into $prefix"; }
     say "installed $bin ($("$bin" --version 2>/dev/null || echo '?'))"
+    if [ -x "build/picolm-server" ]; then # the OpenAI-compatible server (POSIX only)
+        cp "build/picolm-server" "$prefix/picolm-server.tmp.$$" && chmod 755 "$prefix/picolm-server.tmp.$$" &&
+            mv -f "$prefix/picolm-server.tmp.$$" "$prefix/picolm-server" ||
+            { rm -f "$prefix/picolm-server.tmp.$$"; die "cannot install picolm-server into $prefix"; }
+        say "installed $prefix/picolm-server"
+    fi
     case ":${PATH:-}:" in
     *":$prefix:"*) ;;
     *) say "note: $prefix is not in PATH; add: export PATH=\"$prefix:\$PATH\"" ;;
@@ -141,24 +147,27 @@ if [ $want_model = 1 ]; then
     fi
 fi
 
-# ---- how PicoClaw calls it
+# ---- how PicoClaw uses it
 m=${model:-$model_dir/tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf}
+id=$(basename "$m" .gguf)
 cat <<EOF
 
-PicoClaw runs:  $bin $m -n 256 -t 0.7 -j $threads
-(chat prompt on standard input, the answer alone on standard output)
+Serve it to PicoClaw and any OpenAI client (continuous batching, 4 slots):
+  $prefix/picolm-server $m --port 8080 -j $threads
 
-Provider snippet for ~/.picoclaw/config.json:
+PicoClaw (~/.picoclaw/config.json): an OpenAI-compatible model entry
 {
-  "agents": { "defaults": { "provider": "picolm", "model": "picolm-local" } },
-  "providers": {
-    "picolm": {
-      "binary": "$bin",
-      "model": "$m",
-      "max_tokens": 256,
-      "threads": $threads,
-      "template": "chatml"
+  "agents": { "defaults": { "model": "picolm" } },
+  "model_list": [
+    {
+      "model_name": "picolm",
+      "model": "openai/$id",
+      "api_base": "http://127.0.0.1:8080/v1",
+      "api_key": "none"
     }
-  }
+  ]
 }
+
+Or spawned per answer:  $bin $m -n 256 -t 0.7 -j $threads
+(chat prompt on standard input, the answer alone on standard output)
 EOF
