@@ -44,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     jw w1, w2;
     jw_init(&w1);
     jw_init(&w2);
-    if (json_parse(&a, buf, size, &lim, err, sizeof err) == 0) {
+    size_t off = 0;
+    if (json_parse_ex(&a, buf, size, &lim, err, sizeof err, &off) == 0) {
         walk(a);
         jw_value(&w1, a);
         if (!jw_done(&w1)) abort();
@@ -59,8 +60,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         jw_value(&w3, a);
         if (w3.len != w1.len || strncmp(small, w1.buf, sizeof small - 1)) abort();
         if ((jw_status(&w3) == JW_ETRUNC) != (w1.len >= sizeof small)) abort();
-    } else if (strncmp(err, "json: ", 6) || strchr(err, '\n')) {
-        abort();
+    } else {
+        const char *at = strstr(err, "at offset ");
+        if (strncmp(err, "json: ", 6) || strchr(err, '\n') || off > size) abort();
+        if (at && strtoull(at + 10, NULL, 10) != off) abort(); /* the offset named is the one reported */
     }
     json_free(a);
     json_free(b);
