@@ -3,16 +3,16 @@
  * tokenizer.ggml.pre names, each word's bytes become GPT-2's byte-level code
  * points, and tokenizer.ggml.merges are applied lowest rank first.
  *
- * Pre-tokenizers follow llama.cpp's unicode_regex_split exactly: the gpt2
- * and llama3 regexes run as hand-written splitters (the same code paths
- * llama.cpp takes for them; qwen2's too, tested against the engine), every
- * other regex through a small
- * backtracking regex engine with ECMAScript (std::regex) semantics over
- * llama.cpp's "collapsed" text, where a code point above U+007F stands for
- * its category (\p{L} letter, \p{N} number...) or, when it is White_Space,
- * for \v. A memo of (instruction, position) states that failed keeps every
- * regex linear in the word length. Merges live in a hash table keyed by the
- * ids of their two pieces. Nothing here prints. */
+ * Pre-tokenizers follow llama.cpp's unicode_regex_split exactly. The gpt2
+ * and llama3 regexes run as hand-written splitters (the code paths llama.cpp
+ * takes for them; qwen2's too, here only, tested equal to the engine). Every
+ * other regex goes through a small backtracking regex engine with
+ * ECMAScript (std::regex) semantics over llama.cpp's "collapsed" text, where
+ * a code point above U+007F stands for its category (\p{L} letter, \p{N}
+ * number...) or, when it is White_Space, for \v; regexes without \p{..}
+ * run over the code points. A memo of the (branch, position) states that
+ * failed keeps every regex linear in the segment length. Merges live in a
+ * hash table keyed by the ids of their two pieces. Nothing here prints. */
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
