@@ -693,6 +693,9 @@ static void eog_checks(const vocab_file *vf, const pl_tokenizer *t) {
         CHECK(a && ns == n1 && ids_equal(sp, ns, a, n1), "phi-3: rstrip into a plain range");
         free(a);
         free(b);
+    } else if (!strcmp(vf->file, "ggml-vocab-deepseek-llm")) {
+        int32_t e = id_of(t, "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>");
+        CHECK(e == pl_tokenizer_eos(t) && pl_tokenizer_is_eog(t, e), "deepseek-llm: <\xef\xbd\x9c" "end of sentence> %d", e);
     } else if (!strcmp(vf->file, "ggml-vocab-llama-spm")) {
         CHECK(pl_tokenizer_is_eog(t, 2) && !pl_tokenizer_is_eog(t, 1) && !pl_tokenizer_is_eog(t, 0), "llama-spm eog");
     }
