@@ -9,8 +9,7 @@
  *    formats two, F32/F16/BF16 four); the K-quants also prefetch in
  *    software (see prefetch_to; Q4_K runs at ~17 GB/s from memory on one
  *    Zen 3 core); IQ4_NL/IQ4_XS look their codebook up with pshufb, and
- *    IQ4_NL scales four blocks with one FMA (~13 GB/s on a Zen 4 core, as
- *    IQ4_XS; the 2x2 tile the other 32-weight formats use gets ~5);
+ *    IQ4_NL scales four blocks with one FMA (see q0s_rows);
  *  - prefill (nb > 1) decodes each weight block once per call and reuses it
  *    against every column while it sits in registers/L1. The K-quants
  *    decode 3-4 rows at a time against up to 32 columns whose activations,
@@ -580,19 +579,29 @@ AI void q6_rows(const int R, const uint8_t *w, size_t rb, int nsb, const block_q
 }
 
 /* IQ4_NL generation: R rows against one column, four blocks a step. The
- * four blocks' integer sums share one conversion and one FMA (lanes k and
- * k+4 hold halves of block k's sum after two hadds, both scaled by its dw *
- * dx), where the 2x2 tile above spends a conversion, a multiply and an FMA
- * on every block; the bytes ahead are prefetched as the K-quants do. */
+ * four blocks' integer sums share one conversion and one FMA (after two
+ * hadds lanes k and k+4 hold halves of block k's sum, both scaled by its
+ * dw * dx), where the 2x2 tile above spends a conversion, a multiply and an
+ * FMA on every block; the bytes ahead are prefetched as the K-quants do.
+ * ~13.5 GB/s on one Zen 4 core against ~4.6 for the tile. It would serve
+ * Q4_0/Q5_0/Q8_0 as well (Q8_0 6 -> 20 GB/s), but their float rounding
+ * would change from what they have agreed with llama.cpp at so far (one
+ * set-2 Q8_0 model's greedy run then parts at a near-tie): they keep the
+ * tile, which scales every block with its own FMA as ggml does. */
 static inline __m128 halves4(const uint8_t *p, size_t stride) {
     uint16_t h[4];
     for (int k = 0; k < 4; k++) memcpy(&h[k], p + (size_t)k * stride, 2);
     return _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)h));
 }
 
-AI void iq4nl_rows(const int R, const uint8_t *w, size_t rb, int nblk, const block_q8_0 *y, float *out,
-                   const uint8_t **pf) {
-    const size_t bs = sizeof(block_iq4_nl);
+AI __m256i q0_sdot(const int T, const uint8_t *b, __m256i x, __m256i ones) {
+    const __m256i q = q0_decode(T, b);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q)), ones);
+}
+
+AI void q0s_rows(const int T, const int R, const uint8_t *w, size_t rb, int nblk, const block_q8_0 *y, float *out,
+                 const uint8_t **pf) {
+    const size_t bs = (size_t)q0_size(T);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[4];
     UNROLL for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
@@ -605,10 +614,7 @@ AI void iq4nl_rows(const int R, const uint8_t *w, size_t rb, int nblk, const blo
         UNROLL for (int r = 0; r < R; r++) {
             const uint8_t *b = w + (size_t)r * rb + (size_t)i * bs;
             __m256i p[4];
-            UNROLL for (int k = 0; k < 4; k++) {
-                const __m256i q = q0_decode(PL_TYPE_IQ4_NL, b + (size_t)k * bs);
-                p[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x[k], q)), ones);
-            }
+            UNROLL for (int k = 0; k < 4; k++) p[k] = q0_sdot(T, b + (size_t)k * bs, x[k], ones);
             const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
             const __m128 d = _mm_mul_ps(halves4(b, bs), dx);
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set_m128(d, d), acc[r]);
@@ -619,20 +625,27 @@ AI void iq4nl_rows(const int R, const uint8_t *w, size_t rb, int nblk, const blo
         const float dx = ldh(&y[i].d);
         UNROLL for (int r = 0; r < R; r++) {
             const uint8_t *b = w + (size_t)r * rb + (size_t)i * bs;
-            const __m256i q = q0_decode(PL_TYPE_IQ4_NL, b);
-            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q)), ones);
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(ldh(b) * dx), acc[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q0_sdot(T, b, x, ones)), _mm256_set1_ps(ldh(b) * dx), acc[r]);
         }
     }
     UNROLL for (int r = 0; r < R; r++) out[r] = hsum(acc[r]);
 }
 
-static void mv_iq4_nl(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
+AI void mv_q0s(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
     const block_q8_0 *x = (const block_q8_0 *)xq;
     const uint8_t *pf = w + PF_AHEAD;
     int r = 0;
-    for (; r + 2 <= rows; r += 2) iq4nl_rows(2, w + (size_t)r * rb, rb, cols / 32, x, y + r, &pf);
-    for (; r < rows; r++) iq4nl_rows(1, w + (size_t)r * rb, rb, cols / 32, x, y + r, &pf);
+    for (; r + 2 <= rows; r += 2) q0s_rows(T, 2, w + (size_t)r * rb, rb, cols / 32, x, y + r, &pf);
+    for (; r < rows; r++) q0s_rows(T, 1, w + (size_t)r * rb, rb, cols / 32, x, y + r, &pf);
+}
+
+/* Prefill (nb > 1) takes the 2x2 tiles, generation the kernel above. */
+AI void mm_q0s(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
+               float *y, size_t ys) {
+    if (nb == 1)
+        mv_q0s(T, w, rb, rows, cols, xq, y);
+    else
+        mm_q0(T, w, rb, rows, cols, xq, xs, nb, y, ys);
 }
 
 /* IQ4_XS: each 32-weight sub-block is one vector (16 bytes of nibbles
@@ -1127,12 +1140,7 @@ static void matmul_avx2(uint32_t type, const void *w, size_t row_bytes, int rows
     case PL_TYPE_Q5_0: mm_q0(PL_TYPE_Q5_0, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q5_1: mm_q0(PL_TYPE_Q5_1, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q8_0: mm_q0(PL_TYPE_Q8_0, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
-    case PL_TYPE_IQ4_NL:
-        if (nb == 1)
-            mv_iq4_nl(W, row_bytes, rows, cols, X, y);
-        else
-            mm_q0(PL_TYPE_IQ4_NL, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
-        return;
+    case PL_TYPE_IQ4_NL: mm_q0s(PL_TYPE_IQ4_NL, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_IQ4_XS:
         if (nb == 1)
             mv_iq4_xs(W, row_bytes, rows, cols, X, y);
