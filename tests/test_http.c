@@ -30,7 +30,7 @@ static void describe(const http_parser *p, int rc, char *out, size_t cap) {
 
 /* Feeds s[0..n) in pieces: cuts[] are the piece ends (the last is n);
  * every completed request and the final error are described in out. */
-static void run(const char *s, size_t n, const size_t *cuts, int ncuts, const http_limits *lim, char *out,
+static void run(const char *s, const size_t *cuts, int ncuts, const http_limits *lim, char *out,
                 size_t cap) {
     http_parser p;
     out[0] = 0;
@@ -62,19 +62,19 @@ static char ref[8192], got[8192];
  * pieces and for byte-by-byte feeding (a FAIL line for each difference). */
 static const char *parse_all_ways(const char *s, size_t n, const http_limits *lim) {
     size_t cuts[3] = {n};
-    run(s, n, cuts, 1, lim, ref, sizeof ref);
+    run(s, cuts, 1, lim, ref, sizeof ref);
     int same = 1;
     for (size_t i = 1; i < n && same; i++) {
         cuts[0] = i;
         cuts[1] = n;
-        run(s, n, cuts, 2, lim, got, sizeof got);
+        run(s, cuts, 2, lim, got, sizeof got);
         same = !strcmp(ref, got);
         CHECK(same, "split at %zu differs:\n  %s\n  %s", i, ref, got);
     }
     static size_t bytes[1 << 14];
     if (n < sizeof bytes / sizeof *bytes) {
         for (size_t i = 0; i < n; i++) bytes[i] = i + 1;
-        run(s, n, bytes, (int)n, lim, got, sizeof got);
+        run(s, bytes, (int)n, lim, got, sizeof got);
         CHECK(!strcmp(ref, got), "byte by byte differs:\n  %s\n  %s", ref, got);
     }
     return ref;
