@@ -387,6 +387,60 @@ static const char *common_words =
 
 static const char *suffixes = "ing ed er es ly tion ment ness able ous est al ity ive ful less s y en";
 
+/* More frequent words (past tenses, nouns of everyday prose) past the
+ * 1000 of common_words. */
+static const char *more_words =
+    "important library village key kept pay wrote month later happy shelf science scientist neighbour "
+    "neighbor newspaper explain because could would should people between through during without within "
+    "against among however another something nothing everything anything someone everyone government company "
+    "program service information development business community university report research political market "
+    "national international experience education health student member law history art human local social "
+    "public private available different similar general major various recent whole poor rich likely "
+    "least usually already yet perhaps probably maybe almost quite rather really actually especially finally "
+    "suddenly quickly slowly carefully told knew thought gave took went made said found brought began became "
+    "felt heard held paid sent spent understood won wore lost met sat spoke stood taught caught bought fought "
+    "built chose drew drove fell flew forgot froze grew hid hung kept laid led lent lit meant rode rose shook "
+    "shot sang sank slept slid spun stole struck swam swore threw woke wrote also although whether while "
+    "whose whom yourself myself himself herself itself ourselves themselves today tomorrow yesterday tonight "
+    "morning evening afternoon weekend minute hour second moment year century decade history future past "
+    "present problem solution result reason example process method model data value level rate cost price "
+    "amount number percent total average account area region city village town street road house room door "
+    "window wall floor kitchen garden office school class teacher lesson book page story chapter letter word "
+    "language message question answer idea plan project team game player match ball score goal point win "
+    "lose friend family mother father brother sister son daughter child baby girl boy woman man people person "
+    "husband wife parent king queen prince princess castle dragon forest river mountain lake sea ocean island "
+    "sky sun moon star light dark night fire water earth wind rain snow ice tree flower grass animal bird dog "
+    "cat horse fish food bread meat fruit apple coffee tea milk sugar salt doctor hospital medicine computer "
+    "phone internet software code file system network server user screen keyboard program function variable "
+    "string number list array object class method return value error test build run start stop open close "
+    "read write send receive create delete update change move turn begin end continue decide choose "
+    "remember forget believe understand explain describe discuss consider suggest require include provide "
+    "allow support develop produce increase reduce improve protect prevent happen become seem appear remain";
+
+static const char *bpe_prefixes = "un re in dis over under out pre sub inter non mis de co en";
+
+static const char *bpe_suffixes = "s ed ing er ers es ly est ness ment ful less able al y ion ions ity ive ous";
+
+/* prefix + word (n bytes) + suffix spelled as English does (love+ed =
+ * loved, study+es = studies, story+s = stories), optionally capitalized,
+ * into w (room for prefix + n + suffix + 2); returns the length. */
+static size_t spell(char *w, const char *prefix, const char *s, size_t n, const char *suffix, int capitalize) {
+    const size_t lp = strlen(prefix), lsf = strlen(suffix);
+    memcpy(w, prefix, lp);
+    memcpy(w + lp, s, n);
+    size_t m = lp + n;
+    const int vowel_suffix = lsf && strchr("aeiouy", suffix[0]);
+    const int cons_y = n >= 2 && s[n - 1] == 'y' && !strchr("aeiou", s[n - 2]);
+    if (vowel_suffix && s[n - 1] == 'e') m--;
+    else if (lsf && cons_y && suffix[0] != 'i' && strcmp(suffix, "ly")) w[m - 1] = 'i';
+    const char *sfx = cons_y && !strcmp(suffix, "s") ? "es" : suffix;
+    const size_t ls = strlen(sfx);
+    memcpy(w + m, sfx, ls + 1);
+    m += ls;
+    if (capitalize && w[lp] >= 'a' && w[lp] <= 'z') w[lp] = (char)(w[lp] - 'a' + 'A');
+    return m;
+}
+
 typedef struct {
     char **piece;
     int n, cap;
@@ -474,6 +528,7 @@ typedef struct {
     int add_bos, add_space_prefix;
     int digit_groups;       /* the pre-tokenizer keeps up to 3 digits together (llama3) */
     const char *chat_template; /* tokenizer.chat_template, NULL: none */
+    int rich_words;         /* SPM: also the BPE vocabularies' word forms (gemma; llama's stays as it was) */
 } vocab_spec;
 
 static const special_tok SP_LLAMA[] = {{"<unk>", TT_UNKNOWN}, {"<s>", TT_CONTROL}, {"</s>", TT_CONTROL}};
@@ -555,17 +610,17 @@ static const char TPL_GEMMA[] =
 /* bos/eos/add_bos as the instruct models' GGUF conversions have them. */
 static const vocab_spec VOCABS[] = {
     /* TinyLlama's SPM without a template: picolm's default (zephyr) is its format */
-    {"spm", 0, NULL, SP_LLAMA, NSP(SP_LLAMA), 0, 0, NULL, 0, 0, 1, 0, "<s>", "</s>", "<unk>", NULL, 1, 1, 0, NULL},
+    {"spm", 0, NULL, SP_LLAMA, NSP(SP_LLAMA), 0, 0, NULL, 0, 0, 1, 0, "<s>", "</s>", "<unk>", NULL, 1, 1, 0, NULL, 0},
     {"gemma", 0, NULL, SP_GEMMA, NSP(SP_GEMMA), 99, 6, "<unused%d>", 0, TT_USER, 1, 0, "<bos>", "<eos>", "<unk>",
-     "<pad>", 1, 0, 0, TPL_GEMMA},
+     "<pad>", 1, 0, 0, TPL_GEMMA, 1},
     {"qwen2", 1, "qwen2", SP_QWEN, 22, 0, 0, NULL, 0, 0, 0, 151643, "<|endoftext|>", "<|im_end|>", NULL,
-     "<|endoftext|>", 0, 0, 0, TPL_QWEN2},
+     "<|endoftext|>", 0, 0, 0, TPL_QWEN2, 0},
     {"qwen3", 1, "qwen2", SP_QWEN, NSP(SP_QWEN), 0, 0, NULL, 0, 0, 0, 151643, "<|endoftext|>", "<|im_end|>", NULL,
-     "<|endoftext|>", 0, 0, 0, TPL_QWEN3},
+     "<|endoftext|>", 0, 0, 0, TPL_QWEN3, 0},
     {"llama3", 1, "llama-bpe", SP_LLAMA3, NSP(SP_LLAMA3), 245, NSP(SP_LLAMA3), "<|reserved_special_token_%d|>", 3,
-     TT_CONTROL, 0, 128000, "<|begin_of_text|>", "<|eot_id|>", NULL, NULL, 1, 0, 1, TPL_LLAMA3},
+     TT_CONTROL, 0, 128000, "<|begin_of_text|>", "<|eot_id|>", NULL, NULL, 1, 0, 1, TPL_LLAMA3, 0},
     {"smollm", 1, "smollm", SP_SMOLLM, NSP(SP_SMOLLM), 0, 0, NULL, 0, 0, 1, 49152 - NSP(SP_SMOLLM), "<|im_start|>",
-     "<|im_end|>", "<|endoftext|>", "<|im_end|>", 0, 0, 0, TPL_CHATML},
+     "<|im_end|>", "<|endoftext|>", "<|im_end|>", 0, 0, 0, TPL_CHATML, 0},
 };
 
 static int n_specials(const vocab_spec *vs) { return vs->n_sp + vs->n_reserved; }
@@ -637,6 +692,27 @@ static void synth_vocab(vocab *v, int n_vocab, const vocab_spec *vs) {
     vocab_add_list(v, "", suffixes, 0, 1 << 30);
     vocab_add_list(v, "", common_words, 0, 100); /* words inside compounds */
     if (!vs->add_space_prefix) vocab_add_list(v, "", common_words, 1, 150);
+    if (vs->rich_words) { /* more words and their inflections, as the BPE vocabularies have */
+        vocab_add_list(v, SPM_SPACE, more_words, 0, 1 << 30);
+        const char *lists[2] = {common_words, more_words};
+        for (const char *sf = bpe_suffixes; *sf && v->n < v->cap;) {
+            const size_t ns = strcspn(sf, " ");
+            char sx[16], w[80];
+            snprintf(sx, sizeof sx, "%.*s", (int)ns, sf);
+            for (int l = 0; l < 2; l++)
+                for (const char *p = lists[l]; *p && v->n < v->cap;) {
+                    while (*p == ' ') p++;
+                    const size_t n = strcspn(p, " ");
+                    if (n && n + ns < 40) {
+                        spell(w, "", p, n, sx, 0);
+                        vocab_add_word(v, SPM_SPACE, w, 0);
+                    }
+                    p += n;
+                }
+            sf += ns;
+            while (*sf == ' ') sf++;
+        }
+    }
     /* letter n-grams in lexicographic order: "▁ab" "ab" ..., then length 3 ... */
     char s[16];
     for (int len = 2; len <= 6 && v->n < v->cap; len++) {
@@ -840,20 +916,7 @@ static int bpe_learn_list(bpe_vocab *v, const char *prefix, const char *list, co
         while (*s == ' ') s++;
         const size_t n = strcspn(s, " ");
         if (n && lp + n + lsf <= BPE_MAX_PIECE) {
-            memcpy(w, prefix, lp);
-            memcpy(w + lp, s, n);
-            size_t m = lp + n;
-            /* English spelling: love+ed = loved, study+es = studies, story+s = stories */
-            const int vowel_suffix = lsf && strchr("aeiouy", suffix[0]);
-            const int cons_y = n >= 2 && s[n - 1] == 'y' && !strchr("aeiou", s[n - 2]);
-            if (vowel_suffix && s[n - 1] == 'e') m--;
-            else if (lsf && cons_y && suffix[0] != 'i' && strcmp(suffix, "ly")) w[m - 1] = 'i';
-            const char *sfx = cons_y && !strcmp(suffix, "s") ? "es" : suffix;
-            const size_t ls = strlen(sfx);
-            memcpy(w + m, sfx, ls + 1);
-            m += ls;
-            if (capitalize && w[lp] >= 'a' && w[lp] <= 'z') w[lp] = (char)(w[lp] - 'a' + 'A');
-            if (!bpe_learn(v, w, m)) return 0;
+            if (!bpe_learn(v, w, spell(w, prefix, s, n, suffix, capitalize))) return 0;
             count++;
         }
         s += n;
@@ -883,38 +946,6 @@ static const char *bpe_punct[] = {
     "\xe2\x80\xa6", "\xc3\xa9", "\xc3\xa8", "\xc3\xa0", "\xc3\xbc", "\xc3\xb6", "\xc3\xa4", "\xc3\xb1", "\xc3\xa7",
     "\xc2\xb0", "\xe2\x82\xac", "\xc2\xa3", "\xc2\xa9",
 };
-/* More frequent words (past tenses, nouns of everyday prose) past the
- * 1000 of common_words. */
-static const char *more_words =
-    "important library village key kept pay wrote month later happy shelf science scientist neighbour "
-    "neighbor newspaper explain because could would should people between through during without within "
-    "against among however another something nothing everything anything someone everyone government company "
-    "program service information development business community university report research political market "
-    "national international experience education health student member law history art human local social "
-    "public private available different similar general major various recent whole poor rich likely "
-    "least usually already yet perhaps probably maybe almost quite rather really actually especially finally "
-    "suddenly quickly slowly carefully told knew thought gave took went made said found brought began became "
-    "felt heard held paid sent spent understood won wore lost met sat spoke stood taught caught bought fought "
-    "built chose drew drove fell flew forgot froze grew hid hung kept laid led lent lit meant rode rose shook "
-    "shot sang sank slept slid spun stole struck swam swore threw woke wrote also although whether while "
-    "whose whom yourself myself himself herself itself ourselves themselves today tomorrow yesterday tonight "
-    "morning evening afternoon weekend minute hour second moment year century decade history future past "
-    "present problem solution result reason example process method model data value level rate cost price "
-    "amount number percent total average account area region city village town street road house room door "
-    "window wall floor kitchen garden office school class teacher lesson book page story chapter letter word "
-    "language message question answer idea plan project team game player match ball score goal point win "
-    "lose friend family mother father brother sister son daughter child baby girl boy woman man people person "
-    "husband wife parent king queen prince princess castle dragon forest river mountain lake sea ocean island "
-    "sky sun moon star light dark night fire water earth wind rain snow ice tree flower grass animal bird dog "
-    "cat horse fish food bread meat fruit apple coffee tea milk sugar salt doctor hospital medicine computer "
-    "phone internet software code file system network server user screen keyboard program function variable "
-    "string number list array object class method return value error test build run start stop open close "
-    "read write send receive create delete update change move turn begin end continue decide choose "
-    "remember forget believe understand explain describe discuss consider suggest require include provide "
-    "allow support develop produce increase reduce improve protect prevent happen become seem appear remain";
-
-static const char *bpe_prefixes = "un re in dis over under out pre sub inter non mis de co en";
-static const char *bpe_suffixes = "s ed ing er ers es ly est ness ment ful less able al y ion ions ity ive ous";
 
 /* GPT-2's byte order: '!'..'~', '¡'..'¬', '®'..'ÿ', then the other bytes. */
 static void gpt2_bytes(int *order) {
