@@ -43,6 +43,15 @@ static int set_err(char *err, size_t errlen, int rc, const char *fmt, ...) {
 #define RX_QWEN2                                                                                                     \
     "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "              \
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RX_QWEN35                                                                                                    \
+    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| "  \
+    "?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RX_SEED_CODER                                                                                                \
+    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1}| "        \
+    "?[^\\s\\p{L}\\p{N}\\r\\n]+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RX_BAILING                                                                                                   \
+    "'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "                          \
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"
 #define RX_PORO " ?[^(\\s|.,!?\xe2\x80\xa6\xe3\x80\x82\xef\xbc\x8c\xe3\x80\x81\xe0\xa5\xa4\xdb\x94\xd8\x8c)]+"
 #define RX_CJK "[\xe4\xb8\x80-\xe9\xbe\xa5\xe0\xa0\x80-\xe4\xb8\x80\xea\xb0\x80-\xed\x9f\xbf]+" /* [一-龥ࠀ-一가-퟿]+ */
 
@@ -95,22 +104,25 @@ typedef struct pre_row {
  * tokenizer.ggml.add_bos_token. */
 static const pre_row pre_rows[] = {
     {"default\0", {"[\\p{P}\\$\\+<=>\\^~\\|]+", RX_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}, 0, 0},
-    {"llama3\0llama-v3\0llama-bpe\0falcon3\0", {RX_LLAMA3}, 1, 1},
+    {"llama3\0llama-v3\0llama-bpe\0falcon3\0falcon-h1\0pixtral\0midm-2.0\0lfm2\0", {RX_LLAMA3}, 1, 1},
     {"dbrx\0smaug-bpe\0chatglm-bpe\0glm4\0", {RX_LLAMA3}, 0, 0},
     {"deepseek-llm\0", {"[\r\n]", RX_DS_LETTERS, RX_DS_PUNCT, "\\s+$", RX_CJK, "\\p{N}+"}, 0, 0},
     {"deepseek-coder\0", {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", RX_CJK, "\\p{N}"}, 0, 0},
-    {"deepseek-v3\0", {"\\p{N}{1,3}", "[\xe4\xb8\x80-\xe9\xbe\xa5\xe3\x81\x80-\xe3\x82\x9f\xe3\x82\xa0-\xe3\x83\xbf]+",
+    {"deepseek-v3\0hunyuan-dense\0joyai-llm\0", {"\\p{N}{1,3}", "[\xe4\xb8\x80-\xe9\xbe\xa5\xe3\x81\x80-\xe3\x82\x9f\xe3\x82\xa0-\xe3\x83\xbf]+",
                        RX_DEEPSEEK3}, 0, 0},
     {"falcon\0", {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RX_GPT2, "[0-9][0-9][0-9]"}, 0, 0},
-    {"starcoder\0refact\0command-r\0smollm\0codeshell\0exaone\0minerva-7b\0", {"\\p{N}", RX_GPT2}, 0, 0},
+    {"starcoder\0refact\0command-r\0smollm\0codeshell\0exaone\0minerva-7b\0mellum2\0", {"\\p{N}", RX_GPT2}, 0, 0},
     {"gpt-2\0phi-2\0jina-es\0jina-de\0gigachat\0jina-v1-en\0jina-v2-es\0jina-v2-de\0jina-v2-code\0roberta-bpe\0"
-     "mpt\0olmo\0jais\0exaone4\0trillion\0",
+     "mpt\0olmo\0jais\0exaone4\0trillion\0a.x-4.0\0mellum\0granite-docling\0",
      {RX_GPT2}, 0, 0},
-    {"qwen2\0stablelm2\0megrez\0hunyuan\0", {RX_QWEN2}, 0, 0},
+    {"qwen2\0stablelm2\0megrez\0hunyuan\0deepseek-r1-qwen\0kormo\0f2llmv2\0solar-open\0grok-2\0", {RX_QWEN2}, 0, 0},
+    {"qwen35\0", {RX_QWEN35}, 0, 0},
+    {"seed-coder\0", {RX_SEED_CODER}, 0, 0},
+    {"bailingmoe\0bailingmoe2\0llada-moe\0", {RX_BAILING}, 0, 0},
     {"poro-chat\0bloom\0gpt3-finnish\0", {RX_PORO}, 0, 0},
     {"viking\0", {RX_PORO, "\\p{N}"}, 0, 0},
     {"tekken\0", {RX_TEKKEN}, 1, 1},
-    {"gpt-4o\0", {RX_GPT4O}, 0, 0},
+    {"gpt-4o\0llama4\0kanana2\0minimax-m2\0", {RX_GPT4O}, 0, 0},
 };
 #define N_PRE ((int)(sizeof pre_rows / sizeof pre_rows[0]))
 

@@ -217,7 +217,7 @@ int pl_tokenizer_load(pl_tokenizer **out, const gguf_file *g, char *err, size_t 
     gguf_str pre = {"default", 7};
     rc = gguf_get_str(g, "tokenizer.ggml.pre", &pre);
     if (rc < 0) return set_err(err, errlen, PL_ERR_FORMAT, "tokenizer.ggml.pre is not a string");
-    if (rc == 1) pre = (gguf_str){"default", 7};
+    if (rc == 1 || pre.len == 0) pre = (gguf_str){"default", 7}; /* llama.cpp: missing or empty */
     int pre_id = -1;
     if (kind == TOK_BPE) {
         pre_id = pl_bpe_pre_find(pre.ptr, (size_t)pre.len);

@@ -890,11 +890,18 @@ static void test_bpe_handmade(void) {
     pl_tokenizer_free(t);
     gguf_free(&g);
     free(b.p);
+    ok.pre = ""; /* llama.cpp: an empty name is "default" too */
+    rc = load_bpe(&ok, &b, &g, &t, err, sizeof err);
+    CHECK(rc == 0 && !strcmp(pl_tokenizer_pre(t), "default"), "bpe: empty pre: %s", err);
+    pl_tokenizer_free(t);
+    gguf_free(&g);
+    free(b.p);
     /* every pre-tokenizer of the table loads and splits a hostile string */
     static const char *pres[] = {"default", "llama3", "llama-bpe", "dbrx", "smaug-bpe", "deepseek-llm",
                                  "deepseek-coder", "deepseek-v3", "falcon", "starcoder", "refact", "smollm", "gpt-2",
                                  "olmo", "jais", "qwen2", "stablelm2", "poro-chat", "bloom", "viking", "tekken",
-                                 "gpt-4o", "chatglm-bpe", "command-r", "mpt"};
+                                 "gpt-4o", "chatglm-bpe", "command-r", "mpt", "qwen35", "seed-coder", "bailingmoe",
+                                 "deepseek-r1-qwen", "llama4", "falcon-h1"};
     for (size_t i = 0; i < sizeof pres / sizeof pres[0]; i++) {
         ok.pre = pres[i];
         rc = load_bpe(&ok, &b, &g, &t, err, sizeof err);
