@@ -99,7 +99,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels test_grammar test_arch test_chat test_json test_http test_gen test_state test_sampler
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%$(EXE))
 
-.PHONY: all test clean run bench bench-kernels memtest fuzz fuzz-bin tsan test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
+.PHONY: all test clean run bench bench-kernels bench-server memtest fuzz fuzz-bin tsan test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
         windows test-cross size model
 # picolm-gen is a POSIX tool (files, signals): not built for Windows.
 all: $(BUILD)/picolm$(EXE) $(if $(EXE),,$(BUILD)/picolm-gen $(BUILD)/picolm-server)
@@ -144,6 +144,10 @@ bench-tokenizer: $(BUILD)/bench_tokenize
 # Benchmarks (never part of the tests): see bench/bench.sh.
 bench: $(BUILD)/picolm $(BUILD)/picolm-gen $(BUILD)/membw
 	sh bench/bench.sh
+
+# The server under 1, 2, 4 and 8 concurrent streams (bench/server.sh).
+bench-server: $(BUILD)/picolm-server $(BUILD)/picolm-gen
+	sh bench/server.sh
 
 # The 1.1B model in a 256 MB memory cgroup (needs root; skips otherwise).
 memtest: $(BUILD)/picolm $(BUILD)/picolm-gen
