@@ -172,7 +172,9 @@ typedef struct pl_sampler_params {
 
 int pl_sampler_new(pl_sampler **out, const pl_sampler_params *p, int n_vocab);
 void pl_sampler_free(pl_sampler *s);
-/* Picks a token from logits (modified in place). */
+/* Picks a token from logits (modified in place): NaN never wins, an infinite
+ * logit wins outright, a temperature too small to divide by is greedy;
+ * returns PL_ERR_ARG when no logit is a number above -Inf. */
 int32_t pl_sample(pl_sampler *s, float *logits);
 
 /* The generation loop of one sequence (the CLI's and a server's): prompt

@@ -622,8 +622,19 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     }
     if (xq_row_size(&m->output) > c->xq_size) c->xq_size = xq_row_size(&m->output);
     for (int i = 0; i < 3; i++) c->xq[i] = xalloc(c->xq_size * B, sb);
-    c->scores_per_thread = (size_t)(in->n_head / in->n_head_kv) * ATTN_POS(in->n_head / in->n_head_kv) * n_ctx;
-    c->scores = xalloc((size_t)n_threads * c->scores_per_thread * sizeof(float), sb);
+    /* attention scores: a buffer per thread (n_threads x group x ATTN_POS x
+     * n_ctx floats: with -j 1024 -c 1048576 that is 64 GB, not the KV) */
+    const int group = in->n_head / in->n_head_kv;
+    uint64_t spt = (uint64_t)group * ATTN_POS(group) * (uint64_t)n_ctx;
+    uint64_t score_bytes = (uint64_t)n_threads * spt * sizeof(float);
+    if (score_bytes > (size_t)-1 / 4) {
+        pl_context_free(c);
+        return set_err(err, errlen, PL_ERR_NOMEM,
+                       "attention scores of %d threads at a %d-token context (%.1f MB) do not fit (lower -j or -c)",
+                       n_threads, n_ctx, (double)score_bytes / 1e6);
+    }
+    c->scores_per_thread = (size_t)spt;
+    c->scores = xalloc((size_t)score_bytes, sb);
     size_t half_rot = (size_t)in->n_rot / 2;
     c->rope_cos = xalloc((size_t)hp->n_rope_class * B * half_rot * sizeof(float), sb);
     c->rope_sin = xalloc((size_t)hp->n_rope_class * B * half_rot * sizeof(float), sb);
@@ -652,8 +663,14 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     c->seq_next = xalloc((size_t)c->n_seq * sizeof *c->seq_next, sb);
     c->b_want = xalloc((size_t)c->n_seq * (size_t)n_ctx, sb);
     c->logit2 = xalloc((size_t)2 * (size_t)in->n_vocab * sizeof(float), sb);
+    if (!c->scores) {
+        pl_context_free(c);
+        return set_err(err, errlen, PL_ERR_NOMEM,
+                       "out of memory for the attention scores of %d threads at a %d-token context (%.1f MB; lower -j or -c)",
+                       n_threads, n_ctx, (double)score_bytes / 1e6);
+    }
     if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->hb || !c->hb2 || !c->xq[0] || !c->xq[1] ||
-        !c->xq[2] || !c->scores || !c->rope_cos || !c->rope_sin || !c->kcache || !c->vcache || !c->seq_tok ||
+        !c->xq[2] || !c->rope_cos || !c->rope_sin || !c->kcache || !c->vcache || !c->seq_tok ||
         !c->seq_len || !c->seq_high || !c->b_pos || !c->b_seq || !c->b_out || !c->seq_next || !c->b_want ||
         !c->logit2) {
         pl_context_free(c);
@@ -741,7 +758,7 @@ static void rope(float *x, int n_heads, int head_dim, int n_rot, int neox, const
 
 /* Byte offset of (sequence, layer, KV head, position) in the K or V cache:
  * the one place that knows the layout. */
-static size_t kv_off(const pl_context *c, int seq, int l, int h, int pos) {
+size_t pl_kv_off(const pl_context *c, int seq, int l, int h, int pos) {
     const pl_hparams *hp = &c->m->hp;
     size_t blk = (((size_t)seq * (size_t)hp->n_layer + (size_t)l) * (size_t)hp->n_head_kv + (size_t)h);
     return (blk * (size_t)c->n_ctx + (size_t)pos) * c->kv_row;
@@ -769,7 +786,7 @@ static int shift_seq(pl_context *c, int seq, int n_keep, int n_discard, int n_pa
     for (int l = 0; l < hp->n_layer; l++) {
         const pl_layer *L = &c->m->layers[l];
         for (int h = 0; h < hp->n_head_kv; h++) {
-            uint8_t *k = c->kcache + kv_off(c, seq, l, h, 0), *v = c->vcache + kv_off(c, seq, l, h, 0);
+            uint8_t *k = c->kcache + pl_kv_off(c, seq, l, h, 0), *v = c->vcache + pl_kv_off(c, seq, l, h, 0);
             memmove(k + (size_t)n_keep * row, k + (size_t)(n_keep + n_discard) * row, (size_t)n_move * row);
             memmove(v + (size_t)n_keep * row, v + (size_t)(n_keep + n_discard) * row, (size_t)n_move * row);
             if (L->nope) continue;
@@ -817,8 +834,8 @@ int pl_seq_copy(pl_context *c, int dst, int src, int n) {
     const pl_hparams *hp = &c->m->hp;
     for (int l = 0; l < hp->n_layer; l++)
         for (int h = 0; h < hp->n_head_kv; h++) {
-            memcpy(c->kcache + kv_off(c, dst, l, h, 0), c->kcache + kv_off(c, src, l, h, 0), (size_t)n * c->kv_row);
-            memcpy(c->vcache + kv_off(c, dst, l, h, 0), c->vcache + kv_off(c, src, l, h, 0), (size_t)n * c->kv_row);
+            memcpy(c->kcache + pl_kv_off(c, dst, l, h, 0), c->kcache + pl_kv_off(c, src, l, h, 0), (size_t)n * c->kv_row);
+            memcpy(c->vcache + pl_kv_off(c, dst, l, h, 0), c->vcache + pl_kv_off(c, src, l, h, 0), (size_t)n * c->kv_row);
         }
     memcpy(c->seq_tok + (size_t)dst * c->n_ctx, c->seq_tok + (size_t)src * c->n_ctx, (size_t)n * sizeof *c->seq_tok);
     c->seq_len[dst] = n;
@@ -1077,7 +1094,7 @@ static void attn_task(void *arg, int ith, int nth) {
             np++;
         idx += (size_t)np;
         int lo = swa && n > swa ? n - swa : 0; /* first visible key */
-        size_t base = kv_off(c, bs[b], j->layer, kvh, lo);
+        size_t base = pl_kv_off(c, bs[b], j->layer, kvh, lo);
         size_t off = (size_t)b * W + (size_t)kvh * group * hd; /* the group's query heads are adjacent */
         if (capped) {
             for (int g = 0; g < group; g++)
@@ -1177,8 +1194,8 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, float *logits,
                 rope(kb, hp->n_head_kv, hd, hp->n_rot, a->rope_neox, cs, sn);
             }
             for (int h = 0; h < hp->n_head_kv; h++) {
-                store_kv(c, kb + (size_t)h * hd, c->kcache + kv_off(c, seq, l, h, pos));
-                store_kv(c, c->v + (size_t)b * kvd + (size_t)h * hd, c->vcache + kv_off(c, seq, l, h, pos));
+                store_kv(c, kb + (size_t)h * hd, c->kcache + pl_kv_off(c, seq, l, h, pos));
+                store_kv(c, c->v + (size_t)b * kvd + (size_t)h * hd, c->vcache + pl_kv_off(c, seq, l, h, pos));
             }
         }
         attn_job aj = {c, l, nb};

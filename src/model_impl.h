@@ -127,6 +127,10 @@ struct pl_context {
     int budget_tracks_kv;
 };
 
+/* Byte offset of (sequence, layer, KV head, position) in the K or V cache:
+ * the one place that knows the layout (model.c; state.c uses it too). */
+size_t pl_kv_off(const pl_context *c, int seq, int l, int h, int pos);
+
 /* Record that sequence seq holds tokens[0..n) at positions 0..n-1 (the
  * prompt cache restores KV rows behind the library's back). */
 void pl_seq_set_tokens(pl_context *c, int seq, const int32_t *tokens, int n);

@@ -287,7 +287,7 @@ int pl_cache_save(pl_context *c, const char *path, const int32_t *tokens, int n_
     ok = ok && write_all(fd, tokens, (size_t)n_tokens * 4) == 0;
     for (int l = 0; ok && l < in->n_layer; l++)
         for (int h = 0; ok && h < in->n_head_kv; h++) {
-            size_t base = (((size_t)l * in->n_head_kv + h) * c->n_ctx) * c->kv_row, n = (size_t)n_tokens * c->kv_row;
+            size_t base = pl_kv_off(c, 0, l, h, 0), n = (size_t)n_tokens * c->kv_row;
             sum = fnv1a(sum, c->kcache + base, n);
             sum = fnv1a(sum, c->vcache + base, n);
             ok = write_all(fd, c->kcache + base, n) == 0 && write_all(fd, c->vcache + base, n) == 0;
@@ -403,7 +403,7 @@ int pl_cache_load(pl_context *c, const char *path, const int32_t *tokens, int n_
     const uint8_t *p = kv;
     for (int l = 0; l < in->n_layer; l++)
         for (int h = 0; h < in->n_head_kv; h++) {
-            size_t base = (((size_t)l * in->n_head_kv + h) * c->n_ctx) * c->kv_row, full = (size_t)n * c->kv_row;
+            size_t base = pl_kv_off(c, 0, l, h, 0), full = (size_t)n * c->kv_row;
             size_t use = (size_t)lcp * c->kv_row;
             memcpy(c->kcache + base, p, use);
             p += full;

@@ -64,6 +64,9 @@ expect 2 "$M" -p hi --dump-logits "$T/l"
 expect 1 "$T/missing.gguf" -p hi
 expect 1 "$DATA" -p hi
 expect 1 "$M" -p ""
+# the per-thread attention scores, not the KV cache, are what -j 1024 -c 1048576 cannot hold
+expect 1 "$M" -j 1024 -c 1048576 -p hi
+grep -q "attention scores" "$T/err" && ok || bad "-j 1024 -c 1048576 blames $(cat "$T/err")"
 expect 1 "$M" -c 4 -p "a prompt that is longer than four tokens for sure"
 expect 1 "$DATA/vocab/ggml-vocab-llama-spm.gguf" -p hi
 # a NUL byte in a text prompt is refused (it once cut a --chat message
