@@ -23,6 +23,8 @@ static char path[256];
 static float *logits;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
     const char *d = getenv("PICOLM_TESTDATA");
     char mp[4096], err[256];
     snprintf(mp, sizeof mp, "%s/models/tiny512-Q8_0.gguf", d && *d ? d : "../shared/testdata");
