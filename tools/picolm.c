@@ -387,9 +387,7 @@ int main(int argc, char **argv) {
 
     int n_vocab = info->n_vocab;
     float *logits = malloc((size_t)n_vocab * sizeof(float) * (o.dump_logits ? (size_t)n_ids : 1));
-    int32_t *hist = malloc((size_t)n_ctx * sizeof *hist); /* the tokens in the cache */
-    if (!logits || !hist) fail("out of memory");
-    memcpy(hist, ids, (size_t)n_ids * sizeof *ids);
+    if (!logits) fail("out of memory");
 
     double t1 = pl_time_sec();
     int n_cached = 0, rc;
@@ -424,79 +422,45 @@ int main(int argc, char **argv) {
     int n_keep = o.keep >= 0 ? o.keep : (n_ids > 0 && ids[0] == pl_token_bos(model));
     if (n_keep > n_ctx / 2) n_keep = n_ctx / 2;
 
-    /* generation: sample from the last logits, print, feed back */
-    char piece[256], pend[512];
-    size_t npend = 0;
-    int pos = n_ids, n_gen = 0, ctx_full = 0, n_shifts = 0, grammar_failed = 0;
-    int32_t prev = ids[n_ids - 1], eos = pl_token_eos(model), stop = -1;
-    if (stop_text) { /* the template's end-of-turn token, when it is one token */
-        int32_t st[4];
-        if (pl_tokenize(model, stop_text, strlen(stop_text), 0, 1, st, 4) == 1) stop = st[0];
-    }
+    /* generation: the library's loop (sampling, grammar, end-of-generation
+     * tokens, the UTF-8 hold-back, the context shift), text to stdout as
+     * it becomes safe to print */
+    pl_gen_params gp = pl_gen_default_params();
+    gp.n_predict = o.n_predict;
+    gp.n_keep = n_keep;
+    gp.no_context_shift = o.no_shift;
+    pl_gen *gen;
+    if (pl_gen_new(&gen, ctx, 0, smp, &gp, err, sizeof err)) fail("%s", err);
+    if (gram) pl_gen_set_grammar(gen, gram);
+    pl_gen_begin(gen, ids, n_ids);
+    (void)stop_text; /* the family's end-of-turn token is one of the vocabulary's end-of-generation tokens */
+    char out[1024];
+    size_t nout;
     double t2 = pl_time_sec();
     unsigned long long io0 = pl_io_read_bytes();
-    while (n_gen < o.n_predict) {
-        /* a broken model (NaN or Inf in a weight) is an error, never text
-         * sampled from garbage; one pass over the vocabulary per token */
-        if (first_nonfinite(logits, n_vocab) >= 0) fail("the model produced NaN/Inf logits at position %d", pos - 1);
-        if (gram) {
-            if (pl_grammar_is_done(gram)) break;
-            if (pl_grammar_steer(gram, logits, o.n_predict - n_gen) <= 0) {
-                grammar_failed = 1;
-                break;
-            }
+    int st;
+    while ((st = pl_gen_sample(gen, logits, out, sizeof out, &nout)) == PL_GEN_RUNNING) {
+        if (nout) {
+            fwrite(out, 1, nout, stdout);
+            fflush(stdout);
         }
-        int32_t tok = pl_sample(smp, logits);
-        if (tok < 0) fail("no token can be sampled (every logit is -Inf)");
-        if (tok == eos || tok == stop || pl_token_is_eog(model, tok)) break; /* EOS, <|im_end|>, <|eot_id|>... */
-        if (gram && pl_grammar_accept(gram, tok)) {
-            grammar_failed = 1;
+        if (pl_gen_next(gen, logits)) {
+            st = pl_gen_status(gen);
             break;
         }
-        n_gen++;
-        int len = pl_token_to_text(model, prev, tok, piece, sizeof piece);
-        if (len > (int)sizeof piece) len = (int)sizeof piece;
-        if (len > 0) {
-            if (npend + (size_t)len > sizeof pend) { /* never happens with valid UTF-8 */
-                fwrite(pend, 1, npend, stdout);
-                npend = 0;
-            }
-            memcpy(pend + npend, piece, (size_t)len);
-            npend += (size_t)len;
-            size_t ok = pl_utf8_complete(pend, npend);
-            if (ok) {
-                fwrite(pend, 1, ok, stdout);
-                fflush(stdout);
-                memmove(pend, pend + ok, npend - ok);
-                npend -= ok;
-            }
-        }
-        prev = tok;
-        if (n_gen == o.n_predict) break;
-        if (pos >= n_ctx) {
-            /* the context is full: keep n_keep tokens, drop the older half of
-             * the rest and go on (llama.cpp's context shift) */
-            int n_discard = (pos - n_keep) / 2;
-            if (o.no_shift || n_discard <= 0) {
-                ctx_full = 1;
-                break;
-            }
-            if (pl_context_shift(ctx, n_keep, n_discard, pos)) fail("context shift failed");
-            memmove(hist + n_keep, hist + n_keep + n_discard, (size_t)(pos - n_keep - n_discard) * sizeof *hist);
-            pos -= n_discard;
-            n_shifts++;
-        }
-        hist[pos] = tok;
-        if ((rc = pl_eval(ctx, &tok, 1, pos, logits, 0))) fail("evaluation failed (%d)", rc);
-        pos++;
     }
-    if (npend) fwrite(pend, 1, npend, stdout);
+    if (nout) fwrite(out, 1, nout, stdout);
+    while ((nout = pl_gen_flush(gen, out, sizeof out)) > 0) fwrite(out, 1, nout, stdout);
     fflush(stdout);
+    int n_gen = pl_gen_n_generated(gen), n_shifts = pl_gen_n_shifts(gen), ctx_full = st == PL_GEN_CTX_FULL;
+    if (st == PL_GEN_ERROR) {
+        const char *e = pl_gen_error(gen);
+        if (strstr(e, "grammar")) fail("%s; output stopped", e);
+        fail("%s", e);
+    }
     double t_gen = pl_time_sec() - t2;
     unsigned long long io_gen = pl_io_read_bytes() - io0;
 
-    if (grammar_failed)
-        fail("no token can continue the grammar (%s); output stopped", gram ? pl_grammar_last_error(gram) : "");
     if (gram && !pl_grammar_is_complete(gram))
         fprintf(stderr, "\npicolm: warning: the output does not complete the grammar (context full or -n too small)\n");
     if (ctx_full) fprintf(stderr, "\npicolm: context full (%d tokens); stopping (raise -c for more)\n", n_ctx);
@@ -518,7 +482,7 @@ int main(int argc, char **argv) {
                     io_gen / 1e6 / (n_gen - 1));
         if (n_shifts) fprintf(stderr, "[picolm] context shifted %d times (keeping %d tokens)\n", n_shifts, n_keep);
     }
-    free(hist);
+    pl_gen_free(gen);
     pl_grammar_free(gram);
     pl_grammar_vocab_free(gvocab);
     pl_sampler_free(smp);
