@@ -51,7 +51,8 @@ static const char *usage_text =
     "  --chat             the prompt is a user message: format it with the model's\n"
     "                     chat template (detected from the file)\n"
     "  --system TEXT      system message (implies --chat)\n"
-    "  --chat-template T  chatml, llama3, phi3, zephyr, gemma, llama2, mistral\n"
+    "  --chat-template T  chatml, qwen2, qwen3, qwen3-think, smollm3, llama3, gemma, phi3, phi4mini,\n"
+    "                     phi4, phi2, zephyr, llama2, mistral (default: the model's own)\n"
     "  --json             the output is one complete, valid JSON value\n"
     "  --grammar FILE     constrain the output to a GBNF grammar (root rule: root)\n"
     "  --json-schema FILE the output is JSON valid against this schema\n"
@@ -319,9 +320,10 @@ int main(int argc, char **argv) {
         if (nul) fail("the prompt holds a NUL byte (at byte %zu); text prompts cannot contain NUL", (size_t)(nul - text));
         if (o.chat) { /* the text is a user message: wrap it in the model's template */
             const char *tmpl = o.chat_template ? o.chat_template : pl_chat_template_detect(model);
-            if (!tmpl) {
-                tmpl = "zephyr";
-                if (!o.quiet) fprintf(stderr, "picolm: the model has no chat template; using zephyr\n");
+            if (!tmpl) { /* Phi-2 files carry none: its model card's format; else TinyLlama's */
+                const char *arch = info->arch ? info->arch : "";
+                tmpl = !strcmp(arch, "phi2") ? "phi2" : "zephyr";
+                if (!o.quiet) fprintf(stderr, "picolm: the model has no chat template; using %s\n", tmpl);
             }
             text[len] = 0; /* read_stdin leaves room; -p is NUL-terminated */
             size_t n_sys = 0;
