@@ -18,7 +18,9 @@
 
 typedef struct pl_kernels_t {
     const char *name;
-    /* x[n] -> xq in format act_type (a vec_dot_type: F32 copies). */
+    /* x[n] -> xq in format act_type (a vec_dot_type: F32 copies), the same
+     * bytes at every level; a block holding a NaN or an Inf gets d = NaN
+     * and zero quants (quant.h), so every product it enters is NaN. */
     void (*quantize)(uint32_t act_type, const float *x, void *xq, int n);
     /* For every weight row r < rows and activation column b < nb:
      *   y[b * y_stride + r] = dot(row r of w, column b of xq)
