@@ -159,9 +159,13 @@ int pl_gen_sample(pl_gen *g, float *logits, char *out, size_t cap, size_t *n_out
     if (g->gram) {
         if (pl_grammar_is_done(g->gram)) return g->status = PL_GEN_EOG;
         int left = g->n_predict >= 0 ? g->n_predict - g->n_gen : g->c->n_ctx;
-        if (pl_grammar_steer(g->gram, logits, left) <= 0) {
-            pl_set_err(g->err, sizeof g->err, PL_ERR_ARG, "no token can continue the grammar (%s)",
-                       pl_grammar_last_error(g->gram));
+        int allowed = pl_grammar_steer(g->gram, logits, left);
+        if (allowed <= 0) { /* a budget the grammar ran into names itself */
+            if (allowed == PL_GRAMMAR_ERR_LIMIT)
+                pl_set_err(g->err, sizeof g->err, PL_ERR_ARG, "%s", pl_grammar_last_error(g->gram));
+            else
+                pl_set_err(g->err, sizeof g->err, PL_ERR_ARG, "no token can continue the grammar (%s)",
+                           pl_grammar_last_error(g->gram));
             return g->status = PL_GEN_ERROR;
         }
     }
@@ -174,7 +178,12 @@ int pl_gen_sample(pl_gen *g, float *logits, char *out, size_t cap, size_t *n_out
         *n_out = release(g, out, cap, 1);
         return g->status = PL_GEN_EOG;
     }
-    if (g->gram && pl_grammar_accept(g->gram, tok)) {
+    int arc = g->gram ? pl_grammar_accept(g->gram, tok) : 0;
+    if (arc == PL_GRAMMAR_ERR_LIMIT) {
+        pl_set_err(g->err, sizeof g->err, PL_ERR_ARG, "%s", pl_grammar_last_error(g->gram));
+        return g->status = PL_GEN_ERROR;
+    }
+    if (arc) {
         pl_set_err(g->err, sizeof g->err, PL_ERR_ARG, "the grammar rejected token %d (%s)", tok,
                    pl_grammar_last_error(g->gram));
         return g->status = PL_GEN_ERROR;

@@ -363,7 +363,7 @@ static void test_batch_invariance(void) {
         int32_t ids[45];
         for (int i = 0; i < 45; i++) ids[i] = (i * 37 + 1) % V;
         pl_context_params cp = {64, 2, 0, 0, 0};
-        pl_context *a, *b;
+        pl_context *a = NULL, *b = NULL;
         CHECK(pl_context_new(&a, m, &cp, err, sizeof err) == 0 && pl_context_new(&b, m, &cp, err, sizeof err) == 0,
               "contexts");
         float *la = malloc((size_t)V * sizeof *la), *lb = malloc((size_t)V * sizeof *lb);
@@ -485,7 +485,7 @@ static void test_arch(void) {
         int32_t bi[45];
         for (int i = 0; i < 45; i++) bi[i] = (i * 37 + 1) % V;
         pl_context_params cp = {64, 2, 0, 0, 0};
-        pl_context *a, *b;
+        pl_context *a = NULL, *b = NULL;
         if (pl_context_new(&a, m, &cp, err, sizeof err) == 0 && pl_context_new(&b, m, &cp, err, sizeof err) == 0) {
             float *la = malloc((size_t)V * sizeof *la), *lb = malloc((size_t)V * sizeof *lb);
             pl_eval(a, bi, 45, 0, la, 0);
