@@ -1028,34 +1028,53 @@ static void act_task(void *arg, int ith, int nth) {
     for (size_t i = i0; i < i1; i++) s->g[i] = s->u ? gelu(s->g[i]) * s->u[i] : gelu(s->g[i]);
 }
 
-/* One query against cached positions [0, n) with a soft-capped score
- * (gemma2): cap * tanh(s / cap) between the scale and the softmax, in the
- * roundings of the FP16 kernels (q and the probabilities to FP16). */
-static void attn_capped(const pl_context *c, const float *q, const uint8_t *k, const uint8_t *v, int n, float *out,
-                        float *scores) {
+/* The G query heads of a GQA group (hd floats apart) against cached
+ * positions [0, n), with a soft-capped score (gemma2): cap * tanh(s / cap)
+ * between the scale and the softmax, in the roundings of the FP16 kernels
+ * (q and the probabilities to FP16). Each K and V row is converted once for
+ * the group; scores holds G * n floats. */
+static void attn_capped(const pl_context *c, const float *q, int G, const uint8_t *k, const uint8_t *v, int n,
+                        float *out, float *scores) {
+    enum { GMAX = 16 };
     const int hd = c->head_dim;
     const float cap = c->m->hp.attn_softcap, scale = c->m->hp.attn_scale;
     const pl_type_traits *tr = pl_type_traits_get(c->kv_type);
     const int f16 = c->kv_type == PL_TYPE_F16;
-    float qh[PL_MAX_HEAD_DIM], row[PL_MAX_HEAD_DIM];
-    for (int i = 0; i < hd; i++) qh[i] = f16 ? pl_half_to_float(pl_float_to_half(q[i])) : q[i];
-    float mx = -INFINITY;
-    for (int t = 0; t < n; t++) {
-        tr->to_float(k + (size_t)t * c->kv_row, row, hd);
-        float s = 0.0f;
-        for (int i = 0; i < hd; i++) s += qh[i] * row[i];
-        s = cap * tanhf(s * scale / cap);
-        scores[t] = s;
-        if (s > mx) mx = s;
-    }
-    float inv = pl_softmax_exp(scores, n, mx);
-    for (int i = 0; i < hd; i++) out[i] = 0.0f;
-    for (int t = 0; t < n; t++) {
-        float p = scores[t] * inv;
-        if (f16) p = pl_half_to_float(pl_float_to_half(p));
-        if (p == 0.0f) continue;
-        tr->to_float(v + (size_t)t * c->kv_row, row, hd);
-        for (int i = 0; i < hd; i++) out[i] += p * row[i];
+    float qh[GMAX][PL_MAX_HEAD_DIM], row[PL_MAX_HEAD_DIM], mx[GMAX], inv[GMAX];
+    for (int g0 = 0; g0 < G; g0 += GMAX) { /* groups wider than GMAX in parts */
+        const int gn = G - g0 < GMAX ? G - g0 : GMAX;
+        for (int g = 0; g < gn; g++) {
+            for (int i = 0; i < hd; i++) {
+                float x = q[(size_t)(g0 + g) * hd + i];
+                qh[g][i] = f16 ? pl_half_to_float(pl_float_to_half(x)) : x;
+            }
+            mx[g] = -INFINITY;
+        }
+        for (int t = 0; t < n; t++) {
+            tr->to_float(k + (size_t)t * c->kv_row, row, hd);
+            for (int g = 0; g < gn; g++) {
+                float sdot = 0.0f;
+                for (int i = 0; i < hd; i++) sdot += qh[g][i] * row[i];
+                sdot = cap * tanhf(sdot * scale / cap);
+                scores[(size_t)g * n + t] = sdot;
+                if (sdot > mx[g]) mx[g] = sdot;
+            }
+        }
+        for (int g = 0; g < gn; g++) {
+            inv[g] = pl_softmax_exp(scores + (size_t)g * n, n, mx[g]);
+            float *o = out + (size_t)(g0 + g) * hd;
+            for (int i = 0; i < hd; i++) o[i] = 0.0f;
+        }
+        for (int t = 0; t < n; t++) {
+            tr->to_float(v + (size_t)t * c->kv_row, row, hd);
+            for (int g = 0; g < gn; g++) {
+                float p = scores[(size_t)g * n + t] * inv[g];
+                if (f16) p = pl_half_to_float(pl_float_to_half(p));
+                if (p == 0.0f) continue;
+                float *o = out + (size_t)(g0 + g) * hd;
+                for (int i = 0; i < hd; i++) o[i] += p * row[i];
+            }
+        }
     }
 }
 
@@ -1097,9 +1116,7 @@ static void attn_task(void *arg, int ith, int nth) {
         size_t base = pl_kv_off(c, bs[b], j->layer, kvh, lo);
         size_t off = (size_t)b * W + (size_t)kvh * group * hd; /* the group's query heads are adjacent */
         if (capped) {
-            for (int g = 0; g < group; g++)
-                attn_capped(c, c->q + off + (size_t)g * hd, c->kcache + base, c->vcache + base, n - lo,
-                            c->xb + off + (size_t)g * hd, scores);
+            attn_capped(c, c->q + off, group, c->kcache + base, c->vcache + base, n - lo, c->xb + off, scores);
             continue;
         }
         if (c->kv_type == PL_TYPE_F16) {
