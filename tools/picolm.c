@@ -69,14 +69,29 @@ typedef struct {
     uint64_t seed;
 } options;
 
+/* tests/fuzz_args.c builds this file with PICOLM_FUZZ_ARGS: a usage error
+ * (or --help) returns to the fuzzer instead of ending the process. */
+#ifdef PICOLM_FUZZ_ARGS
+#include <setjmp.h>
+extern jmp_buf pl_fuzz_args_jmp;
+#define EXIT_PARSE(code) longjmp(pl_fuzz_args_jmp, 1 + (code))
+#else
+#define EXIT_PARSE(code) exit(code)
+#endif
+
 static void die_usage(const char *fmt, ...) {
     va_list ap;
-    fprintf(stderr, "picolm: ");
     va_start(ap, fmt);
+#ifdef PICOLM_FUZZ_ARGS /* formatted (the arguments are checked), not printed */
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+#else
+    fprintf(stderr, "picolm: ");
     vfprintf(stderr, fmt, ap);
-    va_end(ap);
     fprintf(stderr, " (see picolm --help)\n");
-    exit(2);
+#endif
+    va_end(ap);
+    EXIT_PARSE(2);
 }
 
 static int parse_int(const char *opt, const char *s, long lo, long hi) {
@@ -105,10 +120,10 @@ static void parse_args(options *o, int argc, char **argv) {
 #define VALUE() (i + 1 < argc ? argv[++i] : (die_usage("%s needs a value", a), ""))
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage_text, stdout);
-            exit(0);
+            EXIT_PARSE(0);
         } else if (!strcmp(a, "--version")) {
             printf("picolm %s (kernels: %s)\n", PICOLM_VERSION, pl_cpu_level());
-            exit(0);
+            EXIT_PARSE(0);
         } else if (!strcmp(a, "-p")) o->prompt = VALUE();
         else if (!strcmp(a, "-n")) o->n_predict = parse_int(a, VALUE(), 0, INT_MAX);
         else if (!strcmp(a, "-t")) o->temp = parse_float(a, VALUE(), 0.0f, 100.0f);
