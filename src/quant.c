@@ -108,7 +108,17 @@ uint16_t pl_float_to_bf16(float f) {
 
 #define H2F(h) pl_half_to_float(h)
 
-static int nearest_int(float f) { return (int)lrintf(f); } /* ties to even */
+/* lrintf's ties-to-even, inline: adding 1.5 * 2^23 leaves the integer in
+ * the low mantissa bits (C lets lrintf set errno, so compilers call it out
+ * of line: the K-quantizers spent most of their time there). NaN and values
+ * too large for the trick still go to lrintf. */
+static int nearest_int(float f) {
+    if (!(fabsf(f) < 4194303.0f)) return (int)lrintf(f);
+    const float v = f + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &v, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
