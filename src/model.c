@@ -627,7 +627,10 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     const int group = in->n_head / in->n_head_kv;
     uint64_t spt = (uint64_t)group * ATTN_POS(group) * (uint64_t)n_ctx;
     uint64_t score_bytes = (uint64_t)n_threads * spt * sizeof(float);
-    if (score_bytes > (size_t)-1 / 4) {
+    /* more than the memory there is would only fail later (or, under a
+     * sanitizer, abort): refuse it here with the same message */
+    size_t avail = pl_mem_available();
+    if (score_bytes > (size_t)-1 / 4 || (avail && score_bytes > avail)) {
         pl_context_free(c);
         return set_err(err, errlen, PL_ERR_NOMEM,
                        "attention scores of %d threads at a %d-token context (%.1f MB) do not fit (lower -j or -c)",
