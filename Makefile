@@ -96,7 +96,7 @@ $(BUILD)/src/kernels/cpu.o: ISA_FLAGS := $(ISA_DEFS)
 # Every src/*.c is part of the library (a new module needs no Makefile edit).
 LIB_SRC := $(sort $(wildcard src/*.c)) src/kernels/cpu.c src/kernels/generic.c $(ISA_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
-TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels test_grammar test_arch test_chat test_json test_http test_gen test_state test_sampler
+TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels test_grammar test_arch test_chat test_json test_http test_gen test_state test_sampler test_toolcall
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%$(EXE))
 
 .PHONY: all test clean run bench bench-kernels bench-server memtest fuzz fuzz-bin tsan test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
