@@ -3,8 +3,10 @@
 // other agents use it: models, chat non-streamed and streamed (the same
 // text), finish reasons, concurrency (each answer equal to the same request
 // alone), seeds, JSON schema output, stop strings, completions, every bad
-// request answered with its status while the server keeps serving, a
-// cancelled stream freeing its slot, and a bounded load test.
+// request answered with its status while the server keeps serving, tool
+// calls (forced, streamed, auto in PicoClaw's shape, a conversation with a
+// call and its result, bad tools), a cancelled stream freeing its slot, and
+// a bounded load test.
 // Usage: node tests/server.mjs BASE_URL NPM_DIR   (prints "server: N passed, M failed")
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -156,6 +158,117 @@ async function main() {
   }
   const after = await chat('Hello! What is 2 + 2?');
   check(after.choices[0].message.content === textA, 'still serving, the same answer, after the bad requests');
+
+  // tool calls: forced (required, named) calls parse and match the schema, streamed and not
+  const weatherTool = { type: 'function', function: { name: 'get_weather', description: 'Current weather in a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string', enum: ['c', 'f'] },
+      days: { type: 'integer' } }, required: ['city', 'unit'] } } };
+  const timeTool = { type: 'function', function: { name: 'get_time', parameters: { type: 'object',
+    properties: { zone: { type: 'string' }, exact: { type: 'boolean' } }, required: ['zone', 'exact'] } } };
+  const tools = [weatherTool, timeTool];
+  const argsOk = (name, args) => {
+    let a = null;
+    try { a = JSON.parse(args); } catch { return false; }
+    if (!a || typeof a !== 'object' || Array.isArray(a)) return false;
+    if (name === 'get_weather') return typeof a.city === 'string' && (a.unit === 'c' || a.unit === 'f') &&
+      (a.days === undefined || Number.isInteger(a.days));
+    if (name === 'get_time') return typeof a.zone === 'string' && typeof a.exact === 'boolean';
+    return false;
+  };
+  const toolMsgs = [{ role: 'system', content: 'You are a helpful assistant.' },
+    { role: 'user', content: 'What is the weather in Paris?' }];
+  const ids = new Set();
+  for (const seed of [1, 2, 3, 4]) {
+    for (const tool_choice of ['required', { type: 'function', function: { name: 'get_time' } }]) {
+      const r = await client.chat.completions.create({ model: 'tiny32k-Q4_K_M', messages: toolMsgs, tools,
+        tool_choice, temperature: 0.8, seed, max_tokens: 160 });
+      const m = r.choices[0].message, tc = m.tool_calls?.[0];
+      const want = typeof tool_choice === 'object' ? 'get_time' : null;
+      check(r.choices[0].finish_reason === 'tool_calls' && m.tool_calls.length === 1 && tc.type === 'function' &&
+        /^call_/.test(tc.id) && (!want || tc.function.name === want) && argsOk(tc.function.name, tc.function.arguments) &&
+        m.content === null, `forced tool call (seed ${seed}, ${JSON.stringify(tool_choice)}): ${JSON.stringify(m)}`);
+      if (tc) ids.add(tc.id);
+      // streamed: the same call in delta.tool_calls pieces
+      const st = await client.chat.completions.create({ model: 'tiny32k-Q4_K_M', messages: toolMsgs, tools,
+        tool_choice, temperature: 0.8, seed, max_tokens: 160, stream: true });
+      let name = '', args = '', id = null, finish = null, content = '', firstHasName = null;
+      for await (const ch of st) {
+        for (const c of ch.choices) {
+          if (c.delta?.content) content += c.delta.content;
+          for (const d of c.delta?.tool_calls || []) {
+            if (firstHasName === null) firstHasName = !!(d.id && d.type === 'function' && d.function?.name);
+            if (d.index !== 0) firstHasName = false;
+            if (d.id) id = d.id;
+            if (d.function?.name) name += d.function.name;
+            if (d.function?.arguments) args += d.function.arguments;
+          }
+          if (c.finish_reason) finish = c.finish_reason;
+        }
+      }
+      check(finish === 'tool_calls' && firstHasName && /^call_/.test(id) && content === '' &&
+        (!want || name === want) && argsOk(name, args),
+        `streamed forced call (seed ${seed}): ${name} ${args} ${finish}`);
+    }
+  }
+  check(ids.size >= 2, `call ids are unique (${ids.size})`);
+
+  // PicoClaw's shape: a system prompt listing the tools, tools, tool_choice auto, streamed: text or a valid call
+  const pico = await client.chat.completions.create({ model: 'tiny32k-Q4_K_M', stream: true, tools,
+    tool_choice: 'auto', temperature: 0.7, max_tokens: 48, messages: [
+      { role: 'system', content: 'You are picoclaw, a personal assistant. Tools: get_weather, get_time.' },
+      { role: 'user', content: 'What time is it in Tokyo?' }] });
+  let pText = '', pArgs = '', pName = '', pFinish = null;
+  for await (const ch of pico) {
+    for (const c of ch.choices) {
+      if (c.delta?.content) pText += c.delta.content;
+      for (const d of c.delta?.tool_calls || []) { pName += d.function?.name || ''; pArgs += d.function?.arguments || ''; }
+      if (c.finish_reason) pFinish = c.finish_reason;
+    }
+  }
+  check((pFinish === 'tool_calls' && argsOk(pName, pArgs)) || ((pFinish === 'length' || pFinish === 'stop') && !pName),
+    `auto: text or a valid call (${pFinish}, ${JSON.stringify(pText.slice(0, 60))}, ${pName} ${pArgs})`);
+
+  // a conversation with an earlier call and its result
+  const conv = [...toolMsgs,
+    { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function',
+      function: { name: 'get_weather', arguments: '{"city":"Paris","unit":"c"}' } }] },
+    { role: 'tool', tool_call_id: 'call_1', content: '{"temperature": 21, "sky": "clear"}' }];
+  const cv = await client.chat.completions.create({ model: 'tiny32k-Q4_K_M', messages: conv, tools,
+    temperature: 0, max_tokens: 16 });
+  check(cv.choices[0].finish_reason !== undefined && cv.usage.prompt_tokens > 40 &&
+    (cv.choices[0].message.content !== null || cv.choices[0].message.tool_calls),
+    `a conversation with a tool call and its result: ${JSON.stringify(cv.choices[0])}`);
+  const cvNone = await client.chat.completions.create({ model: 'tiny32k-Q4_K_M', messages: conv, tools,
+    tool_choice: 'none', temperature: 0, max_tokens: 8 });
+  check(typeof cvNone.choices[0].message.content === 'string' && !cvNone.choices[0].message.tool_calls &&
+    cvNone.usage.prompt_tokens < cv.usage.prompt_tokens, 'tool_choice none: plain text, no tool list in the prompt');
+
+  // bad tools and tool choices: 400 naming what is wrong
+  const u = [{ role: 'user', content: 'x' }];
+  const badTools = [
+    [{ messages: u, tools: [{ type: 'retrieval' }] }, /tools\[0\]/, 'a tool that is not a function'],
+    [{ messages: u, tools: [{ type: 'function', function: { name: 'bad name!' } }] }, /function\.name/, 'a bad tool name'],
+    [{ messages: u, tools: [{ type: 'function', function: { name: 'x'.repeat(65) } }] }, /function\.name/, 'a long tool name'],
+    [{ messages: u, tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'array' } } }] },
+      /tools\[0\] \(f\)/, 'parameters that are not an object schema'],
+    [{ messages: u, tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object',
+      properties: { a: { $ref: '#/x' } } } } }] }, /tools\[0\] \(f\)/, 'parameters the compiler refuses'],
+    [{ messages: u, tools, tool_choice: 'sometimes' }, /tool_choice/, 'an unknown tool_choice'],
+    [{ messages: u, tools, tool_choice: { type: 'function', function: { name: 'nope' } } }, /nope/, 'a named tool that is not there'],
+    [{ messages: u, tool_choice: 'required' }, /tool_choice/, 'required without tools'],
+    [{ messages: u, tools, parallel_tool_calls: 'yes' }, /parallel_tool_calls/, 'parallel_tool_calls not a boolean'],
+    [{ messages: [{ role: 'assistant', tool_calls: [{ type: 'function', function: { name: 'f', arguments: 'not json' } }] }] },
+      /tool call/, 'earlier call arguments that are not JSON'],
+  ];
+  for (const [body, re, what] of badTools) {
+    const r = await post('/v1/chat/completions', body);
+    let err = null;
+    try { err = JSON.parse(r.body).error; } catch { /* checked below */ }
+    check(r.status === 400 && err && re.test(err.message), `${what}: ${r.status} ${r.body.slice(0, 160)}`);
+  }
+  const par = await client.chat.completions.create({ model: 'tiny32k-Q4_K_M', messages: toolMsgs, tools,
+    tool_choice: 'required', parallel_tool_calls: true, temperature: 0, max_tokens: 160 });
+  check(par.choices[0].message.tool_calls?.length === 1, 'parallel_tool_calls accepted, one call');
 
   // a cancelled stream frees its slot at once
   const ctl = new AbortController();

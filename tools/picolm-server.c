@@ -14,7 +14,12 @@
  * (bounded count) with read timeouts; requests wait in a bounded queue (503
  * when full); a client that disconnects cancels its request at once.
  * Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,
- * GET /health, GET /metrics. Errors are OpenAI-style JSON. */
+ * GET /health, GET /metrics. Errors are OpenAI-style JSON.
+ * Tool calls (toolcall.h): `tools` are listed in the system text as the
+ * model family expects; "required" or a named tool_choice constrains the
+ * whole answer to a call, "auto" lets the model write freely and switches
+ * the call grammar on when its text reaches the family's call opening (the
+ * engine watches each token's text); one call per answer. */
 #define _DEFAULT_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,6 +43,7 @@
 #include "json.h"
 #include "picolm.h"
 #include "platform.h"
+#include "toolcall.h"
 
 #define MAX_STOP 8
 #define PROMPT_STEP 128  /* prompt tokens per engine step, over all admitted requests */
@@ -117,6 +123,9 @@ typedef struct job {
     char *stop[MAX_STOP];
     int n_stop;
     pl_grammar *gram; /* owned */
+    int tools;             /* 0 no tools, 1 "auto" (lazy grammar), 2 forced from the first token */
+    int tc_style;          /* TC_QWEN, TC_LLAMA3 */
+    pl_grammar *tool_gram; /* "auto": the call grammar, switched on at the trigger (owned) */
     /* output, under srv.mu */
     char *out;
     size_t out_len, out_cap;
@@ -152,6 +161,7 @@ static void job_free(job *j) {
     free(j->ids);
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
     pl_grammar_free(j->gram);
+    pl_grammar_free(j->tool_gram);
     free(j->out);
     pthread_cond_destroy(&j->cv);
     free(j);
@@ -181,6 +191,8 @@ typedef struct {
     pl_sampler *smp;
     int cur;     /* prompt tokens in the sequence so far */
     int phase;   /* 0 idle, 1 prompt, 2 generating */
+    tc_lazy lazy; /* "auto" tools: watches the raw token text for the call opening */
+    int32_t prev; /* the last token (for its text) */
 } slot;
 
 static void finish(slot *s, int status, const char *err) {
@@ -222,6 +234,8 @@ static int start(slot *s, int idx, job *j) {
         return -1;
     }
     if (j->gram) pl_gen_set_grammar(s->g, j->gram);
+    if (j->tool_gram) tc_lazy_init(&s->lazy, tc_trigger(j->tc_style));
+    s->prev = j->ids[j->n_ids - 1];
     /* reuse what the slot holds, but run at least the last two tokens */
     int lcp = pl_seq_common_prefix(srv.ctx, idx, j->ids, j->n_ids);
     if (lcp > j->n_ids - 2) lcp = j->n_ids - 2 > 0 ? j->n_ids - 2 : 0;
@@ -333,7 +347,23 @@ static void *engine_main(void *arg) {
         for (int r = 0; r < n_rows; r++) {
             slot *s = &sl[row_slot[r]];
             size_t k = 0;
+            int n_before = pl_gen_n_generated(s->g);
             int st = pl_gen_sample(s->g, logits + (size_t)r * V, text, sizeof text, &k);
+            if (s->j->tool_gram && pl_gen_n_generated(s->g) > n_before) {
+                /* the lazy tool grammar: the raw text of the token (not the
+                 * held-back output) goes to the trigger; once it fires, the
+                 * grammar takes the call's bytes so far and constrains the rest */
+                char piece[256];
+                int32_t tk = pl_gen_token(s->g);
+                int len = pl_token_to_text(srv.m, s->prev, tk, piece, sizeof piece);
+                s->prev = tk;
+                const char *from;
+                size_t fn;
+                if (len > (int)sizeof piece) len = (int)sizeof piece;
+                if (len > 0 && tc_lazy_feed(&s->lazy, piece, (size_t)len, &from, &fn) &&
+                    pl_grammar_accept_bytes(s->j->tool_gram, from, fn) == 0)
+                    pl_gen_set_grammar(s->g, s->j->tool_gram);
+            }
             pthread_mutex_lock(&srv.mu);
             if (s->j->t_first == 0) s->j->t_first = now_s();
             job_emit(s->j, text, k);
@@ -479,13 +509,98 @@ static void stream_chunk(conn *c, const job *j, const char *id, long long create
     jw_key(&w, "logprobs");
     jw_str(&w, NULL);
     jw_key(&w, "finish_reason");
-    if (last) jw_str(&w, finish_reason(j->finish));
+    if (last) jw_str(&w, last == 2 ? "tool_calls" : finish_reason(j->finish));
     else jw_str(&w, NULL);
     jw_obj_end(&w);
     jw_arr_end(&w);
     jw_obj_end(&w);
     http_sse(&c->out, w.buf, w.len);
     jw_free(&w);
+}
+
+/* A streamed request with tools: the splitter's events become chunks,
+ * content as content deltas, the call as delta.tool_calls (id, type and
+ * name first, then the arguments in pieces), as OpenAI streams them. */
+typedef struct {
+    conn *c;
+    const job *j;
+    const char *id, *call_id;
+    long long created;
+} tc_sink;
+
+static void call_delta(const tc_sink *k, const char *name, size_t nn, const char *args, size_t an) {
+    jw w;
+    jw_init(&w);
+    jw_obj(&w);
+    head_fields(&w, k->id, "chat.completion.chunk", k->created);
+    jw_key(&w, "choices");
+    jw_arr(&w);
+    jw_obj(&w);
+    jw_key(&w, "index");
+    jw_int(&w, 0);
+    jw_key(&w, "delta");
+    jw_obj(&w);
+    jw_key(&w, "tool_calls");
+    jw_arr(&w);
+    jw_obj(&w);
+    jw_key(&w, "index");
+    jw_int(&w, 0);
+    if (name) {
+        jw_key(&w, "id");
+        jw_str(&w, k->call_id);
+        jw_key(&w, "type");
+        jw_str(&w, "function");
+    }
+    jw_key(&w, "function");
+    jw_obj(&w);
+    if (name) {
+        jw_key(&w, "name");
+        jw_strn(&w, name, nn);
+    }
+    jw_key(&w, "arguments");
+    jw_strn(&w, args, an);
+    jw_obj_end(&w);
+    jw_obj_end(&w);
+    jw_arr_end(&w);
+    jw_obj_end(&w);
+    jw_key(&w, "logprobs");
+    jw_str(&w, NULL);
+    jw_key(&w, "finish_reason");
+    jw_str(&w, NULL);
+    jw_obj_end(&w);
+    jw_arr_end(&w);
+    jw_obj_end(&w);
+    http_sse(&k->c->out, w.buf, w.len);
+    jw_free(&w);
+}
+
+static void on_tool_event(void *user, int ev, const char *s, size_t n) {
+    tc_sink *k = user;
+    if (ev == TC_EV_CONTENT) stream_chunk(k->c, k->j, k->id, k->created, s, n, 0, 0);
+    else if (ev == TC_EV_NAME) call_delta(k, s, n, "", 0);
+    else call_delta(k, NULL, 0, s, n);
+}
+
+/* Non-streamed: the events collected. */
+typedef struct {
+    char *content, *name, *args;
+    size_t nc, nn, na;
+    int oom;
+} tc_parts;
+
+static void on_tool_part(void *user, int ev, const char *s, size_t n) {
+    tc_parts *p = user;
+    char **d = ev == TC_EV_CONTENT ? &p->content : ev == TC_EV_NAME ? &p->name : &p->args;
+    size_t *l = ev == TC_EV_CONTENT ? &p->nc : ev == TC_EV_NAME ? &p->nn : &p->na;
+    char *q = realloc(*d, *l + n + 1);
+    if (!q) {
+        p->oom = 1;
+        return;
+    }
+    memcpy(q + *l, s, n);
+    *l += n;
+    q[*l] = 0;
+    *d = q;
 }
 
 /* Queue the job; 0, or -1 when the queue is full (then it is not queued). */
@@ -568,7 +683,7 @@ static int read_sampling(conn *c, int ka, const json_value *body, job *j) {
     if ((rc = json_get_int(body, "max_completion_tokens", mt, &mct)) < 0 || mct < -1 || mct == 0 || mct > (1 << 24))
         return BAD("max_completion_tokens", "max_completion_tokens must be a positive integer");
     if ((rc = json_get_int(body, "n", 1, &nn)) < 0 || nn != 1) return BAD("n", "only n = 1 is supported");
-    static const char *unsupported[] = {"presence_penalty", "frequency_penalty", "logit_bias", "tools", "functions"};
+    static const char *unsupported[] = {"presence_penalty", "frequency_penalty", "logit_bias", "functions"};
     for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++) {
         const json_value *v = json_get(body, unsupported[i]);
         if (v && v->type != JSON_NULL && !(v->type == JSON_NUMBER && v->num == 0) &&
@@ -624,16 +739,76 @@ static int read_sampling(conn *c, int ka, const json_value *body, job *j) {
     return 0;
 }
 
-/* Chat messages -> prompt ids (message contents never parsed for special tokens). */
-static int chat_prompt(conn *c, int ka, const json_value *msgs, job *j) {
+/* tools, tool_choice, parallel_tool_calls -> *t (listed in the prompt when
+ * j->tools) and the call grammar (j->gram forced, j->tool_gram lazy). */
+static int read_tools(conn *c, int ka, const json_value *body, int chat, job *j, tc_tools *t) {
+    const json_value *tv = json_get(body, "tools"), *tc = json_get(body, "tool_choice"),
+                     *ptc = json_get(body, "parallel_tool_calls");
+    char err[256];
+    int have = tv && tv->type != JSON_NULL && !(tv->type == JSON_ARRAY && tv->len == 0);
+    if (ptc && ptc->type != JSON_NULL && ptc->type != JSON_BOOL)
+        return BAD("parallel_tool_calls", "parallel_tool_calls must be a boolean");
+    const char *choice = "auto", *named = NULL;
+    if (tc && tc->type == JSON_STRING) {
+        choice = tc->str;
+        if (strcmp(choice, "auto") && strcmp(choice, "none") && strcmp(choice, "required"))
+            return BAD("tool_choice", "tool_choice must be \"auto\", \"none\", \"required\" or a function");
+    } else if (tc && tc->type == JSON_OBJECT) {
+        const json_value *fn = json_get(tc, "function");
+        const char *ty;
+        if (json_get_str(tc, "type", NULL, &ty, NULL) != JSON_OK || strcmp(ty, "function") || !fn ||
+            fn->type != JSON_OBJECT || json_get_str(fn, "name", NULL, &named, NULL) != JSON_OK)
+            return BAD("tool_choice", "tool_choice must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+        choice = "required";
+    } else if (tc && tc->type != JSON_NULL) {
+        return BAD("tool_choice", "tool_choice must be a string or an object");
+    }
+    if (!have) {
+        if (tc && tc->type != JSON_NULL && strcmp(choice, "none") && strcmp(choice, "auto"))
+            return BAD("tool_choice", "tool_choice needs tools");
+        return 0;
+    }
+    if (!chat) return BAD("tools", "tools are for /v1/chat/completions");
+    if (tc_tools_parse(t, tv, err, sizeof err)) return BAD("tools", "%s", err);
+    if (!strcmp(choice, "none")) return 0; /* the conversation still renders its earlier calls */
+    int only = -1;
+    if (named && (only = tc_tools_find(t, named)) < 0)
+        return BAD("tool_choice", "tool_choice names '%s', which is not among the tools", named);
+    if (j->gram) return BAD("response_format", "response_format cannot be combined with tools");
+    j->tc_style = tc_style(srv.tmpl);
+    char *gbnf = tc_grammar(t, j->tc_style, only);
+    pl_grammar *g = NULL;
+    int grc = gbnf ? pl_grammar_new_gbnf(&g, gbnf, strlen(gbnf), err, sizeof err) : -1;
+    free(gbnf);
+    if (grc || pl_grammar_bind(g, srv.gvocab)) {
+        pl_grammar_free(g);
+        return BAD("tools", "the tool call grammar cannot be built: %s", gbnf ? err : "out of memory");
+    }
+    j->tools = strcmp(choice, "auto") ? 2 : 1;
+    if (j->tools == 2) j->gram = g;
+    else j->tool_gram = g;
+    return 0;
+}
+
+/* Chat messages -> prompt ids (message contents never parsed for special
+ * tokens; the framing of earlier tool calls is the template's text). With
+ * tools, their definitions join the system message (one is added first if
+ * there is none); tool results go to the family's tool turn, or to a user
+ * turn inside <tool_response> tags for a family without one. */
+static int chat_prompt(conn *c, int ka, const json_value *msgs, job *j, const tc_tools *tools) {
     if (!msgs || msgs->type != JSON_ARRAY || msgs->len == 0)
         return BAD("messages", "messages must be a non-empty array");
-    pl_chat_msg *cm = calloc(msgs->len, sizeof *cm);
-    char **owned = calloc(msgs->len, sizeof *owned);
+    int style = tc_style(srv.tmpl), add_sys = j->tools && tools->n;
+    size_t nm = msgs->len + 1; /* room for a system message of the tools */
+    pl_chat_msg *cm = calloc(nm, sizeof *cm);
+    char **owned = calloc(nm, sizeof *owned);
+    size_t *frame = calloc(nm, sizeof *frame); /* bytes of call framing that end message i */
     int rc = -1;
     char *text = NULL;
-    size_t *spans = malloc(msgs->len * 2 * sizeof *spans);
-    if (!cm || !owned || !spans) goto done;
+    size_t *spans = malloc(nm * 2 * sizeof *spans);
+    pl_chat_msg probe = {"tool", ""};
+    int tool_turn = pl_chat_format_msgs(srv.tmpl, &probe, 1, 0, NULL, 0, NULL) >= 0;
+    if (!cm || !owned || !spans || !frame) goto done;
     for (size_t i = 0; i < msgs->len; i++) {
         const json_value *mv = json_at(msgs, i), *ct;
         const char *role;
@@ -688,19 +863,77 @@ static int chat_prompt(conn *c, int ka, const json_value *msgs, job *j) {
             rc = BAD("messages", "message %zu: content must be a string or a list of parts", i);
             goto done;
         }
+        const json_value *tcs = json_get(mv, "tool_calls");
+        if (tcs && tcs->type != JSON_NULL && !(tcs->type == JSON_ARRAY && tcs->len == 0)) {
+            if (strcmp(role, "assistant") || tcs->type != JSON_ARRAY || tcs->len > 64) {
+                rc = BAD("messages", "message %zu: tool_calls must be a list in an assistant message", i);
+                goto done;
+            }
+            tc_call calls[64];
+            for (size_t k = 0; k < tcs->len; k++) {
+                const json_value *cv = json_at(tcs, k), *fn = json_get(cv, "function"), *ar;
+                ar = fn ? json_get(fn, "arguments") : NULL;
+                if (!fn || fn->type != JSON_OBJECT || json_get_str(fn, "name", NULL, &calls[k].name, NULL) != JSON_OK ||
+                    !ar || ar->type != JSON_STRING) {
+                    rc = BAD("messages", "message %zu: tool_calls[%zu] needs function.name and function.arguments", i, k);
+                    goto done;
+                }
+                calls[k].args = ar->str, calls[k].args_len = ar->len;
+            }
+            char *r;
+            size_t keep;
+            int trc = tc_render_calls(style, cm[i].content, calls, (int)tcs->len, &r, &keep);
+            if (trc == -1) {
+                rc = BAD("messages", "message %zu: a tool call's name or arguments (a JSON object) are not valid", i);
+                goto done;
+            }
+            if (trc) goto done;
+            free(owned[i]);
+            owned[i] = r;
+            cm[i].content = r;
+            frame[i] = strlen(r) - keep;
+        }
+        if (!strcmp(role, "tool") && !tool_turn) { /* no tool turn: a user turn, as Qwen's template writes one */
+            size_t l = strlen(cm[i].content);
+            char *r = malloc(l + 40);
+            if (!r) goto done;
+            snprintf(r, l + 40, "<tool_response>\n%s\n</tool_response>", cm[i].content);
+            free(owned[i]);
+            owned[i] = r;
+            cm[i].role = "user";
+            cm[i].content = r;
+        }
     }
-    int len = pl_chat_format_msgs(srv.tmpl, cm, (int)msgs->len, 1, NULL, 0, NULL);
+    size_t n_msgs = msgs->len;
+    if (add_sys) { /* the tools go into the system message */
+        int has = !strcmp(cm[0].role, "system");
+        if (!has) {
+            memmove(cm + 1, cm, n_msgs * sizeof *cm);
+            memmove(owned + 1, owned, n_msgs * sizeof *owned);
+            memmove(frame + 1, frame, n_msgs * sizeof *frame);
+            owned[0] = NULL, frame[0] = 0, cm[0].role = "system", cm[0].content = "";
+            n_msgs++;
+        }
+        char *st = tc_system_text(tools, style, cm[0].content);
+        if (!st) goto done;
+        free(owned[0]);
+        owned[0] = st;
+        cm[0].content = st;
+    }
+    int len = pl_chat_format_msgs(srv.tmpl, cm, (int)n_msgs, 1, NULL, 0, NULL);
     if (len < 0) {
         rc = BAD("messages", "the conversation cannot be written in the model's chat template (%s)", srv.tmpl);
         goto done;
     }
     text = malloc((size_t)len + 1);
     if (!text) goto done;
-    pl_chat_format_msgs(srv.tmpl, cm, (int)msgs->len, 1, text, (size_t)len + 1, spans);
+    pl_chat_format_msgs(srv.tmpl, cm, (int)n_msgs, 1, text, (size_t)len + 1, spans);
+    for (size_t i = 0; i < n_msgs; i++) /* a call's framing is template text: special tokens parse */
+        if (frame[i]) spans[2 * i + 1] = spans[2 * i + 1] - frame[i] > spans[2 * i] ? spans[2 * i + 1] - frame[i] : spans[2 * i];
     int cap = len + 16;
     j->ids = malloc((size_t)cap * sizeof *j->ids);
     if (!j->ids) goto done;
-    j->n_ids = pl_tokenize_spans(srv.m, text, (size_t)len, pl_add_bos(srv.m), spans, (int)msgs->len, j->ids, cap);
+    j->n_ids = pl_tokenize_spans(srv.m, text, (size_t)len, pl_add_bos(srv.m), spans, (int)n_msgs, j->ids, cap);
     if (j->n_ids < 0 || j->n_ids > cap) {
         rc = BAD("messages", "tokenization failed");
         goto done;
@@ -708,8 +941,9 @@ static int chat_prompt(conn *c, int ka, const json_value *msgs, job *j) {
     rc = 0;
 done:
     if (rc && !cm) send_error(c, 500, "server_error", "out_of_memory", NULL, 0, "out of memory");
-    for (size_t i = 0; owned && i < msgs->len; i++) free(owned[i]);
+    for (size_t i = 0; owned && i < nm; i++) free(owned[i]);
     free(owned);
+    free(frame);
     free(cm);
     free(spans);
     free(text);
@@ -757,8 +991,13 @@ static int completions(conn *c, const http_request *rq, int chat, int ka) {
     } else if (json_get_bool(body, "stream", 0, &stream) < 0) rc = BAD("stream", "stream must be a boolean");
     else if (so && so->type != JSON_NULL && (so->type != JSON_OBJECT || json_get_bool(so, "include_usage", 0, &inc_usage) < 0))
         rc = BAD("stream_options", "stream_options must be an object");
+    tc_tools tools = {0};
     if (!rc) rc = read_sampling(c, ka, body, j);
-    if (!rc) rc = chat ? chat_prompt(c, ka, json_get(body, "messages"), j) : plain_prompt(c, ka, json_get(body, "prompt"), j);
+    if (!rc) rc = read_tools(c, ka, body, chat, j, &tools);
+    if (!rc)
+        rc = chat ? chat_prompt(c, ka, json_get(body, "messages"), j, &tools)
+                  : plain_prompt(c, ka, json_get(body, "prompt"), j);
+    tc_tools_free(&tools);
     json_free(body);
     int n_ctx = pl_context_n_ctx(srv.ctx);
     if (!rc && j->n_ids >= n_ctx) {
@@ -781,21 +1020,31 @@ static int completions(conn *c, const http_request *rq, int chat, int ka) {
     static atomic_llong counter;
     char id[64];
     long long created = (long long)time(NULL);
-    snprintf(id, sizeof id, "%s-%lld%04lld", chat ? "chatcmpl" : "cmpl", created, (long long)(counter++ % 10000));
+    long long serial = counter++;
+    snprintf(id, sizeof id, "%s-%lld%04lld", chat ? "chatcmpl" : "cmpl", created, serial % 10000);
+    char call_id[64]; /* unique within this server's life, and across restarts by the time */
+    snprintf(call_id, sizeof call_id, "call_%llx%llx", created, serial);
     size_t read = 0;
     int gone = 0, done = 0;
     if (stream) {
         http_head(&c->out, 200, "text/event-stream", -1, ka, "Cache-Control: no-cache\r\n");
         if (chat) stream_chunk(c, j, id, created, "", 0, 1, 0);
         if (flush_out(c)) gone = 1;
+        tc_sink sink = {c, j, id, call_id, created};
+        tc_stream ts;
+        tc_stream_init(&ts, j->tc_style, on_tool_event, &sink);
         while (!gone && !done) {
             char *t;
             size_t n;
             done = wait_text(c, j, &read, &t, &n, &gone);
-            if (n) stream_chunk(c, j, id, created, t, n, 0, 0);
+            if (n && j->tools) tc_stream_feed(&ts, t, n);
+            else if (n) stream_chunk(c, j, id, created, t, n, 0, 0);
             free(t);
+            if (done && j->tools) tc_stream_end(&ts);
             if (!gone && c->out.len && flush_out(c)) gone = 1;
         }
+        int called = ts.called && ts.complete;
+        tc_stream_free(&ts);
         if (!gone) {
             if (j->finish == PL_GEN_ERROR && j->err[0]) {
                 jw w;
@@ -812,7 +1061,7 @@ static int completions(conn *c, const http_request *rq, int chat, int ka) {
                 http_sse(&c->out, w.buf, w.len);
                 jw_free(&w);
             } else {
-                stream_chunk(c, j, id, created, "", 0, 0, 1);
+                stream_chunk(c, j, id, created, "", 0, 0, called ? 2 : 1);
             }
             if (inc_usage) {
                 jw w;
@@ -852,13 +1101,48 @@ static int completions(conn *c, const http_request *rq, int chat, int ka) {
                 jw_key(&w, "index");
                 jw_int(&w, 0);
                 pthread_mutex_lock(&srv.mu);
+                tc_parts tp = {0};
+                int called = 0;
+                if (chat && j->tools) { /* the text and the call apart; a call that did not close is text */
+                    tc_stream ts;
+                    tc_stream_init(&ts, j->tc_style, on_tool_part, &tp);
+                    tc_stream_feed(&ts, j->out ? j->out : "", j->out_len);
+                    tc_stream_end(&ts);
+                    json_value *av = NULL;
+                    char e[64];
+                    called = ts.called && ts.complete && !ts.oom && !tp.oom && tp.args &&
+                             !json_parse(&av, tp.args, tp.na, NULL, e, sizeof e);
+                    json_free(av);
+                    tc_stream_free(&ts);
+                    while (called && tp.nc && strchr(" \t\r\n", tp.content[tp.nc - 1])) tp.nc--;
+                }
                 if (chat) {
                     jw_key(&w, "message");
                     jw_obj(&w);
                     jw_key(&w, "role");
                     jw_str(&w, "assistant");
                     jw_key(&w, "content");
-                    jw_strn(&w, j->out ? j->out : "", j->out_len);
+                    if (called && !tp.nc) jw_str(&w, NULL);
+                    else if (called) jw_strn(&w, tp.content, tp.nc);
+                    else jw_strn(&w, j->out ? j->out : "", j->out_len);
+                    if (called) {
+                        jw_key(&w, "tool_calls");
+                        jw_arr(&w);
+                        jw_obj(&w);
+                        jw_key(&w, "id");
+                        jw_str(&w, call_id);
+                        jw_key(&w, "type");
+                        jw_str(&w, "function");
+                        jw_key(&w, "function");
+                        jw_obj(&w);
+                        jw_key(&w, "name");
+                        jw_strn(&w, tp.name ? tp.name : "", tp.nn);
+                        jw_key(&w, "arguments");
+                        jw_strn(&w, tp.args, tp.na);
+                        jw_obj_end(&w);
+                        jw_obj_end(&w);
+                        jw_arr_end(&w);
+                    }
                     jw_obj_end(&w);
                 } else {
                     jw_key(&w, "text");
@@ -868,7 +1152,8 @@ static int completions(conn *c, const http_request *rq, int chat, int ka) {
                 jw_key(&w, "logprobs");
                 jw_str(&w, NULL);
                 jw_key(&w, "finish_reason");
-                jw_str(&w, finish_reason(j->finish));
+                jw_str(&w, called ? "tool_calls" : finish_reason(j->finish));
+                free(tp.content), free(tp.name), free(tp.args);
                 jw_obj_end(&w);
                 jw_arr_end(&w);
                 usage_obj(&w, j);
