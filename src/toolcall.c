@@ -11,6 +11,7 @@
  * grammar fixes one spelling of the framing (the one the templates write
  * back), so the splitter can match it byte for byte. */
 #include "toolcall.h"
+#include "picolm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -414,6 +415,7 @@ static void step(tc_stream *s, int end) {
                     break;
                 }
             size_t emit = at ? (size_t)(at - s->buf) : end ? s->len : s->len - partial(s->buf, s->len, open);
+            if (!at && !end) emit = pl_utf8_complete(s->buf, emit); /* never half a character in a delta */
             if (emit) s->fn(s->user, TC_EV_CONTENT, s->buf, emit);
             drop(s, emit);
             if (!at) return;
@@ -442,6 +444,7 @@ static void step(tc_stream *s, int end) {
                 s->complete = 1;
             }
             size_t emit = end ? s->len : s->len > cn ? s->len - cn : 0;
+            if (!end) emit = pl_utf8_complete(s->buf, emit); /* never half a character in a delta */
             if (emit) s->fn(s->user, TC_EV_ARGS, s->buf, emit);
             drop(s, emit);
             if (end) s->phase = 3;

@@ -208,6 +208,9 @@ async function main() {
       check(finish === 'tool_calls' && firstHasName && /^call_/.test(id) && content === '' &&
         (!want || name === want) && argsOk(name, args),
         `streamed forced call (seed ${seed}): ${name} ${args} ${finish}`);
+      // the same seed: the same call, streamed or not (deltas never cut a UTF-8 character)
+      check(tc && name === tc.function.name && args === tc.function.arguments,
+        `streamed forced call equals the non-streamed one (seed ${seed}): ${JSON.stringify(args)} vs ${JSON.stringify(tc?.function.arguments)}`);
     }
   }
   check(ids.size >= 2, `call ids are unique (${ids.size})`);
@@ -276,7 +279,10 @@ async function main() {
     messages: [{ role: 'user', content: 'Talk for a long time.' }] }, { signal: ctl.signal });
   let got = 0;
   try { for await (const ch of long) { if (++got === 3) ctl.abort(); } } catch { /* aborted */ }
-  await new Promise((r) => setTimeout(r, 500));
+  for (let i = 0; i < 50; i++) { /* the engine lets go within a step: wait up to 5 s on a loaded machine */
+    await new Promise((r) => setTimeout(r, 100));
+    if (/picolm_busy_slots 0\b/.test((await raw(`GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).body)) break;
+  }
   const m = await raw(`GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
   check(/picolm_busy_slots 0\b/.test(m.body), `a cancelled stream frees its slot: ${m.body.match(/busy_slots \d+/)}`);
 
@@ -307,7 +313,9 @@ async function main() {
   await Promise.all(Array.from({ length: 16 }, worker));
   const r1 = await rss();
   check(errors === 0 && done === N, `load: ${done} requests, ${errors} errors`);
-  check(!pid || r1 - r0 < 16 * 1024, `load: memory flat (VmRSS ${r0} -> ${r1} kB)`);
+  // under AddressSanitizer freed memory sits in its quarantine: only a real leak would grow past that
+  const slack = (process.env.SERVER_SAN ? 256 : 16) * 1024;
+  check(!pid || r1 - r0 < slack, `load: memory flat (VmRSS ${r0} -> ${r1} kB)`);
   console.log(`  load: ${N} requests 16 at once, ${errors} errors, VmRSS ${r0} -> ${r1} kB`);
 }
 
