@@ -279,12 +279,17 @@ fuzz: fuzz-bin
 # ThreadSanitizer over the tests that run the thread pool (contexts with
 # 1 and 2 threads): test_model, and test_state when present; build-tsan/.
 TSAN_TESTS := test_model $(if $(wildcard tests/test_state.c),test_state)
+# The server too: its engine, connection threads and the pool, driven by
+# tests/server.sh (a shorter load run).
 tsan:
 	@$(MAKE) -s BUILD=build-tsan CC=clang CFLAGS="-g -O1 -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
-	    $(TSAN_TESTS:%=build-tsan/tests/%)
+	    $(TSAN_TESTS:%=build-tsan/tests/%) build-tsan/picolm-server
 	@fail=0; for t in $(TSAN_TESTS); do \
 	    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/$$t >build-tsan/$$t.log 2>&1 || fail=1; \
 	    tail -n 1 build-tsan/$$t.log; grep -m1 -A30 "WARNING: ThreadSanitizer" build-tsan/$$t.log || true; done; \
+	 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" PICOLM_SERVER=build-tsan/picolm-server LOAD_N=60 \
+	     sh tests/server.sh >build-tsan/server.log 2>&1 || fail=1; \
+	 tail -n 1 build-tsan/server.log; grep -m1 -A30 "WARNING: ThreadSanitizer" build-tsan/server.log || true; \
 	 if [ $$fail != 0 ]; then echo "tsan: FAILED (build-tsan/*.log)"; exit 1; fi
 
 clean:

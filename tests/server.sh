@@ -47,7 +47,7 @@ if [ -z "$port" ]; then
     echo "server: 0 passed, 1 failed"
     exit 1
 fi
-case "$BIN" in *build-san/*) export SERVER_SAN=1 ;; esac
+case "$BIN" in *build-san/* | *build-tsan/*) export SERVER_SAN=1 ;; esac
 SERVER_PID=$PID node tests/server.mjs "http://127.0.0.1:$port/v1" "$NPM_DIR"
 rc=$?
 kill -TERM "$PID"
