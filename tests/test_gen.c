@@ -143,7 +143,8 @@ static void test_greedy_and_stops(void) {
     gp = pl_gen_default_params();
     pl_gen_new(&g, c, 0, smp, &gp, err, sizeof err);
     int32_t longer[80];
-    int nl = pl_tokenize(m, "Once upon a time there was a little robot who lived alone", 59, 1, 1, longer, 80);
+    const char *story = "Once upon a time there was a little robot who lived alone";
+    int nl = pl_tokenize(m, story, strlen(story), 1, 1, longer, 80);
     float *lf = malloc((size_t)V * sizeof *lf);
     int reused = -1;
     pl_gen_prompt(g, ids, n, lg, NULL);
