@@ -150,7 +150,7 @@ static struct {
     atomic_int running, n_conn;
     int listen_fd, wake[2];
     /* metrics */
-    atomic_llong m_requests, m_errors, m_prompt_tok, m_gen_tok, m_cached_tok;
+    atomic_long m_requests, m_errors, m_prompt_tok, m_gen_tok, m_cached_tok;
     double gen_seconds;
 } srv;
 
@@ -1017,7 +1017,7 @@ static int completions(conn *c, const http_request *rq, int chat, int ka) {
         send_error(c, 503, "server_error", "server_overloaded", NULL, ka, "every slot is busy and the queue is full");
         return 0;
     }
-    static atomic_llong counter;
+    static atomic_long counter;
     char id[64];
     long long created = (long long)time(NULL);
     long long serial = counter++;
