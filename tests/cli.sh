@@ -121,12 +121,12 @@ head -c 65536 /dev/zero | tr '\000' '\377' | dd of="$T/nan.gguf" bs=1024 seek=$(
 for t in 0 0.8; do
     "$BIN" "$T/nan.gguf" -p "Once upon a time" -n 4 -t $t >"$T/out" 2>"$T/err"
     rc=$?
-    [ $rc = 1 ] && grep -q "the model produced NaN/Inf logits at position 10$" "$T/err" && [ "$(wc -l <"$T/err")" = 1 ] &&
+    [ $rc = 1 ] && tr -d '\r' <"$T/err" | grep -q "the model produced NaN/Inf logits at position 10$" && [ "$(wc -l <"$T/err")" = 1 ] &&
         [ ! -s "$T/out" ] && ok || bad "NaN model at -t $t: rc $rc, $(cat "$T/err")"
 done
 # ... and its state is not saved as a cache
 "$BIN" "$T/nan.gguf" -p "Once upon a time" -n 4 --cache "$T/nan.kv" >/dev/null 2>"$T/err"
-[ $? = 1 ] && [ ! -e "$T/nan.kv" ] && grep -q "NaN/Inf logits at position 10$" "$T/err" && ok || bad "NaN model --cache: $(cat "$T/err")"
+[ $? = 1 ] && [ ! -e "$T/nan.kv" ] && tr -d '\r' <"$T/err" | grep -q "NaN/Inf logits at position 10$" && ok || bad "NaN model --cache: $(cat "$T/err")"
 
 # --tokenize against the reference ids, with and without BOS
 ids=$("$BIN" "$M" -p "Once upon a time" --tokenize)
