@@ -643,6 +643,8 @@ static void cancel_job(job *j) {
 /* Waits for text or the end; what is new is copied to *buf (*n bytes).
  * 1 when done. Checks the peer every 200 ms: gone -> *gone = 1. */
 static int wait_text(conn *c, job *j, size_t *read, char **buf, size_t *n, int *gone) {
+    *n = 0;
+    if (buf) *buf = NULL; /* also when the peer is gone: the caller frees it */
     pthread_mutex_lock(&srv.mu);
     while (!j->done && j->out_len == *read) {
         struct timespec ts;
@@ -660,9 +662,11 @@ static int wait_text(conn *c, job *j, size_t *read, char **buf, size_t *n, int *
         }
     }
     *n = j->out_len - *read;
-    *buf = *n ? malloc(*n) : NULL;
-    if (*buf) memcpy(*buf, j->out + *read, *n);
-    else *n = 0;
+    if (buf) { /* NULL: the caller only waits (the whole text is read at the end) */
+        *buf = *n ? malloc(*n) : NULL;
+        if (*buf) memcpy(*buf, j->out + *read, *n);
+        else *n = 0;
+    }
     *read += *n;
     int done = j->done && *read == j->out_len;
     pthread_mutex_unlock(&srv.mu);
@@ -1082,10 +1086,8 @@ static int completions(conn *c, const http_request *rq, int chat, int ka) {
         }
     } else {
         while (!gone && !done) {
-            char *t;
             size_t n;
-            done = wait_text(c, j, &read, &t, &n, &gone);
-            free(t);
+            done = wait_text(c, j, &read, NULL, &n, &gone);
         }
         if (!gone) {
             if (j->finish == PL_GEN_ERROR) {
