@@ -102,9 +102,8 @@ int pl_context_n_ctx(const pl_context *c);
  * logits: NULL, or n_vocab floats receiving the last position's logits, or
  * n*n_vocab floats for every position when all_logits is set.
  * A position's results are bit for bit the same however a prompt is split
- * into calls of two or more tokens (they run the batched kernels); a call
- * with one token runs the generation kernels, which may differ in the last
- * bits. */
+ * into calls, one token at a time included: every kernel computes a token
+ * as it would alone (the batch-invariance contract, at every ISA level). */
 int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits, int all_logits);
 
 /* Several sequences in one context (n_seq in the params). A batch holds
@@ -115,8 +114,7 @@ int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits,
  * token of each sequence in the batch); they are written in batch order,
  * n_vocab floats each. A token's results are bit for bit the same whatever
  * else is in the batch and however a sequence's tokens are split into
- * calls of two or more tokens; a call of one token runs the generation
- * kernels, which may differ in the last bits (as pl_eval). Sequence 0 is
+ * calls, one token at a time included (as pl_eval). Sequence 0 is
  * the one pl_eval, pl_context_shift and the prompt cache use. */
 typedef struct pl_batch {
     int n_tokens;
@@ -143,8 +141,8 @@ int pl_context_shift(pl_context *c, int n_keep, int n_discard, int n_past);
 /* Prompt cache. Save the KV state of positions [0, n_tokens) with their
  * token ids to path (atomically: a temporary file renamed into place).
  * Load restores the longest common prefix of the cached ids and tokens
- * (at most n_tokens - 2, so the caller evaluates at least the last two
- * tokens, in the batched kernels an uncached run uses for them)
+ * (at most n_tokens - 1: the caller evaluates at least the last token,
+ * and gets an uncached run's logits bit for bit)
  * and sets *n_reused; a missing, corrupt or foreign file is an error the
  * caller can treat as a warning (the context is left as it was). */
 int pl_cache_save(pl_context *c, const char *path, const int32_t *tokens, int n_tokens, char *err, size_t errlen);
@@ -215,7 +213,7 @@ int pl_gen_new(pl_gen **out, pl_context *c, int seq, pl_sampler *smp, const pl_g
 void pl_gen_free(pl_gen *g); /* accepts NULL */
 void pl_gen_set_grammar(pl_gen *g, pl_grammar *gram);
 /* Runs the prompt on g's sequence, reusing the prefix it already holds (at
- * most n - 2 tokens, so the last two run the batched kernels as without
+ * most n - 1 tokens; the logits are bit for bit those of a run without
  * reuse); logits receives the last token's. *n_reused (if set): tokens
  * reused. */
 int pl_gen_prompt(pl_gen *g, const int32_t *ids, int n, float *logits, int *n_reused);

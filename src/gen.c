@@ -100,10 +100,10 @@ int pl_gen_prompt(pl_gen *g, const int32_t *ids, int n, float *logits, int *n_re
     pl_context *c = g->c;
     if (n <= 0 || !ids) return PL_ERR_ARG;
     if (n > c->n_ctx) return PL_ERR_CTX_FULL;
-    /* reuse what the sequence holds, but run at least the last two tokens
-     * (the batched kernels, as an uncached prompt runs them) */
+    /* reuse what the sequence holds, but run at least the last token (its
+     * logits pick the first new one) */
     int lcp = pl_seq_common_prefix(c, g->seq, ids, n);
-    if (lcp > n - 2) lcp = n - 2 > 0 ? n - 2 : 0;
+    if (lcp > n - 1) lcp = n - 1;
     pl_seq_truncate(c, g->seq, lcp);
     if (n_reused) *n_reused = lcp;
     int32_t *pos = malloc((size_t)(n - lcp) * 2 * sizeof *pos);

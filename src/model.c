@@ -665,7 +665,6 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     c->b_out = xalloc(B * sizeof *c->b_out, sb);
     c->seq_next = xalloc((size_t)c->n_seq * sizeof *c->seq_next, sb);
     c->b_want = xalloc((size_t)c->n_seq * (size_t)n_ctx, sb);
-    c->logit2 = xalloc((size_t)2 * (size_t)in->n_vocab * sizeof(float), sb);
     if (!c->scores) {
         pl_context_free(c);
         return set_err(err, errlen, PL_ERR_NOMEM,
@@ -674,8 +673,7 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     }
     if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->hb || !c->hb2 || !c->xq[0] || !c->xq[1] ||
         !c->xq[2] || !c->rope_cos || !c->rope_sin || !c->kcache || !c->vcache || !c->seq_tok ||
-        !c->seq_len || !c->seq_high || !c->b_pos || !c->b_seq || !c->b_out || !c->seq_next || !c->b_want ||
-        !c->logit2) {
+        !c->seq_len || !c->seq_high || !c->b_pos || !c->b_seq || !c->b_out || !c->seq_next || !c->b_want) {
         pl_context_free(c);
         return set_err(err, errlen, PL_ERR_NOMEM, "out of memory for a %d-token context (KV cache %.1f MB)", n_ctx,
                        (double)kv * 2 / 1e6);
@@ -705,7 +703,7 @@ void pl_context_free(pl_context *c) {
     for (int i = 0; i < 3; i++) free(c->xq[i]);
     free(c->kcache); free(c->vcache);
     free(c->seq_tok); free(c->seq_len); free(c->seq_high); free(c->b_pos); free(c->b_seq); free(c->b_out);
-    free(c->seq_next); free(c->b_want); free(c->logit2);
+    free(c->seq_next); free(c->b_want);
     free(c);
 }
 
@@ -1269,16 +1267,7 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, float *logits,
     float *xl = c->x;
     norm_rows(hp, xl, (size_t)E, xl, (size_t)E, m->output_norm, m->output_norm_b, E, nl);
     const int V = m->info.n_vocab;
-    if (nl == 1 && nb >= 2) {
-        /* one row of logits from a batch still runs the batched kernel (a
-         * second row beside it, into scratch), so a token's logits do not
-         * depend on how many others in its batch want theirs */
-        memcpy(xl + E, xl, (size_t)E * sizeof(float));
-        product(c, -1, 2, &m->output, xl, (size_t)E, c->logit2, (size_t)V);
-        memcpy(logits, c->logit2, (size_t)V * sizeof(float));
-    } else {
-        product(c, -1, nl, &m->output, xl, (size_t)E, logits, (size_t)V); /* never dropped */
-    }
+    product(c, -1, nl, &m->output, xl, (size_t)E, logits, (size_t)V); /* never dropped */
     add_bias(logits, (size_t)V, m->output_b, V, nl);
     if (hp->final_softcap > 0.0f) {
         const float cap = hp->final_softcap;
@@ -1286,9 +1275,9 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, float *logits,
     }
 }
 
-/* Runs tokens [0, n) of a validated batch in equal chunks of at most
- * n_batch, none of one token when n >= 2: a lone token would run the
- * generation kernels, whose last bits differ (picolm.h). Token i sits at
+/* Runs tokens [0, n) of a validated batch in chunks of at most n_batch
+ * (equal ones, which share the work best; any split gives the same bits:
+ * every kernel computes a column as it would alone). Token i sits at
  * position pos ? pos[i] : pos0 + i of sequence seq ? seq[i] : 0; its
  * logits go out (in order, n_vocab each) when want says so: want[i], or
  * with want NULL every token (all) or the last one. */

@@ -112,7 +112,6 @@ struct pl_context {
     int *b_out;                 /* [B] batch rows whose logits are wanted */
     int *seq_next;              /* [n_seq] pl_decode's scratch */
     int8_t *b_want;             /* [n_seq * n_ctx] pl_decode's scratch */
-    float *logit2;              /* [2][n_vocab] one token's logits through the batched kernel */
     uint32_t kv_type;           /* PL_TYPE_F16 or PL_TYPE_Q8_0 */
     size_t kv_row;              /* bytes of one cached head vector */
     float *rope_cos, *rope_sin; /* [n_rope_class][B][n_rot/2] for the batch's positions */

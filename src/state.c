@@ -386,16 +386,14 @@ int pl_cache_load(pl_context *c, const char *path, const int32_t *tokens, int n_
         free(buf);
         return set_err(err, errlen, PL_ERR_FORMAT, "cache %s is corrupt: its KV values hold NaN or Inf", path);
     }
-    /* the longest common prefix, less at least two tokens: the last prompt
+    /* the longest common prefix, less at least one token: the last prompt
      * token must be evaluated to produce the logits the first new token
-     * comes from, and a lone token would run the one-token kernels instead
-     * of the batched ones an uncached run uses for it (pl_eval), so the
-     * logits could differ in their last bits. A prompt of one or two
-     * tokens reuses nothing. */
+     * comes from (however the rest is split, the bits are an uncached
+     * run's: picolm.h). A prompt of one token reuses nothing. */
     const int32_t *ids = (const int32_t *)(buf + HEADER_BYTES);
     int lcp = 0;
     while (lcp < (int)n && lcp < n_tokens && ids[lcp] == tokens[lcp]) lcp++;
-    if (lcp > n_tokens - 2) lcp = n_tokens - 2;
+    if (lcp > n_tokens - 1) lcp = n_tokens - 1;
     if (lcp <= 0) {
         free(buf);
         return 0;

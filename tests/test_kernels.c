@@ -168,6 +168,18 @@ static void check_matmul(const pl_kernels_t *K, uint32_t type, int rows, int col
             CHECK(err <= tol, "%s %s rows=%d cols=%d nb=%d w%d x%d: y[%d][%d] = %.9g, generic %.9g (|wx| %.3g)",
                   K->name, tr->name, rows, cols, nb, wkind, xkind, b, (int)r, y[o], yg[o], mag);
         }
+    /* batch invariance (picolm.h): each column alone gives its batched
+     * result bit for bit, at every level */
+    for (int b = 0; b < nb && nb > 1; b++) {
+        float *y1 = yg; /* the generic result is no longer needed */
+        for (int r = 0; r <= rows; r++) y1[r] = NAN;
+        K->matmul(type, w, rb, rows, cols, xq + (size_t)b * xs, xs, 1, y1, ys);
+        int same = isnan(y1[rows]);
+        for (int r = 0; r < rows; r++) same &= memcmp(&y1[r], &y[(size_t)b * ys + r], sizeof(float)) == 0;
+        CHECK(same, "%s %s rows=%d cols=%d: column %d of %d alone differs from its batched result", K->name,
+              tr->name, rows, cols, b, nb);
+        if (!same) break;
+    }
     free(w), free(xq), free(xf), free(wf), free(xd), free(y), free(yg);
 }
 

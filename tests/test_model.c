@@ -351,8 +351,8 @@ static void test_kv_q8(void) {
 }
 
 /* A position's logits do not depend on how the prompt was split into
- * calls of two or more tokens (picolm.h): the prompt cache relies on it to
- * give exactly the uncached tokens. */
+ * calls, single tokens included (picolm.h): the prompt cache, the server
+ * and speculative decoding rely on it. */
 static void test_batch_invariance(void) {
     for (int t = 0; t < NTYPES; t++) {
         char rel[128], err[256];
@@ -368,12 +368,26 @@ static void test_batch_invariance(void) {
               "contexts");
         float *la = malloc((size_t)V * sizeof *la), *lb = malloc((size_t)V * sizeof *lb);
         pl_eval(a, ids, 45, 0, la, 0);            /* batches of 23 + 22 */
-        pl_eval(b, ids, 4, 0, NULL, 0);           /* 4, 2, 2, 3, then 34 (17 + 17) */
-        pl_eval(b, ids + 4, 2, 4, NULL, 0);
-        pl_eval(b, ids + 6, 2, 6, NULL, 0);
+        pl_eval(b, ids, 1, 0, NULL, 0);           /* 1, 3, 1, 2, 1, 3, then 34 (17 + 17) */
+        pl_eval(b, ids + 1, 3, 1, NULL, 0);
+        pl_eval(b, ids + 4, 1, 4, NULL, 0);
+        pl_eval(b, ids + 5, 2, 5, NULL, 0);
+        pl_eval(b, ids + 7, 1, 7, NULL, 0);
         pl_eval(b, ids + 8, 3, 8, NULL, 0);
         pl_eval(b, ids + 11, 34, 11, lb, 0);
         CHECK(!memcmp(la, lb, (size_t)V * sizeof *la), "%s: logits depend on the batching", TYPES[t]);
+        /* one more token alone (the generation step) = the same token at the end of a batch */
+        int32_t nx = 5;
+        pl_eval(b, &nx, 1, 45, lb, 0);
+        pl_context_free(a);
+        a = NULL;
+        CHECK(pl_context_new(&a, m, &cp, err, sizeof err) == 0, "context");
+        int32_t all[46];
+        memcpy(all, ids, sizeof ids);
+        all[45] = nx;
+        pl_eval(a, all, 46, 0, la, 0);
+        CHECK(!memcmp(la, lb, (size_t)V * sizeof *la), "%s: a one-token step differs from the same token in a batch",
+              TYPES[t]);
         free(la);
         free(lb);
         pl_context_free(a);
@@ -481,7 +495,7 @@ static void test_arch(void) {
         free(txt);
         free(gaps);
 
-        /* batch invariance: 45 tokens in one call or split 4+2+2+3+34 */
+        /* batch invariance: 45 tokens in one call or split 4+1+1+2+3+33+1 */
         int32_t bi[45];
         for (int i = 0; i < 45; i++) bi[i] = (i * 37 + 1) % V;
         pl_context_params cp = {64, 2, 0, 0, 0};
@@ -490,10 +504,12 @@ static void test_arch(void) {
             float *la = malloc((size_t)V * sizeof *la), *lb = malloc((size_t)V * sizeof *lb);
             pl_eval(a, bi, 45, 0, la, 0);
             pl_eval(b, bi, 4, 0, NULL, 0);
-            pl_eval(b, bi + 4, 2, 4, NULL, 0);
+            pl_eval(b, bi + 4, 1, 4, NULL, 0);
+            pl_eval(b, bi + 5, 1, 5, NULL, 0);
             pl_eval(b, bi + 6, 2, 6, NULL, 0);
             pl_eval(b, bi + 8, 3, 8, NULL, 0);
-            pl_eval(b, bi + 11, 34, 11, lb, 0);
+            pl_eval(b, bi + 11, 33, 11, NULL, 0);
+            pl_eval(b, bi + 44, 1, 44, lb, 0);
             CHECK(!memcmp(la, lb, (size_t)V * sizeof *la), "%s: logits depend on the batching", name);
             free(la);
             free(lb);
@@ -523,22 +539,17 @@ static void test_sequences(void) {
             for (int i = 0; i < len[s]; i++) tok[s][i] = (int32_t)((i * 31 + s * 7 + 1) % V);
         float *alone = malloc((size_t)NS * V * sizeof(float)), *step_alone = malloc((size_t)NS * V * sizeof(float));
         int32_t nexttok[NS] = {3, 4, 5};
-        /* each alone: its prompt, then one step together with a dummy
-         * sequence (so the step runs the batched kernels, as in a batch) */
+        /* each alone: its prompt, then one step of one token */
         for (int s = 0; s < NS; s++) {
-            pl_context_params cp = {64, 2, 0, 0, 2};
+            pl_context_params cp = {64, 2, 0, 0, 1};
             pl_context *c;
             CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
             int32_t pos[40], sq[40];
             for (int i = 0; i < len[s]; i++) pos[i] = i, sq[i] = 0;
             pl_batch b = {len[s], tok[s], pos, sq, NULL};
             CHECK(pl_decode(c, &b, alone + (size_t)s * V) == 0, "decode alone");
-            int32_t dt[2] = {1, 2}, dp[2] = {0, 1}, ds[2] = {1, 1};
-            pl_batch d = {2, dt, dp, ds, NULL};
-            pl_decode(c, &d, NULL);
-            int32_t st[2] = {nexttok[s], 7}, sp[2] = {len[s], 2}, ss[2] = {0, 1};
-            int8_t want[2] = {1, 0};
-            pl_batch st_b = {2, st, sp, ss, want};
+            int32_t st = nexttok[s], sp = len[s], ss = 0;
+            pl_batch st_b = {1, &st, &sp, &ss, NULL};
             CHECK(pl_decode(c, &st_b, step_alone + (size_t)s * V) == 0, "step alone");
             pl_context_free(c);
         }

@@ -3,14 +3,14 @@
  *   picolm-server MODEL.gguf [--host 127.0.0.1] [--port 8080] [--parallel N]
  *                 [-c N] [--api-key KEY] [-j N] [--kv f16|q8] [--mem-budget MB]
  *
- * One engine thread owns a context of N sequence slots (+1 scratch) and runs
+ * One engine thread owns a context of N sequence slots and runs
  * continuous batching: each step decodes the next token of every generating
  * request together with prompt chunks of newly admitted ones (pl_decode),
  * then samples each (pl_gen). A slot keeps its sequence after a request, so
  * the next request goes to the slot with the longest common prefix and
- * reuses it. A step of a single token is padded with a scratch token, so
- * every product runs the batched kernels and a request's answer is the same
- * bit for bit whatever else runs beside it. Each connection has a thread
+ * reuses it. Every kernel computes a token as it would alone (picolm.h), so
+ * a request's answer is the same bit for bit whatever else runs beside it.
+ * Each connection has a thread
  * (bounded count) with read timeouts; requests wait in a bounded queue (503
  * when full); a client that disconnects cancels its request at once.
  * Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,
@@ -325,10 +325,6 @@ static void *engine_main(void *arg) {
             if (sl[i].cur == j->n_ids) row_slot[n_rows++] = i;
         }
         if (n == 0) continue;
-        if (n == 1) { /* a lone token: pad with the scratch sequence */
-            pl_seq_truncate(srv.ctx, P, 0);
-            tok[n] = tok[0], pos[n] = 0, seq[n] = P, want[n++] = 0;
-        }
         /* rows come back in batch order: order row_slot the same way */
         n_rows = 0;
         for (int k = 0; k < n; k++)
@@ -1349,7 +1345,7 @@ int main(int argc, char **argv) {
     cp.n_threads = o.threads;
     cp.mem_budget_mb = o.mem_budget;
     cp.kv_q8 = o.kv_q8;
-    cp.n_seq = o.parallel + 1; /* + the scratch sequence that pads a lone token */
+    cp.n_seq = o.parallel;
     if (pl_context_new(&srv.ctx, srv.m, &cp, err, sizeof err)) {
         fprintf(stderr, "picolm-server: %s\n", err);
         return 1;

@@ -458,12 +458,7 @@ static void mm_rows(dot_fn dot, const uint8_t *w, size_t rb, int rows, int cols,
         for (int c = 0; c < nb; c++) y[(size_t)c * ys + r] = dot(w + (size_t)r * rb, xq + (size_t)c * xs, cols);
 }
 
-/* ---------------------------------------------------------------- K-quants, generation (nb = 1)
- * R weight rows per pass against one Q8_K column: the activation loads and
- * bsums are shared by the R rows, the 6-bit scales are unpacked in vector
- * registers, d and dmin convert together, and the bytes ahead are
- * prefetched in address order. On one core Q4_K runs at ~16-17 GB/s from
- * L2 and ~15 GB/s from memory (one-row dot: 14 and 11). */
+/* ---------------------------------------------------------------- prefetching */
 
 #ifndef PF_AHEAD
 #define PF_AHEAD 4096 /* bytes */
@@ -480,110 +475,13 @@ AI void prefetch_to(const uint8_t **pf, const uint8_t *end) {
     *pf = p;
 }
 
-AI void q45_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out,
-                 const uint8_t **pf) {
-    const size_t bs = T == PL_TYPE_Q5_K ? sizeof(block_q5_K) : sizeof(block_q4_K);
-    const int qo = T == PL_TYPE_Q5_K ? 48 : 16;
-    const __m256i m4 = _mm256_set1_epi8(0xf), b4 = _mm256_set1_epi8(0x10);
-    __m256 acc[4];
-    __m128 accm[4]; /* dmin * min terms, lane 0 used */
-    UNROLL for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), accm[r] = _mm_setzero_ps();
-    for (int i = 0; i < nsb; i++) {
-        const uint8_t *b[4];
-        UNROLL for (int r = 0; r < R; r++) {
-            b[r] = w + (size_t)r * rb + (size_t)i * bs;
-        }
-        prefetch_to(pf, w + PF_AHEAD + (size_t)(i + 1) * R * bs);
-        const __m128i bs8 = _mm_hadd_epi16(ld128(y[i].bsums), ld128(y[i].bsums + 8));
-        __m256i S[4], sumi[4], hb[4];
-        __m128i summ[4];
-        UNROLL for (int r = 0; r < R; r++) {
-            const __m256i sm = _mm256_cvtepu8_epi16(k4_scales(b[r] + 4));
-            summ[r] = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), bs8);
-            S[r] = _mm256_permute2x128_si256(sm, sm, 0x00);
-            hb[r] = T == PL_TYPE_Q5_K ? ld256(b[r] + 16) : _mm256_setzero_si256();
-        }
-        UNROLL for (int j = 0; j < 4; j++) {
-            const __m256i xl = ld256(y[i].qs + 64 * j), xh = ld256(y[i].qs + 64 * j + 32);
-            const __m256i ml = _mm256_set1_epi16((short)(((4 * j + 1) << 8) | (4 * j)));
-            const __m256i mh = _mm256_set1_epi16((short)(((4 * j + 3) << 8) | (4 * j + 2)));
-            UNROLL for (int r = 0; r < R; r++) {
-                const __m256i q = ld256(b[r] + qo + 32 * j);
-                __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-                if (T == PL_TYPE_Q5_K) {
-                    lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(hb[r], 4), b4));
-                    hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(hb[r], 3), b4));
-                    hb[r] = _mm256_srli_epi16(hb[r], 2);
-                }
-                const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_shuffle_epi8(S[r], ml));
-                const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), _mm256_shuffle_epi8(S[r], mh));
-                sumi[r] = j ? _mm256_add_epi32(sumi[r], _mm256_add_epi32(pl, ph)) : _mm256_add_epi32(pl, ph);
-            }
-            UNROLL for (int r = 0; r < R; r++) __asm__("" : "+x"(sumi[r]));
-        }
-        const __m128 yd = _mm_set1_ps(y[i].d);
-        UNROLL for (int r = 0; r < R; r++) {
-            uint32_t dd;
-            memcpy(&dd, b[r], 4);
-            const __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dd)), yd); /* d, dmin (times yd) */
-            acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(f), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
-            accm[r] = _mm_fmadd_ps(_mm_shuffle_ps(f, f, 0x55), _mm_cvtepi32_ps(summ[r]), accm[r]);
-        }
-    }
-    UNROLL for (int r = 0; r < R; r++) {
-        __m128 m = _mm_add_ps(accm[r], _mm_movehl_ps(accm[r], accm[r]));
-        m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        out[r] = hsum(acc[r]) - _mm_cvtss_f32(m);
-    }
-}
-
-/* Q6_K: the 16 scales reordered even-then-odd, so that one in-lane shuffle
- * gives the (2k, 2k+1) pair a 32-weight vector needs; the bsums get the same
- * order for the -32 offset (only their total with the scales matters). */
-AI void q6_rows(const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out,
-                const uint8_t **pf) {
-    const __m128i eo = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-    const __m256i eo16 = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12,
-                                          13, 2, 3, 6, 7, 10, 11, 14, 15);
-    __m256 acc[4];
-    UNROLL for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
-    for (int i = 0; i < nsb; i++) {
-        const block_q6_K *b[4];
-        UNROLL for (int r = 0; r < R; r++) {
-            b[r] = (const block_q6_K *)(w + (size_t)r * rb) + i;
-        }
-        prefetch_to(pf, w + PF_AHEAD + (size_t)(i + 1) * R * sizeof(block_q6_K));
-        const __m256i bsum = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(ld256(y[i].bsums), eo16), 0xd8);
-        __m256i S[4], sumi[4];
-        UNROLL for (int r = 0; r < R; r++) {
-            S[r] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(ld128(b[r]->scales), eo));
-            sumi[r] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(S[r], bsum), 5));
-        }
-        UNROLL for (int h = 0; h < 2; h++) {
-            __m256i x[4];
-            UNROLL for (int k = 0; k < 4; k++) x[k] = ld256(y[i].qs + 128 * h + 32 * k);
-            UNROLL for (int r = 0; r < R; r++) {
-                __m256i q[4];
-                q6_half(b[r]->ql + 64 * h, b[r]->qh + 32 * h, q);
-                UNROLL for (int k = 0; k < 4; k++) {
-                    const __m256i m = _mm256_set1_epi16((short)(((8 * h + 2 * k + 1) << 8) | (8 * h + 2 * k)));
-                    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], x[k]), _mm256_shuffle_epi8(S[r], m));
-                    sumi[r] = _mm256_add_epi32(sumi[r], p);
-                }
-            }
-        }
-        UNROLL for (int r = 0; r < R; r++)
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * ldh(&b[r]->d)), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
-    }
-    UNROLL for (int r = 0; r < R; r++) out[r] = hsum(acc[r]);
-}
-
-/* IQ4_NL generation: R rows against one column, four blocks a step. The
- * four blocks' integer sums share one conversion and one FMA (after two
- * hadds lanes k and k+4 hold halves of block k's sum, both scaled by its
- * dw * dx), where the 2x2 tile above spends a conversion, a multiply and an
- * FMA on every block; the bytes ahead are prefetched as the K-quants do.
- * ~13.5 GB/s on one Zen 4 core against ~4.6 for the tile. It would serve
+/* IQ4_NL: four blocks a step. The four blocks' integer sums share one
+ * conversion and one FMA (after two hadds lanes k and k+4 hold halves of
+ * block k's sum, both scaled by its dw * dx), where the 2x2 tile above
+ * spends a conversion, a multiply and an FMA on every block; generation
+ * prefetches the bytes ahead as the K-quants do. ~13.5 GB/s on one Zen 4
+ * core against ~4.6 for the tile; prefill the same tile arithmetic on 2x2
+ * (a column's result never depends on nb). It would serve
  * Q4_0/Q5_0/Q8_0 as well (Q8_0 6 -> 20 GB/s), but their float rounding
  * would change from what they have agreed with llama.cpp at so far (one
  * set-2 Q8_0 model's greedy run then parts at a near-tie): they keep the
@@ -599,53 +497,69 @@ AI __m256i q0_sdot(const int T, const uint8_t *b, __m256i x, __m256i ones) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q)), ones);
 }
 
-AI void q0s_rows(const int T, const int R, const uint8_t *w, size_t rb, int nblk, const block_q8_0 *y, float *out,
-                 const uint8_t **pf) {
+/* R rows x C columns (C <= 2); a column's arithmetic does not depend on C. */
+AI void q0s_tile(const int T, const int R, const int C, const uint8_t *w, size_t rb, int nblk, const uint8_t *xq,
+                 size_t xs, float *y, size_t ys, const uint8_t **pf) {
     const size_t bs = (size_t)q0_size(T);
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[4];
-    UNROLL for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    __m256 acc[4][2];
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
     int i = 0;
     for (; i + 4 <= nblk; i += 4) {
-        prefetch_to(pf, w + PF_AHEAD + (size_t)(i + 4) * R * bs);
-        __m256i x[4];
-        UNROLL for (int k = 0; k < 4; k++) x[k] = ld256(y[i + k].qs);
-        const __m128 dx = halves4((const uint8_t *)&y[i].d, sizeof(block_q8_0));
-        UNROLL for (int r = 0; r < R; r++) {
-            const uint8_t *b = w + (size_t)r * rb + (size_t)i * bs;
-            __m256i p[4];
-            UNROLL for (int k = 0; k < 4; k++) p[k] = q0_sdot(T, b + (size_t)k * bs, x[k], ones);
-            const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-            const __m128 d = _mm_mul_ps(halves4(b, bs), dx);
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set_m128(d, d), acc[r]);
+        if (pf) prefetch_to(pf, w + PF_AHEAD + (size_t)(i + 4) * R * bs);
+        UNROLL for (int c = 0; c < C; c++) {
+            const block_q8_0 *yc = (const block_q8_0 *)(xq + (size_t)c * xs) + i;
+            __m256i x[4];
+            UNROLL for (int k = 0; k < 4; k++) x[k] = ld256(yc[k].qs);
+            const __m128 dx = halves4((const uint8_t *)&yc->d, sizeof(block_q8_0));
+            UNROLL for (int r = 0; r < R; r++) {
+                const uint8_t *b = w + (size_t)r * rb + (size_t)i * bs;
+                __m256i p[4];
+                UNROLL for (int k = 0; k < 4; k++) p[k] = q0_sdot(T, b + (size_t)k * bs, x[k], ones);
+                const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+                const __m128 d = _mm_mul_ps(halves4(b, bs), dx);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set_m128(d, d), acc[r][c]);
+            }
         }
     }
-    for (; i < nblk; i++) {
-        const __m256i x = ld256(y[i].qs);
-        const float dx = ldh(&y[i].d);
-        UNROLL for (int r = 0; r < R; r++) {
-            const uint8_t *b = w + (size_t)r * rb + (size_t)i * bs;
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q0_sdot(T, b, x, ones)), _mm256_set1_ps(ldh(b) * dx), acc[r]);
+    for (; i < nblk; i++)
+        UNROLL for (int c = 0; c < C; c++) {
+            const block_q8_0 *yc = (const block_q8_0 *)(xq + (size_t)c * xs) + i;
+            const __m256i x = ld256(yc->qs);
+            const float dx = ldh(&yc->d);
+            UNROLL for (int r = 0; r < R; r++) {
+                const uint8_t *b = w + (size_t)r * rb + (size_t)i * bs;
+                acc[r][c] =
+                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(q0_sdot(T, b, x, ones)), _mm256_set1_ps(ldh(b) * dx), acc[r][c]);
+            }
         }
-    }
-    UNROLL for (int r = 0; r < R; r++) out[r] = hsum(acc[r]);
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) y[(size_t)c * ys + r] = hsum(acc[r][c]);
 }
 
-AI void mv_q0s(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
-    const block_q8_0 *x = (const block_q8_0 *)xq;
-    const uint8_t *pf = w + PF_AHEAD;
-    int r = 0;
-    for (; r + 2 <= rows; r += 2) q0s_rows(T, 2, w + (size_t)r * rb, rb, cols / 32, x, y + r, &pf);
-    for (; r < rows; r++) q0s_rows(T, 1, w + (size_t)r * rb, rb, cols / 32, x, y + r, &pf);
-}
-
-/* Prefill (nb > 1) takes the 2x2 tiles, generation the kernel above. */
+/* Generation streams R = 2 rows against the column; prefill takes 2x2
+ * tiles. The same arithmetic either way (batch invariance). */
 AI void mm_q0s(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
                float *y, size_t ys) {
-    if (nb == 1)
-        mv_q0s(T, w, rb, rows, cols, xq, y);
-    else
-        mm_q0(T, w, rb, rows, cols, xq, xs, nb, y, ys);
+    const int nblk = cols / 32;
+    if (nb == 1) {
+        const uint8_t *pf = w + PF_AHEAD;
+        int r = 0;
+        for (; r + 2 <= rows; r += 2) q0s_tile(T, 2, 1, w + (size_t)r * rb, rb, nblk, xq, xs, y + r, ys, &pf);
+        for (; r < rows; r++) q0s_tile(T, 1, 1, w + (size_t)r * rb, rb, nblk, xq, xs, y + r, ys, &pf);
+        return;
+    }
+    for (int c = 0; c < nb; c += 2) {
+        const uint8_t *xc = xq + (size_t)c * xs;
+        float *yc = y + (size_t)c * ys;
+        int r = 0;
+        if (c + 2 <= nb) {
+            for (; r + 2 <= rows; r += 2) q0s_tile(T, 2, 2, w + (size_t)r * rb, rb, nblk, xc, xs, yc + r, ys, NULL);
+            for (; r < rows; r++) q0s_tile(T, 1, 2, w + (size_t)r * rb, rb, nblk, xc, xs, yc + r, ys, NULL);
+        } else {
+            for (; r + 2 <= rows; r += 2) q0s_tile(T, 2, 1, w + (size_t)r * rb, rb, nblk, xc, xs, yc + r, ys, NULL);
+            for (; r < rows; r++) q0s_tile(T, 1, 1, w + (size_t)r * rb, rb, nblk, xc, xs, yc + r, ys, NULL);
+        }
+    }
 }
 
 /* IQ4_XS: each 32-weight sub-block is one vector (16 bytes of nibbles
@@ -677,81 +591,6 @@ static inline __m256i iq4_sub(__m256i book, const uint8_t *q) { return _mm256_sh
 /* A mask that broadcasts int16 lane ib to every lane (both 128-bit lanes). */
 static inline __m256i word_mask(int ib) {
     return _mm256_set1_epi16((short)(((2 * ib + 1) << 8) | (2 * ib)));
-}
-
-AI void iq4xs_rows(const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out,
-                   const uint8_t **pf) {
-    const __m256i book = iq4_book();
-    __m256 acc[4];
-    UNROLL for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
-    for (int i = 0; i < nsb; i++) {
-        const block_iq4_xs *b[4];
-        __m256i S[4], sumi[4];
-        UNROLL for (int r = 0; r < R; r++) {
-            b[r] = (const block_iq4_xs *)(w + (size_t)r * rb) + i;
-            S[r] = iq4xs_scales(b[r]);
-            sumi[r] = _mm256_setzero_si256();
-        }
-        prefetch_to(pf, w + PF_AHEAD + (size_t)(i + 1) * R * sizeof(block_iq4_xs));
-        UNROLL for (int ib = 0; ib < 8; ib++) {
-            const __m256i x = ld256(y[i].qs + 32 * ib);
-            UNROLL for (int r = 0; r < R; r++) {
-                const __m256i q = iq4_sub(book, b[r]->qs + 16 * ib);
-                const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
-                sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, _mm256_shuffle_epi8(S[r], word_mask(ib))));
-            }
-        }
-        UNROLL for (int r = 0; r < R; r++)
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * ldh(&b[r]->d)), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
-    }
-    UNROLL for (int r = 0; r < R; r++) out[r] = hsum(acc[r]);
-}
-
-#ifndef IQX_ROWS
-#define IQX_ROWS 2 /* rows per pass (IQ4_XS) */
-#endif
-static void mv_iq4_xs(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
-    const block_q8_K *x = (const block_q8_K *)xq;
-    const int nsb = cols / QK_K;
-    const uint8_t *pf = w + PF_AHEAD;
-    int r = 0;
-    for (; r + IQX_ROWS <= rows; r += IQX_ROWS) iq4xs_rows(IQX_ROWS, w + (size_t)r * rb, rb, nsb, x, y + r, &pf);
-    for (; r < rows; r++) iq4xs_rows(1, w + (size_t)r * rb, rb, nsb, x, y + r, &pf);
-}
-
-#ifndef KQ_ROWS
-#define KQ_ROWS 3 /* rows per pass (Q4_K, Q5_K) */
-#endif
-#ifndef KQ_ROWS6
-#define KQ_ROWS6 1 /* rows per pass (Q6_K): more spill registers */
-#endif
-
-AI void kq_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out,
-                const uint8_t **pf) {
-    if (T == PL_TYPE_Q6_K)
-        q6_rows(R, w, rb, nsb, y, out, pf);
-    else
-        q45_rows(T, R, w, rb, nsb, y, out, pf);
-}
-
-AI void mv_kq(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
-    const block_q8_K *x = (const block_q8_K *)xq;
-    const int nsb = cols / QK_K;
-    const uint8_t *pf = w + PF_AHEAD;
-    int r = 0;
-    const int R = T == PL_TYPE_Q6_K ? KQ_ROWS6 : KQ_ROWS;
-    for (; r + R <= rows; r += R) kq_rows(T, R, w + (size_t)r * rb, rb, nsb, x, y + r, &pf);
-    for (; r < rows; r++) kq_rows(T, 1, w + (size_t)r * rb, rb, nsb, x, y + r, &pf);
-}
-
-static void mv_q4_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
-    mv_kq(PL_TYPE_Q4_K, w, rb, rows, cols, xq, y);
-}
-static void mv_q5_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
-    mv_kq(PL_TYPE_Q5_K, w, rb, rows, cols, xq, y);
-}
-static void mv_q6_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
-    mv_kq(PL_TYPE_Q6_K, w, rb, rows, cols, xq, y);
 }
 
 /* ---------------------------------------------------------------- K-quants, many columns
@@ -1108,6 +947,139 @@ AI void mm_kq(const int T, const uint8_t *w, size_t rb, int rows, int cols, cons
     }
 }
 
+/* ---------------------------------------------------------------- K-quants, generation
+ * One column (nb = 1) with mm_kq's arithmetic, bit for bit, so that a
+ * column's result never depends on what else is in its batch (picolm.h).
+ * The integers are exact in any layout: each 32-bit lane of mm_kq's tile
+ * holds a fixed sum of products, and these kernels form the same sums from
+ * the blocks as stored (no transposes: a tree of hadds puts a sub-block's
+ * total in its lane); the float steps are the tile's, in its order (the
+ * min term, then the scaled integers; a hsum per KC super-blocks, added in
+ * turn). R rows stream in step against one column, prefetched ahead. */
+
+/* The four products of each dword, as int32 (exact). */
+AI __m256i dot4(__m256i w, __m256i x) {
+#ifdef PL_VNNI
+    return dpbusd(_mm256_setzero_si256(), w, x);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+#endif
+}
+
+/* h = [sum p0 lo .. sum p3 lo | sum p0 hi .. sum p3 hi] (lo/hi: 128-bit halves) */
+AI __m256i hsum4x(const __m256i *p) {
+    return _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+}
+
+AI __m256 mvx_block(const int T, const uint8_t *b, const __m256i *x, const block_q8_K *y, __m256 F) {
+    __m256i a[8], P[8], S;
+    if (T == PL_TYPE_Q6_K) {
+        const block_q6_K *q = (const block_q6_K *)b;
+        q6_half(q->ql, q->qh, a);
+        q6_half(q->ql + 64, q->qh + 32, a + 4);
+        const __m128i s8 = ld128(q->scales);
+        UNROLL for (int k = 0; k < 8; k++) P[k] = dot4(a[k], x[k]);
+        UNROLL for (int g = 0; g < 4; g++) {
+            /* mm_kq's lane p: 8 products of sub-block 4g + (0 0 2 2 1 1 3 3)[p] */
+            const __m256i v = _mm256_add_epi32(_mm256_unpacklo_epi64(P[2 * g], P[2 * g + 1]),
+                                               _mm256_unpackhi_epi64(P[2 * g], P[2 * g + 1]));
+            const __m128i m = _mm_setr_epi8((char)(4 * g), (char)(4 * g), (char)(4 * g + 2), (char)(4 * g + 2),
+                                            (char)(4 * g + 1), (char)(4 * g + 1), (char)(4 * g + 3),
+                                            (char)(4 * g + 3), 0, 0, 0, 0, 0, 0, 0, 0);
+            const __m256i t = _mm256_mullo_epi32(v, _mm256_cvtepi8_epi32(_mm_shuffle_epi8(s8, m)));
+            S = g ? _mm256_add_epi32(S, t) : t;
+        }
+        const __m256i aux = _mm256_slli_epi16(_mm256_cvtepi8_epi16(s8), 5);
+        S = _mm256_sub_epi32(S, _mm256_madd_epi16(aux, ld256(y->bsums)));
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_set1_ps(ldh(&q->d) * y->d), F);
+    }
+    if (T == PL_TYPE_IQ4_XS) {
+        const block_iq4_xs *q = (const block_iq4_xs *)b;
+        const __m256i book = iq4_book();
+        UNROLL for (int s = 0; s < 8; s++) {
+            const __m256i w = iq4_sub(book, q->qs + 16 * s);
+            const __m256i xs = _mm256_sign_epi8(x[s], w), aw = _mm256_sign_epi8(w, w);
+#ifdef PL_VNNI
+            P[s] = dpbusd(_mm256_setzero_si256(), aw, xs);
+#else
+            P[s] = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs), _mm256_set1_epi16(1));
+#endif
+        }
+        const __m256i H = hsum4x(P), G = hsum4x(P + 4);
+        S = _mm256_add_epi32(_mm256_permute2x128_si256(H, G, 0x20), _mm256_permute2x128_si256(H, G, 0x31));
+        S = _mm256_mullo_epi32(S, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(iq4xs_scales(q))));
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_set1_ps(ldh(&q->d) * y->d), F);
+    }
+    const uint8_t *qs = b + (T == PL_TYPE_Q5_K ? 48 : 16);
+    const __m256i m4 = _mm256_set1_epi8(0xf), b4 = _mm256_set1_epi8(0x10);
+    __m256i hb = T == PL_TYPE_Q5_K ? ld256(b + 16) : _mm256_setzero_si256();
+    UNROLL for (int j = 0; j < 4; j++) {
+        const __m256i q = ld256(qs + 32 * j);
+        a[2 * j] = _mm256_and_si256(q, m4);
+        a[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if (T == PL_TYPE_Q5_K) {
+            a[2 * j] = _mm256_or_si256(a[2 * j], _mm256_and_si256(_mm256_slli_epi16(hb, 4), b4));
+            a[2 * j + 1] = _mm256_or_si256(a[2 * j + 1], _mm256_and_si256(_mm256_slli_epi16(hb, 3), b4));
+            hb = _mm256_srli_epi16(hb, 2);
+        }
+    }
+    const __m128i sm = k4_scales(b + 4);
+    const __m256 mf =
+        _mm256_mul_ps(_mm256_set1_ps(-ldh(b + 2)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
+    const __m256 xmf =
+        _mm256_mul_ps(_mm256_set1_ps(y->d), _mm256_cvtepi32_ps(_mm256_madd_epi16(ld256(y->bsums), _mm256_set1_epi16(1))));
+    F = _mm256_fmadd_ps(mf, xmf, F);
+    UNROLL for (int s = 0; s < 8; s++) P[s] = dot4(a[s], x[s]);
+    const __m256i H = hsum4x(P), G = hsum4x(P + 4), sc = _mm256_cvtepu8_epi32(sm);
+    if (T == PL_TYPE_Q4_K) {
+        /* mm_kq's lane s: sub-block s */
+        S = _mm256_add_epi32(_mm256_permute2x128_si256(H, G, 0x20), _mm256_permute2x128_si256(H, G, 0x31));
+        S = _mm256_mullo_epi32(S, sc);
+    } else {
+        /* lane p: half p/4 of sub-blocks p%4 and 4 + p%4, scaled */
+        S = _mm256_add_epi32(_mm256_mullo_epi32(H, _mm256_permute4x64_epi64(sc, 0x44)),
+                             _mm256_mullo_epi32(G, _mm256_permute4x64_epi64(sc, 0xee)));
+    }
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_set1_ps(ldh(b) * y->d), F);
+}
+
+AI void mvx_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out,
+                 const uint8_t **pf) {
+    const size_t bs = T == PL_TYPE_Q4_K   ? sizeof(block_q4_K)
+                      : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
+                      : T == PL_TYPE_Q6_K ? sizeof(block_q6_K)
+                                          : sizeof(block_iq4_xs);
+    float o[4] = {0};
+    for (int k0 = 0; k0 < nsb; k0 += KC) {
+        const int k1 = nsb - k0 < KC ? nsb : k0 + KC;
+        __m256 F[4];
+        UNROLL for (int r = 0; r < R; r++) F[r] = _mm256_setzero_ps();
+        for (int i = k0; i < k1; i++) {
+            prefetch_to(pf, w + PF_AHEAD + (size_t)(i + 1) * R * bs);
+            __m256i x[8];
+            UNROLL for (int k = 0; k < 8; k++) x[k] = ld256(y[i].qs + 32 * k);
+            UNROLL for (int r = 0; r < R; r++) F[r] = mvx_block(T, w + (size_t)r * rb + (size_t)i * bs, x, &y[i], F[r]);
+        }
+        UNROLL for (int r = 0; r < R; r++) o[r] = (k0 ? o[r] : 0.0f) + hsum(F[r]);
+    }
+    UNROLL for (int r = 0; r < R; r++) out[r] = o[r];
+}
+
+#ifndef MVR
+#define MVR 3 /* rows per pass (generation; Zen 4: Q4_K 15.9/17.4/19.5 GB/s at 1/2/3) */
+#endif
+#ifndef MVR6
+#define MVR6 2 /* Q6_K, which runs out of registers at 3 (20.7 GB/s at 2, 12 at 3) */
+#endif
+AI void mv_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
+    const block_q8_K *x = (const block_q8_K *)xq;
+    const int nsb = cols / QK_K, R = T == PL_TYPE_Q6_K ? MVR6 : MVR;
+    const uint8_t *pf = w + PF_AHEAD;
+    int r = 0;
+    for (; r + R <= rows; r += R) mvx_rows(T, R, w + (size_t)r * rb, rb, nsb, x, y + r, &pf);
+    for (; r < rows; r++) mvx_rows(T, 1, w + (size_t)r * rb, rb, nsb, x, y + r, &pf);
+}
+
 /* One instance per type (each holds its own ~45 KB of prepared activations). */
 static void mm_q4_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb, float *y,
                     size_t ys) {
@@ -1143,7 +1115,7 @@ static void matmul_avx2(uint32_t type, const void *w, size_t row_bytes, int rows
     case PL_TYPE_IQ4_NL: mm_q0s(PL_TYPE_IQ4_NL, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_IQ4_XS:
         if (nb == 1)
-            mv_iq4_xs(W, row_bytes, rows, cols, X, y);
+            mv_kx(PL_TYPE_IQ4_XS, W, row_bytes, rows, cols, X, y);
         else
             mm_iq4_xs(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         return;
@@ -1151,19 +1123,19 @@ static void matmul_avx2(uint32_t type, const void *w, size_t row_bytes, int rows
     case PL_TYPE_Q3_K: mm_rows(dot_q3_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q4_K:
         if (nb == 1)
-            mv_q4_K(W, row_bytes, rows, cols, X, y);
+            mv_kx(PL_TYPE_Q4_K, W, row_bytes, rows, cols, X, y);
         else
             mm_q4_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         return;
     case PL_TYPE_Q5_K:
         if (nb == 1)
-            mv_q5_K(W, row_bytes, rows, cols, X, y);
+            mv_kx(PL_TYPE_Q5_K, W, row_bytes, rows, cols, X, y);
         else
             mm_q5_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         return;
     case PL_TYPE_Q6_K:
         if (nb == 1)
-            mv_q6_K(W, row_bytes, rows, cols, X, y);
+            mv_kx(PL_TYPE_Q6_K, W, row_bytes, rows, cols, X, y);
         else
             mm_q6_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         return;
