@@ -96,7 +96,7 @@ $(BUILD)/src/kernels/cpu.o: ISA_FLAGS := $(ISA_DEFS)
 # Every src/*.c is part of the library (a new module needs no Makefile edit).
 LIB_SRC := $(sort $(wildcard src/*.c)) src/kernels/cpu.c src/kernels/generic.c $(ISA_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
-TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels test_grammar test_arch test_chat test_json test_http test_gen test_state test_sampler test_toolcall
+TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels test_grammar test_arch test_chat test_json test_http test_gen test_state test_sampler test_toolcall test_pool
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%$(EXE))
 
 .PHONY: all test clean run bench bench-kernels bench-server memtest fuzz fuzz-bin tsan test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
@@ -278,7 +278,7 @@ fuzz: fuzz-bin
 
 # ThreadSanitizer over the tests that run the thread pool (contexts with
 # 1 and 2 threads): test_model, and test_state when present; build-tsan/.
-TSAN_TESTS := test_model $(if $(wildcard tests/test_state.c),test_state)
+TSAN_TESTS := test_pool test_model $(if $(wildcard tests/test_state.c),test_state)
 # The server too: its engine, connection threads and the pool, driven by
 # tests/server.sh (a shorter load run).
 tsan:

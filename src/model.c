@@ -679,7 +679,7 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
                        (double)kv * 2 / 1e6);
     }
     (void)pl_kernels(); /* pick the kernel level before any worker runs */
-    c->pool = pl_pool_new(n_threads);
+    c->pool = pl_pool_acquire(n_threads); /* shared with the other contexts of n_threads */
     if (!c->pool) {
         pl_context_free(c);
         return set_err(err, errlen, PL_ERR_NOMEM, "cannot start %d threads", n_threads);
@@ -697,7 +697,7 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
 
 void pl_context_free(pl_context *c) {
     if (!c) return;
-    pl_pool_free(c->pool);
+    pl_pool_release(c->pool);
     free(c->x); free(c->xb); free(c->q); free(c->k); free(c->v);
     free(c->hb); free(c->hb2); free(c->scores); free(c->rope_cos); free(c->rope_sin);
     for (int i = 0; i < 3; i++) free(c->xq[i]);

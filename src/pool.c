@@ -12,6 +12,13 @@
  * can only succeed on an identical word, whose part belongs to the current
  * job, which is then run correctly.
  *
+ * Contexts share pools: pl_pool_acquire(n) hands out the process's one pool
+ * of n threads (a list under a mutex, with a reference count), so two
+ * contexts never have 2x the threads spinning over the same cores. Runs on
+ * a shared pool are serialized by a mutex held across one run: a forward
+ * pass is a sequence of runs, so contexts interleave run by run, and the
+ * uncontended case (the CLI) pays one lock and unlock per run.
+ *
  * Threads are pthreads on POSIX and native Win32 threads (SRW lock +
  * condition variable) on Windows, so neither MSVC nor mingw-w64 needs an
  * extra library; 32-bit atomics only, so 32-bit Arm needs no libatomic. */
@@ -32,6 +39,7 @@
 typedef HANDLE pl_thread;
 typedef SRWLOCK pl_mutex;
 typedef CONDITION_VARIABLE pl_cond;
+#define MUTEX_STATIC_INIT SRWLOCK_INIT
 #define mutex_init(m) InitializeSRWLock(m)
 #define mutex_destroy(m) ((void)(m)) /* SRW locks need no cleanup */
 #define mutex_lock(m) AcquireSRWLockExclusive(m)
@@ -45,6 +53,7 @@ typedef CONDITION_VARIABLE pl_cond;
 typedef pthread_t pl_thread;
 typedef pthread_mutex_t pl_mutex;
 typedef pthread_cond_t pl_cond;
+#define MUTEX_STATIC_INIT PTHREAD_MUTEX_INITIALIZER
 #define mutex_init(m) pthread_mutex_init(m, NULL)
 #define mutex_destroy(m) pthread_mutex_destroy(m)
 #define mutex_lock(m) pthread_mutex_lock(m)
@@ -65,17 +74,23 @@ struct pl_pool {
     pl_thread *threads;     /* [n]; slot 0 unused (the caller runs parts too) */
     pl_mutex mu;
     pl_cond cv;
+    pl_mutex run_mu;        /* held across one pl_pool_run (n > 1) */
     pl_atomic_int claim;    /* generation << 16 | next unclaimed part */
     pl_atomic_int done;     /* parts of the current job finished */
     pl_atomic_int sleepers; /* workers blocked (or about to block) on cv */
     pl_atomic_int quit;
-    unsigned gen;           /* caller only */
+    unsigned gen;           /* the caller holding run_mu only */
     /* written by the caller before it publishes a job, read only by a
      * thread that has claimed a part of it (the caller cannot move on to
      * the next job until that part is done) */
     pl_task_fn fn;
     void *arg;
+    int refs;               /* registry: reg_mu guards refs and next */
+    pl_pool *next;
 };
+
+static pl_mutex reg_mu = MUTEX_STATIC_INIT;
+static pl_pool *reg_pools; /* the pools pl_pool_acquire handed out */
 
 static inline void cpu_relax(void) {
 #if defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
@@ -170,6 +185,7 @@ pl_pool *pl_pool_new(int n) {
     p->n = n;
     mutex_init(&p->mu);
     cond_init(&p->cv);
+    mutex_init(&p->run_mu);
     if (n > 1) {
         p->threads = calloc((size_t)n, sizeof *p->threads);
         if (!p->threads) goto fail;
@@ -198,7 +214,48 @@ void pl_pool_free(pl_pool *p) {
     }
     mutex_destroy(&p->mu);
     cond_destroy(&p->cv);
+    mutex_destroy(&p->run_mu);
     free(p);
+}
+
+/* Threads are started under reg_mu, so that two contexts created at once
+ * cannot both start a pool of the same size. */
+pl_pool *pl_pool_acquire(int n) {
+    if (n < 1) n = 1;
+    if (n > MAX_PARTS) n = MAX_PARTS;
+    mutex_lock(&reg_mu);
+    pl_pool *p = reg_pools;
+    while (p && p->n != n) p = p->next;
+    if (p) {
+        p->refs++;
+    } else if ((p = pl_pool_new(n)) != NULL) {
+        p->refs = 1;
+        p->next = reg_pools;
+        reg_pools = p;
+    }
+    mutex_unlock(&reg_mu);
+    return p;
+}
+
+void pl_pool_release(pl_pool *p) {
+    if (!p) return;
+    mutex_lock(&reg_mu);
+    int last = --p->refs == 0;
+    if (last) {
+        pl_pool **pp = &reg_pools;
+        while (*pp != p) pp = &(*pp)->next;
+        *pp = p->next;
+    }
+    mutex_unlock(&reg_mu);
+    if (last) pl_pool_free(p); /* joins outside reg_mu: other contexts go on */
+}
+
+int pl_pool_count(void) {
+    mutex_lock(&reg_mu);
+    int k = 0;
+    for (const pl_pool *p = reg_pools; p; p = p->next) k++;
+    mutex_unlock(&reg_mu);
+    return k;
 }
 
 int pl_pool_size(const pl_pool *p) { return p ? p->n : 1; }
@@ -208,6 +265,7 @@ void pl_pool_run(pl_pool *p, pl_task_fn fn, void *arg) {
         fn(arg, 0, 1);
         return;
     }
+    mutex_lock(&p->run_mu);
     p->fn = fn;
     p->arg = arg;
     pl_atomic_store(&p->done, 0);
@@ -221,4 +279,5 @@ void pl_pool_run(pl_pool *p, pl_task_fn fn, void *arg) {
     }
     work(p, g);
     while (pl_atomic_load(&p->done) < p->n) cpu_relax();
+    mutex_unlock(&p->run_mu);
 }
