@@ -161,19 +161,44 @@ void pl_context_mem(pl_context *c, pl_mem_stats *out);
 /* Layers kept in the page cache; the rest are streamed (see mem_budget_mb). */
 int pl_context_resident_layers(const pl_context *c);
 
-/* Sampling: temperature 0 = greedy argmax; top_k 0 = off; top_p 1 = off. */
+/* Sampling, in llama.cpp's order: logit bias, the penalties, temperature
+ * (0 = greedy argmax), top_k (0 = off), top_p (1 = off), min_p (0 = off:
+ * keep tokens at least min_p x as likely as the most likely). The
+ * penalties (llama.cpp's) count the last repeat_last_n tokens passed to
+ * pl_sampler_accept (0 = off, -1 = up to 32768): a token in the window has
+ * its logit divided by repeat_penalty when positive, multiplied when not
+ * (1 or 0 = off), then lowered by count x frequency_penalty +
+ * presence_penalty. Fields after seed were added later: zeros leave them
+ * off; pl_sampler_default_params fills every field. */
+typedef struct pl_logit_bias {
+    int32_t token;
+    float bias; /* added to the token's logit (-Inf bans it) */
+} pl_logit_bias;
 typedef struct pl_sampler_params {
     float temperature, top_p;
     int top_k;
     uint64_t seed;
+    float min_p;
+    float repeat_penalty; /* 0 to 100 */
+    int repeat_last_n;
+    float presence_penalty, frequency_penalty; /* -100 to 100 */
+    const pl_logit_bias *logit_bias;           /* [n_logit_bias], copied by pl_sampler_new */
+    int n_logit_bias;
 } pl_sampler_params;
+/* temperature 0.8, top_p 0.9, repeat_penalty 1, repeat_last_n 64, the rest off */
+pl_sampler_params pl_sampler_default_params(void);
 
 int pl_sampler_new(pl_sampler **out, const pl_sampler_params *p, int n_vocab);
 void pl_sampler_free(pl_sampler *s);
-/* Picks a token from logits (modified in place): NaN never wins, an infinite
- * logit wins outright, a temperature too small to divide by is greedy;
- * returns PL_ERR_ARG when no logit is a number above -Inf. */
+/* Picks a token from logits, which it modifies in place (the bias and the
+ * penalties are applied to them): NaN never wins, an infinite logit wins
+ * outright, a temperature too small to divide by is greedy; returns
+ * PL_ERR_ARG when no logit is a number above -Inf. */
 int32_t pl_sample(pl_sampler *s, float *logits);
+/* Adds a token to the penalties' window (pl_gen does it for the prompt
+ * and every sampled token); reset empties the window. */
+void pl_sampler_accept(pl_sampler *s, int32_t token);
+void pl_sampler_reset(pl_sampler *s);
 
 /* The generation loop of one sequence (the CLI's and a server's): prompt
  * with prefix reuse, sampling (after an optional grammar's mask),
@@ -205,6 +230,8 @@ typedef struct pl_gen_params {
     int no_context_shift;    /* stop (PL_GEN_CTX_FULL) instead of shifting */
     const char *const *stop; /* n_stop stop strings, each 1 to 512 bytes */
     int n_stop;
+    int logprobs;            /* set: each sample's log-probabilities (pl_gen_logprobs) */
+    int top_logprobs;        /* with them, this many of the most likely tokens, 0 to 20 */
 } pl_gen_params;
 pl_gen_params pl_gen_default_params(void); /* n_predict -1, n_keep -1, no stop strings */
 /* The sampler (and grammar) stay the caller's; they must outlive g. */
@@ -237,6 +264,17 @@ int pl_gen_n_generated(const pl_gen *g);
 int pl_gen_n_shifts(const pl_gen *g);
 int pl_gen_status(const pl_gen *g);
 const char *pl_gen_error(const pl_gen *g);
+/* With logprobs set: the log-probabilities (natural log) of the token just
+ * sampled and of the top_logprobs most likely (most likely first, ties by
+ * id), under the distribution the sampler drew from before temperature and
+ * truncation: the model's logits with the bias, the penalties and the
+ * grammar's mask applied (a token the grammar forbids has -Inf). Returns
+ * how many went to top, or -1 when no token was sampled. */
+typedef struct pl_token_logprob {
+    int32_t token;
+    float logprob;
+} pl_token_logprob;
+int pl_gen_logprobs(const pl_gen *g, pl_token_logprob *chosen, pl_token_logprob *top);
 
 /* Chat templates. A family is one way of writing a conversation, named as
  * in pl_chat_template_list(): chatml (SmolLM2, Qwen2), qwen2 (Qwen2.5: tool

@@ -13,6 +13,7 @@
 #include "model_impl.h"
 
 #define HOLD_MAX 1024 /* bytes held back: longest stop string + a token's bytes */
+#define MAX_TOP 20     /* top_logprobs at most (OpenAI's limit) */
 
 struct pl_gen {
     pl_context *c;
@@ -28,6 +29,8 @@ struct pl_gen {
     int32_t prev, token;   /* the last prompt or sampled token; the token to decode next */
     char hold[HOLD_MAX];   /* text not yet safe to emit: may be cut UTF-8 or a stop string's start */
     size_t n_hold;
+    int logprobs, n_top;   /* asked for; how many the last sample has (-1: none) */
+    pl_token_logprob lp_tok, lp_top[MAX_TOP];
     char err[160];
 };
 
@@ -50,7 +53,8 @@ void pl_gen_free(pl_gen *g) {
 int pl_gen_new(pl_gen **out, pl_context *c, int seq, pl_sampler *smp, const pl_gen_params *p, char *err,
                size_t errlen) {
     *out = NULL;
-    if (!c || !smp || !p || seq < 0 || seq >= c->n_seq || p->n_stop < 0 || (p->n_stop && !p->stop))
+    if (!c || !smp || !p || seq < 0 || seq >= c->n_seq || p->n_stop < 0 || (p->n_stop && !p->stop) ||
+        p->top_logprobs < 0 || p->top_logprobs > MAX_TOP)
         return pl_set_err(err, errlen, PL_ERR_ARG, "pl_gen_new: bad arguments");
     pl_gen *g = calloc(1, sizeof *g);
     if (!g) return pl_set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
@@ -63,6 +67,8 @@ int pl_gen_new(pl_gen **out, pl_context *c, int seq, pl_sampler *smp, const pl_g
     g->no_shift = p->no_context_shift;
     g->prev = -1;
     g->token = -1;
+    g->logprobs = p->logprobs ? 1 + p->top_logprobs : 0;
+    g->n_top = -1;
     if (p->n_stop) {
         g->stop = calloc((size_t)p->n_stop, sizeof *g->stop);
         g->stop_len = calloc((size_t)p->n_stop, sizeof *g->stop_len);
@@ -92,6 +98,9 @@ void pl_gen_set_grammar(pl_gen *g, pl_grammar *gram) { g->gram = gram; }
 
 void pl_gen_begin(pl_gen *g, const int32_t *ids, int n) {
     g->prev = n > 0 ? ids[n - 1] : -1;
+    /* the penalties' window starts with the prompt (llama.cpp's) */
+    pl_sampler_reset(g->smp);
+    for (int i = 0; i < n; i++) pl_sampler_accept(g->smp, ids[i]);
     if (g->n_keep < 0) g->n_keep = n > 0 && ids[0] == pl_token_bos(g->m);
     if (g->n_keep > g->c->n_ctx / 2) g->n_keep = g->c->n_ctx / 2;
 }
@@ -116,6 +125,37 @@ int pl_gen_prompt(pl_gen *g, const int32_t *ids, int n, float *logits, int *n_re
     if (rc) return rc;
     pl_gen_begin(g, ids, n);
     return 0;
+}
+
+/* log-softmax at temperature 1 of what the sampler drew from: the
+ * sampled token's value and the top g->logprobs - 1 (kept sorted while
+ * scanning: an insertion only for a value above the current last). */
+static void logprobs(pl_gen *g, const float *l, int32_t tok) {
+    const int V = g->m->info.n_vocab, k = g->logprobs - 1;
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++)
+        if (l[i] > mx) mx = l[i];
+    double sum = 0;
+    for (int i = 0; i < V; i++) sum += expf(l[i] - mx);
+    const float lse = mx + (float)log(sum);
+    int n = 0;
+    for (int i = 0; i < V && k > 0; i++) {
+        if (n == k && !(l[i] > g->lp_top[k - 1].logprob)) continue;
+        int at = n < k ? n++ : k - 1;
+        while (at > 0 && l[i] > g->lp_top[at - 1].logprob) g->lp_top[at] = g->lp_top[at - 1], at--;
+        g->lp_top[at].token = i, g->lp_top[at].logprob = l[i];
+    }
+    for (int i = 0; i < n; i++) g->lp_top[i].logprob -= lse;
+    g->lp_tok.token = tok;
+    g->lp_tok.logprob = l[tok] - lse;
+    g->n_top = n;
+}
+
+int pl_gen_logprobs(const pl_gen *g, pl_token_logprob *chosen, pl_token_logprob *top) {
+    if (!g->logprobs || g->n_top < 0) return -1;
+    if (chosen) *chosen = g->lp_tok;
+    if (top) memcpy(top, g->lp_top, (size_t)g->n_top * sizeof *top);
+    return g->n_top;
 }
 
 /* Where text s[0..n) could still turn into a stop string: the longest
@@ -174,6 +214,8 @@ int pl_gen_sample(pl_gen *g, float *logits, char *out, size_t cap, size_t *n_out
         pl_set_err(g->err, sizeof g->err, PL_ERR_ARG, "no token can be sampled (every logit is -Inf)");
         return g->status = PL_GEN_ERROR;
     }
+    pl_sampler_accept(g->smp, tok);
+    if (g->logprobs) logprobs(g, logits, tok);
     if (pl_token_is_eog(g->m, tok) || tok == pl_token_eos(g->m)) {
         *n_out = release(g, out, cap, 1);
         return g->status = PL_GEN_EOG;

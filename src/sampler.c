@@ -1,15 +1,21 @@
-/* sampler.c - temperature, top-k, top-p (nucleus) sampling with a seeded
- * xoshiro256** generator, so the same seed gives the same tokens on every
- * machine that computes the same logits. Temperature 0 is argmax (the
+/* sampler.c - logit bias, repetition / presence / frequency penalties,
+ * then temperature, top-k, top-p (nucleus) and min-p sampling with a
+ * seeded xoshiro256** generator, so the same seed gives the same tokens on
+ * every machine that computes the same logits. Temperature 0 is argmax (the
  * lowest id wins a tie), and so is any temperature too small to divide by.
  * NaN logits never win and +Inf ones win outright; when no logit is a
  * number above -Inf there is nothing to sample and pl_sample returns
- * PL_ERR_ARG. Scratch is allocated once per sampler. */
+ * PL_ERR_ARG. The penalties count the last repeat_last_n accepted tokens
+ * (llama.cpp's: the prompt's and the generated ones). Scratch is allocated
+ * once per sampler. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "picolm.h"
+
+#define HIST_MAX 32768 /* repeat_last_n -1: this many tokens */
 
 typedef struct { float p; int32_t id; } cand;
 
@@ -17,8 +23,23 @@ struct pl_sampler {
     pl_sampler_params p;
     int n_vocab;
     uint64_t s[4];
-    cand *c; /* [n_vocab] */
+    cand *c;             /* [n_vocab] */
+    pl_logit_bias *bias; /* [p.n_logit_bias] a copy */
+    int penalize;        /* any penalty on (and a window) */
+    int32_t *hist;       /* [cap] ring of accepted tokens */
+    int cap, n_hist, head;
+    int32_t *count;      /* [n_vocab] occurrences in the ring */
 };
+
+pl_sampler_params pl_sampler_default_params(void) {
+    pl_sampler_params p;
+    memset(&p, 0, sizeof p);
+    p.temperature = 0.8f;
+    p.top_p = 0.9f;
+    p.repeat_penalty = 1.0f;
+    p.repeat_last_n = 64;
+    return p;
+}
 
 static uint64_t splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
@@ -41,17 +62,36 @@ static float next_f32(pl_sampler *s) { return (float)(next_u64(s) >> 40) * (1.0f
 
 int pl_sampler_new(pl_sampler **out, const pl_sampler_params *p, int n_vocab) {
     *out = NULL;
-    if (n_vocab <= 0 || !(p->temperature >= 0) || !(p->top_p > 0 && p->top_p <= 1) || p->top_k < 0)
+    if (n_vocab <= 0 || !(p->temperature >= 0) || !(p->top_p > 0 && p->top_p <= 1) || p->top_k < 0 ||
+        !(p->min_p >= 0 && p->min_p <= 1) || !(p->repeat_penalty >= 0 && p->repeat_penalty <= 100) ||
+        p->repeat_last_n < -1 || !(fabsf(p->presence_penalty) <= 100) || !(fabsf(p->frequency_penalty) <= 100) ||
+        p->n_logit_bias < 0 || (p->n_logit_bias && !p->logit_bias))
         return PL_ERR_ARG;
+    for (int i = 0; i < p->n_logit_bias; i++)
+        if (p->logit_bias[i].token < 0 || p->logit_bias[i].token >= n_vocab ||
+            !(fabsf(p->logit_bias[i].bias) <= 1e4f || p->logit_bias[i].bias == -INFINITY))
+            return PL_ERR_ARG;
     pl_sampler *s = calloc(1, sizeof *s);
     if (!s) return PL_ERR_NOMEM;
-    s->c = malloc((size_t)n_vocab * sizeof *s->c);
-    if (!s->c) {
-        free(s);
-        return PL_ERR_NOMEM;
-    }
     s->p = *p;
     s->n_vocab = n_vocab;
+    s->c = malloc((size_t)n_vocab * sizeof *s->c);
+    if (p->n_logit_bias) {
+        s->bias = malloc((size_t)p->n_logit_bias * sizeof *s->bias);
+        if (s->bias) memcpy(s->bias, p->logit_bias, (size_t)p->n_logit_bias * sizeof *s->bias);
+    }
+    s->p.logit_bias = s->bias;
+    const int rep = p->repeat_penalty > 0 && p->repeat_penalty != 1.0f;
+    s->cap = p->repeat_last_n < 0 ? HIST_MAX : p->repeat_last_n;
+    s->penalize = s->cap > 0 && (rep || p->presence_penalty != 0 || p->frequency_penalty != 0);
+    if (s->penalize) {
+        s->hist = malloc((size_t)s->cap * sizeof *s->hist);
+        s->count = calloc((size_t)n_vocab, sizeof *s->count);
+    }
+    if (!s->c || (p->n_logit_bias && !s->bias) || (s->penalize && (!s->hist || !s->count))) {
+        pl_sampler_free(s);
+        return PL_ERR_NOMEM;
+    }
     uint64_t x = p->seed;
     for (int i = 0; i < 4; i++) s->s[i] = splitmix64(&x);
     *out = s;
@@ -61,7 +101,48 @@ int pl_sampler_new(pl_sampler **out, const pl_sampler_params *p, int n_vocab) {
 void pl_sampler_free(pl_sampler *s) {
     if (!s) return;
     free(s->c);
+    free(s->bias);
+    free(s->hist);
+    free(s->count);
     free(s);
+}
+
+void pl_sampler_accept(pl_sampler *s, int32_t token) {
+    if (!s->penalize || token < 0 || token >= s->n_vocab) return;
+    if (s->n_hist == s->cap) { /* the oldest leaves the window */
+        s->count[s->hist[s->head]]--;
+        s->n_hist--;
+    }
+    s->hist[s->head] = token;
+    s->head = (s->head + 1) % s->cap;
+    s->n_hist++;
+    s->count[token]++;
+}
+
+void pl_sampler_reset(pl_sampler *s) {
+    if (!s->penalize) return;
+    memset(s->count, 0, (size_t)s->n_vocab * sizeof *s->count);
+    s->n_hist = s->head = 0;
+}
+
+/* Logit bias, then llama.cpp's penalties for every distinct token in the
+ * window: a repeated token's logit divided by repeat_penalty when positive,
+ * multiplied when not; minus count * frequency + presence. */
+static void adjust(pl_sampler *s, float *logits) {
+    for (int i = 0; i < s->p.n_logit_bias; i++) logits[s->bias[i].token] += s->bias[i].bias;
+    if (!s->penalize || !s->n_hist) return;
+    const float rp = s->p.repeat_penalty > 0 ? s->p.repeat_penalty : 1.0f;
+    for (int k = 0, at = (s->head - s->n_hist + s->cap) % s->cap; k < s->n_hist; k++, at = (at + 1) % s->cap) {
+        const int32_t t = s->hist[at];
+        const int n = s->count[t];
+        if (n <= 0) continue;  /* already done: marked below */
+        float l = logits[t];
+        l = l > 0 ? l / rp : l * rp;
+        logits[t] = l - (float)n * s->p.frequency_penalty - s->p.presence_penalty;
+        s->count[t] = -n;      /* once per distinct token */
+    }
+    for (int k = 0, at = (s->head - s->n_hist + s->cap) % s->cap; k < s->n_hist; k++, at = (at + 1) % s->cap)
+        if (s->count[s->hist[at]] < 0) s->count[s->hist[at]] = -s->count[s->hist[at]];
 }
 
 static int by_prob_desc(const void *a, const void *b) {
@@ -72,6 +153,7 @@ static int by_prob_desc(const void *a, const void *b) {
 
 int32_t pl_sample(pl_sampler *s, float *logits) {
     int n = s->n_vocab;
+    adjust(s, logits);
     int32_t best = -1;
     for (int i = 0; i < n; i++) /* NaN compares false: never the best */
         if (logits[i] > -INFINITY && (best < 0 || logits[i] > logits[best])) best = i;
@@ -97,10 +179,17 @@ int32_t pl_sample(pl_sampler *s, float *logits) {
      * after it, at most m of them, sum to more than 1 - top_p). Only without
      * top-k, whose cut comes first and renormalizes. */
     if (s->p.top_p < 1.0f && m > 1 && (s->p.top_k == 0 || s->p.top_k >= m)) {
+        /* (min-p cuts after top-p, as llama.cpp orders them, so its cut
+         * cannot come first here) */
         float cut = (float)(sum * (1.0 - s->p.top_p) / m * 0.999);
         int k = 0;
         for (int i = 0; i < m; i++)
             if (s->c[i].p >= cut) s->c[k++] = s->c[i];
+        m = k;
+    } else if (s->p.min_p > 0.0f && s->p.top_p >= 1.0f) { /* the max has p = 1 here */
+        int k = 0;
+        for (int i = 0; i < m; i++)
+            if (s->c[i].p >= s->p.min_p) s->c[k++] = s->c[i];
         m = k;
     }
     qsort(s->c, (size_t)m, sizeof *s->c, by_prob_desc);
@@ -116,6 +205,16 @@ int32_t pl_sample(pl_sampler *s, float *logits) {
                 sum = acc;
                 break;
             }
+        }
+    }
+    if (s->p.min_p > 0.0f && m > 1) { /* min-p: at least min_p x the most likely */
+        const float lim = s->p.min_p * s->c[0].p;
+        int k = 1;
+        while (k < m && s->c[k].p >= lim) k++;
+        if (k < m) {
+            m = k;
+            sum = 0;
+            for (int i = 0; i < m; i++) sum += s->c[i].p;
         }
     }
     double r = next_f32(s) * sum, acc = 0;

@@ -28,12 +28,35 @@ static pl_context *new_ctx(pl_model *m, int n_ctx) {
     return c;
 }
 
+/* Sampling for run_gen (NULL: greedy) and what it checks of logprobs. */
+static const pl_sampler_params *sampling;
+static int lp_steps, lp_bad;
+static int32_t toks[128]; /* the tokens run_gen sampled */
+static int n_toks;
+
+/* With logprobs on: the sampled token is the most likely under greedy,
+ * the top ones are sorted, log-probabilities, and sum to at most 1. */
+static void check_logprobs(const pl_gen *g, const pl_gen_params *gp) {
+    pl_token_logprob tok, top[20];
+    int n = pl_gen_logprobs(g, &tok, top);
+    lp_steps++;
+    double sum = 0;
+    int bad = n != gp->top_logprobs || !(tok.logprob <= 0) || (n && top[0].token != tok.token) ||
+              (n && top[0].logprob != tok.logprob);
+    for (int i = 0; i < n; i++) {
+        sum += exp(top[i].logprob);
+        if (i && top[i].logprob > top[i - 1].logprob) bad = 1;
+    }
+    if (sum > 1 + 1e-4) bad = 1;
+    lp_bad += bad;
+}
+
 /* Runs pl_gen to the end; the text into out (NUL-terminated); returns the
  * status. Every chunk it hands out must be whole UTF-8. */
 static int run_gen(pl_model *m, pl_context *c, const int32_t *ids, int n, pl_gen_params *gp, char *out, size_t cap,
                    int *n_gen) {
     char err[256], buf[1024];
-    pl_sampler_params sp = {0.0f, 1.0f, 0, 1};
+    pl_sampler_params sp = sampling ? *sampling : (pl_sampler_params){.temperature = 0.0f, .top_p = 1.0f, .seed = 1};
     pl_sampler *smp;
     pl_gen *g;
     pl_sampler_new(&smp, &sp, pl_model_get_info(m)->n_vocab);
@@ -41,9 +64,12 @@ static int run_gen(pl_model *m, pl_context *c, const int32_t *ids, int n, pl_gen
     float *lg = malloc((size_t)pl_model_get_info(m)->n_vocab * sizeof *lg);
     size_t used = 0, k;
     int st = pl_gen_prompt(g, ids, n, lg, NULL) ? PL_GEN_ERROR : PL_GEN_RUNNING;
+    n_toks = 0;
     int cut = 0;
     while (st == PL_GEN_RUNNING) {
         st = pl_gen_sample(g, lg, buf, sizeof buf, &k);
+        if (gp->logprobs && (st == PL_GEN_RUNNING || st == PL_GEN_LENGTH)) check_logprobs(g, gp);
+        if ((st == PL_GEN_RUNNING || st == PL_GEN_LENGTH) && n_toks < 128) toks[n_toks++] = pl_gen_token(g);
         if (k && pl_utf8_complete(buf, k) != k && st == PL_GEN_RUNNING) cut++;
         if (used + k < cap) memcpy(out + used, buf, k), used += k;
         if (st == PL_GEN_RUNNING && pl_gen_next(g, lg)) st = pl_gen_status(g);
@@ -119,6 +145,61 @@ static void test_greedy_and_stops(void) {
     }
     printf("  pl_gen: greedy text equals the hand-written loop; %d/%d stop strings cut exactly\n", ok, cases);
 
+    /* logprobs: the greedy text is unchanged, every step's values sane */
+    gp = pl_gen_default_params();
+    gp.n_predict = 40;
+    gp.logprobs = 1, gp.top_logprobs = 5;
+    c = new_ctx(m, 256);
+    st = run_gen(m, c, ids, n, &gp, got, sizeof got, &ng);
+    pl_context_free(c);
+    CHECK(!strcmp(got, want) && lp_steps == 40 && lp_bad == 0, "logprobs: %d of %d steps wrong, text %s", lp_bad,
+          lp_steps, strcmp(got, want) ? "changed" : "the same");
+    gp.top_logprobs = 21;
+    pl_gen *gbad;
+    pl_sampler *sbad;
+    pl_sampler_params sb = pl_sampler_default_params();
+    pl_sampler_new(&sbad, &sb, V);
+    c = new_ctx(m, 64);
+    char e2[128];
+    CHECK(pl_gen_new(&gbad, c, 0, sbad, &gp, e2, sizeof e2) != 0, "top_logprobs 21 accepted");
+    pl_context_free(c);
+    pl_sampler_free(sbad);
+    /* the sampler's adjustments in the loop: a logit bias of +30 on one
+     * token makes greedy repeat it; a frequency penalty then lets it go
+     * after a few; a presence penalty of 100 over the whole history makes
+     * every token new (prompt included); none of them: the plain text */
+    int32_t fav = 1000;
+    pl_logit_bias lb = {fav, 30.0f};
+    pl_sampler_params pen = {.temperature = 0.0f, .top_p = 1.0f, .seed = 1, .logit_bias = &lb, .n_logit_bias = 1};
+    gp = pl_gen_default_params();
+    gp.n_predict = 40;
+    sampling = &pen;
+    int reps[3];
+    for (int k = 0; k < 3; k++) {
+        pen.frequency_penalty = k == 1 ? 6.0f : 0.0f;
+        pen.n_logit_bias = k < 2, pen.presence_penalty = k == 2 ? 100.0f : 0.0f, pen.repeat_last_n = k == 2 ? -1 : 64;
+        c = new_ctx(m, 256);
+        run_gen(m, c, ids, n, &gp, got, sizeof got, &ng);
+        pl_context_free(c);
+        reps[k] = 0;
+        for (int i = 0; i < n_toks; i++) reps[k] += toks[i] == fav;
+        if (k == 2) {
+            int dup = 0;
+            for (int i = 0; i < n_toks; i++) {
+                for (int j = 0; j < n; j++) dup += toks[i] == ids[j];
+                for (int j = 0; j < i; j++) dup += toks[i] == toks[j];
+            }
+            CHECK(dup == 0 && n_toks == 40, "presence penalty 100: %d repeated tokens in %d", dup, n_toks);
+        }
+    }
+    CHECK(reps[0] == 40, "a +30 bias: token %d %d times in 40", fav, reps[0]);
+    CHECK(reps[1] > 0 && reps[1] < 20, "frequency penalty 6: token %d still %d times in 40", fav, reps[1]);
+    sampling = NULL;
+    c = new_ctx(m, 256);
+    run_gen(m, c, ids, n, &gp, got, sizeof got, &ng);
+    pl_context_free(c);
+    CHECK(!strcmp(got, want), "the default sampler changed the greedy text");
+
     /* the context shift: 60 tokens in a context of 24, or stop there */
     gp = pl_gen_default_params();
     gp.n_predict = 60;
@@ -136,7 +217,7 @@ static void test_greedy_and_stops(void) {
     c = new_ctx(m, 256);
     pl_context *f = new_ctx(m, 256);
     char err[256];
-    pl_sampler_params sp = {0.0f, 1.0f, 0, 1};
+    pl_sampler_params sp = {.temperature = 0.0f, .top_p = 1.0f, .seed = 1};
     pl_sampler *smp;
     pl_sampler_new(&smp, &sp, V);
     pl_gen *g;
@@ -184,7 +265,7 @@ static void test_eog_bpe(void) {
     pl_context *c = new_ctx(m, 64);
     int V = pl_model_get_info(m)->n_vocab;
     char err[256], buf[64];
-    pl_sampler_params sp = {0.0f, 1.0f, 0, 1};
+    pl_sampler_params sp = {.temperature = 0.0f, .top_p = 1.0f, .seed = 1};
     pl_sampler *smp;
     pl_sampler_new(&smp, &sp, V);
     pl_gen *g;

@@ -24,7 +24,7 @@ static int argmax(const float *l, int n) {
 }
 
 static int32_t sample_once(float t, float top_p, int top_k, uint64_t seed, const float *logits, int n) {
-    pl_sampler_params p = {t, top_p, top_k, seed};
+    pl_sampler_params p = {.temperature = t, .top_p = top_p, .top_k = top_k, .seed = seed};
     pl_sampler *s;
     if (pl_sampler_new(&s, &p, n)) return -100;
     float copy[NV];
@@ -106,7 +106,7 @@ static void test_nonfinite(void) {
 /* ordinary sampling is untouched: seeded, and it follows the softmax */
 static void test_ordinary(void) {
     float l[2] = {0.0f, logf(3.0f)};
-    pl_sampler_params p = {1.0f, 1.0f, 0, 7};
+    pl_sampler_params p = {.temperature = 1.0f, .top_p = 1.0f, .seed = 7};
     pl_sampler *s, *s2;
     CHECK(pl_sampler_new(&s, &p, 2) == 0 && pl_sampler_new(&s2, &p, 2) == 0, "sampler_new");
     int ones = 0, same = 1;
@@ -122,11 +122,96 @@ static void test_ordinary(void) {
     pl_sampler_free(s2);
     float g[5] = {1, 5, 5, 2, -1};
     CHECK(sample_once(0.0f, 0.9f, 0, 1, g, 5) == 1, "greedy tie: the lowest id");
-    pl_sampler_params bad = {NAN, 0.9f, 0, 1};
+    pl_sampler_params bad = {.temperature = NAN, .top_p = 0.9f, .seed = 1};
     CHECK(pl_sampler_new(&s, &bad, 5) != 0, "NaN temperature accepted");
 }
 
+static int32_t greedy_with(pl_sampler_params p, const int32_t *seen, int n_seen, const float *logits, int n) {
+    pl_sampler *s;
+    if (pl_sampler_new(&s, &p, n)) return -100;
+    for (int i = 0; i < n_seen; i++) pl_sampler_accept(s, seen[i]);
+    float copy[NV];
+    memcpy(copy, logits, (size_t)n * sizeof *copy);
+    int32_t tok = pl_sample(s, copy);
+    pl_sampler_free(s);
+    return tok;
+}
+
+/* logit bias, the three penalties and their window, min-p, bad values */
+static void test_adjustments(void) {
+    pl_sampler_params g = pl_sampler_default_params();
+    g.temperature = 0;
+    const float l[4] = {2.0f, 1.9f, -1.0f, -1.05f};
+    pl_logit_bias up = {3, 3.5f}, ban = {0, -INFINITY};
+    pl_sampler_params p = g;
+    p.logit_bias = &up, p.n_logit_bias = 1;
+    CHECK(greedy_with(p, NULL, 0, l, 4) == 3, "a logit bias of +3.5 makes token 3 the argmax");
+    p.logit_bias = &ban;
+    CHECK(greedy_with(p, NULL, 0, l, 4) == 1, "a -Inf bias bans token 0");
+    const int32_t seen0[1] = {0};
+    p = g;
+    CHECK(greedy_with(p, seen0, 1, l, 4) == 0, "no penalty by default");
+    p.repeat_penalty = 1.1f; /* 2 / 1.1 = 1.82 < 1.9 */
+    CHECK(greedy_with(p, seen0, 1, l, 4) == 1, "repeat penalty divides a positive logit");
+    p.repeat_penalty = 1.04f;
+    CHECK(greedy_with(p, seen0, 1, l, 4) == 0, "a small repeat penalty keeps the argmax");
+    const float neg[2] = {-1.0f, -1.05f};
+    p.repeat_penalty = 1.1f; /* -1 * 1.1 = -1.1 < -1.05 */
+    CHECK(greedy_with(p, seen0, 1, neg, 2) == 1, "repeat penalty multiplies a negative logit");
+    p = g;
+    p.presence_penalty = 0.2f;
+    CHECK(greedy_with(p, seen0, 1, l, 4) == 1, "presence penalty");
+    p = g;
+    p.frequency_penalty = 0.06f; /* once: 1.94 > 1.9; twice: 1.88 */
+    const int32_t seen00[2] = {0, 0};
+    CHECK(greedy_with(p, seen0, 1, l, 4) == 0 && greedy_with(p, seen00, 2, l, 4) == 1, "frequency penalty counts");
+    p = g;
+    p.presence_penalty = 0.2f, p.repeat_last_n = 2;
+    const int32_t old[3] = {0, 2, 3};
+    CHECK(greedy_with(p, old, 3, l, 4) == 0, "a token out of the window is not penalized");
+    p.repeat_last_n = 0;
+    CHECK(greedy_with(p, seen0, 1, l, 4) == 0, "repeat_last_n 0 turns the penalties off");
+    p.repeat_last_n = -1;
+    CHECK(greedy_with(p, seen0, 1, l, 4) == 1, "repeat_last_n -1: the whole history");
+    /* reset empties the window */
+    pl_sampler *s;
+    p.repeat_last_n = 64;
+    CHECK(pl_sampler_new(&s, &p, 4) == 0, "sampler");
+    pl_sampler_accept(s, 0);
+    pl_sampler_reset(s);
+    float c[4];
+    memcpy(c, l, sizeof c);
+    CHECK(pl_sample(s, c) == 0, "reset");
+    pl_sampler_free(s);
+    /* min-p: token 2 (0.04 of the max) is cut at 0.05, drawn at 0.03 */
+    const float mp[3] = {0.0f, logf(0.5f), logf(0.04f)};
+    for (int k = 0; k < 2; k++) {
+        pl_sampler_params q = pl_sampler_default_params();
+        q.temperature = 1.0f, q.top_p = 1.0f, q.seed = 3, q.min_p = k ? 0.03f : 0.05f;
+        CHECK(pl_sampler_new(&s, &q, 3) == 0, "sampler");
+        int twos = 0;
+        for (int i = 0; i < 4000; i++) {
+            float a[3] = {mp[0], mp[1], mp[2]};
+            twos += pl_sample(s, a) == 2;
+        }
+        CHECK(k ? twos > 40 : twos == 0, "min_p %.2f: token 2 drawn %d times of 4000", q.min_p, twos);
+        pl_sampler_free(s);
+    }
+    /* out of range: refused */
+    pl_sampler_params b = g;
+    b.min_p = 1.5f;
+    CHECK(pl_sampler_new(&s, &b, 4) != 0, "min_p 1.5 accepted");
+    b = g, b.repeat_last_n = -2;
+    CHECK(pl_sampler_new(&s, &b, 4) != 0, "repeat_last_n -2 accepted");
+    b = g, b.presence_penalty = NAN;
+    CHECK(pl_sampler_new(&s, &b, 4) != 0, "a NaN penalty accepted");
+    pl_logit_bias far = {4, 1.0f};
+    b = g, b.logit_bias = &far, b.n_logit_bias = 1;
+    CHECK(pl_sampler_new(&s, &b, 4) != 0, "a bias for a token past the vocabulary accepted");
+}
+
 int main(void) {
+    test_adjustments();
     test_tiny_temperature();
     test_nonfinite();
     test_ordinary();

@@ -431,7 +431,8 @@ int main(int argc, char **argv) {
         if (fwrite(logits, sizeof(float), cnt, f) != cnt || fclose(f)) fail("%s: write failed", o.dump_logits);
     }
 
-    pl_sampler_params sp = {o.temp, o.top_p, o.top_k, o.seed};
+    pl_sampler_params sp = pl_sampler_default_params();
+    sp.temperature = o.temp, sp.top_p = o.top_p, sp.top_k = o.top_k, sp.seed = o.seed;
     pl_sampler *smp;
     if (pl_sampler_new(&smp, &sp, n_vocab)) fail("bad sampling parameters");
 
