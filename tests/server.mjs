@@ -132,6 +132,41 @@ async function main() {
   check(c.choices[0].text.length > 0 && c.choices[0].finish_reason === 'length' && c.usage.completion_tokens === 10,
     'completions');
 
+  // the sampler's adjustments: a +100 bias on one token makes greedy
+  // repeat it, a frequency penalty then lets it go; logprobs (chat and
+  // completions, streamed and not) are sane and do not change the text
+  const tokId = 1000;
+  const biased = await chat('Hello! What is 2 + 2?', { logit_bias: { [tokId]: 100 }, max_tokens: 8, logprobs: true,
+    top_logprobs: 3 });
+  const lp = biased.choices[0].logprobs?.content;
+  check(Array.isArray(lp) && lp.length === 8 && lp.every((e) => e.token === lp[0].token && e.logprob <= 0 &&
+    e.top_logprobs.length === 3 && e.top_logprobs[0].token === e.token && Array.isArray(e.bytes)),
+  `logit_bias +100 repeats one token, logprobs name it: ${JSON.stringify(lp?.slice(0, 2))}`);
+  // (2 per occurrence: 50 of them outweigh the +100)
+  const freed = await chat('Hello! What is 2 + 2?', { logit_bias: { [tokId]: 100 }, max_tokens: 60, frequency_penalty: 2,
+    logprobs: true });
+  const fl = freed.choices[0].logprobs?.content || [];
+  check(fl.length === 60 && new Set(fl.map((e) => e.token)).size > 1 && fl.every((e) => e.top_logprobs.length === 0),
+    `frequency_penalty lets the biased token go: ${fl.map((e) => e.token).join('|')}`);
+  const lpA = await chat('Hello! What is 2 + 2?', { logprobs: true, top_logprobs: 2 });
+  check(lpA.choices[0].message.content === textA && lpA.choices[0].logprobs.content.length === 24 &&
+    lpA.choices[0].logprobs.content.map((e) => e.token).join('') === textA, 'logprobs leave the text as it was');
+  const lps = await client.chat.completions.create({ model: 'tiny32k-Q4_K_M', temperature: 0, max_tokens: 24,
+    messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Hello! What is 2 + 2?' }],
+    stream: true, logprobs: true, top_logprobs: 2 });
+  const slp = [];
+  for await (const ch of lps) for (const c of ch.choices) slp.push(...(c.logprobs?.content || []));
+  check(slp.length === 24 && slp.every((e, i) => e.token === lpA.choices[0].logprobs.content[i].token &&
+    e.logprob === lpA.choices[0].logprobs.content[i].logprob), 'streamed logprobs equal the non-streamed ones');
+  const clp = await client.completions.create({ model: 'tiny32k-Q4_K_M', prompt: 'Once upon a time', max_tokens: 10,
+    temperature: 0, logprobs: 2 });
+  const cl = clp.choices[0].logprobs;
+  check(cl && cl.tokens.length === 10 && cl.token_logprobs.length === 10 && cl.top_logprobs.length === 10 &&
+    Object.keys(cl.top_logprobs[0]).length >= 1 && cl.text_offset[0] === 0 && cl.tokens.join('') === clp.choices[0].text,
+  `completions logprobs: ${JSON.stringify(cl).slice(0, 200)}`);
+  const pen = await chat('Hello! What is 2 + 2?', { presence_penalty: 2, repeat_penalty: 1.3, min_p: 0.05, top_k: 40 });
+  check(typeof pen.choices[0].message.content === 'string', 'presence_penalty, repeat_penalty, min_p, top_k accepted');
+
   // bad requests, each with its status; the server keeps serving
   const bad = [
     [await post('/v1/chat/completions', '{"messages": [', ''), 400, 'malformed JSON'],
@@ -148,6 +183,17 @@ async function main() {
     [await post('/v1/nothing', {}), 404, 'unknown route'],
     [await post('/v1/chat/completions', 'x'.repeat(5 << 20)), 413, 'body too large'],
     [await raw('GARBAGE\r\n\r\n'), 400, 'not HTTP'],
+    [await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], presence_penalty: 3 }), 400,
+      'presence_penalty out of range'],
+    [await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], logit_bias: { abc: 1 } }), 400,
+      'logit_bias key not a token id'],
+    [await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], logit_bias: { 5: 101 } }), 400,
+      'logit_bias value out of range'],
+    [await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], top_logprobs: 3 }), 400,
+      'top_logprobs without logprobs'],
+    [await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], logprobs: true, top_logprobs: 21 }),
+      400, 'top_logprobs 21'],
+    [await post('/v1/completions', { prompt: 'x', logprobs: 6 }), 400, 'completions logprobs 6'],
     [await raw('GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n'), 400,
       'chunked with Content-Length'],
   ];

@@ -115,6 +115,12 @@ static options parse_args(int argc, char **argv) {
 }
 
 /* ---- a request's job, shared by its connection and the engine ---------- */
+typedef struct { /* one sampled token's log-probabilities */
+    int32_t prev;   /* the token before it (for the text of a piece) */
+    int n_top;
+    pl_token_logprob tok, top[20];
+} lp_rec;
+
 typedef struct job {
     /* input, set by the connection before it is queued */
     int32_t *ids;
@@ -126,7 +132,11 @@ typedef struct job {
     int tools;             /* 0 no tools, 1 "auto" (lazy grammar), 2 forced from the first token */
     int tc_style;          /* TC_QWEN, TC_LLAMA3 */
     pl_grammar *tool_gram; /* "auto": the call grammar, switched on at the trigger (owned) */
+    pl_logit_bias *bias;   /* [sp.n_logit_bias] (owned) */
+    int logprobs, top_logprobs;
     /* output, under srv.mu */
+    lp_rec *lp;            /* [n_lp] with logprobs */
+    size_t n_lp, cap_lp, lp_sent; /* lp_sent: records the stream has written (its writer's) */
     char *out;
     size_t out_len, out_cap;
     int done, finish, n_cached, n_gen, cancelled, oom;
@@ -162,6 +172,8 @@ static void job_free(job *j) {
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
     pl_grammar_free(j->gram);
     pl_grammar_free(j->tool_gram);
+    free(j->bias);
+    free(j->lp);
     free(j->out);
     pthread_cond_destroy(&j->cv);
     free(j);
@@ -193,7 +205,27 @@ typedef struct {
     int phase;   /* 0 idle, 1 prompt, 2 generating */
     tc_lazy lazy; /* "auto" tools: watches the raw token text for the call opening */
     int32_t prev; /* the last token (for its text) */
+    int32_t lp_prev; /* the same for the logprobs' records */
 } slot;
+
+/* The sampled token's log-probabilities, kept for the connection (srv.mu held). */
+static void job_logprobs(job *j, const pl_gen *g, int32_t prev) {
+    if (j->oom) return;
+    if (j->n_lp == j->cap_lp) {
+        size_t cap = j->cap_lp * 2 + 16;
+        lp_rec *p = realloc(j->lp, cap * sizeof *p);
+        if (!p) {
+            j->oom = 1;
+            return;
+        }
+        j->lp = p;
+        j->cap_lp = cap;
+    }
+    lp_rec *r = &j->lp[j->n_lp];
+    r->prev = prev;
+    r->n_top = pl_gen_logprobs(g, &r->tok, r->top);
+    if (r->n_top >= 0) j->n_lp++;
+}
 
 static void finish(slot *s, int status, const char *err) {
     char buf[1024];
@@ -227,6 +259,8 @@ static int start(slot *s, int idx, job *j) {
     gp.no_context_shift = 1;
     gp.stop = (const char *const *)j->stop;
     gp.n_stop = j->n_stop;
+    gp.logprobs = j->logprobs;
+    gp.top_logprobs = j->top_logprobs;
     s->j = j;
     if (pl_sampler_new(&s->smp, &j->sp, pl_model_get_info(srv.m)->n_vocab) ||
         pl_gen_new(&s->g, srv.ctx, idx, s->smp, &gp, err, sizeof err)) {
@@ -235,10 +269,10 @@ static int start(slot *s, int idx, job *j) {
     }
     if (j->gram) pl_gen_set_grammar(s->g, j->gram);
     if (j->tool_gram) tc_lazy_init(&s->lazy, tc_trigger(j->tc_style));
-    s->prev = j->ids[j->n_ids - 1];
-    /* reuse what the slot holds, but run at least the last two tokens */
+    s->prev = s->lp_prev = j->ids[j->n_ids - 1];
+    /* reuse what the slot holds, but run at least the last token */
     int lcp = pl_seq_common_prefix(srv.ctx, idx, j->ids, j->n_ids);
-    if (lcp > j->n_ids - 2) lcp = j->n_ids - 2 > 0 ? j->n_ids - 2 : 0;
+    if (lcp > j->n_ids - 1) lcp = j->n_ids - 1;
     pl_seq_truncate(srv.ctx, idx, lcp);
     pl_gen_begin(s->g, j->ids, j->n_ids);
     s->cur = lcp;
@@ -362,6 +396,8 @@ static void *engine_main(void *arg) {
             }
             pthread_mutex_lock(&srv.mu);
             if (s->j->t_first == 0) s->j->t_first = now_s();
+            if (s->j->logprobs && pl_gen_n_generated(s->g) > n_before) job_logprobs(s->j, s->g, s->lp_prev);
+            s->lp_prev = pl_gen_token(s->g);
             job_emit(s->j, text, k);
             pthread_cond_broadcast(&s->j->cv);
             pthread_mutex_unlock(&srv.mu);
@@ -474,8 +510,104 @@ static void head_fields(jw *w, const char *id, const char *object, long long cre
     jw_str(w, srv.model_id);
 }
 
+/* Log-probabilities of records [j->lp_sent, j->n_lp) (srv.mu held), in
+ * the chat form ({"content": [{token, logprob, bytes, top_logprobs}]}) or
+ * the completions one ({tokens, token_logprobs, top_logprobs, text_offset}).
+ * A token the grammar forbade has -Inf, written -9999 as OpenAI does. */
+static double lp_num(float x) { return x > -9999.0f ? x : -9999.0; }
+
+/* a token's text after prev into t[256]; its length */
+static int lp_text(int32_t prev, int32_t tok, char *t) {
+    int n = pl_token_to_text(srv.m, prev, tok, t, 256);
+    return n < 0 ? 0 : n > 256 ? 256 : n;
+}
+
+static int lp_len(int32_t prev, int32_t tok) {
+    char t[256];
+    return lp_text(prev, tok, t);
+}
+
+static void lp_token(jw *w, int32_t prev, int32_t tok, int with_bytes) {
+    char t[256];
+    int n = lp_text(prev, tok, t);
+    if (with_bytes) jw_key(w, "token");
+    jw_strn(w, t, (size_t)n);
+    if (!with_bytes) return;
+    jw_key(w, "bytes");
+    jw_arr(w);
+    for (int i = 0; i < n; i++) jw_int(w, (unsigned char)t[i]);
+    jw_arr_end(w);
+}
+
+static void write_logprobs(jw *w, job *j) {
+    jw_key(w, "logprobs");
+    if (!j->logprobs || (j->stream && j->lp_sent == j->n_lp)) {
+        jw_null(w);
+        return;
+    }
+    const size_t from = j->lp_sent, to = j->n_lp;
+    j->lp_sent = to;
+    jw_obj(w);
+    if (j->chat) {
+        jw_key(w, "content");
+        jw_arr(w);
+        for (size_t i = from; i < to; i++) {
+            const lp_rec *r = &j->lp[i];
+            jw_obj(w);
+            lp_token(w, r->prev, r->tok.token, 1);
+            jw_key(w, "logprob");
+            jw_num(w, lp_num(r->tok.logprob));
+            jw_key(w, "top_logprobs");
+            jw_arr(w);
+            for (int k = 0; k < r->n_top; k++) {
+                jw_obj(w);
+                lp_token(w, r->prev, r->top[k].token, 1);
+                jw_key(w, "logprob");
+                jw_num(w, lp_num(r->top[k].logprob));
+                jw_obj_end(w);
+            }
+            jw_arr_end(w);
+            jw_obj_end(w);
+        }
+        jw_arr_end(w);
+        jw_key(w, "refusal");
+        jw_null(w);
+    } else {
+        size_t off = 0;
+        for (size_t i = 0; i < from; i++) off += (size_t)lp_len(j->lp[i].prev, j->lp[i].tok.token);
+        jw_key(w, "tokens");
+        jw_arr(w);
+        for (size_t i = from; i < to; i++) lp_token(w, j->lp[i].prev, j->lp[i].tok.token, 0);
+        jw_arr_end(w);
+        jw_key(w, "token_logprobs");
+        jw_arr(w);
+        for (size_t i = from; i < to; i++) jw_num(w, lp_num(j->lp[i].tok.logprob));
+        jw_arr_end(w);
+        jw_key(w, "top_logprobs");
+        jw_arr(w);
+        for (size_t i = from; i < to; i++) {
+            jw_obj(w);
+            for (int k = 0; k < j->lp[i].n_top; k++) {
+                char t[256];
+                jw_keyn(w, t, (size_t)lp_text(j->lp[i].prev, j->lp[i].top[k].token, t));
+                jw_num(w, lp_num(j->lp[i].top[k].logprob));
+            }
+            jw_obj_end(w);
+        }
+        jw_arr_end(w);
+        jw_key(w, "text_offset");
+        jw_arr(w);
+        for (size_t i = from; i < to; i++) {
+            jw_int(w, (int64_t)off);
+            off += (size_t)lp_len(j->lp[i].prev, j->lp[i].tok.token);
+        }
+        jw_arr_end(w);
+    }
+    jw_obj_end(w);
+}
+
 /* One streamed chunk: text (or the role opening, or the end). */
-static void stream_chunk(conn *c, const job *j, const char *id, long long created, const char *text, size_t n,
+static void stream_chunk(conn *c, job *j, const char *id, long long created, const char *text, size_t n,
                          int first, int last) {
     jw w;
     jw_init(&w);
@@ -502,8 +634,9 @@ static void stream_chunk(conn *c, const job *j, const char *id, long long create
         jw_key(&w, "text");
         jw_strn(&w, text, n);
     }
-    jw_key(&w, "logprobs");
-    jw_str(&w, NULL);
+    pthread_mutex_lock(&srv.mu);
+    write_logprobs(&w, j);
+    pthread_mutex_unlock(&srv.mu);
     jw_key(&w, "finish_reason");
     if (last) jw_str(&w, last == 2 ? "tool_calls" : finish_reason(j->finish));
     else jw_str(&w, NULL);
@@ -519,7 +652,7 @@ static void stream_chunk(conn *c, const job *j, const char *id, long long create
  * name first, then the arguments in pieces), as OpenAI streams them. */
 typedef struct {
     conn *c;
-    const job *j;
+    job *j;
     const char *id, *call_id;
     long long created;
 } tc_sink;
@@ -683,19 +816,73 @@ static int read_sampling(conn *c, int ka, const json_value *body, job *j) {
     if ((rc = json_get_int(body, "max_completion_tokens", mt, &mct)) < 0 || mct < -1 || mct == 0 || mct > (1 << 24))
         return BAD("max_completion_tokens", "max_completion_tokens must be a positive integer");
     if ((rc = json_get_int(body, "n", 1, &nn)) < 0 || nn != 1) return BAD("n", "only n = 1 is supported");
-    static const char *unsupported[] = {"presence_penalty", "frequency_penalty", "logit_bias", "functions"};
-    for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++) {
-        const json_value *v = json_get(body, unsupported[i]);
-        if (v && v->type != JSON_NULL && !(v->type == JSON_NUMBER && v->num == 0) &&
-            !(v->type == JSON_ARRAY && v->len == 0) && !(v->type == JSON_OBJECT && v->len == 0))
-            return BAD(unsupported[i], "%s is not supported by this server yet", unsupported[i]);
+    const json_value *fn = json_get(body, "functions");
+    if (fn && fn->type != JSON_NULL && !(fn->type == JSON_ARRAY && fn->len == 0))
+        return BAD("functions", "functions is not supported: use tools");
+    /* OpenAI's penalties and bias, and llama.cpp's extensions (top_k,
+     * min_p, repeat_penalty, repeat_last_n) on the library's sampler */
+    double pres, freq, min_p, rpen;
+    int64_t top_k, rlast;
+    if ((rc = json_get_num(body, "presence_penalty", 0, &pres)) < 0 || !(pres >= -2 && pres <= 2))
+        return BAD("presence_penalty", "presence_penalty must be a number from -2 to 2");
+    if ((rc = json_get_num(body, "frequency_penalty", 0, &freq)) < 0 || !(freq >= -2 && freq <= 2))
+        return BAD("frequency_penalty", "frequency_penalty must be a number from -2 to 2");
+    if ((rc = json_get_num(body, "min_p", 0, &min_p)) < 0 || !(min_p >= 0 && min_p <= 1))
+        return BAD("min_p", "min_p must be a number from 0 to 1");
+    if ((rc = json_get_num(body, "repeat_penalty", 1, &rpen)) < 0 || !(rpen >= 0 && rpen <= 10))
+        return BAD("repeat_penalty", "repeat_penalty must be a number from 0 to 10 (1: off)");
+    if ((rc = json_get_int(body, "top_k", 0, &top_k)) < 0 || top_k < 0 || top_k > (1 << 24))
+        return BAD("top_k", "top_k must be a non-negative integer (0: off)");
+    if ((rc = json_get_int(body, "repeat_last_n", 64, &rlast)) < 0 || rlast < -1 || rlast > (1 << 24))
+        return BAD("repeat_last_n", "repeat_last_n must be an integer from -1 (all) up");
+    const json_value *lb = json_get(body, "logit_bias");
+    if (lb && lb->type != JSON_NULL) {
+        if (lb->type != JSON_OBJECT || lb->len > 1024)
+            return BAD("logit_bias", "logit_bias must be an object of at most 1024 token ids to numbers");
+        if (lb->len && !(j->bias = malloc(lb->len * sizeof *j->bias)))
+            return BAD("logit_bias", "out of memory for logit_bias");
+        const int V = pl_model_get_info(srv.m)->n_vocab;
+        for (size_t i = 0; i < lb->len; i++) {
+            const char *key = lb->kids[i].key;
+            const json_value *v = &lb->kids[i];
+            char *end;
+            long id = strtol(key, &end, 10);
+            if (!*key || *end || strlen(key) != lb->kids[i].keylen || id < 0 || id >= V)
+                return BAD("logit_bias", "logit_bias key '%.40s' is not a token id below %d", key, V);
+            if (v->type != JSON_NUMBER || !(v->num >= -100 && v->num <= 100))
+                return BAD("logit_bias", "logit_bias values must be numbers from -100 to 100");
+            /* -100 bans the token outright, as OpenAI's does in effect */
+            j->bias[i].token = (int32_t)id;
+            j->bias[i].bias = v->num <= -100 ? -INFINITY : (float)v->num;
+        }
+        j->sp.logit_bias = j->bias;
+        j->sp.n_logit_bias = (int)lb->len;
     }
+    /* logprobs: chat takes true/false and top_logprobs 0-20, completions
+     * an integer 0-5 (the top alternatives) */
     const json_value *lp = json_get(body, "logprobs");
-    if (lp && lp->type == JSON_BOOL && lp->num) return BAD("logprobs", "logprobs is not supported by this server yet");
+    if (lp && lp->type != JSON_NULL) {
+        if (j->chat && lp->type == JSON_BOOL) j->logprobs = lp->num != 0;
+        else if (!j->chat && lp->type == JSON_NUMBER && lp->num >= 0 && lp->num <= 5 && lp->num == (int)lp->num)
+            j->logprobs = 1, j->top_logprobs = (int)lp->num;
+        else return BAD("logprobs", j->chat ? "logprobs must be true or false" : "logprobs must be an integer from 0 to 5");
+    }
+    const json_value *tl = json_get(body, "top_logprobs");
+    if (tl && tl->type != JSON_NULL) {
+        if (!j->chat || tl->type != JSON_NUMBER || !(tl->num >= 0 && tl->num <= 20) || tl->num != (int)tl->num)
+            return BAD("top_logprobs", "top_logprobs must be an integer from 0 to 20 (chat)");
+        if (!j->logprobs && tl->num > 0) return BAD("top_logprobs", "top_logprobs needs logprobs: true");
+        j->top_logprobs = (int)tl->num;
+    }
     j->sp.temperature = (float)temp;
     j->sp.top_p = (float)top_p;
-    j->sp.top_k = 0;
+    j->sp.top_k = (int)top_k;
     j->sp.seed = (uint64_t)seed;
+    j->sp.min_p = (float)min_p;
+    j->sp.repeat_penalty = (float)rpen;
+    j->sp.repeat_last_n = (int)rlast;
+    j->sp.presence_penalty = (float)pres;
+    j->sp.frequency_penalty = (float)freq;
     j->max_tokens = (int)mct;
     const json_value *st = json_get(body, "stop");
     if (st && st->type == JSON_STRING) {
@@ -1146,9 +1333,8 @@ static int completions(conn *c, const http_request *rq, int chat, int ka) {
                     jw_key(&w, "text");
                     jw_strn(&w, j->out ? j->out : "", j->out_len);
                 }
+                write_logprobs(&w, j);
                 pthread_mutex_unlock(&srv.mu);
-                jw_key(&w, "logprobs");
-                jw_str(&w, NULL);
                 jw_key(&w, "finish_reason");
                 jw_str(&w, called ? "tool_calls" : finish_reason(j->finish));
                 free(tp.content), free(tp.name), free(tp.args);
