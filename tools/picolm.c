@@ -2,11 +2,13 @@
  *
  * picolm MODEL.gguf [options]: reads the prompt from -p or stdin, streams
  * the generated text alone to stdout (flushed per token, never half a UTF-8
- * character) and prints progress and statistics to stderr. Exit codes: 0 ok
+ * character) and prints progress and statistics to stderr. With -i it is a
+ * multi-turn chat, one user message per line of stdin. Exit codes: 0 ok
  * (also when the context fills up), 1 runtime or model error, 2 usage. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,13 @@
 #ifdef _WIN32
 #include <fcntl.h>
 #include <io.h>
+#define isatty _isatty
+#define READ0(buf, n) _read(0, buf, (unsigned)(n))
+#define WRITE2(buf, n) _write(2, buf, (unsigned)(n))
+#else
+#include <unistd.h>
+#define READ0(buf, n) read(0, buf, n)
+#define WRITE2(buf, n) write(2, buf, n)
 #endif
 
 #include "picolm.h"
@@ -25,9 +34,16 @@ static const char *usage_text =
     "\n"
     "Generates text from a prompt with a LLaMA-architecture GGUF model.\n"
     "The prompt comes from -p or standard input; the text goes to standard\n"
-    "output, statistics to standard error.\n"
+    "output, statistics to standard error. Without a prompt at a terminal, or\n"
+    "with -i, it is a chat.\n"
     "\n"
     "  -p TEXT            prompt (default: read standard input)\n"
+    "  -i, --interactive  chat: each line of standard input is a user message\n"
+    "                     (end a line with \\ to go on), answered with the whole\n"
+    "                     conversation in the context; the default when no prompt\n"
+    "                     is given and standard input is a terminal. Ctrl-D ends,\n"
+    "                     Ctrl-C stops the answer (at the prompt: quits); -n, -t,\n"
+    "                     --system, --json ... apply to every answer\n"
     "  -n N               maximum new tokens (default 256)\n"
     "  -t TEMP            temperature, 0 = greedy (default 0.8)\n"
     "  -k P               top-p / nucleus sampling (default 0.9)\n"
@@ -65,6 +81,7 @@ static const char *usage_text =
 typedef struct {
     const char *model, *prompt, *prompt_ids, *dump_logits, *system, *chat_template, *cache, *grammar, *schema;
     int n_predict, top_k, n_ctx, n_threads, no_bos, no_special, tokenize, quiet, keep, no_shift, mem_budget, chat, kv_q8, json;
+    int interactive;
     float temp, top_p;
     uint64_t seed;
 } options;
@@ -125,6 +142,7 @@ static void parse_args(options *o, int argc, char **argv) {
             printf("picolm %s (kernels: %s)\n", PICOLM_VERSION, pl_cpu_level());
             EXIT_PARSE(0);
         } else if (!strcmp(a, "-p")) o->prompt = VALUE();
+        else if (!strcmp(a, "-i") || !strcmp(a, "--interactive")) o->interactive = 1;
         else if (!strcmp(a, "-n")) o->n_predict = parse_int(a, VALUE(), 0, INT_MAX);
         else if (!strcmp(a, "-t")) o->temp = parse_float(a, VALUE(), 0.0f, 100.0f);
         else if (!strcmp(a, "-k")) o->top_p = parse_float(a, VALUE(), 1e-6f, 1.0f);
@@ -171,6 +189,11 @@ static void parse_args(options *o, int argc, char **argv) {
     if (o->chat && o->prompt_ids) die_usage("--chat formats text; it cannot take --prompt-ids");
     if ((o->json != 0) + (o->grammar != NULL) + (o->schema != NULL) > 1)
         die_usage("--json, --grammar and --json-schema are exclusive");
+    if (o->interactive) {
+        const char *no = o->prompt ? "-p" : o->prompt_ids ? "--prompt-ids" : o->tokenize ? "--tokenize"
+                       : o->dump_logits ? "--dump-logits" : o->cache ? "--cache" : NULL;
+        if (no) die_usage("-i is a chat on standard input; it cannot take %s", no);
+    }
 }
 
 static char *read_stdin(size_t *len) {
@@ -191,7 +214,8 @@ static char *read_stdin(size_t *len) {
         }
         size_t r = fread(buf + n, 1, cap - n, stdin);
         n += r;
-        if (r == 0) break;
+        /* not another fread after the end: at a terminal it waited for a second Ctrl-D */
+        if (r == 0 || feof(stdin) || ferror(stdin)) break;
     }
     *len = n;
     return buf;
@@ -264,6 +288,283 @@ static void fail(const char *fmt, ...) {
     exit(1);
 }
 
+/* --chat-template, else the model's, else (Phi-2 files carry none) its
+ * model card's format, else TinyLlama's. */
+static const char *chat_template(const options *o, const pl_model *model) {
+    const char *tmpl = o->chat_template ? o->chat_template : pl_chat_template_detect(model);
+    if (!tmpl) {
+        const char *arch = pl_model_get_info(model)->arch;
+        tmpl = arch && !strcmp(arch, "phi2") ? "phi2" : "zephyr";
+        if (!o->quiet) fprintf(stderr, "picolm: the model has no chat template; using %s\n", tmpl);
+    }
+    return tmpl;
+}
+
+/* -i: Ctrl-C sets the flag the token loop checks; at the prompt, or a
+ * second time before the answer stopped, it ends the program (from the
+ * handler: whichever thread the signal lands on, nothing waits for it). */
+static volatile sig_atomic_t g_stop, g_at_prompt;
+
+static void on_sigint(int sig) {
+#ifdef _WIN32
+    signal(sig, on_sigint); /* Windows resets the handler on delivery */
+#endif
+    if (g_at_prompt || g_stop) {
+        if (WRITE2("\n", 1) < 0) {}
+        _Exit(130);
+    }
+    g_stop = 1;
+}
+
+static void set_sigint(void (*handler)(int)) {
+#ifdef _WIN32
+    signal(SIGINT, handler);
+#else
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_RESTART; /* the handler never needs a call interrupted */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+#endif
+}
+
+typedef struct {
+    char *buf;
+    size_t n, cap, start; /* bytes held, buffer size, where the next line starts */
+    int eof;
+} line_reader;
+
+/* The next line of fd 0 without its "\n" or "\r\n" (NUL-terminated, valid
+ * until the next call), or NULL at the end. read(2), not stdio: an empty read
+ * is the end at once, so one Ctrl-D at the start of a line ends (a stdio
+ * loop reads again after a short read, and a terminal wants a second). A
+ * last line without "\n" still counts. */
+static char *read_line(line_reader *r, size_t *len) {
+    for (size_t scan = r->start;;) {
+        char *nl = r->n > scan ? memchr(r->buf + scan, '\n', r->n - scan) : NULL;
+        if (nl || (r->eof && r->n > r->start)) {
+            char *line = r->buf + r->start;
+            size_t l = nl ? (size_t)(nl - line) : r->n - r->start;
+            r->start += l + (nl != NULL);
+            if (l && line[l - 1] == '\r') l--;
+            line[l] = 0;
+            *len = l;
+            return line;
+        }
+        if (r->eof) return NULL;
+        memmove(r->buf, r->buf + r->start, r->n - r->start);
+        r->n -= r->start;
+        scan = r->n;
+        r->start = 0;
+        if (r->cap - r->n < 1024) {
+            char *nb = realloc(r->buf, r->cap = r->cap ? 2 * r->cap : 4096);
+            if (!nb) fail("out of memory reading standard input");
+            r->buf = nb;
+        }
+        long k = (long)READ0(r->buf + r->n, r->cap - r->n - 1); /* room for the NUL */
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) fprintf(stderr, "picolm: standard input: %s\n", strerror(errno));
+        if (k <= 0) r->eof = 1;
+        else r->n += (size_t)k;
+    }
+}
+
+/* Grows *p (of *cap elements of size sz) to hold n. */
+static void *grow(void *p, size_t *cap, size_t n, size_t sz) {
+    if (n <= *cap) return p;
+    size_t c = *cap ? *cap : 16;
+    while (c < n) c *= 2;
+    void *q = realloc(p, c * sz);
+    if (!q) fail("out of memory");
+    *cap = c;
+    return q;
+}
+
+/* Streams an answer's text to stdout and appends it to *ans (n bytes so far). */
+static size_t emit(char **ans, size_t *cap, size_t n, const char *s, size_t len) {
+    if (!len) return n;
+    fwrite(s, 1, len, stdout);
+    fflush(stdout);
+    *ans = grow(*ans, cap, n + len + 1, 1);
+    memcpy(*ans + n, s, len);
+    return n + len;
+}
+
+static char *dup_n(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (!d) fail("out of memory");
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+/* -i: a chat on sequence 0. Each turn formats the whole conversation with
+ * the template; pl_gen_prompt computes only what the KV cache does not hold
+ * (the earlier turns format to the same text every time, so their tokens are
+ * reused). When the conversation no longer fits the context (with room for
+ * an answer of -n tokens, at most half of it) the oldest exchanges go; the
+ * system message stays. */
+static int interactive(const options *o, pl_model *model, pl_grammar *gram, double t_load) {
+    const pl_model_info *info = pl_model_get_info(model);
+    const char *tmpl = chat_template(o, model);
+    const int tty = isatty(0), add_bos = !o->no_bos && pl_add_bos(model);
+    char err[512];
+    pl_context_params cp = {o->n_ctx, o->n_threads, o->mem_budget, o->kv_q8, 1};
+    pl_context *ctx;
+    if (pl_context_new(&ctx, model, &cp, err, sizeof err)) fail("%s", err);
+    const int n_ctx = pl_context_n_ctx(ctx), room = o->n_predict < n_ctx / 2 ? o->n_predict : n_ctx / 2;
+    pl_sampler_params sp = pl_sampler_default_params(); /* as main's */
+    sp.temperature = o->temp, sp.top_p = o->top_p, sp.top_k = o->top_k, sp.seed = o->seed;
+    pl_sampler *smp;
+    if (pl_sampler_new(&smp, &sp, info->n_vocab)) fail("bad sampling parameters");
+    float *logits = malloc((size_t)info->n_vocab * sizeof(float));
+    if (!logits) fail("out of memory");
+
+    pl_chat_msg *msgs = NULL, *view = NULL; /* msgs' contents are ours (malloc); view: what is formatted */
+    size_t cap_msgs = 0, cap_view = 0, cap_text = 0, cap_spans = 0, cap_ids = 0, cap_ans = 0, cap_in = 0;
+    int n_msgs = 0;
+    if (o->system && o->system[0]) {
+        msgs = grow(msgs, &cap_msgs, 1, sizeof *msgs);
+        msgs[n_msgs++] = (pl_chat_msg){"system", dup_n(o->system, strlen(o->system))};
+    }
+    const int n_fixed = n_msgs;
+    char *text = NULL, *ans = NULL, *in = NULL, out[1024];
+    size_t *spans = NULL;
+    int32_t *ids = NULL;
+    line_reader lr = {0};
+    int turn = 0, n_gen_all = 0;
+    double t_gen_all = 0;
+    set_sigint(on_sigint);
+    for (;;) {
+        /* the message: a line, and the next ones while a line ends with a backslash */
+        size_t n_in = 0, len;
+        char *line;
+        int more = 1;
+        g_at_prompt = 1;
+        if (tty) fputs("> ", stderr);
+        while (more && (line = read_line(&lr, &len))) {
+            if ((more = len && line[len - 1] == '\\')) line[len - 1] = '\n';
+            in = grow(in, &cap_in, n_in + len + 1, 1);
+            memcpy(in + n_in, line, len);
+            n_in += len;
+            if (more && tty) fputs(". ", stderr);
+        }
+        g_at_prompt = 0;
+        if (!n_in && lr.eof) break;
+        if (!n_in) continue;
+        in[n_in] = 0;
+        if (memchr(in, 0, n_in)) {
+            fprintf(stderr, "picolm: the message holds a NUL byte; skipped\n");
+            continue;
+        }
+        msgs = grow(msgs, &cap_msgs, (size_t)n_msgs + 2, sizeof *msgs);
+        msgs[n_msgs++] = (pl_chat_msg){"user", dup_n(in, n_in)};
+
+        /* the conversation without its oldest `drop` exchanges (user message
+         * and answer), fewer while it fits: as few as leave room for an answer */
+        int n_ids, drop = 0, n_view;
+        for (;;) {
+            n_view = n_msgs - 2 * drop;
+            view = grow(view, &cap_view, (size_t)n_view, sizeof *view);
+            memcpy(view, msgs, (size_t)n_fixed * sizeof *view);
+            memcpy(view + n_fixed, msgs + n_fixed + 2 * drop, (size_t)(n_view - n_fixed) * sizeof *view);
+            int need = pl_chat_format_msgs(tmpl, view, n_view, 1, NULL, 0, NULL);
+            if (need < 0) fail("the %s template cannot format this conversation", tmpl);
+            text = grow(text, &cap_text, (size_t)need + 1, 1);
+            spans = grow(spans, &cap_spans, 2 * (size_t)n_view, sizeof *spans);
+            pl_chat_format_msgs(tmpl, view, n_view, 1, text, (size_t)need + 1, spans);
+            ids = grow(ids, &cap_ids, (size_t)need + 2, sizeof *ids);
+            n_ids = pl_tokenize_spans(model, text, (size_t)need, add_bos, spans, n_view, ids, (int)cap_ids);
+            if (n_ids > (int)cap_ids) { /* cannot happen for SentencePiece, but the API allows it */
+                ids = grow(ids, &cap_ids, (size_t)n_ids, sizeof *ids);
+                n_ids = pl_tokenize_spans(model, text, (size_t)need, add_bos, spans, n_view, ids, (int)cap_ids);
+            }
+            if (n_ids < 0 || n_ids > (int)cap_ids) fail("tokenization failed");
+            if (n_ids + room <= n_ctx || n_view - n_fixed < 3) break;
+            drop++;
+        }
+        if (n_ids > n_ctx) { /* the message alone is too long: the conversation stays as it was */
+            fprintf(stderr, "picolm: this message makes a prompt of %d tokens, longer than the context of %d "
+                            "(raise -c); skipped\n", n_ids, n_ctx);
+            free((char *)msgs[--n_msgs].content);
+            continue;
+        }
+        if (drop) {
+            fprintf(stderr, "picolm: the conversation outgrew the context of %d tokens: dropped the oldest %d %s\n",
+                    n_ctx, drop, drop > 1 ? "exchanges" : "exchange");
+            for (int i = n_fixed; i < n_fixed + 2 * drop; i++) free((char *)msgs[i].content);
+            memcpy(msgs, view, (size_t)n_view * sizeof *msgs);
+            n_msgs = n_view;
+        }
+
+        /* the answer: the one-shot loop, stopped by Ctrl-C too; what came
+         * stays in the conversation */
+        g_stop = 0;
+        turn++;
+        pl_gen_params gp = pl_gen_default_params();
+        gp.n_predict = o->n_predict;
+        gp.n_keep = o->keep;
+        gp.no_context_shift = o->no_shift;
+        pl_gen *gen;
+        if (pl_gen_new(&gen, ctx, 0, smp, &gp, err, sizeof err)) fail("%s", err);
+        if (gram) {
+            pl_grammar_reset(gram);
+            pl_gen_set_grammar(gen, gram);
+        }
+        int n_reused = 0, st = PL_GEN_RUNNING, rc;
+        double t1 = pl_time_sec();
+        if ((rc = pl_gen_prompt(gen, ids, n_ids, logits, &n_reused))) fail("evaluation failed (%d)", rc);
+        double t2 = pl_time_sec();
+        size_t n_ans = 0, nout;
+        while (!g_stop) {
+            st = pl_gen_sample(gen, logits, out, sizeof out, &nout);
+            n_ans = emit(&ans, &cap_ans, n_ans, out, nout);
+            if (st != PL_GEN_RUNNING) break;
+            if (pl_gen_next(gen, logits)) {
+                st = pl_gen_status(gen);
+                break;
+            }
+        }
+        while ((nout = pl_gen_flush(gen, out, sizeof out)) > 0) n_ans = emit(&ans, &cap_ans, n_ans, out, nout);
+        fputc('\n', stdout);
+        fflush(stdout);
+        if (st == PL_GEN_ERROR) {
+            const char *e = pl_gen_error(gen);
+            fail(strstr(e, "grammar") ? "%s; output stopped" : "%s", e);
+        }
+        int n_gen = pl_gen_n_generated(gen);
+        double t_gen = pl_time_sec() - t2;
+        n_gen_all += n_gen, t_gen_all += t_gen;
+        if (gram && !g_stop && !pl_grammar_is_complete(gram))
+            fprintf(stderr, "picolm: warning: the answer does not complete the grammar (context full or -n too small)\n");
+        if (st == PL_GEN_CTX_FULL) fprintf(stderr, "picolm: context full (%d tokens); answer stopped\n", n_ctx);
+        if (!o->quiet)
+            fprintf(stderr, "[picolm] turn %d: prompt %d tokens, reused %d, %.2f tok/s; generated %d tokens, %.2f tok/s%s\n",
+                    turn, n_ids, n_reused, t2 > t1 ? (n_ids - n_reused) / (t2 - t1) : 0.0, n_gen,
+                    t_gen > 0 && n_gen > 1 ? (n_gen - 1) / t_gen : 0.0, g_stop ? " (interrupted)" : "");
+        pl_gen_free(gen);
+        msgs[n_msgs++] = (pl_chat_msg){"assistant", dup_n(ans ? ans : "", n_ans)};
+    }
+    set_sigint(SIG_DFL);
+    if (tty) fputc('\n', stderr);
+    if (!o->quiet) {
+        pl_mem_stats ms;
+        pl_context_mem(ctx, &ms);
+        fprintf(stderr,
+                "[picolm] model %s %s, %d layers, kernels %s, %d threads, load %.0f ms; %d turns, %d tokens "
+                "generated, %.2f tok/s\n[picolm] memory: KV cache %.2f MB (ctx %d), peak RSS %.1f MB\n",
+                info->ftype, o->model, info->n_layer, pl_cpu_level(), cp.n_threads ? cp.n_threads : pl_num_cores(),
+                t_load * 1e3, turn, n_gen_all, t_gen_all > 0 ? n_gen_all / t_gen_all : 0.0, ms.kv_bytes / 1e6, n_ctx,
+                ms.peak_rss / 1e6);
+    }
+    for (int i = 0; i < n_msgs; i++) free((char *)msgs[i].content);
+    free(msgs), free(view), free(text), free(spans), free(ids), free(ans), free(in), free(lr.buf), free(logits);
+    pl_sampler_free(smp);
+    pl_context_free(ctx);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     options o = {0};
     o.n_predict = 256;
@@ -272,6 +573,8 @@ int main(int argc, char **argv) {
     o.seed = 42;
     o.keep = -1;
     parse_args(&o, argc, argv);
+    /* no prompt at a terminal: a chat (a pipe still gives one prompt) */
+    if (!o.prompt && !o.prompt_ids && !o.tokenize && !o.dump_logits && !o.cache && isatty(0)) o.interactive = 1;
 #ifdef _WIN32
     _setmode(_fileno(stdout), _O_BINARY);
 #endif
@@ -306,6 +609,14 @@ int main(int argc, char **argv) {
             fail("grammar: %s", err[0] ? err : "cannot bind to the vocabulary");
     }
 
+    if (o.interactive) {
+        int rc = interactive(&o, model, gram, t_load);
+        pl_grammar_free(gram);
+        pl_grammar_vocab_free(gvocab);
+        pl_model_close(model);
+        return rc;
+    }
+
     /* the prompt as tokens */
     size_t chat_sys_bytes = 0, spans[4];
     int n_spans = 0; /* the chat messages' content spans (none for a raw prompt) */
@@ -334,12 +645,7 @@ int main(int argc, char **argv) {
         const char *nul = memchr(text, 0, len);
         if (nul) fail("the prompt holds a NUL byte (at byte %zu); text prompts cannot contain NUL", (size_t)(nul - text));
         if (o.chat) { /* the text is a user message: wrap it in the model's template */
-            const char *tmpl = o.chat_template ? o.chat_template : pl_chat_template_detect(model);
-            if (!tmpl) { /* Phi-2 files carry none: its model card's format; else TinyLlama's */
-                const char *arch = info->arch ? info->arch : "";
-                tmpl = !strcmp(arch, "phi2") ? "phi2" : "zephyr";
-                if (!o.quiet) fprintf(stderr, "picolm: the model has no chat template; using %s\n", tmpl);
-            }
+            const char *tmpl = chat_template(&o, model);
             text[len] = 0; /* read_stdin leaves room; -p is NUL-terminated */
             size_t n_sys = 0;
             int need = pl_chat_format(tmpl, o.system, text, NULL, 0, &n_sys);
