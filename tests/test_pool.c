@@ -2,12 +2,16 @@
  * size are one pool, of two sizes two; references count; the last release
  * frees (no pool left, no thread left where /proc tells); runs from several
  * threads at once on one shared pool each run every part exactly once,
- * with correct results, and the parts of two runs never overlap. */
+ * with correct results, and the parts of two runs never overlap. Then two
+ * contexts of one model on one shared pool, evaluated from two threads at
+ * once, give the logits they give one after the other (their per-thread
+ * scratch is the context's, and the runs are serialized). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
 #include "harness.h"
+#include "picolm.h"
 #include "pool.h"
 
 #define MAXN 8
@@ -110,6 +114,76 @@ static int concurrent(pl_pool *p, int n, int k, int runs) {
     return failed;
 }
 
+/* ---- two contexts on one pool ------------------------------------------ */
+
+#define CTX_TOK 12
+#define CTX_REPS 20
+
+typedef struct {
+    pl_context *c;
+    int32_t tok[CTX_TOK];
+    float *ref, *out; /* [n_vocab]: after the prompt, then after one token more */
+    int n_vocab, failed;
+} ctx_arg;
+
+/* The prompt in one call, then its last token again one position on. */
+static int ctx_eval(ctx_arg *a, float *out) {
+    if (pl_eval(a->c, a->tok, CTX_TOK - 1, 0, out, 0)) return -1;
+    return pl_eval(a->c, a->tok + CTX_TOK - 1, 1, CTX_TOK - 1, out + a->n_vocab, 0);
+}
+
+static void *ctx_runner(void *arg) {
+    ctx_arg *a = arg;
+    for (int r = 0; r < CTX_REPS; r++)
+        if (ctx_eval(a, a->out) || memcmp(a->out, a->ref, 2 * (size_t)a->n_vocab * sizeof(float))) a->failed++;
+    return NULL;
+}
+
+static void two_contexts(void) {
+    if (!t_have_data()) {
+        printf("test_pool: two contexts skipped: no reference data at %s\n", t_datadir());
+        return;
+    }
+    char err[256];
+    pl_model *m = NULL;
+    if (pl_model_open(&m, t_path("models/tiny512-Q8_0.gguf"), err, sizeof err)) {
+        CHECK(0, "open: %s", err);
+        return;
+    }
+    pl_context_params cp = pl_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_threads = 2;
+    ctx_arg a[2];
+    memset(a, 0, sizeof a);
+    int ok = 1, nv = pl_model_get_info(m)->n_vocab;
+    for (int i = 0; i < 2; i++) {
+        a[i].n_vocab = nv;
+        for (int k = 0; k < CTX_TOK; k++) a[i].tok[k] = (int32_t)(1 + (k * 37 + i * 101) % (nv - 1));
+        a[i].ref = malloc(2 * (size_t)nv * sizeof(float));
+        a[i].out = malloc(2 * (size_t)nv * sizeof(float));
+        ok &= a[i].ref && a[i].out && !pl_context_new(&a[i].c, m, &cp, err, sizeof err);
+    }
+    CHECK(ok, "two contexts: %s", err);
+    CHECK(!ok || pl_pool_count() == 1, "two contexts of 2 threads hold %d pools", pl_pool_count());
+    for (int i = 0; ok && i < 2; i++) CHECK(ctx_eval(&a[i], a[i].ref) == 0, "eval of context %d alone", i);
+    pthread_t t[2];
+    int started = 0;
+    for (int i = 0; ok && i < 2 && !pthread_create(&t[i], NULL, ctx_runner, &a[i]); i++) started++;
+    CHECK(!ok || started == 2, "started %d of 2 threads", started);
+    for (int i = 0; i < started; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(a[i].failed == 0, "context %d: %d of %d concurrent evals differ from its evals alone", i, a[i].failed,
+              CTX_REPS);
+    }
+    for (int i = 0; i < 2; i++) {
+        pl_context_free(a[i].c);
+        free(a[i].ref);
+        free(a[i].out);
+    }
+    CHECK(pl_pool_count() == 0, "%d pools after freeing both contexts", pl_pool_count());
+    pl_model_close(m);
+}
+
 int main(void) {
     /* a first thread started and stopped: runtimes that add a thread of
      * their own on the first pthread_create (TSan) have done so */
@@ -183,5 +257,9 @@ int main(void) {
     pl_pool *priv = pl_pool_new(2);
     CHECK(priv && pl_pool_count() == 0 && run_once(priv, 10), "private pool");
     pl_pool_free(priv);
+
+    two_contexts();
+    CHECK(threads0 < 0 || n_threads_now() == threads0, "%d threads left after the contexts, want %d", n_threads_now(),
+          threads0);
     return t_summary("test_pool");
 }
