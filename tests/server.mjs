@@ -167,6 +167,24 @@ async function main() {
   const pen = await chat('Hello! What is 2 + 2?', { presence_penalty: 2, repeat_penalty: 1.3, min_p: 0.05, top_k: 40 });
   check(typeof pen.choices[0].message.content === 'string', 'presence_penalty, repeat_penalty, min_p, top_k accepted');
 
+  // a conversation longer than the context (512 here, --ctx-overflow
+  // drop): its oldest turns go, the response says how many; one message
+  // that alone is too long is still a 400
+  const turns = [{ role: 'system', content: 'You are a helpful assistant.' }];
+  for (let i = 0; i < 12; i++) {
+    turns.push({ role: 'user', content: `Question ${i}: ` + 'tell me more about the old castle on the hill. '.repeat(4) });
+    turns.push({ role: 'assistant', content: 'The castle is very old and has many towers and rooms. '.repeat(3) });
+  }
+  turns.push({ role: 'user', content: 'And the garden?' });
+  const longConv = await post('/v1/chat/completions', { messages: turns, max_tokens: 16, temperature: 0 });
+  let lj = null;
+  try { lj = JSON.parse(longConv.body); } catch { /* checked below */ }
+  check(longConv.status === 200 && lj && lj.dropped_messages > 0 && lj.dropped_messages % 2 === 0 &&
+    lj.usage.prompt_tokens + 16 <= 512,
+  `a long conversation drops its oldest turns: ${longConv.status} ${longConv.body.slice(0, 160)}`);
+  const huge = await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'castle '.repeat(800) }] });
+  check(huge.status === 400 && /context_length_exceeded/.test(huge.body), `one message past the context: ${huge.status}`);
+
   // bad requests, each with its status; the server keeps serving
   const bad = [
     [await post('/v1/chat/completions', '{"messages": [', ''), 400, 'malformed JSON'],

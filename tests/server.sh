@@ -32,7 +32,7 @@ if [ ! -f "$NPM_DIR/node_modules/openai/package.json" ]; then
 fi
 T=$(mktemp -d)
 trap 'kill "$PID" 2>/dev/null; rm -rf "$T"' EXIT
-"$BIN" "$DATA/models/tiny32k-Q4_K_M.gguf" --port 0 -c 512 --parallel 4 -j 2 --max-queue 64 >"$T/log" 2>&1 &
+"$BIN" "$DATA/models/tiny32k-Q4_K_M.gguf" --port 0 -c 512 --parallel 4 -j 2 --max-queue 64 --ctx-overflow drop >"$T/log" 2>&1 &
 PID=$!
 port=
 for _ in $(seq 1 100); do

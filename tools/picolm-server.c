@@ -2,6 +2,7 @@
  *
  *   picolm-server MODEL.gguf [--host 127.0.0.1] [--port 8080] [--parallel N]
  *                 [-c N] [--api-key KEY] [-j N] [--kv f16|q8] [--mem-budget MB]
+ *                 [--ctx-overflow error|drop]
  *
  * One engine thread owns a context of N sequence slots and runs
  * continuous batching: each step decodes the next token of every generating
@@ -55,12 +56,13 @@ typedef struct {
     const char *model, *host, *api_key;
     int port, parallel, n_ctx, threads, kv_q8, mem_budget, max_conn, max_queue;
     size_t max_body;
+    int drop_turns; /* --ctx-overflow drop: a conversation too long loses its oldest turns */
 } options;
 
 static void usage(FILE *f) {
     fprintf(f, "usage: picolm-server MODEL.gguf [--host 127.0.0.1] [--port 8080] [--parallel N] [-c N]\n"
                "       [--api-key KEY] [-j N] [--kv f16|q8] [--mem-budget MB] [--max-conn N] [--max-queue N]\n"
-               "       [--max-body BYTES]\n");
+               "       [--max-body BYTES] [--ctx-overflow error|drop]\n");
 }
 
 static void die_usage(const char *fmt, ...) {
@@ -82,7 +84,7 @@ static int int_arg(const char *flag, const char *v, long lo, long hi) {
 }
 
 static options parse_args(int argc, char **argv) {
-    options o = {NULL, "127.0.0.1", NULL, 8080, 4, 0, 0, 0, 0, 64, 64, 4u << 20};
+    options o = {NULL, "127.0.0.1", NULL, 8080, 4, 0, 0, 0, 0, 64, 64, 4u << 20, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -104,6 +106,10 @@ static options parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--kv") && v) {
             if (strcmp(v, "f16") && strcmp(v, "q8")) die_usage("--kv takes f16 or q8");
             o.kv_q8 = !strcmp(v, "q8");
+            i++;
+        } else if (!strcmp(a, "--ctx-overflow") && v) {
+            if (strcmp(v, "error") && strcmp(v, "drop")) die_usage("--ctx-overflow takes error or drop");
+            o.drop_turns = !strcmp(v, "drop");
             i++;
         } else if (a[0] == '-' && a[1]) {
             die_usage(v || !strchr("-", a[0]) ? "unknown option %s" : "%s needs a value", a);
@@ -134,6 +140,7 @@ typedef struct job {
     pl_grammar *tool_gram; /* "auto": the call grammar, switched on at the trigger (owned) */
     pl_logit_bias *bias;   /* [sp.n_logit_bias] (owned) */
     int logprobs, top_logprobs;
+    int dropped;           /* messages left out to fit the context (--ctx-overflow drop) */
     /* output, under srv.mu */
     lp_rec *lp;            /* [n_lp] with logprobs */
     size_t n_lp, cap_lp, lp_sent; /* lp_sent: records the stream has written (its writer's) */
@@ -510,6 +517,13 @@ static void head_fields(jw *w, const char *id, const char *object, long long cre
     jw_str(w, srv.model_id);
 }
 
+/* With --ctx-overflow drop: how many of the oldest messages were left out. */
+static void dropped_field(jw *w, const job *j) {
+    if (!j->dropped) return;
+    jw_key(w, "dropped_messages");
+    jw_int(w, j->dropped);
+}
+
 /* Log-probabilities of records [j->lp_sent, j->n_lp) (srv.mu held), in
  * the chat form ({"content": [{token, logprob, bytes, top_logprobs}]}) or
  * the completions one ({tokens, token_logprobs, top_logprobs, text_offset}).
@@ -613,6 +627,7 @@ static void stream_chunk(conn *c, job *j, const char *id, long long created, con
     jw_init(&w);
     jw_obj(&w);
     head_fields(&w, id, j->chat ? "chat.completion.chunk" : "text_completion", created);
+    if (first) dropped_field(&w, j);
     jw_key(&w, "choices");
     jw_arr(&w);
     jw_obj(&w);
@@ -1107,24 +1122,61 @@ static int chat_prompt(conn *c, int ka, const json_value *msgs, job *j, const tc
         owned[0] = st;
         cm[0].content = st;
     }
-    int len = pl_chat_format_msgs(srv.tmpl, cm, (int)n_msgs, 1, NULL, 0, NULL);
-    if (len < 0) {
-        rc = BAD("messages", "the conversation cannot be written in the model's chat template (%s)", srv.tmpl);
+    /* the conversation as the template writes it; with --ctx-overflow
+     * drop, while it leaves less than the answer's room (max_tokens up to
+     * half the context, else a quarter), its oldest turns after the system
+     * messages go, a user turn at a time, down to the last one */
+    const int n_ctx = pl_context_n_ctx(srv.ctx);
+    const int room = j->max_tokens > 0 && j->max_tokens < n_ctx / 2 ? j->max_tokens : n_ctx / 4;
+    size_t n_sys = 0, from;
+    while (n_sys < n_msgs && !strcmp(cm[n_sys].role, "system")) n_sys++;
+    pl_chat_msg *sub = malloc((n_msgs + 1) * sizeof *sub);
+    size_t *sframe = malloc((n_msgs + 1) * sizeof *sframe);
+    if (!sub || !sframe) {
+        free(sub), free(sframe);
         goto done;
     }
-    text = malloc((size_t)len + 1);
-    if (!text) goto done;
-    pl_chat_format_msgs(srv.tmpl, cm, (int)n_msgs, 1, text, (size_t)len + 1, spans);
-    for (size_t i = 0; i < n_msgs; i++) /* a call's framing is template text: special tokens parse */
-        if (frame[i]) spans[2 * i + 1] = spans[2 * i + 1] - frame[i] > spans[2 * i] ? spans[2 * i + 1] - frame[i] : spans[2 * i];
-    int cap = len + 16;
-    j->ids = malloc((size_t)cap * sizeof *j->ids);
-    if (!j->ids) goto done;
-    j->n_ids = pl_tokenize_spans(srv.m, text, (size_t)len, pl_add_bos(srv.m), spans, (int)n_msgs, j->ids, cap);
-    if (j->n_ids < 0 || j->n_ids > cap) {
-        rc = BAD("messages", "tokenization failed");
-        goto done;
+    for (from = n_sys;;) {
+        size_t ns = n_sys + (n_msgs - from);
+        memcpy(sub, cm, n_sys * sizeof *sub);
+        memcpy(sub + n_sys, cm + from, (n_msgs - from) * sizeof *sub);
+        memcpy(sframe, frame, n_sys * sizeof *sframe);
+        memcpy(sframe + n_sys, frame + from, (n_msgs - from) * sizeof *sframe);
+        int len = pl_chat_format_msgs(srv.tmpl, sub, (int)ns, 1, NULL, 0, NULL);
+        if (len < 0) {
+            rc = BAD("messages", "the conversation cannot be written in the model's chat template (%s)", srv.tmpl);
+            break;
+        }
+        free(text);
+        free(j->ids);
+        j->ids = NULL;
+        text = malloc((size_t)len + 1);
+        if (!text) break;
+        pl_chat_format_msgs(srv.tmpl, sub, (int)ns, 1, text, (size_t)len + 1, spans);
+        for (size_t i = 0; i < ns; i++) /* a call's framing is template text: special tokens parse */
+            if (sframe[i])
+                spans[2 * i + 1] =
+                    spans[2 * i + 1] - sframe[i] > spans[2 * i] ? spans[2 * i + 1] - sframe[i] : spans[2 * i];
+        int cap = len + 16;
+        j->ids = malloc((size_t)cap * sizeof *j->ids);
+        if (!j->ids) break;
+        j->n_ids = pl_tokenize_spans(srv.m, text, (size_t)len, pl_add_bos(srv.m), spans, (int)ns, j->ids, cap);
+        if (j->n_ids < 0 || j->n_ids > cap) {
+            rc = BAD("messages", "tokenization failed");
+            break;
+        }
+        size_t next = from + 1;
+        while (next < n_msgs && strcmp(cm[next].role, "user")) next++;
+        if (!srv.o.drop_turns || j->n_ids + room <= n_ctx || next >= n_msgs) {
+            rc = 0;
+            break;
+        }
+        j->dropped += (int)(next - from);
+        from = next;
     }
+    free(sub);
+    free(sframe);
+    if (rc) goto done;
     rc = 0;
 done:
     if (rc && !cm) send_error(c, 500, "server_error", "out_of_memory", NULL, 0, "out of memory");
@@ -1280,6 +1332,7 @@ static int completions(conn *c, const http_request *rq, int chat, int ka) {
                 jw_init(&w);
                 jw_obj(&w);
                 head_fields(&w, id, chat ? "chat.completion" : "text_completion", created);
+                dropped_field(&w, j);
                 jw_key(&w, "choices");
                 jw_arr(&w);
                 jw_obj(&w);
