@@ -1,8 +1,9 @@
 /* picolm.h - the public API of libpicolm.
  *
  * A model is a read-only mapping of a GGUF file plus its tokenizer; a
- * context owns the KV cache, scratch buffers and thread pool for one
- * sequence. Functions return 0 (PL_OK) or a negative status and write the
+ * context owns the KV cache and scratch buffers of its sequences and runs
+ * on the process's thread pool of its size (shared by the contexts that
+ * ask for that size). Functions return 0 (PL_OK) or a negative status and write the
  * reason to the caller's err buffer; the library never prints or exits. */
 #ifndef PICOLM_H
 #define PICOLM_H
@@ -232,6 +233,7 @@ typedef struct pl_gen_params {
     int n_stop;
     int logprobs;            /* set: each sample's log-probabilities (pl_gen_logprobs) */
     int top_logprobs;        /* with them, this many of the most likely tokens, 0 to 20 */
+    int lookup;              /* prompt-lookup drafting: up to this many tokens (0 off, at most 16) */
 } pl_gen_params;
 pl_gen_params pl_gen_default_params(void); /* n_predict -1, n_keep -1, no stop strings */
 /* The sampler (and grammar) stay the caller's; they must outlive g. */
@@ -275,6 +277,15 @@ typedef struct pl_token_logprob {
     float logprob;
 } pl_token_logprob;
 int pl_gen_logprobs(const pl_gen *g, pl_token_logprob *chosen, pl_token_logprob *top);
+/* Speculative decoding by prompt lookup (lookup > 0): pl_gen_next drafts
+ * the tokens that followed the latest earlier occurrence of the text's last
+ * 1-3 tokens and decodes them with the sampled one in one batch; a draft
+ * token the next sample equals costs no decode. Every sample is drawn as
+ * without drafting, from logits that are bit for bit the same (the batch
+ * invariance above), so the output is identical for greedy and for seeded
+ * sampling alike; only the speed changes. Drafted: tokens proposed;
+ * accepted: those the samples confirmed. */
+void pl_gen_draft_stats(const pl_gen *g, int *drafted, int *accepted);
 
 /* Chat templates. A family is one way of writing a conversation, named as
  * in pl_chat_template_list(): chatml (SmolLM2, Qwen2), qwen2 (Qwen2.5: tool

@@ -14,6 +14,7 @@
 
 #define HOLD_MAX 1024 /* bytes held back: longest stop string + a token's bytes */
 #define MAX_TOP 20     /* top_logprobs at most (OpenAI's limit) */
+#define MAX_DRAFT 16   /* lookup at most */
 
 struct pl_gen {
     pl_context *c;
@@ -30,6 +31,12 @@ struct pl_gen {
     char hold[HOLD_MAX];   /* text not yet safe to emit: may be cut UTF-8 or a stop string's start */
     size_t n_hold;
     int logprobs, n_top;   /* asked for; how many the last sample has (-1: none) */
+    /* prompt lookup: the last decode ran the sampled token and n_draft
+     * drafts at positions base.. base + n_draft, rows[i] the logits after
+     * position base + i; row: the one the current sample came from */
+    int lookup, n_draft, row, base, drafted, accepted;
+    int32_t draft[MAX_DRAFT + 1];
+    float *rows;           /* [(lookup + 1) * n_vocab] */
     pl_token_logprob lp_tok, lp_top[MAX_TOP];
     char err[160];
 };
@@ -47,6 +54,7 @@ void pl_gen_free(pl_gen *g) {
     for (int i = 0; i < g->n_stop; i++) free(g->stop[i]);
     free(g->stop);
     free(g->stop_len);
+    free(g->rows);
     free(g);
 }
 
@@ -54,7 +62,7 @@ int pl_gen_new(pl_gen **out, pl_context *c, int seq, pl_sampler *smp, const pl_g
                size_t errlen) {
     *out = NULL;
     if (!c || !smp || !p || seq < 0 || seq >= c->n_seq || p->n_stop < 0 || (p->n_stop && !p->stop) ||
-        p->top_logprobs < 0 || p->top_logprobs > MAX_TOP)
+        p->top_logprobs < 0 || p->top_logprobs > MAX_TOP || p->lookup < 0 || p->lookup > MAX_DRAFT)
         return pl_set_err(err, errlen, PL_ERR_ARG, "pl_gen_new: bad arguments");
     pl_gen *g = calloc(1, sizeof *g);
     if (!g) return pl_set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
@@ -69,6 +77,9 @@ int pl_gen_new(pl_gen **out, pl_context *c, int seq, pl_sampler *smp, const pl_g
     g->token = -1;
     g->logprobs = p->logprobs ? 1 + p->top_logprobs : 0;
     g->n_top = -1;
+    g->lookup = p->lookup;
+    if (g->lookup && !(g->rows = malloc((size_t)(g->lookup + 1) * (size_t)c->m->info.n_vocab * sizeof *g->rows)))
+        goto nomem;
     if (p->n_stop) {
         g->stop = calloc((size_t)p->n_stop, sizeof *g->stop);
         g->stop_len = calloc((size_t)p->n_stop, sizeof *g->stop_len);
@@ -185,7 +196,9 @@ static size_t release(pl_gen *g, char *out, size_t cap, int all) {
     return n;
 }
 
-int pl_gen_sample(pl_gen *g, float *logits, char *out, size_t cap, size_t *n_out) {
+static void drop_drafts(pl_gen *g);
+
+static int sample(pl_gen *g, float *logits, char *out, size_t cap, size_t *n_out) {
     *n_out = 0;
     if (g->status) return g->status;
     const int V = g->m->info.n_vocab;
@@ -264,6 +277,12 @@ int pl_gen_sample(pl_gen *g, float *logits, char *out, size_t cap, size_t *n_out
     return PL_GEN_RUNNING;
 }
 
+int pl_gen_sample(pl_gen *g, float *logits, char *out, size_t cap, size_t *n_out) {
+    int st = sample(g, logits, out, cap, n_out);
+    if (st != PL_GEN_RUNNING) drop_drafts(g);
+    return st;
+}
+
 int pl_gen_room(pl_gen *g) {
     pl_context *c = g->c;
     int pos = pl_seq_len(c, g->seq);
@@ -284,17 +303,86 @@ int pl_gen_room(pl_gen *g) {
     return pl_seq_len(c, g->seq);
 }
 
+/* Drafts for the token just sampled: what followed the latest earlier
+ * occurrence of the last 3, 2 or 1 tokens (the sequence's and tok). */
+static int find_draft(const pl_gen *g, int32_t tok, int32_t *out, int max) {
+    const int32_t *h = pl_seq_tokens(g->c, g->seq);
+    const int n = pl_seq_len(g->c, g->seq);
+    if (!h || max <= 0) return 0;
+    for (int k = 3; k >= 1; k--) {
+        if (n < k) continue;
+        /* the suffix: h[n-k+1 .. n-1], tok */
+        for (int at = n - k; at >= 0; at--) { /* candidate start of an earlier copy */
+            int i = 0;
+            while (i < k - 1 && h[at + i] == h[n - k + 1 + i]) i++;
+            if (i < k - 1 || at + k - 1 >= n || h[at + k - 1] != tok) continue;
+            int m = 0, from = at + k;
+            while (m < max && from + m < n && h[from + m] >= 0) out[m] = h[from + m], m++;
+            if (m) return m;
+        }
+    }
+    return 0;
+}
+
 int pl_gen_next(pl_gen *g, float *logits) {
     if (g->status) return g->status;
+    const int V = g->m->info.n_vocab;
+    if (g->lookup && g->n_draft) {
+        /* the sample confirmed the next draft: its logits are ready */
+        if (g->row < g->n_draft && g->token == g->draft[g->row + 1]) {
+            g->row++;
+            g->accepted++;
+            memcpy(logits, g->rows + (size_t)g->row * V, (size_t)V * sizeof *logits);
+            return 0;
+        }
+        /* it did not: the drafts past the confirmed ones leave the cache */
+        pl_seq_truncate(g->c, g->seq, g->base + g->row + 1);
+        g->n_draft = 0;
+    }
     int pos = pl_gen_room(g);
     if (pos < 0) return g->status;
-    pl_batch b = {1, &g->token, &pos, &g->seq, NULL};
-    int rc = pl_decode(g->c, &b, logits);
+    int nd = 0;
+    if (g->lookup) {
+        int max = g->lookup < g->c->n_ctx - pos - 1 ? g->lookup : g->c->n_ctx - pos - 1;
+        if (g->n_predict >= 0 && max > g->n_predict - g->n_gen) max = g->n_predict - g->n_gen;
+        nd = find_draft(g, g->token, g->draft + 1, max);
+    }
+    if (nd == 0) {
+        pl_batch b = {1, &g->token, &pos, &g->seq, NULL};
+        int rc = pl_decode(g->c, &b, logits);
+        if (rc) {
+            pl_set_err(g->err, sizeof g->err, rc, "evaluation failed (%d)", rc);
+            return g->status = PL_GEN_ERROR;
+        }
+        return 0;
+    }
+    /* the sampled token and its drafts in one batch, logits for each */
+    int32_t ps[MAX_DRAFT + 1], sq[MAX_DRAFT + 1];
+    int8_t want[MAX_DRAFT + 1];
+    g->draft[0] = g->token;
+    for (int i = 0; i <= nd; i++) ps[i] = pos + i, sq[i] = g->seq, want[i] = 1;
+    pl_batch b = {nd + 1, g->draft, ps, sq, want};
+    int rc = pl_decode(g->c, &b, g->rows);
     if (rc) {
         pl_set_err(g->err, sizeof g->err, rc, "evaluation failed (%d)", rc);
         return g->status = PL_GEN_ERROR;
     }
+    g->n_draft = nd, g->row = 0, g->base = pos;
+    g->drafted += nd;
+    memcpy(logits, g->rows, (size_t)V * sizeof *logits);
     return 0;
+}
+
+/* Generation ended: drafts nobody confirmed leave the sequence, so it
+ * holds exactly the text (a server's slot reuses it). */
+static void drop_drafts(pl_gen *g) {
+    if (g->n_draft) pl_seq_truncate(g->c, g->seq, g->base + g->row + 1);
+    g->n_draft = 0;
+}
+
+void pl_gen_draft_stats(const pl_gen *g, int *drafted, int *accepted) {
+    if (drafted) *drafted = g->drafted;
+    if (accepted) *accepted = g->accepted;
 }
 
 size_t pl_gen_flush(pl_gen *g, char *out, size_t cap) { return release(g, out, cap, 1); }

@@ -6,7 +6,8 @@
  * pass runs one position at a time: RMSNorm, Q/K/V, RoPE (llama.cpp's
  * "normal" mode: adjacent pairs), grouped-query attention over an FP16 KV
  * cache with a single-pass online softmax, SwiGLU, final norm, logits.
- * Matrix-vector products are split by rows over the context's thread pool. */
+ * Matrix-vector products are split by rows over the thread pool (one per
+ * size, shared by the process's contexts: pool.h). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>

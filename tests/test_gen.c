@@ -32,7 +32,7 @@ static pl_context *new_ctx(pl_model *m, int n_ctx) {
 static const pl_sampler_params *sampling;
 static int lp_steps, lp_bad;
 static int32_t toks[128]; /* the tokens run_gen sampled */
-static int n_toks;
+static int n_toks, last_accepted;
 
 /* With logprobs on: the sampled token is the most likely under greedy,
  * the top ones are sorted, log-probabilities, and sum to at most 1. */
@@ -79,6 +79,7 @@ static int run_gen(pl_model *m, pl_context *c, const int32_t *ids, int n, pl_gen
     out[used] = 0;
     CHECK(cut == 0, "%d chunks ended inside a UTF-8 character", cut);
     if (n_gen) *n_gen = pl_gen_n_generated(g);
+    pl_gen_draft_stats(g, NULL, &last_accepted);
     if (st == PL_GEN_ERROR) printf("  pl_gen error: %s\n", pl_gen_error(g));
     free(lg);
     pl_gen_free(g);
@@ -199,6 +200,39 @@ static void test_greedy_and_stops(void) {
     run_gen(m, c, ids, n, &gp, got, sizeof got, &ng);
     pl_context_free(c);
     CHECK(!strcmp(got, want), "the default sampler changed the greedy text");
+
+    /* prompt lookup: the same text, greedy and seeded sampling, with and
+     * without drafting; a biased run repeats a token, so drafts are taken */
+    {
+        const char *rep = "the cat sat on the mat and the cat sat on the mat and the cat";
+        int32_t rids[64];
+        int rn = pl_tokenize(m, rep, strlen(rep), 1, 1, rids, 64);
+        pl_sampler_params modes[3] = {{.temperature = 0.0f, .top_p = 1.0f, .seed = 1},
+                                      {.temperature = 0.8f, .top_p = 0.95f, .seed = 5},
+                                      {.temperature = 0.0f, .top_p = 1.0f, .seed = 1, .logit_bias = &lb,
+                                       .n_logit_bias = 1}};
+        for (int k = 0; k < 3; k++) {
+            char plain[4096];
+            int np_, nd_ = 0;
+            sampling = &modes[k];
+            gp = pl_gen_default_params();
+            gp.n_predict = 48;
+            c = new_ctx(m, 256);
+            run_gen(m, c, rids, rn, &gp, plain, sizeof plain, &np_);
+            int len_plain = pl_seq_len(c, 0);
+            pl_context_free(c);
+            gp.lookup = 5;
+            c = new_ctx(m, 256);
+            run_gen(m, c, rids, rn, &gp, got, sizeof got, &ng);
+            int len_look = pl_seq_len(c, 0);
+            pl_context_free(c);
+            nd_ = last_accepted;
+            CHECK(!strcmp(got, plain) && ng == np_ && len_look == len_plain,
+                  "lookup (mode %d) changed the output or the sequence (%d vs %d positions)", k, len_look, len_plain);
+            if (k == 2) CHECK(nd_ > 20, "lookup on a repeated token: only %d drafts accepted", nd_);
+        }
+        sampling = NULL;
+    }
 
     /* the context shift: 60 tokens in a context of 24, or stop there */
     gp = pl_gen_default_params();

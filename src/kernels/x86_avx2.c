@@ -588,10 +588,6 @@ static inline __m256i iq4xs_scales(const block_iq4_xs *b) {
 /* 16 bytes of nibbles -> the 32 codebook values of a sub-block, in order. */
 static inline __m256i iq4_sub(__m256i book, const uint8_t *q) { return _mm256_shuffle_epi8(book, nib32(q)); }
 
-/* A mask that broadcasts int16 lane ib to every lane (both 128-bit lanes). */
-static inline __m256i word_mask(int ib) {
-    return _mm256_set1_epi16((short)(((2 * ib + 1) << 8) | (2 * ib)));
-}
 
 /* ---------------------------------------------------------------- K-quants, many columns
  * Each weight super-block is decoded once into 8 vectors of quants whose
