@@ -304,5 +304,65 @@ printf '<|user|>\nHi</s>\n<|assistant|>\n' | "$BIN" "$M32" -n 8 -t 1 >/dev/null 
 # the EOS text never appears in the output
 ! grep -q "</s>" "$T/out" && ok || bad "EOS text printed"
 
+# -i through a pipe: each line a user message, one answer line each, EOF
+# ends with exit 0. The first answer is --chat's; the second continues the
+# KV cache (its turn reuses more than the first turn's prompt) and is what
+# a one-shot run of the whole conversation formatted as text gives
+"$BIN" "$M32" --chat -p Hi -n 8 -t 0 -q >"$T/i1" 2>/dev/null
+{ cat "$T/i1"; echo; } >"$T/i1n"
+printf 'Hi\n' | "$BIN" "$M32" -i -n 8 -t 0 -q >"$T/o" 2>"$T/err"
+[ $? = 0 ] && cmp -s "$T/i1n" "$T/o" && ok || bad "-i turn 1 is not --chat's answer: $(cat "$T/o" "$T/err")"
+{ printf '<|user|>\nHi</s>\n<|assistant|>\n'; cat "$T/i1"
+  printf '</s>\n<|user|>\nWhat is the capital of France?</s>\n<|assistant|>\n'; } >"$T/conv"
+"$BIN" "$M32" -n 8 -t 0 -q <"$T/conv" >"$T/i2"
+{ cat "$T/i1n" "$T/i2"; echo; } >"$T/want"
+printf 'Hi\nWhat is the capital of France?\n' | "$BIN" "$M32" -i -n 8 -t 0 >"$T/o" 2>"$T/err"
+rc=$?
+[ $rc = 0 ] && cmp -s "$T/want" "$T/o" && ok || bad "-i two turns: rc $rc, $(cat "$T/o")"
+p1=$(sed -n 's/.*turn 1: prompt \([0-9]*\) tokens.*/\1/p' "$T/err")
+r2=$(sed -n 's/.*turn 2: prompt [0-9]* tokens, reused \([0-9]*\),.*/\1/p' "$T/err")
+[ -n "$p1" ] && [ -n "$r2" ] && [ "$r2" -gt "$p1" ] && ok || bad "-i turn 2 reused ${r2:-?} of turn 1's ${p1:-?}: $(cat "$T/err")"
+# blank lines are no turns; a last line without a newline is one; a line
+# ending in a backslash goes on; CRLF is a line end
+printf '\n\nHi\n\n' | "$BIN" "$M32" -i -n 8 -t 0 -q >"$T/o" && cmp -s "$T/i1n" "$T/o" && ok || bad "-i blank lines"
+printf 'Hi' | "$BIN" "$M32" -i -n 8 -t 0 -q >"$T/o" && cmp -s "$T/i1n" "$T/o" && ok || bad "-i last line without newline"
+printf 'Hi\r\n' | "$BIN" "$M32" -i -n 8 -t 0 -q >"$T/o" && cmp -s "$T/i1n" "$T/o" && ok || bad "-i CRLF"
+"$BIN" "$M32" --chat -p 'Hi
+there' -n 8 -t 0 -q >"$T/a" 2>/dev/null
+echo >>"$T/a"
+printf 'Hi\\\nthere\n' | "$BIN" "$M32" -i -n 8 -t 0 -q >"$T/o" && cmp -s "$T/a" "$T/o" && ok || bad "-i backslash continuation"
+# --system is the first message and stays when the oldest exchanges go;
+# a message that cannot fit even alone is skipped, the conversation kept
+printf 'Hi\nHow are you today?\nTell me a story\n' |
+    "$BIN" "$M32" -i -c 64 -n 8 -t 0 --system "Be brief." >"$T/o" 2>"$T/err"
+[ $? = 0 ] && grep -q "dropped the oldest 1 exchange" "$T/err" && [ "$(grep -c "turn [0-9]: " "$T/err")" = 3 ] &&
+    [ "$(grep -c "" "$T/o")" = 3 ] && ok || bad "-i context dropping: $(cat "$T/err")"
+printf 'Hi\nThis message is far too long for a context of forty tokens: it goes on and on, longer than that by a good margin, and then some more words\nOk\n' |
+    "$BIN" "$M32" -i -c 40 -n 8 -t 0 >"$T/o" 2>"$T/err"
+[ $? = 0 ] && grep -q "longer than the context of 40 (raise -c); skipped" "$T/err" &&
+    [ "$(grep -c "turn [0-9]: " "$T/err")" = 2 ] && ok || bad "-i message too long: $(cat "$T/err")"
+# nothing on stdin: no turn, exit 0
+"$BIN" "$M32" -i -q </dev/null >"$T/o" 2>"$T/err" && [ ! -s "$T/o" ] && [ ! -s "$T/err" ] && ok || bad "-i on empty stdin"
+# what -i cannot take is refused by name; --json applies to every answer
+for a in "-p hi" "--prompt-ids 1" "--tokenize" "--cache $T/kvi" "--dump-logits $T/l -n 0"; do
+    expect 2 "$M32" -i $a
+    grep -q -- "-i .*cannot take ${a%% *}" "$T/err" && ok || bad "-i $a: $(cat "$T/err")"
+done
+"$BIN" --help | grep -q -- "-i, --interactive" && ok || bad "--help does not mention -i"
+if command -v python3 >/dev/null; then
+    printf 'Hi\nthere\n' | "$BIN" "$M32" -i --json -n 48 -t 0 -q >"$T/o" 2>"$T/err"
+    rc=$?
+    n=$(python3 -c '
+import json, sys
+s, d, n = open(sys.argv[1], encoding="utf-8").read(), json.JSONDecoder(), 0
+i = 0
+while s[i:].strip():
+    i += len(s[i:]) - len(s[i:].lstrip())
+    v, i = d.raw_decode(s, i)
+    n += 1
+print(n)' "$T/o" 2>&1)
+    [ $rc = 0 ] && [ "$n" = 2 ] && [ ! -s "$T/err" ] && ok || bad "-i --json: rc $rc, $n: $(cat "$T/o" "$T/err")"
+fi
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

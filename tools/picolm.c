@@ -16,11 +16,19 @@
 #ifdef _WIN32
 #include <fcntl.h>
 #include <io.h>
-#define isatty _isatty
+#define WIN32_LEAN_AND_MEAN
+#define NOMINMAX
+#include <windows.h>
+/* a console: _isatty alone is also true for NUL (a character device) */
+static int is_terminal(int fd) {
+    DWORD mode;
+    return _isatty(fd) && GetConsoleMode((HANDLE)_get_osfhandle(fd), &mode);
+}
 #define READ0(buf, n) _read(0, buf, (unsigned)(n))
 #define WRITE2(buf, n) _write(2, buf, (unsigned)(n))
 #else
 #include <unistd.h>
+#define is_terminal isatty
 #define READ0(buf, n) read(0, buf, n)
 #define WRITE2(buf, n) write(2, buf, n)
 #endif
@@ -353,10 +361,12 @@ static char *read_line(line_reader *r, size_t *len) {
             return line;
         }
         if (r->eof) return NULL;
-        memmove(r->buf, r->buf + r->start, r->n - r->start);
-        r->n -= r->start;
+        if (r->start) { /* the partial line to the front */
+            memmove(r->buf, r->buf + r->start, r->n - r->start);
+            r->n -= r->start;
+            r->start = 0;
+        }
         scan = r->n;
-        r->start = 0;
         if (r->cap - r->n < 1024) {
             char *nb = realloc(r->buf, r->cap = r->cap ? 2 * r->cap : 4096);
             if (!nb) fail("out of memory reading standard input");
@@ -408,7 +418,7 @@ static char *dup_n(const char *s, size_t n) {
 static int interactive(const options *o, pl_model *model, pl_grammar *gram, double t_load) {
     const pl_model_info *info = pl_model_get_info(model);
     const char *tmpl = chat_template(o, model);
-    const int tty = isatty(0), add_bos = !o->no_bos && pl_add_bos(model);
+    const int tty = is_terminal(0), add_bos = !o->no_bos && pl_add_bos(model);
     char err[512];
     pl_context_params cp = {o->n_ctx, o->n_threads, o->mem_budget, o->kv_q8, 1};
     pl_context *ctx;
@@ -574,7 +584,7 @@ int main(int argc, char **argv) {
     o.keep = -1;
     parse_args(&o, argc, argv);
     /* no prompt at a terminal: a chat (a pipe still gives one prompt) */
-    if (!o.prompt && !o.prompt_ids && !o.tokenize && !o.dump_logits && !o.cache && isatty(0)) o.interactive = 1;
+    if (!o.prompt && !o.prompt_ids && !o.tokenize && !o.dump_logits && !o.cache && is_terminal(0)) o.interactive = 1;
 #ifdef _WIN32
     _setmode(_fileno(stdout), _O_BINARY);
 #endif
