@@ -170,7 +170,7 @@ endif
 # The tests run from the repository root; PICOLM_TESTDATA overrides the data path.
 test: $(TEST_BIN) $(BUILD)/picolm $(if $(EXE),,$(BUILD)/picolm-gen $(BUILD)/picolm-server)
 	@fail=0; rm -f $(BUILD)/test.log; \
-	 for t in $(TEST_BIN) "sh tests/cli.sh" "sh tests/json_cli.sh" "sh tests/gen.sh" "sh tests/server.sh"; do \
+	 for t in $(TEST_BIN) "sh tests/cli.sh" "sh tests/interactive.sh" "sh tests/json_cli.sh" "sh tests/gen.sh" "sh tests/server.sh"; do \
 	     PICOLM=$(BUILD)/picolm PICOLM_SERVER=$(BUILD)/picolm-server $$t >$(BUILD)/test.out 2>&1 || fail=1; \
 	     cat $(BUILD)/test.out; cat $(BUILD)/test.out >>$(BUILD)/test.log; done; \
 	 awk '/: [0-9]+ passed, [0-9]+ failed$$/ { p += $$(NF-3); f += $$(NF-1) } \
