@@ -52,8 +52,6 @@ expect 2 "$M" -n abc
 expect 2 "$M" -n -5
 expect 2 "$M" -t 0.5x
 expect 2 "$M" -k 2
-expect 2 "$M" -c 0
-expect 2 "$M" -j 0
 expect 2 "$M" -s -1
 expect 2 "$M" extra-argument
 expect 2 "$M" -p hi --prompt-ids "1 2"
@@ -303,6 +301,127 @@ printf '<|system|>\nYou are helpful.\n</s>\n<|user|>\nHi\n</s>\n<|assistant|>\n'
 printf '<|user|>\nHi</s>\n<|assistant|>\n' | "$BIN" "$M32" -n 8 -t 1 >/dev/null 2>&1 && ok || bad "PicoClaw -t 1"
 # the EOS text never appears in the output
 ! grep -q "</s>" "$T/out" && ok || bad "EOS text printed"
+
+# llama.cpp's long names are aliases of PicoLM's options; PicoLM's short
+# ones keep their meaning (-t temperature, -k top-p, -j threads)
+"$BIN" "$M" -p "Once upon a time" -n 12 -t 0.9 -k 0.8 -s 7 -c 64 -j 1 -q >"$T/a"
+"$BIN" --model "$M" --prompt "Once upon a time" --n-predict 12 --temp 0.9 --top-p 0.8 --seed 7 --ctx-size 64 \
+    --threads 1 -q >"$T/b"
+cmp -s "$T/a" "$T/b" && [ -s "$T/a" ] && ok || bad "long aliases differ from the short options"
+"$BIN" -m "$M" -p "Once upon a time" -n 12 -t 0.9 -k 0.8 -s 7 -q >"$T/b"
+cmp -s "$T/a" "$T/b" && ok || bad "-m differs from the positional model"
+printf 'Once upon a time' >"$T/prompt.txt"
+for f in -f --file; do
+    "$BIN" "$M" $f "$T/prompt.txt" -n 12 -t 0.9 -k 0.8 -s 7 -q >"$T/b"
+    cmp -s "$T/a" "$T/b" && ok || bad "$f differs from -p"
+done
+"$BIN" "$M" -p "Once upon a time" --predict 5 -t 0 2>&1 >/dev/null | grep -q "generated 5 tokens" && ok || bad "--predict"
+expect 1 "$M" -f "$T/no-such-prompt.txt"
+grep -q "no-such-prompt.txt: No such file" "$T/err" && ok || bad "-f missing: $(cat "$T/err")"
+expect 2 "$M" -m "$M" -p hi
+expect 2 -m "$M" "$M" -p hi
+expect 2 "$M" -f "$T/prompt.txt" -p hi
+expect 2 "$M" -f "$T/prompt.txt" --prompt-ids 1
+expect 2 "$M" -i -f "$T/prompt.txt"
+expect 2 -p hi
+for a in "--temp x" "--top-p 2" "--seed -1" "--ctx-size -1" "--threads 1025" "--n-predict -2" "-m" "-f"; do
+    expect 2 "$M" $a
+    grep -q -- "${a%% *}" "$T/err" && ok || bad "$a: the error does not name it: $(cat "$T/err")"
+done
+# zero values as PicoLM took them: -c 0 the model's context (capped at 2048),
+# -j 0 every core, -k 0 and -k 1 top-p off
+"$BIN" "$M" -p "Once upon a time" -n 2 -t 0 -c 0 2>&1 >/dev/null | grep -q "(ctx 2048)" && ok || bad "-c 0"
+"$BIN" "$M" -p "Once upon a time" -n 12 -t 0.9 -s 7 -q >"$T/a"
+"$BIN" "$M" -p "Once upon a time" -n 12 -t 0.9 -s 7 -q -j 0 >"$T/b"
+cmp -s "$T/a" "$T/b" && ok || bad "-j 0 differs"
+nt=$("$BIN" "$M" -p "Once upon a time" -n 2 -t 0 2>&1 >/dev/null | sed -n 's/.* \([0-9]*\) threads.*/\1/p')
+nt0=$("$BIN" "$M" -p "Once upon a time" -n 2 -t 0 -j 0 2>&1 >/dev/null | sed -n 's/.* \([0-9]*\) threads.*/\1/p')
+[ -n "$nt" ] && [ "$nt" = "$nt0" ] && ok || bad "-j 0 runs $nt0 threads, the default $nt"
+"$BIN" "$M" -p "Once upon a time" -n 16 -t 1.5 -s 3 -k 1 -q >"$T/a"
+for k in "-k 0" "--top-p 0" "--top-p 1"; do
+    "$BIN" "$M" -p "Once upon a time" -n 16 -t 1.5 -s 3 $k -q >"$T/b"
+    cmp -s "$T/a" "$T/b" && ok || bad "$k is not -k 1 (top-p off)"
+done
+# a temperature above 2 given with -t may be llama.cpp's -t (threads): a hint
+"$BIN" "$M" -p "Once upon a time" -n 2 -t 4 -q >/dev/null 2>"$T/err"
+[ "$(wc -l <"$T/err")" = 1 ] && grep -q "did you mean -j for threads?" "$T/err" && ok || bad "-t 4 hint: $(cat "$T/err")"
+"$BIN" "$M" -p "Once upon a time" -n 2 -t 2 -q >/dev/null 2>"$T/err"
+[ ! -s "$T/err" ] && ok || bad "-t 2 hints: $(cat "$T/err")"
+"$BIN" "$M" -p "Once upon a time" -n 2 --temp 4 -q >/dev/null 2>"$T/err"
+[ ! -s "$T/err" ] && ok || bad "--temp 4 hints: $(cat "$T/err")"
+
+# -n -1: until an end-of-generation token (EOS made likely by a bias: the
+# model stops after 16 tokens, the text -n 16 gives) or the end of the context
+"$BIN" "$M" -p "Once upon a time" -n -1 -t 0 --logit-bias 2=3 >"$T/a" 2>"$T/err"
+rc=$?
+"$BIN" "$M" -p "Once upon a time" -n 16 -t 0 --logit-bias 2=3 -q >"$T/b"
+[ $rc = 0 ] && grep -q "generated 16 tokens" "$T/err" && ! grep -q "context full" "$T/err" && cmp -s "$T/a" "$T/b" &&
+    ok || bad "-n -1 at EOS: rc $rc, $(cat "$T/err")"
+"$BIN" "$M" -p "Once upon a time" -n 10 -t 0 --logit-bias 2=3 2>&1 >/dev/null | grep -q "generated 10 tokens" &&
+    ok || bad "-n 10 with an EOS bias"
+"$BIN" "$M" -p "Once upon a time" -n -1 -t 0 -c 40 >/dev/null 2>"$T/err"
+rc=$?
+[ $rc = 0 ] && grep -q "context full (40 tokens)" "$T/err" && grep -q "generated 30 tokens" "$T/err" &&
+    ! grep -q "context shifted" "$T/err" && ok || bad "-n -1 at the context's end: rc $rc, $(cat "$T/err")"
+
+# --stop: the text is not printed, even when it spans tokens (" campus" and
+# " oldal" here); the earliest of several wins; one never seen changes nothing
+"$BIN" "$M32" -p "Once upon a time" -n 12 -t 0 -q >"$T/g"
+"$BIN" "$M32" -p "Once upon a time" -n 12 -t 0 --stop "us old" >"$T/o" 2>"$T/err"
+printf 'сор meas dock camp' >"$T/want"
+grep -q "сор meas dock campus oldal" "$T/g" && cmp -s "$T/want" "$T/o" && grep -q "generated 5 tokens" "$T/err" && ok ||
+    bad "--stop across tokens: '$(cat "$T/o")' $(cat "$T/err")"
+"$BIN" "$M32" -p "Once upon a time" -n 12 -t 0 -q --stop "technology" --stop "dock" --stop "zzzz" >"$T/o"
+printf 'сор meas ' >"$T/want"
+cmp -s "$T/want" "$T/o" && ok || bad "several --stop: '$(cat "$T/o")'"
+"$BIN" "$M32" -p "Once upon a time" -n 12 -t 0 -q --stop "zzzz" >"$T/o"
+cmp -s "$T/g" "$T/o" && ok || bad "--stop never seen changed the text"
+expect 2 "$M" --stop ""
+expect 2 "$M" --stop "$(head -c 513 /dev/zero | tr '\000' x)"
+
+# the penalties and the bias change the greedy text (the random model
+# repeats itself); min-p 1 keeps only the most likely token: greedy
+"$BIN" "$M" -p "Once upon a time" -n 40 -t 0 -q >"$T/g"
+for a in "--repeat-penalty 1.5" "--presence-penalty 1" "--frequency-penalty 1" "--logit-bias 446=-inf" \
+    "--logit-bias 446-5" "--logit-bias 300=20"; do
+    "$BIN" "$M" -p "Once upon a time" -n 40 -t 0 -q $a >"$T/o" 2>"$T/err"
+    [ $? = 0 ] && [ -s "$T/o" ] && ! cmp -s "$T/g" "$T/o" && ok || bad "$a left the greedy text as it was $(cat "$T/err")"
+done
+for a in "--repeat-penalty 1.5 --repeat-last-n 0" "--repeat-penalty 1" "--min-p 1 -t 1" "--min-p 0.5 -t 0" \
+    "--logit-bias 446=0"; do
+    "$BIN" "$M" -p "Once upon a time" -n 40 -t 0 -q $a >"$T/o"
+    cmp -s "$T/g" "$T/o" && ok || bad "$a changed the greedy text"
+done
+for a in "--logit-bias 5=abc" "--logit-bias 5" "--logit-bias =1" "--logit-bias x=1" "--logit-bias 5=nan" \
+    "--logit-bias 5=1e9" "--logit-bias -1=2" "--min-p 2" "--min-p -0.1" "--repeat-penalty 101" "--repeat-last-n -2" \
+    "--presence-penalty 200" "--frequency-penalty x" "--lookup 99" "--lookup -1" "--repeat-last-n 40000"; do
+    expect 2 "$M" -p hi $a
+    grep -q -- "${a%% *}" "$T/err" && ok || bad "$a: the error does not name it: $(cat "$T/err")"
+done
+expect 2 "$M" -p hi --logit-bias 512=1
+grep -q "token 512 is past the vocabulary (512 tokens)" "$T/err" && ok || bad "--logit-bias past the vocabulary: $(cat "$T/err")"
+# -i takes the sampler flags too
+printf 'Hi\n' | "$BIN" "$M32" -i -n 8 -t 0 -q --stop "zzzz" --repeat-penalty 1.5 >"$T/o" 2>"$T/err" && [ -s "$T/o" ] &&
+    ok || bad "-i with sampler flags: $(cat "$T/err")"
+printf 'Hi\n' | "$BIN" "$M32" -i -n -1 -c 64 -t 0 --logit-bias 2=-inf >"$T/o" 2>"$T/err"
+[ $? = 0 ] && grep -q "context full" "$T/err" && ok || bad "-i -n -1: $(cat "$T/err")"
+
+# --lookup: the same text with and without it, greedy and seeded, on a
+# repetitive prompt; the statistics say what was drafted and accepted
+P4="one two three four, one two three four, one two three four, one two three four"
+for s in "-t 0" "-t 0.7 -s 3" "-t 0.9 -s 5 --top-k 40"; do
+    "$BIN" "$M" -p "$P4" -n 64 $s -q >"$T/a"
+    for n in 1 4 16; do
+        "$BIN" "$M" -p "$P4" -n 64 $s --lookup $n >"$T/b" 2>"$T/err"
+        cmp -s "$T/a" "$T/b" && grep -q "^\[picolm\] lookup: [0-9]* drafted, [0-9]* accepted ([0-9]*%)" "$T/err" && ok ||
+            bad "--lookup $n $s changed the text: $(cat "$T/err")"
+    done
+done
+"$BIN" "$M" -p "$P4" -n 64 -t 0 --lookup 8 2>&1 >/dev/null | grep -q "lookup: [1-9][0-9]* drafted, [1-9][0-9]* accepted" &&
+    ok || bad "--lookup 8 drafted nothing on a repetitive text"
+"$BIN" "$M" -p "$P4" -n 8 -t 0 2>&1 >/dev/null | grep -q "lookup" && bad "lookup statistics without --lookup" || ok
+printf 'Hi\n' | "$BIN" "$M" -i -n 16 -t 0 --lookup 4 2>&1 >/dev/null | grep -q "turn 1: .*; lookup: [0-9]* drafted" &&
+    ok || bad "-i --lookup statistics"
 
 # -i through a pipe: each line a user message, one answer line each, EOF
 # ends with exit 0. The first answer is --chat's; the second continues the

@@ -39,15 +39,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
         i += len + 1;
     }
     argv[argc] = NULL;
-    options o = {0};
-    o.n_predict = 256, o.temp = 0.8f, o.top_p = 0.9f, o.seed = 42, o.keep = -1;
+    options o;
+    options_default(&o);
     if (setjmp(pl_fuzz_args_jmp) == 0) {
         parse_args(&o, argc, argv);
         /* parsed: the ranges the parser promises */
-        if (!o.model || o.n_predict < 0 || o.n_ctx < 0 || o.n_ctx > (1 << 20) || o.n_threads < 0 ||
+        if (!o.model || o.n_predict < -1 || o.n_ctx < 0 || o.n_ctx > (1 << 20) || o.n_threads < 0 ||
             o.n_threads > 1024 || !(o.temp >= 0 && o.temp <= 100) || !(o.top_p > 0 && o.top_p <= 1) ||
-            (o.prompt && o.prompt_ids))
+            (o.prompt && o.prompt_ids) || o.n_stop > MAX_STOP || o.n_bias > MAX_STOP)
             abort();
+        for (int i = 0; i < o.n_stop; i++)
+            if (!o.stop[i][0] || strlen(o.stop[i]) > 512) abort();
+        for (int i = 0; i < o.n_bias; i++)
+            if (o.bias[i].token < 0 || !(fabsf(o.bias[i].bias) <= 1e4f || o.bias[i].bias == -INFINITY)) abort();
+        /* the sampler accepts what parsed (bias ids need a vocabulary: checked above) */
+        pl_sampler_params sp;
+        pl_gen_params gp;
+        gen_setup(&o, &sp, &gp);
+        sp.n_logit_bias = 0;
+        pl_sampler *smp;
+        if (pl_sampler_new(&smp, &sp, 16)) abort();
+        pl_sampler_free(smp);
+        if (gp.lookup < 0 || gp.lookup > 16) abort();
     }
     for (int i = 1; i < argc; i++) free(argv[i]);
     free(buf);

@@ -38,27 +38,39 @@ static int is_terminal(int fd) {
 #include "../src/platform.h"
 
 static const char *usage_text =
-    "usage: picolm MODEL.gguf [options]\n"
+    "usage: picolm MODEL.gguf [options]   (or picolm -m MODEL.gguf [options])\n"
     "\n"
     "Generates text from a prompt with a LLaMA-architecture GGUF model.\n"
     "The prompt comes from -p or standard input; the text goes to standard\n"
     "output, statistics to standard error. Without a prompt at a terminal, or\n"
     "with -i, it is a chat.\n"
     "\n"
-    "  -p TEXT            prompt (default: read standard input)\n"
+    "  -p, --prompt TEXT  prompt (default: read standard input)\n"
+    "  -f, --file FILE    prompt from a file\n"
+    "  -m, --model FILE   the model (or give it as the first argument)\n"
     "  -i, --interactive  chat: each line of standard input is a user message\n"
     "                     (end a line with \\ to go on), answered with the whole\n"
     "                     conversation in the context; the default when no prompt\n"
     "                     is given and standard input is a terminal. Ctrl-D ends,\n"
     "                     Ctrl-C stops the answer (at the prompt: quits); -n, -t,\n"
     "                     --system, --json ... apply to every answer\n"
-    "  -n N               maximum new tokens (default 256)\n"
-    "  -t TEMP            temperature, 0 = greedy (default 0.8)\n"
-    "  -k P               top-p / nucleus sampling (default 0.9)\n"
+    "  -n, --n-predict N  maximum new tokens (default 256; -1: until an end-of-\n"
+    "                     generation token or the end of the context)\n"
+    "  -t, --temp TEMP    temperature, 0 = greedy (default 0.8)\n"
+    "  -k, --top-p P      top-p / nucleus sampling (default 0.9; 0 or 1 = off)\n"
     "  --top-k N          keep the N most likely tokens (default 0 = off)\n"
-    "  -s SEED            random seed (default 42)\n"
-    "  -c N               context length (default: the model's, capped at 2048)\n"
-    "  -j N               threads (default: online cores)\n"
+    "  --min-p P          keep tokens at least P x as likely as the best (0 = off)\n"
+    "  --repeat-penalty X divide a recent token's logit by X (default 1 = off)\n"
+    "  --repeat-last-n N  tokens the penalties look back on (default 64; -1: 32768)\n"
+    "  --presence-penalty X   subtract X from a recent token's logit (default 0)\n"
+    "  --frequency-penalty X  subtract X per occurrence (default 0)\n"
+    "  --logit-bias ID=X  add X (or -inf) to token ID's logit (repeatable)\n"
+    "  --stop TEXT        stop when TEXT appears; it is not printed (repeatable)\n"
+    "  --lookup N         prompt-lookup drafting of up to N tokens (0-16, default\n"
+    "                     0): faster on repetitive text, the same output\n"
+    "  -s, --seed SEED    random seed (default 42)\n"
+    "  -c, --ctx-size N   context length (default or 0: the model's, capped at 2048)\n"
+    "  -j, --threads N    threads (default or 0: online cores)\n"
     "  --no-bos           do not add the BOS token\n"
     "  --no-special       special-token text in the prompt (\"</s>\") is plain text\n"
     "                     (with --chat it always is inside the messages)\n"
@@ -86,13 +98,34 @@ static const char *usage_text =
     "  --version          version and CPU kernel level\n"
     "  -h, --help         this text\n";
 
+#define MAX_STOP 64 /* --stop and --logit-bias given at most this many times */
+
 typedef struct {
     const char *model, *prompt, *prompt_ids, *dump_logits, *system, *chat_template, *cache, *grammar, *schema;
+    const char *file; /* -f: the prompt's file */
     int n_predict, top_k, n_ctx, n_threads, no_bos, no_special, tokenize, quiet, keep, no_shift, mem_budget, chat, kv_q8, json;
-    int interactive;
-    float temp, top_p;
+    int interactive, lookup, temp_hint;
+    float temp, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
+    int repeat_last_n;
     uint64_t seed;
+    const char *stop[MAX_STOP];
+    int n_stop;
+    pl_logit_bias bias[MAX_STOP];
+    int n_bias;
 } options;
+
+/* PicoLM's defaults (tests/fuzz_args.c starts from them too) */
+static void options_default(options *o) {
+    memset(o, 0, sizeof *o);
+    pl_sampler_params sp = pl_sampler_default_params();
+    o->n_predict = 256;
+    o->temp = 0.8f;
+    o->top_p = 0.9f;
+    o->seed = 42;
+    o->keep = -1;
+    o->repeat_penalty = sp.repeat_penalty;
+    o->repeat_last_n = sp.repeat_last_n;
+}
 
 /* tests/fuzz_args.c builds this file with PICOLM_FUZZ_ARGS: a usage error
  * (or --help) returns to the fuzzer instead of ending the process. */
@@ -139,6 +172,33 @@ static float parse_float(const char *opt, const char *s, float lo, float hi) {
     return (float)v;
 }
 
+static uint64_t parse_seed(const char *opt, const char *v) {
+    char *end;
+    errno = 0;
+    unsigned long long s = strtoull(v, &end, 10);
+    if (!*v || *end || errno || *v == '-') die_usage("%s expects a non-negative integer, got '%s'", opt, v);
+    return s;
+}
+
+/* --logit-bias ID=X, or llama.cpp's ID+X / ID-X; X may be -inf (bans the token) */
+static pl_logit_bias parse_bias(const char *opt, const char *s) {
+    char *end;
+    errno = 0;
+    long id = strtol(s, &end, 10);
+    if (end == s || errno || id < 0 || id > INT32_MAX || (*end != '=' && *end != '+' && *end != '-'))
+        die_usage("%s expects ID=VALUE, got '%s'", opt, s);
+    const char *v = end + (*end == '=');
+    float b;
+    if (!strcmp(v, "-inf") || !strcmp(v, "-INF")) b = -INFINITY;
+    else {
+        double d = strtod(v, &end);
+        if (!*v || *end || d != d) die_usage("%s expects ID=VALUE, got '%s'", opt, s);
+        if (!(fabs(d) <= 1e4)) die_usage("%s %s: the value is out of range [-10000, 10000] (or -inf)", opt, s);
+        b = (float)d;
+    }
+    return (pl_logit_bias){(int32_t)id, b};
+}
+
 static void parse_args(options *o, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -149,21 +209,41 @@ static void parse_args(options *o, int argc, char **argv) {
         } else if (!strcmp(a, "--version")) {
             printf("picolm %s (kernels: %s)\n", PICOLM_VERSION, pl_cpu_level());
             EXIT_PARSE(0);
-        } else if (!strcmp(a, "-p")) o->prompt = VALUE();
-        else if (!strcmp(a, "-i") || !strcmp(a, "--interactive")) o->interactive = 1;
-        else if (!strcmp(a, "-n")) o->n_predict = parse_int(a, VALUE(), 0, INT_MAX);
-        else if (!strcmp(a, "-t")) o->temp = parse_float(a, VALUE(), 0.0f, 100.0f);
-        else if (!strcmp(a, "-k")) o->top_p = parse_float(a, VALUE(), 1e-6f, 1.0f);
-        else if (!strcmp(a, "--top-k")) o->top_k = parse_int(a, VALUE(), 0, INT_MAX);
-        else if (!strcmp(a, "-s")) {
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) o->prompt = VALUE();
+        else if (!strcmp(a, "-f") || !strcmp(a, "--file")) o->file = VALUE();
+        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             const char *v = VALUE();
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            if (!*v || *end || errno || *v == '-') die_usage("-s expects a non-negative integer, got '%s'", v);
-            o->seed = s;
-        } else if (!strcmp(a, "-c")) o->n_ctx = parse_int(a, VALUE(), 1, 1 << 20);
-        else if (!strcmp(a, "-j")) o->n_threads = parse_int(a, VALUE(), 1, 1024);
+            if (o->model) die_usage("two models given ('%s' and '%s')", o->model, v);
+            o->model = v;
+        } else if (!strcmp(a, "-i") || !strcmp(a, "--interactive")) o->interactive = 1;
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict") || !strcmp(a, "--predict"))
+            o->n_predict = parse_int(a, VALUE(), -1, INT_MAX);
+        else if (!strcmp(a, "-t") || !strcmp(a, "--temp")) {
+            o->temp = parse_float(a, VALUE(), 0.0f, 100.0f);
+            o->temp_hint = a[1] == 't' && o->temp > 2; /* llama.cpp's -t is the threads */
+        } else if (!strcmp(a, "-k") || !strcmp(a, "--top-p")) {
+            o->top_p = parse_float(a, VALUE(), 0.0f, 1.0f);
+            if (o->top_p == 0) o->top_p = 1; /* 0 is off, as PicoLM took it */
+        } else if (!strcmp(a, "--top-k")) o->top_k = parse_int(a, VALUE(), 0, INT_MAX);
+        else if (!strcmp(a, "--min-p")) o->min_p = parse_float(a, VALUE(), 0.0f, 1.0f);
+        else if (!strcmp(a, "--repeat-penalty")) o->repeat_penalty = parse_float(a, VALUE(), 0.0f, 100.0f);
+        else if (!strcmp(a, "--repeat-last-n")) o->repeat_last_n = parse_int(a, VALUE(), -1, 32768);
+        else if (!strcmp(a, "--presence-penalty")) o->presence_penalty = parse_float(a, VALUE(), -100.0f, 100.0f);
+        else if (!strcmp(a, "--frequency-penalty")) o->frequency_penalty = parse_float(a, VALUE(), -100.0f, 100.0f);
+        else if (!strcmp(a, "--logit-bias")) {
+            pl_logit_bias b = parse_bias(a, VALUE());
+            if (o->n_bias == MAX_STOP) die_usage("--logit-bias given more than %d times", MAX_STOP);
+            o->bias[o->n_bias++] = b;
+        } else if (!strcmp(a, "--stop")) {
+            const char *v = VALUE();
+            size_t n = strlen(v);
+            if (n == 0 || n > 512) die_usage("--stop expects a text of 1 to 512 bytes, got %zu", n);
+            if (o->n_stop == MAX_STOP) die_usage("--stop given more than %d times", MAX_STOP);
+            o->stop[o->n_stop++] = v;
+        } else if (!strcmp(a, "--lookup")) o->lookup = parse_int(a, VALUE(), 0, 16);
+        else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) o->seed = parse_seed(a, VALUE());
+        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) o->n_ctx = parse_int(a, VALUE(), 0, 1 << 20);
+        else if (!strcmp(a, "-j") || !strcmp(a, "--threads")) o->n_threads = parse_int(a, VALUE(), 0, 1024);
         else if (!strcmp(a, "--no-bos")) o->no_bos = 1;
         else if (!strcmp(a, "--no-special")) o->no_special = 1;
         else if (!strcmp(a, "--keep")) o->keep = parse_int(a, VALUE(), 0, 1 << 20);
@@ -192,13 +272,14 @@ static void parse_args(options *o, int argc, char **argv) {
 #undef VALUE
     }
     if (!o->model) die_usage("no model given");
-    if (o->prompt && o->prompt_ids) die_usage("-p and --prompt-ids are exclusive");
+    if ((o->prompt != NULL) + (o->prompt_ids != NULL) + (o->file != NULL) > 1)
+        die_usage("-p, -f and --prompt-ids are exclusive");
     if (o->dump_logits && o->n_predict != 0) die_usage("--dump-logits needs -n 0");
     if (o->chat && o->prompt_ids) die_usage("--chat formats text; it cannot take --prompt-ids");
     if ((o->json != 0) + (o->grammar != NULL) + (o->schema != NULL) > 1)
         die_usage("--json, --grammar and --json-schema are exclusive");
     if (o->interactive) {
-        const char *no = o->prompt ? "-p" : o->prompt_ids ? "--prompt-ids" : o->tokenize ? "--tokenize"
+        const char *no = o->prompt ? "-p" : o->file ? "-f" : o->prompt_ids ? "--prompt-ids" : o->tokenize ? "--tokenize"
                        : o->dump_logits ? "--dump-logits" : o->cache ? "--cache" : NULL;
         if (no) die_usage("-i is a chat on standard input; it cannot take %s", no);
     }
@@ -409,6 +490,32 @@ static char *dup_n(const char *s, size_t n) {
     return d;
 }
 
+/* The sampler and generation loop parameters from the options (one-shot
+ * and -i alike). -n -1 runs until an end-of-generation token or the end of
+ * the context: it never shifts. */
+static void gen_setup(const options *o, pl_sampler_params *sp, pl_gen_params *gp) {
+    *sp = pl_sampler_default_params();
+    sp->temperature = o->temp, sp->top_p = o->top_p, sp->top_k = o->top_k, sp->seed = o->seed;
+    sp->min_p = o->min_p;
+    sp->repeat_penalty = o->repeat_penalty, sp->repeat_last_n = o->repeat_last_n;
+    sp->presence_penalty = o->presence_penalty, sp->frequency_penalty = o->frequency_penalty;
+    sp->logit_bias = o->bias, sp->n_logit_bias = o->n_bias;
+    *gp = pl_gen_default_params();
+    gp->n_predict = o->n_predict;
+    gp->n_keep = o->keep;
+    gp->no_context_shift = o->no_shift || o->n_predict < 0;
+    gp->stop = o->stop, gp->n_stop = o->n_stop;
+    gp->lookup = o->lookup;
+}
+
+/* ", lookup: D drafted, A accepted (P%)" for the statistics, "" without --lookup */
+static const char *lookup_stats(const pl_gen *g, char *buf, size_t cap) {
+    int d = 0, a = 0;
+    pl_gen_draft_stats(g, &d, &a);
+    snprintf(buf, cap, "; lookup: %d drafted, %d accepted (%.0f%%)", d, a, d ? 100.0 * a / d : 0.0);
+    return buf;
+}
+
 /* -i: a chat on sequence 0. Each turn formats the whole conversation with
  * the template; pl_gen_prompt computes only what the KV cache does not hold
  * (the earlier turns format to the same text every time, so their tokens are
@@ -423,9 +530,11 @@ static int interactive(const options *o, pl_model *model, pl_grammar *gram, doub
     pl_context_params cp = {o->n_ctx, o->n_threads, o->mem_budget, o->kv_q8, 1};
     pl_context *ctx;
     if (pl_context_new(&ctx, model, &cp, err, sizeof err)) fail("%s", err);
-    const int n_ctx = pl_context_n_ctx(ctx), room = o->n_predict < n_ctx / 2 ? o->n_predict : n_ctx / 2;
-    pl_sampler_params sp = pl_sampler_default_params(); /* as main's */
-    sp.temperature = o->temp, sp.top_p = o->top_p, sp.top_k = o->top_k, sp.seed = o->seed;
+    const int n_ctx = pl_context_n_ctx(ctx);
+    const int room = o->n_predict >= 0 && o->n_predict < n_ctx / 2 ? o->n_predict : n_ctx / 2;
+    pl_sampler_params sp;
+    pl_gen_params gp;
+    gen_setup(o, &sp, &gp);
     pl_sampler *smp;
     if (pl_sampler_new(&smp, &sp, info->n_vocab)) fail("bad sampling parameters");
     float *logits = malloc((size_t)info->n_vocab * sizeof(float));
@@ -512,10 +621,6 @@ static int interactive(const options *o, pl_model *model, pl_grammar *gram, doub
          * stays in the conversation */
         g_stop = 0;
         turn++;
-        pl_gen_params gp = pl_gen_default_params();
-        gp.n_predict = o->n_predict;
-        gp.n_keep = o->keep;
-        gp.no_context_shift = o->no_shift;
         pl_gen *gen;
         if (pl_gen_new(&gen, ctx, 0, smp, &gp, err, sizeof err)) fail("%s", err);
         if (gram) {
@@ -549,10 +654,12 @@ static int interactive(const options *o, pl_model *model, pl_grammar *gram, doub
         if (gram && !g_stop && !pl_grammar_is_complete(gram))
             fprintf(stderr, "picolm: warning: the answer does not complete the grammar (context full or -n too small)\n");
         if (st == PL_GEN_CTX_FULL) fprintf(stderr, "picolm: context full (%d tokens); answer stopped\n", n_ctx);
+        char lk[96];
         if (!o->quiet)
-            fprintf(stderr, "[picolm] turn %d: prompt %d tokens, reused %d, %.2f tok/s; generated %d tokens, %.2f tok/s%s\n",
+            fprintf(stderr, "[picolm] turn %d: prompt %d tokens, reused %d, %.2f tok/s; generated %d tokens, %.2f tok/s%s%s\n",
                     turn, n_ids, n_reused, t2 > t1 ? (n_ids - n_reused) / (t2 - t1) : 0.0, n_gen,
-                    t_gen > 0 && n_gen > 1 ? (n_gen - 1) / t_gen : 0.0, g_stop ? " (interrupted)" : "");
+                    t_gen > 0 && n_gen > 1 ? (n_gen - 1) / t_gen : 0.0, o->lookup ? lookup_stats(gen, lk, sizeof lk) : "",
+                    g_stop ? " (interrupted)" : "");
         pl_gen_free(gen);
         msgs[n_msgs++] = (pl_chat_msg){"assistant", dup_n(ans ? ans : "", n_ans)};
     }
@@ -576,15 +683,12 @@ static int interactive(const options *o, pl_model *model, pl_grammar *gram, doub
 }
 
 int main(int argc, char **argv) {
-    options o = {0};
-    o.n_predict = 256;
-    o.temp = 0.8f;
-    o.top_p = 0.9f;
-    o.seed = 42;
-    o.keep = -1;
+    options o;
+    options_default(&o);
     parse_args(&o, argc, argv);
+    if (o.temp_hint) fprintf(stderr, "picolm: -t %g is the temperature here; did you mean -j for threads?\n", o.temp);
     /* no prompt at a terminal: a chat (a pipe still gives one prompt) */
-    if (!o.prompt && !o.prompt_ids && !o.tokenize && !o.dump_logits && !o.cache && is_terminal(0)) o.interactive = 1;
+    if (!o.prompt && !o.file && !o.prompt_ids && !o.tokenize && !o.dump_logits && !o.cache && is_terminal(0)) o.interactive = 1;
 #ifdef _WIN32
     _setmode(_fileno(stdout), _O_BINARY);
 #endif
@@ -595,6 +699,9 @@ int main(int argc, char **argv) {
     if (pl_model_open(&model, o.model, err, sizeof err)) fail("%s", err);
     const pl_model_info *info = pl_model_get_info(model);
     double t_load = pl_time_sec() - t0;
+    for (int i = 0; i < o.n_bias; i++)
+        if (o.bias[i].token >= info->n_vocab)
+            die_usage("--logit-bias: token %d is past the vocabulary (%d tokens)", (int)o.bias[i].token, info->n_vocab);
 
     /* a grammar constrains the output: compiled and bound to the vocabulary
      * before any work, so a bad grammar fails fast */
@@ -645,6 +752,9 @@ int main(int argc, char **argv) {
         if (o.prompt) {
             len = strlen(o.prompt);
             text = (char *)o.prompt;
+        } else if (o.file) {
+            text = read_file(o.file, &len);
+            if (!text) fail("%s: %s", o.file, strerror(errno));
         } else {
             text = read_stdin(&len);
             if (!text) fail("out of memory reading standard input");
@@ -747,8 +857,9 @@ int main(int argc, char **argv) {
         if (fwrite(logits, sizeof(float), cnt, f) != cnt || fclose(f)) fail("%s: write failed", o.dump_logits);
     }
 
-    pl_sampler_params sp = pl_sampler_default_params();
-    sp.temperature = o.temp, sp.top_p = o.top_p, sp.top_k = o.top_k, sp.seed = o.seed;
+    pl_sampler_params sp;
+    pl_gen_params gp;
+    gen_setup(&o, &sp, &gp);
     pl_sampler *smp;
     if (pl_sampler_new(&smp, &sp, n_vocab)) fail("bad sampling parameters");
 
@@ -759,10 +870,7 @@ int main(int argc, char **argv) {
     /* generation: the library's loop (sampling, grammar, end-of-generation
      * tokens, the UTF-8 hold-back, the context shift), text to stdout as
      * it becomes safe to print */
-    pl_gen_params gp = pl_gen_default_params();
-    gp.n_predict = o.n_predict;
     gp.n_keep = n_keep;
-    gp.no_context_shift = o.no_shift;
     pl_gen *gen;
     if (pl_gen_new(&gen, ctx, 0, smp, &gp, err, sizeof err)) fail("%s", err);
     if (gram) pl_gen_set_grammar(gen, gram);
@@ -815,6 +923,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "[picolm] disk reads during generation: %.1f MB per token\n",
                     io_gen / 1e6 / (n_gen - 1));
         if (n_shifts) fprintf(stderr, "[picolm] context shifted %d times (keeping %d tokens)\n", n_shifts, n_keep);
+        char lk[96];
+        if (o.lookup) fprintf(stderr, "[picolm] %s\n", lookup_stats(gen, lk, sizeof lk) + 2);
     }
     pl_gen_free(gen);
     pl_grammar_free(gram);
