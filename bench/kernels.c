@@ -1,7 +1,8 @@
 /* kernels.c - matmul microbenchmark per weight type and kernel level (not
  * part of make test). For a rows x cols weight matrix (default 5632 x 2048,
  * TinyLlama's FFN): generation (nb = 1) as GB/s of weights streamed, with
- * enough copies of the matrix to defeat the caches; prefill (nb = 32) as
+ * enough copies of the matrix to defeat the caches, and the same for a few
+ * columns at once (-b, default 4: a server's streams); prefill (nb = 32) as
  * GFLOP/s (2 * rows * cols * nb per call). Single-threaded unless -t 2.
  *
  *   make -s && cc -O2 -Iinclude -Isrc bench/kernels.c build/libpicolm.a -lm -lpthread -o build/bench_kernels
@@ -62,7 +63,7 @@ static void matmul_mt(job j) {
 }
 
 int main(int argc, char **argv) {
-    int rows = 5632, cols = 2048, nth = 1;
+    int rows = 5632, cols = 2048, nth = 1, few = 4;
     const char *only = NULL, *level = NULL;
     for (int i = 1; i < argc; i++) {
         const int more = i + 1 < argc;
@@ -73,14 +74,17 @@ int main(int argc, char **argv) {
         else if (more && !strcmp(argv[i], "-c")) cols = atoi(argv[++i]);
         else if (more && !strcmp(argv[i], "-T")) only = argv[++i];
         else if (more && !strcmp(argv[i], "-L")) level = argv[++i];
+        else if (more && !strcmp(argv[i], "-b")) few = atoi(argv[++i]);
     }
     if (nth < 1 || nth > 8) nth = 1;
+    if (few < 2 || few > 32) few = 4;
     static const uint32_t types[] = {PL_TYPE_Q4_K, PL_TYPE_Q6_K, PL_TYPE_Q5_K, PL_TYPE_Q8_0, PL_TYPE_Q4_0,
                                      PL_TYPE_F16,  PL_TYPE_F32,  PL_TYPE_Q2_K, PL_TYPE_Q3_K, PL_TYPE_Q4_1,
                                      PL_TYPE_Q5_0, PL_TYPE_Q5_1, PL_TYPE_BF16, PL_TYPE_IQ4_NL, PL_TYPE_IQ4_XS};
     const int NB = 32;
-    printf("%d x %d, %d thread(s); nb=1: GB/s of weights, nb=32: GFLOP/s\n", rows, cols, nth);
-    printf("%-6s %-8s %9s %9s\n", "type", "level", "nb=1", "nb=32");
+    printf("%d x %d, %d thread(s); nb=1 and nb=%d (a few streams): GB/s of weights, nb=32: GFLOP/s\n", rows, cols,
+           nth, few);
+    printf("%-6s %-8s %9s %8s%-2d %9s\n", "type", "level", "nb=1", "nb=", few, "nb=32");
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         const pl_type_traits *tr = pl_type_traits_get(types[t]);
         if (only && !strstr(only, tr->name)) continue;
@@ -108,11 +112,11 @@ int main(int argc, char **argv) {
             if (level && strcmp(level, lv[l])) continue;
             const pl_kernels_t *K = pl_kernels_by_name(lv[l]);
             const int slow = !strcmp(K->name, "generic");
-            double res[2];
-            for (int m = 0; m < 2; m++) {
-                const int nb = m ? NB : 1;
+            double res[3];
+            for (int m = 0; m < 3; m++) {
+                const int nb = m == 2 ? NB : m ? few : 1;
                 /* the generic level at nb = 32 runs a slice of the rows */
-                const int rr = (m && slow) ? rows / 16 : rows;
+                const int rr = (m == 2 && slow) ? rows / 16 : rows;
                 job j = {K, types[t], w, rb, rr, cols, nb, xq, xs, y, (size_t)rows, 0, nth};
                 int it = 0;
                 double t0 = now(), el;
@@ -123,9 +127,9 @@ int main(int argc, char **argv) {
                     el = now() - t0;
                 } while (el < 0.5 * (use_cpu_time ? nth : 1));
                 if (use_cpu_time) el /= nth;
-                res[m] = m ? 2.0 * rr * cols * nb * it / el * 1e-9 : (double)rb * rr * it / el * 1e-9;
+                res[m] = m == 2 ? 2.0 * rr * cols * nb * it / el * 1e-9 : (double)rb * rr * it / el * 1e-9;
             }
-            printf("%-6s %-8s %9.2f %9.2f\n", tr->name, K->name, res[0], res[1]);
+            printf("%-6s %-8s %9.2f %10.2f %9.2f\n", tr->name, K->name, res[0], res[1], res[2]);
             fflush(stdout);
         }
         free(w), free(row), free(xq), free(y);

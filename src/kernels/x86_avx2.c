@@ -967,34 +967,79 @@ AI __m256i hsum4x(const __m256i *p) {
     return _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
 }
 
-AI __m256 mvx_block(const int T, const uint8_t *b, const __m256i *x, const block_q8_K *y, __m256 F) {
-    __m256i a[8], P[8], S;
+/* A weight super-block decoded for mvx_col: its quants as stored (a), its
+ * scales (sc: per 32-bit lane as mm_kq's lanes need them; Q6_K: s8 and
+ * the four groups' lanes), -dmin * mins (Q4_K/Q5_K), d. */
+typedef struct {
+    __m256i a[8], sc[4], aux;
+    __m256 mf;
+    float d;
+} mvw_t;
+
+AI void mvx_decode(const int T, const uint8_t *b, mvw_t *o) {
     if (T == PL_TYPE_Q6_K) {
         const block_q6_K *q = (const block_q6_K *)b;
-        q6_half(q->ql, q->qh, a);
-        q6_half(q->ql + 64, q->qh + 32, a + 4);
+        q6_half(q->ql, q->qh, o->a);
+        q6_half(q->ql + 64, q->qh + 32, o->a + 4);
         const __m128i s8 = ld128(q->scales);
-        UNROLL for (int k = 0; k < 8; k++) P[k] = dot4(a[k], x[k]);
         UNROLL for (int g = 0; g < 4; g++) {
             /* mm_kq's lane p: 8 products of sub-block 4g + (0 0 2 2 1 1 3 3)[p] */
-            const __m256i v = _mm256_add_epi32(_mm256_unpacklo_epi64(P[2 * g], P[2 * g + 1]),
-                                               _mm256_unpackhi_epi64(P[2 * g], P[2 * g + 1]));
             const __m128i m = _mm_setr_epi8((char)(4 * g), (char)(4 * g), (char)(4 * g + 2), (char)(4 * g + 2),
                                             (char)(4 * g + 1), (char)(4 * g + 1), (char)(4 * g + 3),
                                             (char)(4 * g + 3), 0, 0, 0, 0, 0, 0, 0, 0);
-            const __m256i t = _mm256_mullo_epi32(v, _mm256_cvtepi8_epi32(_mm_shuffle_epi8(s8, m)));
-            S = g ? _mm256_add_epi32(S, t) : t;
+            o->sc[g] = _mm256_cvtepi8_epi32(_mm_shuffle_epi8(s8, m));
         }
-        const __m256i aux = _mm256_slli_epi16(_mm256_cvtepi8_epi16(s8), 5);
-        S = _mm256_sub_epi32(S, _mm256_madd_epi16(aux, ld256(y->bsums)));
-        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_set1_ps(ldh(&q->d) * y->d), F);
+        o->aux = _mm256_slli_epi16(_mm256_cvtepi8_epi16(s8), 5);
+        o->d = ldh(&q->d);
+        return;
     }
     if (T == PL_TYPE_IQ4_XS) {
         const block_iq4_xs *q = (const block_iq4_xs *)b;
         const __m256i book = iq4_book();
+        UNROLL for (int s = 0; s < 8; s++) o->a[s] = iq4_sub(book, q->qs + 16 * s); /* signed */
+        o->sc[0] = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(iq4xs_scales(q)));
+        o->d = ldh(&q->d);
+        return;
+    }
+    const uint8_t *qs = b + (T == PL_TYPE_Q5_K ? 48 : 16);
+    const __m256i m4 = _mm256_set1_epi8(0xf), b4 = _mm256_set1_epi8(0x10);
+    __m256i hb = T == PL_TYPE_Q5_K ? ld256(b + 16) : _mm256_setzero_si256();
+    UNROLL for (int j = 0; j < 4; j++) {
+        const __m256i q = ld256(qs + 32 * j);
+        o->a[2 * j] = _mm256_and_si256(q, m4);
+        o->a[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if (T == PL_TYPE_Q5_K) {
+            o->a[2 * j] = _mm256_or_si256(o->a[2 * j], _mm256_and_si256(_mm256_slli_epi16(hb, 4), b4));
+            o->a[2 * j + 1] = _mm256_or_si256(o->a[2 * j + 1], _mm256_and_si256(_mm256_slli_epi16(hb, 3), b4));
+            hb = _mm256_srli_epi16(hb, 2);
+        }
+    }
+    const __m128i sm = k4_scales(b + 4);
+    o->mf = _mm256_mul_ps(_mm256_set1_ps(-ldh(b + 2)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
+    const __m256i sc = _mm256_cvtepu8_epi32(sm);
+    if (T == PL_TYPE_Q4_K) o->sc[0] = sc;
+    else o->sc[0] = _mm256_permute4x64_epi64(sc, 0x44), o->sc[1] = _mm256_permute4x64_epi64(sc, 0xee);
+    o->d = ldh(b);
+}
+
+/* F + one column's products with a decoded super-block, as mm_kq's tile
+ * forms them (lane integers, then its float steps in its order). */
+AI __m256 mvx_col(const int T, const mvw_t *w, const block_q8_K *y, __m256 F) {
+    __m256i P[8], S;
+    if (T == PL_TYPE_Q6_K) {
+        UNROLL for (int k = 0; k < 8; k++) P[k] = dot4(w->a[k], ld256(y->qs + 32 * k));
+        UNROLL for (int g = 0; g < 4; g++) {
+            const __m256i v = _mm256_add_epi32(_mm256_unpacklo_epi64(P[2 * g], P[2 * g + 1]),
+                                               _mm256_unpackhi_epi64(P[2 * g], P[2 * g + 1]));
+            const __m256i t = _mm256_mullo_epi32(v, w->sc[g]);
+            S = g ? _mm256_add_epi32(S, t) : t;
+        }
+        S = _mm256_sub_epi32(S, _mm256_madd_epi16(w->aux, ld256(y->bsums)));
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_set1_ps(w->d * y->d), F);
+    }
+    if (T == PL_TYPE_IQ4_XS) {
         UNROLL for (int s = 0; s < 8; s++) {
-            const __m256i w = iq4_sub(book, q->qs + 16 * s);
-            const __m256i xs = _mm256_sign_epi8(x[s], w), aw = _mm256_sign_epi8(w, w);
+            const __m256i xs = _mm256_sign_epi8(ld256(y->qs + 32 * s), w->a[s]), aw = _mm256_sign_epi8(w->a[s], w->a[s]);
 #ifdef PL_VNNI
             P[s] = dpbusd(_mm256_setzero_si256(), aw, xs);
 #else
@@ -1003,62 +1048,52 @@ AI __m256 mvx_block(const int T, const uint8_t *b, const __m256i *x, const block
         }
         const __m256i H = hsum4x(P), G = hsum4x(P + 4);
         S = _mm256_add_epi32(_mm256_permute2x128_si256(H, G, 0x20), _mm256_permute2x128_si256(H, G, 0x31));
-        S = _mm256_mullo_epi32(S, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(iq4xs_scales(q))));
-        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_set1_ps(ldh(&q->d) * y->d), F);
+        S = _mm256_mullo_epi32(S, w->sc[0]);
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_set1_ps(w->d * y->d), F);
     }
-    const uint8_t *qs = b + (T == PL_TYPE_Q5_K ? 48 : 16);
-    const __m256i m4 = _mm256_set1_epi8(0xf), b4 = _mm256_set1_epi8(0x10);
-    __m256i hb = T == PL_TYPE_Q5_K ? ld256(b + 16) : _mm256_setzero_si256();
-    UNROLL for (int j = 0; j < 4; j++) {
-        const __m256i q = ld256(qs + 32 * j);
-        a[2 * j] = _mm256_and_si256(q, m4);
-        a[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        if (T == PL_TYPE_Q5_K) {
-            a[2 * j] = _mm256_or_si256(a[2 * j], _mm256_and_si256(_mm256_slli_epi16(hb, 4), b4));
-            a[2 * j + 1] = _mm256_or_si256(a[2 * j + 1], _mm256_and_si256(_mm256_slli_epi16(hb, 3), b4));
-            hb = _mm256_srli_epi16(hb, 2);
-        }
-    }
-    const __m128i sm = k4_scales(b + 4);
-    const __m256 mf =
-        _mm256_mul_ps(_mm256_set1_ps(-ldh(b + 2)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
     const __m256 xmf =
         _mm256_mul_ps(_mm256_set1_ps(y->d), _mm256_cvtepi32_ps(_mm256_madd_epi16(ld256(y->bsums), _mm256_set1_epi16(1))));
-    F = _mm256_fmadd_ps(mf, xmf, F);
-    UNROLL for (int s = 0; s < 8; s++) P[s] = dot4(a[s], x[s]);
-    const __m256i H = hsum4x(P), G = hsum4x(P + 4), sc = _mm256_cvtepu8_epi32(sm);
+    F = _mm256_fmadd_ps(w->mf, xmf, F);
+    UNROLL for (int s = 0; s < 8; s++) P[s] = dot4(w->a[s], ld256(y->qs + 32 * s));
+    const __m256i H = hsum4x(P), G = hsum4x(P + 4);
     if (T == PL_TYPE_Q4_K) {
         /* mm_kq's lane s: sub-block s */
         S = _mm256_add_epi32(_mm256_permute2x128_si256(H, G, 0x20), _mm256_permute2x128_si256(H, G, 0x31));
-        S = _mm256_mullo_epi32(S, sc);
+        S = _mm256_mullo_epi32(S, w->sc[0]);
     } else {
         /* lane p: half p/4 of sub-blocks p%4 and 4 + p%4, scaled */
-        S = _mm256_add_epi32(_mm256_mullo_epi32(H, _mm256_permute4x64_epi64(sc, 0x44)),
-                             _mm256_mullo_epi32(G, _mm256_permute4x64_epi64(sc, 0xee)));
+        S = _mm256_add_epi32(_mm256_mullo_epi32(H, w->sc[0]), _mm256_mullo_epi32(G, w->sc[1]));
     }
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_set1_ps(ldh(b) * y->d), F);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_set1_ps(w->d * y->d), F);
 }
 
-AI void mvx_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb, const block_q8_K *y, float *out,
-                 const uint8_t **pf) {
+/* R rows x C columns (C <= 4), the columns xs bytes apart, outputs ys apart.
+ * Each (row, column) is mvx_col's arithmetic alone; a row's decode is
+ * shared by the columns. */
+AI void mvx_tile(const int T, const int R, const int C, const uint8_t *w, size_t rb, int nsb, const uint8_t *xq,
+                 size_t xs, float *out, size_t ys, const uint8_t **pf) {
     const size_t bs = T == PL_TYPE_Q4_K   ? sizeof(block_q4_K)
                       : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
                       : T == PL_TYPE_Q6_K ? sizeof(block_q6_K)
                                           : sizeof(block_iq4_xs);
-    float o[4] = {0};
+    float o[4][4] = {{0}};
     for (int k0 = 0; k0 < nsb; k0 += KC) {
         const int k1 = nsb - k0 < KC ? nsb : k0 + KC;
-        __m256 F[4];
-        UNROLL for (int r = 0; r < R; r++) F[r] = _mm256_setzero_ps();
+        __m256 F[4][4];
+        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) F[r][c] = _mm256_setzero_ps();
         for (int i = k0; i < k1; i++) {
             prefetch_to(pf, w + PF_AHEAD + (size_t)(i + 1) * R * bs);
-            __m256i x[8];
-            UNROLL for (int k = 0; k < 8; k++) x[k] = ld256(y[i].qs + 32 * k);
-            UNROLL for (int r = 0; r < R; r++) F[r] = mvx_block(T, w + (size_t)r * rb + (size_t)i * bs, x, &y[i], F[r]);
+            UNROLL for (int r = 0; r < R; r++) {
+                mvw_t d;
+                mvx_decode(T, w + (size_t)r * rb + (size_t)i * bs, &d);
+                UNROLL for (int c = 0; c < C; c++) F[r][c] =
+                    mvx_col(T, &d, (const block_q8_K *)(xq + (size_t)c * xs) + i, F[r][c]);
+            }
         }
-        UNROLL for (int r = 0; r < R; r++) o[r] = (k0 ? o[r] : 0.0f) + hsum(F[r]);
+        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) o[r][c] =
+            (k0 ? o[r][c] : 0.0f) + hsum(F[r][c]);
     }
-    UNROLL for (int r = 0; r < R; r++) out[r] = o[r];
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) out[(size_t)c * ys + r] = o[r][c];
 }
 
 #ifndef MVR
@@ -1067,13 +1102,39 @@ AI void mvx_rows(const int T, const int R, const uint8_t *w, size_t rb, int nsb,
 #ifndef MVR6
 #define MVR6 2 /* Q6_K, which runs out of registers at 3 (20.7 GB/s at 2, 12 at 3) */
 #endif
+#ifndef MVC
+#define MVC 4 /* columns up to which the few-column kernels run (not mm_kq) */
+#endif
 AI void mv_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
-    const block_q8_K *x = (const block_q8_K *)xq;
     const int nsb = cols / QK_K, R = T == PL_TYPE_Q6_K ? MVR6 : MVR;
     const uint8_t *pf = w + PF_AHEAD;
     int r = 0;
-    for (; r + R <= rows; r += R) mvx_rows(T, R, w + (size_t)r * rb, rb, nsb, x, y + r, &pf);
-    for (; r < rows; r++) mvx_rows(T, 1, w + (size_t)r * rb, rb, nsb, x, y + r, &pf);
+    for (; r + R <= rows; r += R) mvx_tile(T, R, 1, w + (size_t)r * rb, rb, nsb, xq, 0, y + r, 0, &pf);
+    for (; r < rows; r++) mvx_tile(T, 1, 1, w + (size_t)r * rb, rb, nsb, xq, 0, y + r, 0, &pf);
+}
+
+/* A few columns (2 <= nb <= MVC): every row streamed once for all of them. */
+AI void mc_kx(const int T, const int C, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq,
+              size_t xs, float *y, size_t ys) {
+    const int nsb = cols / QK_K;
+    const uint8_t *pf = w + PF_AHEAD;
+    for (int r = 0; r < rows; r++) mvx_tile(T, 1, C, w + (size_t)r * rb, rb, nsb, xq, xs, y + r, ys, &pf);
+}
+
+AI void few_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
+               float *y, size_t ys) {
+    switch (nb) {
+    case 2: mc_kx(T, 2, w, rb, rows, cols, xq, xs, y, ys); return;
+    case 3: mc_kx(T, 3, w, rb, rows, cols, xq, xs, y, ys); return;
+    default: mc_kx(T, 4, w, rb, rows, cols, xq, xs, y, ys); return;
+    }
+}
+
+/* nb = 1 .. MVC */
+AI void kx_any(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
+               float *y, size_t ys) {
+    if (nb == 1) mv_kx(T, w, rb, rows, cols, xq, y);
+    else few_kx(T, w, rb, rows, cols, xq, xs, nb, y, ys);
 }
 
 /* One instance per type (each holds its own ~45 KB of prepared activations). */
@@ -1112,6 +1173,8 @@ static void matmul_avx2(uint32_t type, const void *w, size_t row_bytes, int rows
     case PL_TYPE_IQ4_XS:
         if (nb == 1)
             mv_kx(PL_TYPE_IQ4_XS, W, row_bytes, rows, cols, X, y);
+        else if (nb <= MVC)
+            few_kx(PL_TYPE_IQ4_XS, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         else
             mm_iq4_xs(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         return;
@@ -1120,18 +1183,24 @@ static void matmul_avx2(uint32_t type, const void *w, size_t row_bytes, int rows
     case PL_TYPE_Q4_K:
         if (nb == 1)
             mv_kx(PL_TYPE_Q4_K, W, row_bytes, rows, cols, X, y);
+        else if (nb <= MVC)
+            few_kx(PL_TYPE_Q4_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         else
             mm_q4_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         return;
     case PL_TYPE_Q5_K:
         if (nb == 1)
             mv_kx(PL_TYPE_Q5_K, W, row_bytes, rows, cols, X, y);
+        else if (nb <= MVC)
+            few_kx(PL_TYPE_Q5_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         else
             mm_q5_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         return;
     case PL_TYPE_Q6_K:
         if (nb == 1)
             mv_kx(PL_TYPE_Q6_K, W, row_bytes, rows, cols, X, y);
+        else if (nb <= MVC)
+            few_kx(PL_TYPE_Q6_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         else
             mm_q6_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         return;
@@ -1389,6 +1458,16 @@ static void swiglu_avx2(float *g, const float *u, int n) {
 extern const pl_kernels_t pl_kernels_avx2;
 static void matmul_vnni(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
                         size_t xq_stride, int nb, float *y, size_t y_stride) {
+    const uint8_t *W = (const uint8_t *)w, *X = (const uint8_t *)xq;
+    if (nb <= MVC && (type == PL_TYPE_Q4_K || type == PL_TYPE_Q5_K || type == PL_TYPE_Q6_K || type == PL_TYPE_IQ4_XS)) {
+        /* generation and a few streams: vpdpbusd sums a dword's four products in one step */
+        switch (type) {
+        case PL_TYPE_Q4_K: kx_any(PL_TYPE_Q4_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+        case PL_TYPE_Q5_K: kx_any(PL_TYPE_Q5_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+        case PL_TYPE_Q6_K: kx_any(PL_TYPE_Q6_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+        default: kx_any(PL_TYPE_IQ4_XS, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+        }
+    }
     if (nb > 1 && type == PL_TYPE_Q4_K)
         mm_q4_K((const uint8_t *)w, row_bytes, rows, cols, (const uint8_t *)xq, xq_stride, nb, y, y_stride);
     else if (nb > 1 && type == PL_TYPE_Q6_K)
