@@ -286,6 +286,14 @@ int pl_gen_logprobs(const pl_gen *g, pl_token_logprob *chosen, pl_token_logprob 
  * sampling alike; only the speed changes. Drafted: tokens proposed;
  * accepted: those the samples confirmed. */
 void pl_gen_draft_stats(const pl_gen *g, int *drafted, int *accepted);
+/* For a caller that batches itself (a server): up to max prompt-lookup
+ * drafts for the token just sampled, as pl_gen_next would take them
+ * (bounded by n_predict and the context). Decode the token at position
+ * pl_gen_room and the drafts after it in one batch, logits for each; then
+ * pl_gen_sample row by row while each sample equals the next draft, and
+ * truncate the sequence past the last token confirmed (pl_seq_truncate). */
+int pl_gen_lookup_draft(pl_gen *g, int32_t *out, int max);
+void pl_gen_note_accepted(pl_gen *g, int n); /* for pl_gen_draft_stats */
 
 /* Chat templates. A family is one way of writing a conversation, named as
  * in pl_chat_template_list(): chatml (SmolLM2, Qwen2), qwen2 (Qwen2.5: tool
@@ -346,6 +354,24 @@ const char *pl_chat_template_list(void);
 
 /* CPU level the kernels run at ("generic", "avx2", ...). */
 const char *pl_cpu_level(void);
+
+/* ---- Model inspection (src/info.c; picolm --info) ----
+ * The file's tensors in file order, 0 <= i < pl_model_n_tensors (0 for a
+ * vocab-only file). pl_model_tensor returns PL_ERR_ARG for i out of range;
+ * the strings live as long as the model. Memory at a context's size: make
+ * the context (its buffers are allocated lazily, untouched until used) and
+ * read pl_context_mem. */
+typedef struct pl_tensor_info {
+    const char *name;    /* NOT NUL-terminated: name_len bytes in the mapping */
+    size_t name_len;
+    const char *type;    /* the ggml type name, "Q4_K" ("unknown" for an id ggml never assigned) */
+    int n_dims;
+    int64_t ne[4];       /* ne[0] the row length; unused dimensions 1 */
+    uint64_t n_elements; /* the product of ne */
+    uint64_t n_bytes;    /* its data in the file */
+} pl_tensor_info;
+int pl_model_n_tensors(const pl_model *m);
+int pl_model_tensor(const pl_model *m, int i, pl_tensor_info *out);
 
 #ifdef __cplusplus
 }

@@ -380,6 +380,19 @@ static void drop_drafts(pl_gen *g) {
     g->n_draft = 0;
 }
 
+int pl_gen_lookup_draft(pl_gen *g, int32_t *out, int max) {
+    if (g->status || !out || max <= 0) return 0;
+    const int pos = pl_seq_len(g->c, g->seq);
+    if (max > MAX_DRAFT) max = MAX_DRAFT;
+    if (max > g->c->n_ctx - pos - 1) max = g->c->n_ctx - pos - 1;
+    if (g->n_predict >= 0 && max > g->n_predict - g->n_gen) max = g->n_predict - g->n_gen;
+    int n = find_draft(g, g->token, out, max);
+    g->drafted += n;
+    return n;
+}
+
+void pl_gen_note_accepted(pl_gen *g, int n) { g->accepted += n; }
+
 void pl_gen_draft_stats(const pl_gen *g, int *drafted, int *accepted) {
     if (drafted) *drafted = g->drafted;
     if (accepted) *accepted = g->accepted;
