@@ -372,6 +372,9 @@ typedef struct pl_tensor_info {
 } pl_tensor_info;
 int pl_model_n_tensors(const pl_model *m);
 int pl_model_tensor(const pl_model *m, int i, pl_tensor_info *out);
+/* A token's piece as the vocabulary stores it (NUL-terminated; "<s>" for
+ * a control token, which pl_token_to_text writes as ""), or NULL. */
+const char *pl_token_piece(const pl_model *m, int32_t token);
 
 #ifdef __cplusplus
 }

@@ -423,6 +423,52 @@ done
 printf 'Hi\n' | "$BIN" "$M" -i -n 16 -t 0 --lookup 4 2>&1 >/dev/null | grep -q "turn 1: .*; lookup: [0-9]* drafted" &&
     ok || bad "-i --lookup statistics"
 
+# --info: what the file holds without running it, on every test model; the
+# memory it names is what a run at that -c and --kv allocates
+for f in "$DATA"/models/*.gguf "$DATA"/arch/models/*.gguf; do
+    b=$(basename "$f" .gguf)
+    arch=${b%%-*}
+    [ "$arch" = tiny512 ] || [ "$arch" = tiny32k ] || [ "$arch" = llama ] && arch=llama
+    "$BIN" "$f" --info >"$T/o" 2>"$T/err"
+    rc=$?
+    [ $rc = 0 ] && grep -q "^architecture: *$arch$" "$T/o" && grep -q "^parameters: *[0-9.]* M in [0-9]* tensors" "$T/o" &&
+        grep -q "^tensor types: .*%" "$T/o" && grep -q "^vocabulary: *[a-z]* (pre-tokenizer .*), [0-9]* tokens" "$T/o" &&
+        grep -q "^memory: *at -c 2048 --kv f16: weights" "$T/o" && [ ! -s "$T/err" ] && ok ||
+        bad "--info $b: rc $rc, $(cat "$T/o" "$T/err")"
+    if command -v python3 >/dev/null; then
+        "$BIN" "$f" --info --json -c 256 --kv q8 | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["architecture"] == sys.argv[1], d["architecture"]
+assert d["parameters"] > 0 and d["n_layer"] > 0 and d["vocab"]["size"] > 0
+assert abs(sum(t["share"] for t in d["tensor_types"]) - 1) < 0.01
+assert sum(t["tensors"] for t in d["tensor_types"]) == d["n_tensors"]
+m = d["memory"]
+assert m["n_ctx"] == 256 and m["kv"] == "q8" and m["kv_bytes"] > 0
+assert m["total_bytes"] == m["weights_bytes"] + m["kv_bytes"] + m["state_bytes"]' "$arch" 2>"$T/err" && ok ||
+            bad "--info --json $b: $(tail -n 1 "$T/err")"
+    fi
+done
+command -v python3 >/dev/null || echo "cli: --info --json not parsed: no python3"
+# the KV cache --info names is the one a run allocates, at -c and --kv
+for kv in f16 q8; do
+    i=$("$BIN" "$M32" --info -c 512 --kv $kv | sed -n 's/.*KV cache \([0-9.]*\) MB.*/\1/p')
+    r=$("$BIN" "$M32" -p hi -n 1 -c 512 --kv $kv 2>&1 >/dev/null | sed -n 's/.*KV cache \([0-9.]*\) MB (ctx 512).*/\1/p')
+    [ -n "$i" ] && [ "$i" = "$(printf '%.1f' "$r")" ] && ok || bad "--info KV $kv: '$i' MB, a run '$r' MB"
+done
+"$BIN" "$M32" --info | grep -q "special tokens: BOS 1 <s>, EOS 2 </s>, end of generation: 2 </s>" && ok ||
+    bad "--info special tokens: $("$BIN" "$M32" --info | grep special)"
+"$BIN" "$M32" --info | grep -q "chat template: *none in the file (--chat uses zephyr)" && ok || bad "--info chat template"
+if [ -f "$V3" ]; then
+    "$BIN" "$V3" --info >"$T/o" 2>&1 && grep -q "architecture: *none (vocab only)" "$T/o" && grep -q "chat template: *llama3" "$T/o" &&
+        grep -q "128009 <|eot_id|>" "$T/o" && ! grep -q "^memory" "$T/o" && ok || bad "--info on a vocab: $(cat "$T/o")"
+fi
+expect 2 "$M" --info -i
+expect 1 "$T/missing.gguf" --info
+"$BIN" "$M" --info -c 100000000 >"$T/o" 2>&1
+[ $? = 2 ] && ok || bad "--info -c past the range"
+"$BIN" --help | grep -q -- "--info" && ok || bad "--help does not mention --info"
+
 # -i through a pipe: each line a user message, one answer line each, EOF
 # ends with exit 0. The first answer is --chat's; the second continues the
 # KV cache (its turn reuses more than the first turn's prompt) and is what

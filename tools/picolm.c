@@ -94,6 +94,9 @@ static const char *usage_text =
     "  --json-schema FILE the output is JSON valid against this schema\n"
     "  --cache FILE       reuse the KV state of the longest common prompt prefix\n"
     "                     saved by an earlier run, and save this prompt's state\n"
+    "  --info             what the model file holds (shapes, parameters, tensor types,\n"
+    "                     vocabulary, template) and the memory a run at -c and --kv\n"
+    "                     would use, without running it; with --json as JSON\n"
     "  -q, --quiet        no statistics on standard error\n"
     "  --version          version and CPU kernel level\n"
     "  -h, --help         this text\n";
@@ -104,7 +107,7 @@ typedef struct {
     const char *model, *prompt, *prompt_ids, *dump_logits, *system, *chat_template, *cache, *grammar, *schema;
     const char *file; /* -f: the prompt's file */
     int n_predict, top_k, n_ctx, n_threads, no_bos, no_special, tokenize, quiet, keep, no_shift, mem_budget, chat, kv_q8, json;
-    int interactive, lookup, temp_hint;
+    int interactive, lookup, temp_hint, info;
     float temp, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
     int repeat_last_n;
     uint64_t seed;
@@ -264,6 +267,7 @@ static void parse_args(options *o, int argc, char **argv) {
             else die_usage("--kv expects f16 or q8, got '%s'", v);
         }
         else if (!strcmp(a, "--json")) o->json = 1;
+        else if (!strcmp(a, "--info")) o->info = 1;
         else if (!strcmp(a, "--grammar")) o->grammar = VALUE();
         else if (!strcmp(a, "--json-schema")) o->schema = VALUE();
         else if (a[0] == '-' && a[1]) die_usage("unknown option %s", a);
@@ -276,6 +280,8 @@ static void parse_args(options *o, int argc, char **argv) {
         die_usage("-p, -f and --prompt-ids are exclusive");
     if (o->dump_logits && o->n_predict != 0) die_usage("--dump-logits needs -n 0");
     if (o->chat && o->prompt_ids) die_usage("--chat formats text; it cannot take --prompt-ids");
+    if (o->info && (o->interactive || o->grammar || o->schema))
+        die_usage("--info runs nothing; it cannot take %s", o->interactive ? "-i" : o->grammar ? "--grammar" : "--json-schema");
     if ((o->json != 0) + (o->grammar != NULL) + (o->schema != NULL) > 1)
         die_usage("--json, --grammar and --json-schema are exclusive");
     if (o->interactive) {
@@ -387,6 +393,168 @@ static const char *chat_template(const options *o, const pl_model *model) {
         if (!o->quiet) fprintf(stderr, "picolm: the model has no chat template; using %s\n", tmpl);
     }
     return tmpl;
+}
+
+/* A JSON string: s[0..n) with quotes, backslashes and control bytes escaped. */
+static void json_str(FILE *f, const char *s, size_t n) {
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f) fprintf(f, "\\u%04x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+/* A token's piece (for the special tokens): control tokens have no text. */
+static const char *token_text(const pl_model *m, int32_t t, char *buf, size_t cap) {
+    const char *p = pl_token_piece(m, t);
+    snprintf(buf, cap, "%s", p ? p : "");
+    return buf;
+}
+
+typedef struct {
+    const char *type;
+    int n;                /* tensors */
+    uint64_t elems, bytes;
+} type_share;
+
+/* --info: what the file holds, and the memory a run with these options
+ * would take (a context made and freed: the library's own sizes, its
+ * buffers never touched). Text, or with --json one JSON object. */
+static int print_info(const options *o, pl_model *model) {
+    const pl_model_info *in = pl_model_get_info(model);
+    const int json = o->json, nt = pl_model_n_tensors(model);
+    /* tensor types by bytes, in order of appearance */
+    enum { MAXT = 32 };
+    type_share ty[MAXT];
+    int n_ty = 0;
+    uint64_t n_params = 0, n_bytes = 0;
+    for (int i = 0; i < nt; i++) {
+        pl_tensor_info t;
+        if (pl_model_tensor(model, i, &t)) continue;
+        n_params += t.n_elements, n_bytes += t.n_bytes;
+        int k = 0;
+        while (k < n_ty && strcmp(ty[k].type, t.type)) k++;
+        if (k == n_ty) {
+            if (n_ty == MAXT) continue;
+            memset(&ty[n_ty], 0, sizeof ty[0]);
+            ty[n_ty++].type = t.type;
+        }
+        ty[k].n++, ty[k].elems += t.n_elements, ty[k].bytes += t.n_bytes;
+    }
+    for (int a = 1; a < n_ty; a++) /* the biggest share first */
+        for (int b = a; b > 0 && ty[b].bytes > ty[b - 1].bytes; b--) {
+            type_share tmp = ty[b];
+            ty[b] = ty[b - 1], ty[b - 1] = tmp;
+        }
+    /* the memory of a run: what pl_context_new allocates at -c, --kv, -j */
+    char err[512] = "";
+    pl_mem_stats ms = {0};
+    int n_ctx = 0, n_resident = 0, have_mem = 0;
+    if (in->has_weights) {
+        pl_context_params cp = {o->n_ctx, o->n_threads, o->mem_budget, o->kv_q8, 1};
+        pl_context *ctx;
+        if (pl_context_new(&ctx, model, &cp, err, sizeof err) == 0) {
+            pl_context_mem(ctx, &ms);
+            n_ctx = pl_context_n_ctx(ctx), n_resident = pl_context_resident_layers(ctx), have_mem = 1;
+            pl_context_free(ctx);
+        }
+    }
+    const char *tmpl = pl_chat_template_detect(model), *arch = in->arch ? in->arch : "none (vocab only)";
+    int32_t bos = pl_token_bos(model), eos = pl_token_eos(model);
+    char tb[256];
+    FILE *f = stdout;
+    if (json) {
+        fputs("{\"file\": ", f);
+        json_str(f, o->model, strlen(o->model));
+        fputs(", \"architecture\": ", f);
+        if (in->arch) json_str(f, in->arch, strlen(in->arch));
+        else fputs("null", f);
+        fprintf(f, ", \"n_layer\": %d, \"n_embd\": %d, \"n_ff\": %d, \"n_head\": %d, \"n_head_kv\": %d, \"head_dim\": %d, "
+                   "\"n_rot\": %d, \"rope_base\": %g, \"norm_eps\": %g, \"tied_output\": %s, \"n_ctx_train\": %d",
+                in->n_layer, in->n_embd, in->n_ff, in->n_head, in->n_head_kv, in->head_dim, in->n_rot, in->rope_base,
+                in->rms_eps, in->tied_output ? "true" : "false", in->n_ctx_train);
+        fprintf(f, ", \"parameters\": %llu, \"tensor_bytes\": %llu, \"n_tensors\": %d, \"tensor_types\": [",
+                (unsigned long long)n_params, (unsigned long long)n_bytes, nt);
+        for (int k = 0; k < n_ty; k++)
+            fprintf(f, "%s{\"type\": \"%s\", \"tensors\": %d, \"elements\": %llu, \"bytes\": %llu, \"share\": %.4f}",
+                    k ? ", " : "", ty[k].type, ty[k].n, (unsigned long long)ty[k].elems,
+                    (unsigned long long)ty[k].bytes, n_bytes ? (double)ty[k].bytes / n_bytes : 0.0);
+        fprintf(f, "], \"vocab\": {\"kind\": \"%s\", \"pre\": ", pl_vocab_kind(model));
+        json_str(f, pl_vocab_pre(model), strlen(pl_vocab_pre(model)));
+        fprintf(f, ", \"size\": %d, \"add_bos\": %s}, \"special_tokens\": {", in->n_vocab, pl_add_bos(model) ? "true" : "false");
+        int first = 1;
+        const char *names[2] = {"bos", "eos"};
+        int32_t ids[2] = {bos, eos};
+        for (int k = 0; k < 2; k++) {
+            if (ids[k] < 0 || ids[k] >= in->n_vocab) continue;
+            fprintf(f, "%s\"%s\": {\"id\": %d, \"text\": ", first ? "" : ", ", names[k], (int)ids[k]);
+            token_text(model, ids[k], tb, sizeof tb);
+            json_str(f, tb, strlen(tb));
+            fputc('}', f);
+            first = 0;
+        }
+        fprintf(f, "%s\"eog\": [", first ? "" : ", ");
+        for (int t = 0, n = 0; t < in->n_vocab; t++)
+            if (pl_token_is_eog(model, t)) {
+                fprintf(f, "%s{\"id\": %d, \"text\": ", n++ ? ", " : "", t);
+                token_text(model, t, tb, sizeof tb);
+                json_str(f, tb, strlen(tb));
+                fputc('}', f);
+            }
+        fputs("]}, \"chat_template\": ", f);
+        if (tmpl) fprintf(f, "\"%s\"", tmpl);
+        else fputs("null", f);
+        if (have_mem)
+            fprintf(f, ", \"memory\": {\"n_ctx\": %d, \"kv\": \"%s\", \"weights_bytes\": %llu, \"kv_bytes\": %llu, "
+                       "\"state_bytes\": %llu, \"total_bytes\": %llu, \"resident_layers\": %d}",
+                    n_ctx, o->kv_q8 ? "q8" : "f16", (unsigned long long)in->weight_bytes,
+                    (unsigned long long)ms.kv_bytes, (unsigned long long)ms.state_bytes,
+                    (unsigned long long)(in->weight_bytes + ms.kv_bytes + ms.state_bytes), n_resident);
+        else if (in->has_weights) {
+            fputs(", \"memory\": null, \"memory_error\": ", f);
+            json_str(f, err, strlen(err));
+        } else
+            fputs(", \"memory\": null", f);
+        fputs("}\n", f);
+        return 0;
+    }
+    fprintf(f, "file:           %s\n", o->model);
+    fprintf(f, "architecture:   %s\n", arch);
+    if (in->has_weights) {
+        fprintf(f, "shape:          %d layers, n_embd %d, n_ff %d, %d heads (%d KV, head_dim %d), n_rot %d, "
+                   "rope base %g, norm eps %g%s\n",
+                in->n_layer, in->n_embd, in->n_ff, in->n_head, in->n_head_kv, in->head_dim, in->n_rot, in->rope_base,
+                in->rms_eps, in->tied_output ? ", output tied to token_embd" : "");
+        fprintf(f, "parameters:     %.2f M in %d tensors, %.2f MB\n", n_params / 1e6, nt, n_bytes / 1e6);
+        fprintf(f, "tensor types:  ");
+        for (int k = 0; k < n_ty; k++)
+            fprintf(f, "%s %s %.*f%% (%d %s)", k ? "," : "", ty[k].type, ty[k].bytes * 1000 < n_bytes ? 2 : 1,
+                    n_bytes ? 100.0 * ty[k].bytes / n_bytes : 0.0, ty[k].n, ty[k].n > 1 ? "tensors" : "tensor");
+        fputc('\n', f);
+    }
+    fprintf(f, "vocabulary:     %s (pre-tokenizer %s), %d tokens%s\n", pl_vocab_kind(model), pl_vocab_pre(model),
+            in->n_vocab, pl_add_bos(model) ? ", BOS added" : "");
+    fprintf(f, "special tokens:");
+    if (bos >= 0 && bos < in->n_vocab) fprintf(f, " BOS %d %s,", (int)bos, token_text(model, bos, tb, sizeof tb));
+    if (eos >= 0 && eos < in->n_vocab) fprintf(f, " EOS %d %s,", (int)eos, token_text(model, eos, tb, sizeof tb));
+    fprintf(f, " end of generation:");
+    for (int t = 0, n = 0; t < in->n_vocab; t++)
+        if (pl_token_is_eog(model, t)) fprintf(f, "%s %d %s", n++ ? "," : "", t, token_text(model, t, tb, sizeof tb));
+    fputc('\n', f);
+    if (tmpl) fprintf(f, "chat template:  %s\n", tmpl);
+    else fprintf(f, "chat template:  none in the file (--chat uses %s)\n", in->arch && !strcmp(in->arch, "phi2") ? "phi2" : "zephyr");
+    if (in->has_weights) fprintf(f, "context:        %d trained\n", in->n_ctx_train);
+    if (have_mem)
+        fprintf(f, "memory:         at -c %d --kv %s: weights %.1f MB (mapped), KV cache %.1f MB, buffers %.1f MB; "
+                   "total %.1f MB; %d/%d layers resident\n",
+                n_ctx, o->kv_q8 ? "q8" : "f16", in->weight_bytes / 1e6, ms.kv_bytes / 1e6, ms.state_bytes / 1e6,
+                (in->weight_bytes + ms.kv_bytes + ms.state_bytes) / 1e6, n_resident, in->n_layer);
+    else if (in->has_weights)
+        fprintf(f, "memory:         %s\n", err);
+    return 0;
 }
 
 /* -i: Ctrl-C sets the flag the token loop checks; at the prompt, or a
@@ -688,7 +856,7 @@ int main(int argc, char **argv) {
     parse_args(&o, argc, argv);
     if (o.temp_hint) fprintf(stderr, "picolm: -t %g is the temperature here; did you mean -j for threads?\n", o.temp);
     /* no prompt at a terminal: a chat (a pipe still gives one prompt) */
-    if (!o.prompt && !o.file && !o.prompt_ids && !o.tokenize && !o.dump_logits && !o.cache && is_terminal(0)) o.interactive = 1;
+    if (!o.info && !o.prompt && !o.file && !o.prompt_ids && !o.tokenize && !o.dump_logits && !o.cache && is_terminal(0)) o.interactive = 1;
 #ifdef _WIN32
     _setmode(_fileno(stdout), _O_BINARY);
 #endif
@@ -702,6 +870,12 @@ int main(int argc, char **argv) {
     for (int i = 0; i < o.n_bias; i++)
         if (o.bias[i].token >= info->n_vocab)
             die_usage("--logit-bias: token %d is past the vocabulary (%d tokens)", (int)o.bias[i].token, info->n_vocab);
+
+    if (o.info) {
+        int rc = print_info(&o, model);
+        pl_model_close(model);
+        return rc;
+    }
 
     /* a grammar constrains the output: compiled and bound to the vocabulary
      * before any work, so a bad grammar fails fast */
