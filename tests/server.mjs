@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 
-const [base, npmDir] = process.argv.slice(2);
+const [base, npmDir, plainBase] = process.argv.slice(2);
 const require = createRequire(path.resolve(npmDir, 'package.json'));
 const OpenAI = require('openai');
 const client = new OpenAI({ baseURL: base, apiKey: 'none', maxRetries: 0, timeout: 120000 });
@@ -349,6 +349,22 @@ async function main() {
   }
   const m = await raw(`GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
   check(/picolm_busy_slots 0\b/.test(m.body), `a cancelled stream frees its slot: ${m.body.match(/busy_slots \d+/)}`);
+  // --lookup 3 (this server's): the biased runs above repeat a token, so drafts were taken, and every
+  // answer above equal to its plain run shows that drafting changes nothing
+  const acc = Number((/picolm_draft_accepted_total (\d+)/.exec(m.body) || [])[1] || 0);
+  check(acc > 20, `prompt-lookup drafts accepted: ${acc}`);
+  if (plainBase) { // the same requests on a server without --lookup: the same text
+    const plain = new OpenAI({ baseURL: plainBase, apiKey: 'none', maxRetries: 0, timeout: 120000 });
+    const reqs = [{ temperature: 0 }, { temperature: 0.9, seed: 11 }, { temperature: 0, logit_bias: { [tokId]: 100 },
+      frequency_penalty: 2, max_tokens: 60 }, { temperature: 0, repeat_penalty: 0.5, max_tokens: 40 }];
+    for (const extra of reqs) {
+      const body = { model: 'tiny32k-Q4_K_M', max_tokens: 32, messages: [{ role: 'user',
+        content: 'Repeat after me: the cat sat on the mat, the cat sat on the mat.' }], ...extra };
+      const [x, y] = await Promise.all([client.chat.completions.create(body), plain.chat.completions.create(body)]);
+      check(x.choices[0].message.content === y.choices[0].message.content,
+        `--lookup changes nothing (${JSON.stringify(extra)}): ${JSON.stringify(x.choices[0].message.content)} vs ${JSON.stringify(y.choices[0].message.content)}`);
+    }
+  }
 
   // load: 500 requests, 16 at once: no errors; memory flat (VmRSS before and after)
   const pid = Number(process.env.SERVER_PID || 0);

@@ -31,8 +31,8 @@ if [ ! -f "$NPM_DIR/node_modules/openai/package.json" ]; then
     fi
 fi
 T=$(mktemp -d)
-trap 'kill "$PID" 2>/dev/null; rm -rf "$T"' EXIT
-"$BIN" "$DATA/models/tiny32k-Q4_K_M.gguf" --port 0 -c 512 --parallel 4 -j 2 --max-queue 64 --ctx-overflow drop >"$T/log" 2>&1 &
+trap 'kill "$PID" ${PID2:-} 2>/dev/null; rm -rf "$T"' EXIT
+"$BIN" "$DATA/models/tiny32k-Q4_K_M.gguf" --port 0 -c 512 --parallel 4 -j 2 --max-queue 64 --ctx-overflow drop --lookup 3 >"$T/log" 2>&1 &
 PID=$!
 port=
 for _ in $(seq 1 100); do
@@ -47,9 +47,21 @@ if [ -z "$port" ]; then
     echo "server: 0 passed, 1 failed"
     exit 1
 fi
+# a second server without --lookup: the same answers, bit for bit
+"$BIN" "$DATA/models/tiny32k-Q4_K_M.gguf" --port 0 -c 512 --parallel 2 -j 1 >"$T/log2" 2>&1 &
+PID2=$!
+port2=
+for _ in $(seq 1 100); do
+    port2=$(sed -n 's|.*on http://127.0.0.1:\([0-9]*\)/v1.*|\1|p' "$T/log2")
+    [ -n "$port2" ] && break
+    kill -0 "$PID2" 2>/dev/null || break
+    sleep 0.1
+done
 case "$BIN" in *build-san/* | *build-tsan/*) export SERVER_SAN=1 ;; esac
-SERVER_PID=$PID node tests/server.mjs "http://127.0.0.1:$port/v1" "$NPM_DIR"
+SERVER_PID=$PID node tests/server.mjs "http://127.0.0.1:$port/v1" "$NPM_DIR" "${port2:+http://127.0.0.1:$port2/v1}"
 rc=$?
+kill -TERM "$PID2" 2>/dev/null
+wait "$PID2" 2>/dev/null
 kill -TERM "$PID"
 for _ in $(seq 1 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$PID" 2>/dev/null; then

@@ -2,7 +2,7 @@
  *
  *   picolm-server MODEL.gguf [--host 127.0.0.1] [--port 8080] [--parallel N]
  *                 [-c N] [--api-key KEY] [-j N] [--kv f16|q8] [--mem-budget MB]
- *                 [--ctx-overflow error|drop]
+ *                 [--ctx-overflow error|drop] [--lookup N]
  *
  * One engine thread owns a context of N sequence slots and runs
  * continuous batching: each step decodes the next token of every generating
@@ -57,12 +57,13 @@ typedef struct {
     int port, parallel, n_ctx, threads, kv_q8, mem_budget, max_conn, max_queue;
     size_t max_body;
     int drop_turns; /* --ctx-overflow drop: a conversation too long loses its oldest turns */
+    int lookup;     /* --lookup N: prompt-lookup drafts per generating slot and step */
 } options;
 
 static void usage(FILE *f) {
     fprintf(f, "usage: picolm-server MODEL.gguf [--host 127.0.0.1] [--port 8080] [--parallel N] [-c N]\n"
                "       [--api-key KEY] [-j N] [--kv f16|q8] [--mem-budget MB] [--max-conn N] [--max-queue N]\n"
-               "       [--max-body BYTES] [--ctx-overflow error|drop]\n");
+               "       [--max-body BYTES] [--ctx-overflow error|drop] [--lookup N]\n");
 }
 
 static void die_usage(const char *fmt, ...) {
@@ -84,7 +85,7 @@ static int int_arg(const char *flag, const char *v, long lo, long hi) {
 }
 
 static options parse_args(int argc, char **argv) {
-    options o = {NULL, "127.0.0.1", NULL, 8080, 4, 0, 0, 0, 0, 64, 64, 4u << 20, 0};
+    options o = {NULL, "127.0.0.1", NULL, 8080, 4, 0, 0, 0, 0, 64, 64, 4u << 20, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -100,6 +101,7 @@ static options parse_args(int argc, char **argv) {
         else if (!strcmp(a, "-j") || !strcmp(a, "--threads")) o.threads = int_arg(a, v, 0, 1024), i++;
         else if (!strcmp(a, "--mem-budget")) o.mem_budget = int_arg(a, v, -1, 1 << 30), i++;
         else if (!strcmp(a, "--max-conn")) o.max_conn = int_arg(a, v, 1, 4096), i++;
+        else if (!strcmp(a, "--lookup")) o.lookup = int_arg(a, v, 0, 16), i++;
         else if (!strcmp(a, "--max-queue")) o.max_queue = int_arg(a, v, 0, 1 << 16), i++;
         else if (!strcmp(a, "--max-body")) o.max_body = (size_t)int_arg(a, v, 1024, 1 << 30), i++;
         else if (!strcmp(a, "--api-key") && v) o.api_key = v, i++;
@@ -167,7 +169,7 @@ static struct {
     atomic_int running, n_conn;
     int listen_fd, wake[2];
     /* metrics */
-    atomic_long m_requests, m_errors, m_prompt_tok, m_gen_tok, m_cached_tok;
+    atomic_long m_requests, m_errors, m_prompt_tok, m_gen_tok, m_cached_tok, m_drafted, m_accepted;
     double gen_seconds;
 } srv;
 
@@ -213,6 +215,10 @@ typedef struct {
     tc_lazy lazy; /* "auto" tools: watches the raw token text for the call opening */
     int32_t prev; /* the last token (for its text) */
     int32_t lp_prev; /* the same for the logprobs' records */
+    /* this step's rows: row0, 1 + n_draft of them; the drafts decoded after
+     * the token at position base */
+    int row0, n_draft, base, spec;
+    int32_t draft[16];
 } slot;
 
 /* The sampled token's log-probabilities, kept for the connection (srv.mu held). */
@@ -242,6 +248,10 @@ static void finish(slot *s, int status, const char *err) {
         size_t n;
         while ((n = pl_gen_flush(s->g, buf, sizeof buf)) > 0) job_emit(j, buf, n);
         j->n_gen = pl_gen_n_generated(s->g);
+        int dr, ac;
+        pl_gen_draft_stats(s->g, &dr, &ac);
+        srv.m_drafted += dr;
+        srv.m_accepted += ac;
     }
     j->finish = status;
     if (err) snprintf(j->err, sizeof j->err, "%s", err);
@@ -294,12 +304,13 @@ static void *engine_main(void *arg) {
     (void)arg;
     const int P = srv.o.parallel, V = pl_model_get_info(srv.m)->n_vocab;
     slot *sl = calloc((size_t)P, sizeof *sl);
-    int cap = P + PROMPT_STEP + 2;
+    const int L = srv.o.lookup, rows_max = P * (1 + L);
+    int cap = rows_max + PROMPT_STEP + 2;
     int32_t *tok = malloc((size_t)cap * sizeof *tok), *pos = malloc((size_t)cap * sizeof *pos),
             *seq = malloc((size_t)cap * sizeof *seq);
     int8_t *want = malloc((size_t)cap);
-    int *row_slot = malloc((size_t)P * sizeof *row_slot);
-    float *logits = malloc((size_t)P * (size_t)V * sizeof *logits);
+    int *row_slot = malloc((size_t)rows_max * sizeof *row_slot);
+    float *logits = malloc((size_t)rows_max * (size_t)V * sizeof *logits);
     char text[1024];
     if (!sl || !tok || !pos || !seq || !want || !row_slot || !logits) {
         fprintf(stderr, "picolm-server: out of memory in the engine\n");
@@ -351,6 +362,13 @@ static void *engine_main(void *arg) {
             }
             tok[n] = pl_gen_token(sl[i].g), pos[n] = p, seq[n] = i, want[n++] = 1;
             row_slot[n_rows++] = i;
+            /* prompt lookup: the drafts ride along, a row of logits each */
+            sl[i].base = p;
+            sl[i].n_draft = L ? pl_gen_lookup_draft(sl[i].g, sl[i].draft, L) : 0;
+            for (int k = 0; k < sl[i].n_draft; k++) {
+                tok[n] = sl[i].draft[k], pos[n] = p + 1 + k, seq[n] = i, want[n++] = 1;
+                row_slot[n_rows++] = i;
+            }
         }
         for (int i = 0; i < P && budget > 0; i++) {
             if (sl[i].phase != 1) continue;
@@ -384,6 +402,12 @@ static void *engine_main(void *arg) {
         for (int r = 0; r < n_rows; r++) {
             slot *s = &sl[row_slot[r]];
             size_t k = 0;
+            /* a slot's first row; a draft's row only while the samples
+             * confirm the drafts before it */
+            const int first = r == 0 || row_slot[r - 1] != row_slot[r];
+            if (first) s->row0 = r, s->spec = 1;
+            if (!s->phase || !s->spec) continue;
+            const int d = r - s->row0; /* rows of this slot before this one */
             int n_before = pl_gen_n_generated(s->g);
             int st = pl_gen_sample(s->g, logits + (size_t)r * V, text, sizeof text, &k);
             if (s->j->tool_gram && pl_gen_n_generated(s->g) > n_before) {
@@ -408,6 +432,13 @@ static void *engine_main(void *arg) {
             job_emit(s->j, text, k);
             pthread_cond_broadcast(&s->j->cv);
             pthread_mutex_unlock(&srv.mu);
+            if (s->phase == 2 && s->n_draft) {
+                /* the drafts past the one this sample confirms (or all
+                 * after this row) leave the sequence */
+                int ok = st == PL_GEN_RUNNING && d < s->n_draft && pl_gen_token(s->g) == s->draft[d];
+                if (ok) pl_gen_note_accepted(s->g, 1);
+                else pl_seq_truncate(srv.ctx, (int)(s - sl), s->base + d + 1), s->spec = 0;
+            }
             if (st == PL_GEN_RUNNING) s->phase = 2;
             else finish(s, st, st == PL_GEN_ERROR ? pl_gen_error(s->g) : NULL);
         }
@@ -1424,10 +1455,12 @@ static void metrics(conn *c, int ka) {
                      "# TYPE picolm_busy_slots gauge\npicolm_busy_slots %d\n"
                      "# TYPE picolm_slots gauge\npicolm_slots %d\n"
                      "# TYPE picolm_queue_length gauge\npicolm_queue_length %d\n"
-                     "# TYPE picolm_connections gauge\npicolm_connections %d\n",
+                     "# TYPE picolm_connections gauge\npicolm_connections %d\n"
+                     "# TYPE picolm_draft_tokens_total counter\npicolm_draft_tokens_total %lld\n"
+                     "# TYPE picolm_draft_accepted_total counter\npicolm_draft_accepted_total %lld\n",
                      (long long)srv.m_requests, (long long)srv.m_errors, (long long)srv.m_prompt_tok,
                      (long long)srv.m_cached_tok, gen, gs, gs > 0 ? gen / gs : 0.0, busy, srv.o.parallel, ql,
-                     atomic_load(&srv.n_conn));
+                     atomic_load(&srv.n_conn), (long long)srv.m_drafted, (long long)srv.m_accepted);
     http_response(&c->out, 200, "text/plain; version=0.0.4", buf, (size_t)n, ka, NULL);
 }
 
