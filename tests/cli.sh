@@ -469,6 +469,50 @@ expect 1 "$T/missing.gguf" --info
 [ $? = 2 ] && ok || bad "--info -c past the range"
 "$BIN" --help | grep -q -- "--info" && ok || bad "--help does not mention --info"
 
+# a long prefill shows its progress on stderr when that is a terminal (a
+# pseudo-terminal here), erased before the answer; the prompt then runs in
+# chunks and gives the same text and logits. Nothing when stderr is no
+# terminal, with -q, or for a short prompt
+LONG=$(i=0; while [ $i -lt 40 ]; do printf 'Once upon a time there was a little fox. '; i=$((i + 1)); done)
+"$BIN" "$M32" -p "$LONG" -n 8 -t 0 >"$T/a" 2>"$T/err"
+"$BIN" "$M32" -p "$LONG" -n 0 --dump-logits "$T/l1" -q
+! grep -q "prefill" "$T/err" && ok || bad "a progress line with stderr not a terminal"
+if [ -z "$WINE" ] && command -v python3 >/dev/null && python3 -c 'import pty' 2>/dev/null; then
+    # tty_err OUT ERR ARGS...: picolm with stderr at a pseudo-terminal
+    tty_err() {
+        python3 - "$@" <<'PY'
+import os, pty, subprocess, sys
+out, err, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+m, s = pty.openpty()
+p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=open(out, "wb"), stderr=s)
+os.close(s)
+data = b""
+while True:
+    try:
+        d = os.read(m, 65536)
+    except OSError:
+        break
+    if not d:
+        break
+    data += d
+p.wait()
+open(err, "wb").write(data)
+PY
+    }
+    tty_err "$T/b" "$T/err" "$BIN" "$M32" -p "$LONG" -n 8 -t 0
+    cmp -s "$T/a" "$T/b" && grep -q "prefill 128/442 tokens, [0-9]* tok/s" "$T/err" &&
+        grep -q "prefill 442/442 tokens" "$T/err" && tr '\r' '\n' <"$T/err" | grep -q '^ *$' && ok ||
+        bad "progress at a terminal: $(cat "$T/err")"
+    tty_err "$T/b" "$T/err" "$BIN" "$M32" -p "$LONG" -n 0 --dump-logits "$T/l2" -q
+    cmp -s "$T/l1" "$T/l2" && [ ! -s "$T/err" ] && ok || bad "--dump-logits at a terminal, or -q printed: $(cat "$T/err")"
+    tty_err "$T/b" "$T/err" "$BIN" "$M32" -p "$LONG" -n 0 --dump-logits "$T/l2"
+    cmp -s "$T/l1" "$T/l2" && grep -q "prefill 442/442" "$T/err" && ok || bad "chunked --dump-logits differ"
+    tty_err "$T/b" "$T/err" "$BIN" "$M32" -p "Once upon a time" -n 2 -t 0
+    ! grep -q "prefill" "$T/err" && ok || bad "a progress line for a short prompt"
+else
+    echo "cli: the progress line at a terminal not tested: no python3 pty (or under wine)"
+fi
+
 # -i through a pipe: each line a user message, one answer line each, EOF
 # ends with exit 0. The first answer is --chat's; the second continues the
 # KV cache (its turn reuses more than the first turn's prompt) and is what

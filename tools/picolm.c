@@ -97,7 +97,8 @@ static const char *usage_text =
     "  --info             what the model file holds (shapes, parameters, tensor types,\n"
     "                     vocabulary, template) and the memory a run at -c and --kv\n"
     "                     would use, without running it; with --json as JSON\n"
-    "  -q, --quiet        no statistics on standard error\n"
+    "  -q, --quiet        no statistics on standard error (nor the progress line\n"
+    "                     of a long prompt, shown when it is a terminal)\n"
     "  --version          version and CPU kernel level\n"
     "  -h, --help         this text\n";
 
@@ -412,6 +413,33 @@ static const char *token_text(const pl_model *m, int32_t t, char *buf, size_t ca
     const char *p = pl_token_piece(m, t);
     snprintf(buf, cap, "%s", p ? p : "");
     return buf;
+}
+
+/* The prompt through pl_eval; at a terminal, a long one in chunks with a
+ * progress line on stderr, erased at the end (the results are bit for bit
+ * the same however the prompt is split: the batch-invariance contract). */
+#define PREFILL_CHUNK 128
+static int prefill(pl_context *ctx, const int32_t *ids, int n, int pos, float *logits, int all, int n_vocab,
+                   int progress) {
+    if (!progress || n <= 2 * PREFILL_CHUNK) return pl_eval(ctx, ids, n, pos, logits, all);
+    double t0 = pl_time_sec();
+    int width = 0;
+    for (int i = 0; i < n; i += PREFILL_CHUNK) {
+        int k = n - i < PREFILL_CHUNK ? n - i : PREFILL_CHUNK;
+        float *out = all ? logits + (size_t)i * n_vocab : i + k == n ? logits : NULL;
+        int rc = pl_eval(ctx, ids + i, k, pos + i, out, all);
+        if (rc) {
+            fprintf(stderr, "\r%*s\r", width, "");
+            return rc;
+        }
+        double dt = pl_time_sec() - t0;
+        char line[96];
+        int w = snprintf(line, sizeof line, "prefill %d/%d tokens, %.0f tok/s", i + k, n, dt > 0 ? (i + k) / dt : 0.0);
+        if (w > width) width = w;
+        fprintf(stderr, "\r%-*s", width, line); /* padded over a longer line before */
+    }
+    fprintf(stderr, "\r%*s\r", width, ""); /* the answer starts on a clean line */
+    return 0;
 }
 
 typedef struct {
@@ -1015,7 +1043,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "picolm: warning: %s; running without it\n", err);
         }
     }
-    rc = pl_eval(ctx, ids + n_cached, n_ids - n_cached, n_cached, logits, o.dump_logits != NULL);
+    rc = prefill(ctx, ids + n_cached, n_ids - n_cached, n_cached, logits, o.dump_logits != NULL, n_vocab,
+                 !o.quiet && is_terminal(2));
     if (rc) fail("evaluation failed (%d)", rc);
     /* a state that gives NaN is not worth saving (a load would refuse it) */
     if (o.cache && !o.dump_logits && first_nonfinite(logits, n_vocab) >= 0)
