@@ -54,6 +54,17 @@ BUILD   := build-$(TARGET_NAME)
 endif
 endif
 
+# The library's objects are position independent (for libpicolm.so) with
+# hidden symbols but for picolm.h's declarations (PL_API); the shared
+# library and the static archive export only those (no json_*, gguf_* ...
+# to clash with another library's in the same process).
+LIB_FLAGS := -fPIC -fvisibility=hidden
+OBJCOPY ?= $(if $(filter %-gcc,$(CC)),$(patsubst %gcc,%objcopy,$(CC)),objcopy)
+VERSION := $(shell sed -n 's/^\#define PICOLM_VERSION "\(.*\)"/\1/p' include/picolm.h)
+SONAME  := libpicolm.so.0
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+
 # Windows (mingw-w64): .exe names, Win32 threads (no winpthreads), static
 # so the .exe needs no mingw DLLs; PL_INTERLOCKED makes it use the same
 # atomics as MSVC (src/atomics.h), so the wine run tests that path too.
@@ -62,6 +73,7 @@ EXE     := .exe
 CPPFLAGS += -DPL_INTERLOCKED
 LDLIBS  := -lm -lpsapi
 LDFLAGS += -static
+LIB_FLAGS :=
 # tests only: test_grammar times itself with POSIX clock_gettime (winpthreads)
 $(BUILD)/tests/%.exe: LDLIBS += -lpthread
 endif
@@ -96,13 +108,19 @@ $(BUILD)/src/kernels/cpu.o: ISA_FLAGS := $(ISA_DEFS)
 # Every src/*.c is part of the library (a new module needs no Makefile edit).
 LIB_SRC := $(sort $(wildcard src/*.c)) src/kernels/cpu.c src/kernels/generic.c $(ISA_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+$(LIB_OBJ): ISA_FLAGS += $(LIB_FLAGS)
+# Every object, internal symbols global: what the tools and tests link.
+LIB_INT := $(BUILD)/libpicolm-internal.a
 TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels test_grammar test_arch test_chat test_json test_http test_gen test_state test_sampler test_toolcall test_pool
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%$(EXE))
 
-.PHONY: all test clean run bench bench-kernels bench-server memtest fuzz fuzz-bin tsan test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
+.PHONY: all test clean install run bench bench-kernels bench-server memtest fuzz fuzz-bin tsan test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
         windows test-cross size model
 # picolm-gen is a POSIX tool (files, signals): not built for Windows.
-all: $(BUILD)/picolm$(EXE) $(if $(EXE),,$(BUILD)/picolm-gen $(BUILD)/picolm-server)
+# The public libraries: libpicolm.a and (but on Windows or with -static)
+# libpicolm.so, which `make install` installs with picolm.h and picolm.pc.
+SHARED  := $(if $(EXE)$(findstring -static,$(LDFLAGS)),,$(BUILD)/libpicolm.so)
+all: $(BUILD)/picolm$(EXE) $(if $(EXE),,$(BUILD)/picolm-gen $(BUILD)/picolm-server $(BUILD)/libpicolm.a) $(SHARED)
 # The test programs and the CLI without running them (cross builds).
 test-bin: $(TEST_BIN) $(BUILD)/picolm$(EXE)
 
@@ -110,23 +128,45 @@ $(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h src/kernels/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(ISA_FLAGS) -c $< -o $@
 
-$(BUILD)/libpicolm.a: $(LIB_OBJ)
+$(LIB_INT): $(LIB_OBJ)
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/picolm$(EXE): $(BUILD)/tools/picolm.o $(BUILD)/libpicolm.a
+# One relocatable object with every hidden symbol made local.
+$(BUILD)/libpicolm.a: $(LIB_OBJ)
+	$(CC) -r -nostdlib -o $(BUILD)/libpicolm-r.o $^
+	$(OBJCOPY) --localize-hidden $(BUILD)/libpicolm-r.o $(BUILD)/libpicolm.o
+	rm -f $@ $(BUILD)/libpicolm-r.o && $(AR) rcs $@ $(BUILD)/libpicolm.o
+
+$(BUILD)/libpicolm.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -o $@.$(VERSION) $^ -lm -lpthread
+	ln -sf libpicolm.so.$(VERSION) $(BUILD)/$(SONAME) && ln -sf $(SONAME) $@
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the programs, the
+# libraries, the header and a pkg-config file (picolm.pc).
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(BUILD)/picolm $(BUILD)/picolm-server $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/libpicolm.a $(DESTDIR)$(LIBDIR)/
+	$(if $(SHARED),install -m 755 $(BUILD)/libpicolm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/ && \
+	    ln -sf libpicolm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) && ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libpicolm.so)
+	install -m 644 include/picolm.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' picolm.pc.in \
+	    > $(DESTDIR)$(LIBDIR)/pkgconfig/picolm.pc
+
+$(BUILD)/picolm$(EXE): $(BUILD)/tools/picolm.o $(LIB_INT)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/picolm-gen: $(BUILD)/tools/picolm-gen.o $(BUILD)/libpicolm.a
+$(BUILD)/picolm-gen: $(BUILD)/tools/picolm-gen.o $(LIB_INT)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The OpenAI-compatible server (POSIX sockets and threads: not for Windows).
-$(BUILD)/picolm-server: $(BUILD)/tools/picolm-server.o $(BUILD)/libpicolm.a
+$(BUILD)/picolm-server: $(BUILD)/tools/picolm-server.o $(LIB_INT)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/membw: bench/membw.c
 	$(CC) -O2 -o $@ $< -lpthread
 
-$(BUILD)/bench_kernels: bench/kernels.c $(BUILD)/libpicolm.a
+$(BUILD)/bench_kernels: bench/kernels.c $(LIB_INT)
 	$(CC) $(CPPFLAGS) -O2 -o $@ $^ $(LDLIBS)
 
 # Kernel microbenchmark: GB/s (one token) and GFLOP/s (batch of 32) per type and level.
@@ -136,7 +176,7 @@ bench-kernels: $(BUILD)/bench_kernels
 # Tokenizer benchmark: load time and encoding MB/s of every test vocabulary
 # (bench/tokenize.c; BENCH_MB of text, default 4).
 .PHONY: bench-tokenizer
-$(BUILD)/bench_tokenize: bench/tokenize.c $(BUILD)/libpicolm.a
+$(BUILD)/bench_tokenize: bench/tokenize.c $(LIB_INT)
 	$(CC) $(CPPFLAGS) $(WARN) -O2 -o $@ $^ $(LDLIBS)
 bench-tokenizer: $(BUILD)/bench_tokenize
 	$(BUILD)/bench_tokenize $(BENCH_MB)
@@ -153,7 +193,7 @@ bench-server: $(BUILD)/picolm-server $(BUILD)/picolm-gen
 memtest: $(BUILD)/picolm $(BUILD)/picolm-gen
 	sh bench/memtest.sh
 
-$(BUILD)/tests/%$(EXE): $(BUILD)/tests/%.o $(BUILD)/libpicolm.a
+$(BUILD)/tests/%$(EXE): $(BUILD)/tests/%.o $(LIB_INT)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # test_kernels also runs the avx512 level's code with vpdpbusd emulated in
@@ -163,15 +203,19 @@ $(BUILD)/tests/avx512_emu.o: src/kernels/x86_avx512.c src/kernels/x86_avx2.c $(w
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -mavx2 -mfma -mf16c -DPL_VNNI_EMULATE -c $< -o $@
 $(BUILD)/tests/test_kernels$(EXE): $(BUILD)/tests/avx512_emu.o
-$(BUILD)/tests/test_kernels$(EXE): LDLIBS := $(BUILD)/libpicolm.a $(LDLIBS)
+$(BUILD)/tests/test_kernels$(EXE): LDLIBS := $(LIB_INT) $(LDLIBS)
 $(BUILD)/tests/test_kernels.o: CPPFLAGS += -DPL_TEST_AVX512_EMU
 endif
 
 # The tests run from the repository root; PICOLM_TESTDATA overrides the data path.
-test: $(TEST_BIN) $(BUILD)/picolm $(if $(EXE),,$(BUILD)/picolm-gen $(BUILD)/picolm-server)
+# tests/libso.sh runs `make install` with this make's build and compiler.
+test: $(TEST_BIN) $(BUILD)/picolm $(if $(EXE),,$(BUILD)/picolm-gen $(BUILD)/picolm-server $(BUILD)/libpicolm.a) $(SHARED)
 	@fail=0; rm -f $(BUILD)/test.log; \
-	 for t in $(TEST_BIN) "sh tests/cli.sh" "sh tests/interactive.sh" "sh tests/json_cli.sh" "sh tests/gen.sh" "sh tests/server.sh"; do \
-	     PICOLM=$(BUILD)/picolm PICOLM_SERVER=$(BUILD)/picolm-server $$t >$(BUILD)/test.out 2>&1 || fail=1; \
+	 for t in $(TEST_BIN) "sh tests/cli.sh" "sh tests/interactive.sh" "sh tests/json_cli.sh" "sh tests/gen.sh" "sh tests/server.sh" \
+	          "sh tests/libso.sh"; do \
+	     PICOLM=$(BUILD)/picolm PICOLM_SERVER=$(BUILD)/picolm-server BUILD=$(BUILD) \
+	     LIBSO_MAKE="$(MAKE) BUILD=$(BUILD) CC=$(CC)$(if $(SAN), SAN=$(SAN))" LIBSO_CC="$(CC) $(CFLAGS) $(LDFLAGS)" \
+	     $$t >$(BUILD)/test.out 2>&1 || fail=1; \
 	     cat $(BUILD)/test.out; cat $(BUILD)/test.out >>$(BUILD)/test.log; done; \
 	 awk '/: [0-9]+ passed, [0-9]+ failed$$/ { p += $$(NF-3); f += $$(NF-1) } \
 	      END { printf "total: %d passed, %d failed\n", p, f }' $(BUILD)/test.log; \
@@ -253,9 +297,9 @@ FUZZ_NAMES := $(patsubst tests/%.c,%,$(sort $(wildcard tests/fuzz_*.c)))
 FUZZ_SAN := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_DATA = $${PICOLM_TESTDATA:-../shared/testdata}
 fuzz-bin:
-	@$(MAKE) -s BUILD=build-fuzz CC=clang CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build-fuzz/libpicolm.a
+	@$(MAKE) -s BUILD=build-fuzz CC=clang CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build-fuzz/libpicolm-internal.a
 	@for t in $(FUZZ_NAMES); do \
-	    clang $(CPPFLAGS) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer tests/$$t.c build-fuzz/libpicolm.a \
+	    clang $(CPPFLAGS) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer tests/$$t.c build-fuzz/libpicolm-internal.a \
 	        -o build-fuzz/$$t -lm -lpthread || exit 1; done
 fuzz: fuzz-bin
 	@fail=""; for t in $(FUZZ_NAMES); do \

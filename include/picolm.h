@@ -15,6 +15,12 @@
 extern "C" {
 #endif
 
+/* What this header declares is the library's whole interface: the only
+ * symbols libpicolm.so and libpicolm.a export (the build hides the rest). */
+#if defined(__GNUC__) && !defined(_WIN32)
+#pragma GCC visibility push(default)
+#endif
+
 #define PICOLM_VERSION "0.1.0"
 
 enum pl_status {
@@ -376,6 +382,9 @@ int pl_model_tensor(const pl_model *m, int i, pl_tensor_info *out);
  * a control token, which pl_token_to_text writes as ""), or NULL. */
 const char *pl_token_piece(const pl_model *m, int32_t token);
 
+#if defined(__GNUC__) && !defined(_WIN32)
+#pragma GCC visibility pop
+#endif
 #ifdef __cplusplus
 }
 #endif
