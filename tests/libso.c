@@ -1,6 +1,7 @@
 /* libso.c - a program that uses libpicolm only through the installed
  * picolm.h (tests/libso.sh links it against libpicolm.so, libpicolm.a and
- * through pkg-config): greedy text from a model, printed to stdout.
+ * through pkg-config): greedy text from a model, then a JSON document
+ * through pl_gen with the JSON grammar, a line each on stdout.
  * Usage: libso MODEL PROMPT N */
 #include <picolm.h>
 #include <stdio.h>
@@ -11,6 +12,11 @@ int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: libso MODEL PROMPT N\n");
         return 2;
+    }
+    if (strcmp(pl_version(), PICOLM_VERSION) || strcmp(pl_status_str(PL_ERR_NOMEM), "out of memory") ||
+        strcmp(pl_status_str(12345), "unknown status")) {
+        fprintf(stderr, "libso: pl_version %s, header %s; or a wrong pl_status_str\n", pl_version(), PICOLM_VERSION);
+        return 3;
     }
     char err[256];
     pl_model *m = NULL;
@@ -44,7 +50,42 @@ int main(int argc, char **argv) {
         if (pl_eval(c, &best, 1, n + i, logits, 0)) goto done;
     }
     printf("\n");
-    rc = 0;
+
+    /* the JSON grammar through pl_gen (seeded sampling) */
+    pl_sampler *smp = NULL;
+    pl_grammar *gram = NULL;
+    pl_grammar_vocab *gv = NULL;
+    pl_gen *g = NULL;
+    pl_sampler_params sp = pl_sampler_default_params();
+    sp.seed = 42;
+    pl_gen_params gp = pl_gen_default_params();
+    gp.n_predict = 48;
+    if (!pl_sampler_new(&smp, &sp, n_vocab) && !pl_grammar_new_json(&gram, 0, err, sizeof err) &&
+        !pl_grammar_vocab_from_model(&gv, m, err, sizeof err) && !pl_grammar_bind(gram, gv) &&
+        !pl_gen_new(&g, c, 0, smp, &gp, err, sizeof err)) {
+        pl_gen_set_grammar(g, gram);
+        char buf[1024];
+        size_t len = 0;
+        int st = pl_gen_prompt(g, ids, n, logits, NULL) ? PL_GEN_ERROR : PL_GEN_RUNNING;
+        while (st == PL_GEN_RUNNING && (st = pl_gen_sample(g, logits, buf, sizeof buf, &len)) == PL_GEN_RUNNING) {
+            fwrite(buf, 1, len, stdout);
+            len = 0;
+            if (pl_gen_next(g, logits)) st = pl_gen_status(g);
+        }
+        fwrite(buf, 1, len, stdout);
+        len = pl_gen_flush(g, buf, sizeof buf);
+        fwrite(buf, 1, len, stdout);
+        printf("\n");
+        /* n_predict ends the document with the grammar's budget: EOG or LENGTH, complete either way */
+        if ((st == PL_GEN_EOG || st == PL_GEN_LENGTH) && pl_grammar_is_complete(gram)) rc = 0;
+        else fprintf(stderr, "libso: JSON generation ended with %d (%s)\n", st, pl_gen_error(g));
+    } else {
+        fprintf(stderr, "libso: %s\n", err);
+    }
+    pl_gen_free(g);
+    pl_grammar_free(gram);
+    pl_grammar_vocab_free(gv);
+    pl_sampler_free(smp);
 done:
     if (rc) fprintf(stderr, "libso: evaluation failed\n");
     free(logits);

@@ -4,7 +4,8 @@
 # libpicolm.a, picolm.h, picolm.pc), then tests/libso.c built against the
 # installed header and linked three ways (the shared library, the static
 # archive, `pkg-config --cflags --libs picolm`); each must print the same
-# greedy text, and the libraries must export nothing but pl_* symbols.
+# greedy text and JSON-mode document (JSON, checked with python3 when
+# there), and the libraries must export nothing but pl_* symbols.
 # Usage: BUILD=build sh tests/libso.sh (from the repository root; make test
 # sets LIBSO_MAKE and LIBSO_CC to its own make and compiler)
 set -u
@@ -69,6 +70,11 @@ else
         [ -n "$want" ] || want=$out
         if [ "$out" = "$want" ]; then ok; else bad "$p: '$out', the shared build printed '$want'"; fi
     done
+    if command -v python3 >/dev/null 2>&1 && [ -n "$want" ]; then
+        doc=$(printf '%s\n' "$want" | sed -n 2p)
+        if printf '%s' "$doc" | python3 -c 'import json, sys; json.loads(sys.stdin.read())' 2>/dev/null; then ok
+        else bad "the JSON mode's text is not JSON: '$doc'"; fi
+    fi
 fi
 echo "libso: $pass passed, $fail failed"
 [ "$fail" = 0 ]
