@@ -111,7 +111,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 $(LIB_OBJ): ISA_FLAGS += $(LIB_FLAGS)
 # Every object, internal symbols global: what the tools and tests link.
 LIB_INT := $(BUILD)/libpicolm-internal.a
-TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels test_grammar test_arch test_chat test_json test_http test_gen test_state test_sampler test_toolcall test_pool
+TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels test_grammar test_arch test_chat test_json test_http test_gen test_state test_sampler test_toolcall test_pool test_abort
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%$(EXE))
 
 .PHONY: all test clean install run bench bench-kernels bench-server memtest fuzz fuzz-bin tsan test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \

@@ -42,7 +42,8 @@ enum pl_status {
     PL_ERR_UNSUPPORTED = -3, /* valid file, feature we do not run */
     PL_ERR_NOMEM = -4,
     PL_ERR_ARG = -5,         /* bad argument from the caller */
-    PL_ERR_CTX_FULL = -6     /* positions past the context length */
+    PL_ERR_CTX_FULL = -6,    /* positions past the context length */
+    PL_ERR_ABORTED = -7      /* the abort callback stopped an evaluation */
 };
 
 /* A static English phrase for a status (these, PL_GRAMMAR_ERR_* and
@@ -131,6 +132,13 @@ int pl_context_n_ctx(const pl_context *c);
  * into calls, one token at a time included: every kernel computes a token
  * as it would alone (the batch-invariance contract, at every ISA level). */
 int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits, int all_logits);
+/* Stopping a long evaluation: cb(user) is called on the evaluating thread
+ * before each layer of every pl_eval and pl_decode (so of pl_gen_prompt and
+ * pl_gen_next too); nonzero stops it. The call then returns PL_ERR_ABORTED
+ * with no logits and every sequence as it was before it (the positions
+ * it added dropped; for pl_eval, whatever sequence 0 held from pos on is
+ * gone too). cb NULL removes it. The context's thread only: set it between calls. */
+void pl_context_set_abort(pl_context *c, int (*cb)(void *user), void *user);
 
 /* Several sequences in one context (n_seq in the params). A batch holds
  * tokens of any sequences; each token continues its sequence: its pos must

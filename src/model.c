@@ -710,6 +710,11 @@ void pl_context_free(pl_context *c) {
 
 int pl_context_n_ctx(const pl_context *c) { return c->n_ctx; }
 
+void pl_context_set_abort(pl_context *c, int (*cb)(void *user), void *user) {
+    c->abort_cb = cb;
+    c->abort_user = user;
+}
+
 void pl_context_mem(pl_context *c, pl_mem_stats *out) {
     out->state_bytes = c->state_bytes;
     out->kv_bytes = c->kv_bytes;
@@ -1159,7 +1164,7 @@ static void product(pl_context *c, int l, int nb, const pl_weight *w, const floa
  * tokens listed in c->b_out. One pass for every architecture: each
  * difference is an `if` on the architecture's row (arch.h) or a tensor the
  * file has. */
-static void forward(pl_context *c, const int32_t *tokens, int nb, float *logits, int n_out) {
+static int forward(pl_context *c, const int32_t *tokens, int nb, float *logits, int n_out) {
     const pl_model *m = c->m;
     const pl_hparams *hp = &m->hp;
     const pl_arch *a = hp->arch;
@@ -1178,6 +1183,7 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, float *logits,
             rope_row(c, k, c->b_pos[b], c->rope_cos + k * cls + (size_t)b * half, c->rope_sin + k * cls + (size_t)b * half);
 
     for (int l = 0; l < hp->n_layer; l++) {
+        if (c->abort_cb && c->abort_cb(c->abort_user)) return PL_ERR_ABORTED;
         const pl_layer *L = &m->layers[l];
         /* streaming: read the next streamed layer ahead while this one runs */
         int next = l + 1 < hp->n_layer ? l + 1 : c->n_resident;
@@ -1260,7 +1266,7 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, float *logits,
          * evicts the resident ones in its place */
         if (l >= c->n_resident) pl_advise(&m->map, m->layer_off[l], m->layer_len[l], PL_ADV_DONTNEED);
     }
-    if (!logits || n_out <= 0) return;
+    if (!logits || n_out <= 0) return 0;
     /* the wanted rows, gathered in order at the front of x */
     for (int i = 0; i < n_out; i++)
         if (c->b_out[i] != i) memcpy(c->x + (size_t)i * E, c->x + (size_t)c->b_out[i] * E, (size_t)E * sizeof(float));
@@ -1274,6 +1280,7 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, float *logits,
         const float cap = hp->final_softcap;
         for (size_t i = 0; i < (size_t)nl * V; i++) logits[i] = cap * tanhf(logits[i] / cap);
     }
+    return 0;
 }
 
 /* Runs tokens [0, n) of a validated batch in chunks of at most n_batch
@@ -1282,7 +1289,7 @@ static void forward(pl_context *c, const int32_t *tokens, int nb, float *logits,
  * position pos ? pos[i] : pos0 + i of sequence seq ? seq[i] : 0; its
  * logits go out (in order, n_vocab each) when want says so: want[i], or
  * with want NULL every token (all) or the last one. */
-static void run_batch(pl_context *c, const int32_t *tokens, int n, const int32_t *pos, int pos0, const int32_t *seq,
+static int run_batch(pl_context *c, const int32_t *tokens, int n, const int32_t *pos, int pos0, const int32_t *seq,
                       const int8_t *want, int all, float *logits) {
     const int V = c->m->info.n_vocab;
     int chunks = (n + c->n_batch - 1) / c->n_batch;
@@ -1296,10 +1303,11 @@ static void run_batch(pl_context *c, const int32_t *tokens, int n, const int32_t
             c->seq_tok[(size_t)s * c->n_ctx + p] = tokens[t];
             if (p + 1 > c->seq_len[s]) c->seq_len[s] = p + 1;
         }
-        forward(c, tokens + i, nb, logits, n_out);
+        if (forward(c, tokens + i, nb, logits, n_out)) return PL_ERR_ABORTED;
         if (logits) logits += (size_t)n_out * V;
         i += nb;
     }
+    return 0;
 }
 
 int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits, int all_logits) {
@@ -1313,8 +1321,12 @@ int pl_eval(pl_context *c, const int32_t *tokens, int n, int pos, float *logits,
     /* the caller says where sequence 0 continues (the prompt cache may
      * have restored its first positions) */
     if (c->seq_len[0] > pos) c->seq_len[0] = pos;
+    int len0 = c->seq_len[0];
     for (int i = c->seq_len[0]; i < pos; i++) c->seq_tok[i] = -1; /* not known here */
-    run_batch(c, tokens, n, NULL, pos, NULL, NULL, all_logits, logits);
+    if (run_batch(c, tokens, n, NULL, pos, NULL, NULL, all_logits, logits)) {
+        c->seq_len[0] = len0; /* aborted: the positions it added are gone */
+        return PL_ERR_ABORTED;
+    }
     return 0;
 }
 
@@ -1337,9 +1349,10 @@ int pl_decode(pl_context *c, const pl_batch *b, float *logits) {
     }
     for (int s = 0; s < c->n_seq; s++)
         if (next[s] > c->seq_len[s]) track_residency(c, s, next[s]);
+    int rc;
     if (b->logits) {
-        run_batch(c, b->token, n, b->pos, 0, b->seq_id, b->logits, 0, logits);
-        return 0;
+        rc = run_batch(c, b->token, n, b->pos, 0, b->seq_id, b->logits, 0, logits);
+        goto done;
     }
     /* by default the last token of each sequence: run each sequence's
      * last token flagged through a want list in the context's scratch */
@@ -1347,6 +1360,10 @@ int pl_decode(pl_context *c, const pl_batch *b, float *logits) {
     for (int i = 0; i < n; i++) want[i] = 0;
     for (int i = n - 1; i >= 0; i--)
         if (next[b->seq_id[i]] >= 0) want[i] = 1, next[b->seq_id[i]] = -1;
-    run_batch(c, b->token, n, b->pos, 0, b->seq_id, want, 0, logits);
-    return 0;
+    rc = run_batch(c, b->token, n, b->pos, 0, b->seq_id, want, 0, logits);
+done:
+    /* aborted: each sequence back to its first position in the batch */
+    for (int i = 0; rc && i < n; i++)
+        if (b->pos[i] < c->seq_len[b->seq_id[i]]) c->seq_len[b->seq_id[i]] = b->pos[i];
+    return rc;
 }

@@ -124,6 +124,8 @@ struct pl_context {
      * n_resident only ever shrinks. */
     size_t page_budget;
     int budget_tracks_kv;
+    int (*abort_cb)(void *); /* pl_context_set_abort: asked before each layer */
+    void *abort_user;
 };
 
 /* Byte offset of (sequence, layer, KV head, position) in the K or V cache:

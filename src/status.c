@@ -12,6 +12,7 @@ const char *pl_status_str(int status) {
     case PL_ERR_NOMEM: return "out of memory";
     case PL_ERR_ARG: return "bad argument";
     case PL_ERR_CTX_FULL: return "context full";
+    case PL_ERR_ABORTED: return "aborted";
     case PL_GRAMMAR_ERR_SYNTAX: return "grammar syntax error";
     case PL_GRAMMAR_ERR_DEAD_END: return "no token can continue the grammar";
     case PL_GRAMMAR_ERR_LIMIT: return "grammar limit exceeded";
