@@ -208,11 +208,12 @@ $(BUILD)/tests/test_kernels.o: CPPFLAGS += -DPL_TEST_AVX512_EMU
 endif
 
 # The tests run from the repository root; PICOLM_TESTDATA overrides the data path.
-# tests/libso.sh runs `make install` with this make's build and compiler.
+# tests/libso.sh runs `make install` with this make's build and compiler;
+# tests/python.sh the Python binding against $(BUILD)/libpicolm.so.
 test: $(TEST_BIN) $(BUILD)/picolm $(if $(EXE),,$(BUILD)/picolm-gen $(BUILD)/picolm-server $(BUILD)/libpicolm.a) $(SHARED)
 	@fail=0; rm -f $(BUILD)/test.log; \
 	 for t in $(TEST_BIN) "sh tests/cli.sh" "sh tests/interactive.sh" "sh tests/json_cli.sh" "sh tests/gen.sh" "sh tests/server.sh" \
-	          "sh tests/libso.sh"; do \
+	          "sh tests/libso.sh" "sh tests/python.sh"; do \
 	     PICOLM=$(BUILD)/picolm PICOLM_SERVER=$(BUILD)/picolm-server BUILD=$(BUILD) \
 	     LIBSO_MAKE="$(MAKE) BUILD=$(BUILD) CC=$(CC)$(if $(SAN), SAN=$(SAN))" LIBSO_CC="$(CC) $(CFLAGS) $(LDFLAGS)" \
 	     $$t >$(BUILD)/test.out 2>&1 || fail=1; \
