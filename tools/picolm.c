@@ -40,7 +40,7 @@ static int is_terminal(int fd) {
 static const char *usage_text =
     "usage: picolm MODEL.gguf [options]   (or picolm -m MODEL.gguf [options])\n"
     "\n"
-    "Generates text from a prompt with a LLaMA-architecture GGUF model.\n"
+    "Generates text from a prompt with a GGUF model (llama, qwen2/3, gemma 1-3,\nphi-2/3/4, smollm3 architectures).\n"
     "The prompt comes from -p or standard input; the text goes to standard\n"
     "output, statistics to standard error. Without a prompt at a terminal, or\n"
     "with -i, it is a chat.\n"

@@ -1067,7 +1067,7 @@ AI __m256 mvx_col(const int T, const mvw_t *w, const block_q8_K *y, __m256 F) {
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_set1_ps(w->d * y->d), F);
 }
 
-/* R rows x C columns (C <= 4), the columns xs bytes apart, outputs ys apart.
+/* R rows x C columns (C <= 8), the columns xs bytes apart, outputs ys apart.
  * Each (row, column) is mvx_col's arithmetic alone; a row's decode is
  * shared by the columns. */
 AI void mvx_tile(const int T, const int R, const int C, const uint8_t *w, size_t rb, int nsb, const uint8_t *xq,
@@ -1076,10 +1076,10 @@ AI void mvx_tile(const int T, const int R, const int C, const uint8_t *w, size_t
                       : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
                       : T == PL_TYPE_Q6_K ? sizeof(block_q6_K)
                                           : sizeof(block_iq4_xs);
-    float o[4][4] = {{0}};
+    float o[4][8] = {{0}};
     for (int k0 = 0; k0 < nsb; k0 += KC) {
         const int k1 = nsb - k0 < KC ? nsb : k0 + KC;
-        __m256 F[4][4];
+        __m256 F[4][8];
         UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) F[r][c] = _mm256_setzero_ps();
         for (int i = k0; i < k1; i++) {
             prefetch_to(pf, w + PF_AHEAD + (size_t)(i + 1) * R * bs);
@@ -1103,7 +1103,10 @@ AI void mvx_tile(const int T, const int R, const int C, const uint8_t *w, size_t
 #define MVR6 2 /* Q6_K, which runs out of registers at 3 (20.7 GB/s at 2, 12 at 3) */
 #endif
 #ifndef MVC
-#define MVC 4 /* columns up to which the few-column kernels run (not mm_kq) */
+#define MVC 8 /* columns up to which the few-column kernels can run */
+#endif
+#ifndef MVC4
+#define MVC4 6 /* ... and do for Q4_K, Q5_K, IQ4_XS (Zen 4: faster than mm_kq up to 6, Q6_K up to 8) */
 #endif
 AI void mv_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
     const int nsb = cols / QK_K, R = T == PL_TYPE_Q6_K ? MVR6 : MVR;
@@ -1126,7 +1129,11 @@ AI void few_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, con
     switch (nb) {
     case 2: mc_kx(T, 2, w, rb, rows, cols, xq, xs, y, ys); return;
     case 3: mc_kx(T, 3, w, rb, rows, cols, xq, xs, y, ys); return;
-    default: mc_kx(T, 4, w, rb, rows, cols, xq, xs, y, ys); return;
+    case 4: mc_kx(T, 4, w, rb, rows, cols, xq, xs, y, ys); return;
+    case 5: mc_kx(T, 5, w, rb, rows, cols, xq, xs, y, ys); return;
+    case 6: mc_kx(T, 6, w, rb, rows, cols, xq, xs, y, ys); return;
+    case 7: mc_kx(T, 7, w, rb, rows, cols, xq, xs, y, ys); return;
+    default: mc_kx(T, 8, w, rb, rows, cols, xq, xs, y, ys); return;
     }
 }
 
@@ -1173,7 +1180,7 @@ static void matmul_avx2(uint32_t type, const void *w, size_t row_bytes, int rows
     case PL_TYPE_IQ4_XS:
         if (nb == 1)
             mv_kx(PL_TYPE_IQ4_XS, W, row_bytes, rows, cols, X, y);
-        else if (nb <= MVC)
+        else if (nb <= MVC4)
             few_kx(PL_TYPE_IQ4_XS, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         else
             mm_iq4_xs(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
@@ -1183,7 +1190,7 @@ static void matmul_avx2(uint32_t type, const void *w, size_t row_bytes, int rows
     case PL_TYPE_Q4_K:
         if (nb == 1)
             mv_kx(PL_TYPE_Q4_K, W, row_bytes, rows, cols, X, y);
-        else if (nb <= MVC)
+        else if (nb <= MVC4)
             few_kx(PL_TYPE_Q4_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         else
             mm_q4_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
@@ -1191,7 +1198,7 @@ static void matmul_avx2(uint32_t type, const void *w, size_t row_bytes, int rows
     case PL_TYPE_Q5_K:
         if (nb == 1)
             mv_kx(PL_TYPE_Q5_K, W, row_bytes, rows, cols, X, y);
-        else if (nb <= MVC)
+        else if (nb <= MVC4)
             few_kx(PL_TYPE_Q5_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         else
             mm_q5_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
@@ -1459,7 +1466,8 @@ extern const pl_kernels_t pl_kernels_avx2;
 static void matmul_vnni(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
                         size_t xq_stride, int nb, float *y, size_t y_stride) {
     const uint8_t *W = (const uint8_t *)w, *X = (const uint8_t *)xq;
-    if (nb <= MVC && (type == PL_TYPE_Q4_K || type == PL_TYPE_Q5_K || type == PL_TYPE_Q6_K || type == PL_TYPE_IQ4_XS)) {
+    if ((nb <= MVC4 && (type == PL_TYPE_Q4_K || type == PL_TYPE_Q5_K || type == PL_TYPE_IQ4_XS)) ||
+        (nb <= MVC && type == PL_TYPE_Q6_K)) {
         /* generation and a few streams: vpdpbusd sums a dword's four products in one step */
         switch (type) {
         case PL_TYPE_Q4_K: kx_any(PL_TYPE_Q4_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
