@@ -32,15 +32,24 @@ if [ ! -f "$NPM_DIR/node_modules/openai/package.json" ]; then
 fi
 T=$(mktemp -d)
 trap 'kill "$PID" ${PID2:-} 2>/dev/null; rm -rf "$T"' EXIT
-"$BIN" "$DATA/models/tiny32k-Q4_K_M.gguf" --port 0 -c 512 --parallel 4 -j 2 --max-queue 64 --ctx-overflow drop --lookup 3 >"$T/log" 2>&1 &
+# start_server LOG ARGS...: a server on a free port in the background
+# ($! its pid); then wait_port LOG PID prints the port it listens on
+start_server() {
+    log=$1
+    shift
+    "$BIN" "$DATA/models/tiny32k-Q4_K_M.gguf" --port 0 "$@" >"$log" 2>&1 &
+}
+wait_port() {
+    for _ in $(seq 1 100); do
+        p=$(sed -n 's|.*on http://127.0.0.1:\([0-9]*\)/v1.*|\1|p' "$1")
+        [ -n "$p" ] && { echo "$p"; return; }
+        kill -0 "$2" 2>/dev/null || return
+        sleep 0.1
+    done
+}
+start_server "$T/log" -c 512 --parallel 4 -j 2 --max-queue 64 --ctx-overflow drop --lookup 3
 PID=$!
-port=
-for _ in $(seq 1 100); do
-    port=$(sed -n 's|.*on http://127.0.0.1:\([0-9]*\)/v1.*|\1|p' "$T/log")
-    [ -n "$port" ] && break
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-done
+port=$(wait_port "$T/log" "$PID")
 if [ -z "$port" ]; then
     cat "$T/log"
     echo "server: FAIL: picolm-server did not start"
@@ -48,15 +57,9 @@ if [ -z "$port" ]; then
     exit 1
 fi
 # a second server without --lookup: the same answers, bit for bit
-"$BIN" "$DATA/models/tiny32k-Q4_K_M.gguf" --port 0 -c 512 --parallel 2 -j 1 >"$T/log2" 2>&1 &
+start_server "$T/log2" -c 512 --parallel 2 -j 1
 PID2=$!
-port2=
-for _ in $(seq 1 100); do
-    port2=$(sed -n 's|.*on http://127.0.0.1:\([0-9]*\)/v1.*|\1|p' "$T/log2")
-    [ -n "$port2" ] && break
-    kill -0 "$PID2" 2>/dev/null || break
-    sleep 0.1
-done
+port2=$(wait_port "$T/log2" "$PID2")
 case "$BIN" in *build-san/* | *build-tsan/*) export SERVER_SAN=1 ;; esac
 SERVER_PID=$PID node tests/server.mjs "http://127.0.0.1:$port/v1" "$NPM_DIR" "${port2:+http://127.0.0.1:$port2/v1}"
 rc=$?

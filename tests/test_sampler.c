@@ -23,15 +23,11 @@ static int argmax(const float *l, int n) {
     return b;
 }
 
+static int32_t sample_with(pl_sampler_params p, const int32_t *seen, int n_seen, const float *logits, int n);
+
 static int32_t sample_once(float t, float top_p, int top_k, uint64_t seed, const float *logits, int n) {
     pl_sampler_params p = {.temperature = t, .top_p = top_p, .top_k = top_k, .seed = seed};
-    pl_sampler *s;
-    if (pl_sampler_new(&s, &p, n)) return -100;
-    float copy[NV];
-    memcpy(copy, logits, (size_t)n * sizeof *copy);
-    int32_t tok = pl_sample(s, copy);
-    pl_sampler_free(s);
-    return tok;
+    return sample_with(p, NULL, 0, logits, n);
 }
 
 /* every temperature too small for 1/T (or so small that only the max
@@ -126,7 +122,8 @@ static void test_ordinary(void) {
     CHECK(pl_sampler_new(&s, &bad, 5) != 0, "NaN temperature accepted");
 }
 
-static int32_t greedy_with(pl_sampler_params p, const int32_t *seen, int n_seen, const float *logits, int n) {
+/* one sample from a fresh sampler that has seen the tokens seen[] */
+static int32_t sample_with(pl_sampler_params p, const int32_t *seen, int n_seen, const float *logits, int n) {
     pl_sampler *s;
     if (pl_sampler_new(&s, &p, n)) return -100;
     for (int i = 0; i < n_seen; i++) pl_sampler_accept(s, seen[i]);
@@ -145,34 +142,34 @@ static void test_adjustments(void) {
     pl_logit_bias up = {3, 3.5f}, ban = {0, -INFINITY};
     pl_sampler_params p = g;
     p.logit_bias = &up, p.n_logit_bias = 1;
-    CHECK(greedy_with(p, NULL, 0, l, 4) == 3, "a logit bias of +3.5 makes token 3 the argmax");
+    CHECK(sample_with(p, NULL, 0, l, 4) == 3, "a logit bias of +3.5 makes token 3 the argmax");
     p.logit_bias = &ban;
-    CHECK(greedy_with(p, NULL, 0, l, 4) == 1, "a -Inf bias bans token 0");
+    CHECK(sample_with(p, NULL, 0, l, 4) == 1, "a -Inf bias bans token 0");
     const int32_t seen0[1] = {0};
     p = g;
-    CHECK(greedy_with(p, seen0, 1, l, 4) == 0, "no penalty by default");
+    CHECK(sample_with(p, seen0, 1, l, 4) == 0, "no penalty by default");
     p.repeat_penalty = 1.1f; /* 2 / 1.1 = 1.82 < 1.9 */
-    CHECK(greedy_with(p, seen0, 1, l, 4) == 1, "repeat penalty divides a positive logit");
+    CHECK(sample_with(p, seen0, 1, l, 4) == 1, "repeat penalty divides a positive logit");
     p.repeat_penalty = 1.04f;
-    CHECK(greedy_with(p, seen0, 1, l, 4) == 0, "a small repeat penalty keeps the argmax");
+    CHECK(sample_with(p, seen0, 1, l, 4) == 0, "a small repeat penalty keeps the argmax");
     const float neg[2] = {-1.0f, -1.05f};
     p.repeat_penalty = 1.1f; /* -1 * 1.1 = -1.1 < -1.05 */
-    CHECK(greedy_with(p, seen0, 1, neg, 2) == 1, "repeat penalty multiplies a negative logit");
+    CHECK(sample_with(p, seen0, 1, neg, 2) == 1, "repeat penalty multiplies a negative logit");
     p = g;
     p.presence_penalty = 0.2f;
-    CHECK(greedy_with(p, seen0, 1, l, 4) == 1, "presence penalty");
+    CHECK(sample_with(p, seen0, 1, l, 4) == 1, "presence penalty");
     p = g;
     p.frequency_penalty = 0.06f; /* once: 1.94 > 1.9; twice: 1.88 */
     const int32_t seen00[2] = {0, 0};
-    CHECK(greedy_with(p, seen0, 1, l, 4) == 0 && greedy_with(p, seen00, 2, l, 4) == 1, "frequency penalty counts");
+    CHECK(sample_with(p, seen0, 1, l, 4) == 0 && sample_with(p, seen00, 2, l, 4) == 1, "frequency penalty counts");
     p = g;
     p.presence_penalty = 0.2f, p.repeat_last_n = 2;
     const int32_t old[3] = {0, 2, 3};
-    CHECK(greedy_with(p, old, 3, l, 4) == 0, "a token out of the window is not penalized");
+    CHECK(sample_with(p, old, 3, l, 4) == 0, "a token out of the window is not penalized");
     p.repeat_last_n = 0;
-    CHECK(greedy_with(p, seen0, 1, l, 4) == 0, "repeat_last_n 0 turns the penalties off");
+    CHECK(sample_with(p, seen0, 1, l, 4) == 0, "repeat_last_n 0 turns the penalties off");
     p.repeat_last_n = -1;
-    CHECK(greedy_with(p, seen0, 1, l, 4) == 1, "repeat_last_n -1: the whole history");
+    CHECK(sample_with(p, seen0, 1, l, 4) == 1, "repeat_last_n -1: the whole history");
     /* reset empties the window */
     pl_sampler *s;
     p.repeat_last_n = 64;
