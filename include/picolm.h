@@ -327,6 +327,13 @@ void pl_gen_draft_stats(const pl_gen *g, int *drafted, int *accepted);
  * truncate the sequence past the last token confirmed (pl_seq_truncate). */
 int pl_gen_lookup_draft(pl_gen *g, int32_t *out, int max);
 void pl_gen_note_accepted(pl_gen *g, int n); /* for pl_gen_draft_stats */
+/* Speculative decoding with a draft model instead (--draft): a context of
+ * a small model with the same vocabulary (PL_ERR_FORMAT otherwise), whose
+ * sequence seq g keeps in step with its own; up to n_draft (1-16) greedy
+ * draft tokens a step, verified as prompt-lookup drafts are (the output is
+ * the same as without them). The draft context must outlive g and hold at
+ * least g's context length. */
+int pl_gen_set_draft(pl_gen *g, pl_context *draft, int seq, int n_draft);
 
 /* ---- Grammars (src/grammar.c, gbnf.c, json_schema.c) ----
  * Grammar-constrained sampling: GBNF grammars (llama.cpp's subset), a

@@ -39,6 +39,9 @@ struct pl_gen {
     float hit;             /* how often a first draft came true lately (drafts run above 1/2) */
     int32_t draft[MAX_DRAFT + 1];
     float *rows;           /* [(lookup + 1) * n_vocab] */
+    pl_context *dctx;      /* a draft model's context (pl_gen_set_draft), or NULL: prompt lookup */
+    int dseq;
+    float *dlogits;        /* [n_vocab] the draft model's */
     pl_token_logprob lp_tok, lp_top[MAX_TOP];
     char err[160];
 };
@@ -57,6 +60,7 @@ void pl_gen_free(pl_gen *g) {
     free(g->stop);
     free(g->stop_len);
     free(g->rows);
+    free(g->dlogits);
     free(g);
 }
 
@@ -342,8 +346,10 @@ static int find_draft(const pl_gen *g, int32_t tok, int32_t *out, int max) {
 /* A batch of k + 1 tokens costs more than one (1.3-1.8x for a few on 2
  * cores), so drafts run only while first drafts have come true more than
  * half the time lately; the guess is kept either way to measure that. */
+static int model_draft(pl_gen *g, int32_t tok, int32_t *out, int max);
+
 static int gated_draft(pl_gen *g, int32_t *out, int max) {
-    int n = find_draft(g, g->token, out, max);
+    int n = g->dctx ? model_draft(g, g->token, out, max) : find_draft(g, g->token, out, max);
     g->guess = n ? out[0] : -1;
     return g->hit > 0.5f ? n : 0;
 }
@@ -394,6 +400,63 @@ int pl_gen_next(pl_gen *g, float *logits) {
     g->n_draft = nd, g->row = 0, g->base = pos;
     g->drafted += nd;
     memcpy(logits, g->rows, (size_t)V * sizeof *logits);
+    return 0;
+}
+
+/* Drafts from a small model with the same vocabulary: its sequence is
+ * brought to the main one's tokens (the common prefix kept, the rest and
+ * tok decoded), then it runs greedily for max tokens, stopping at an
+ * end-of-generation token. */
+static int model_draft(pl_gen *g, int32_t tok, int32_t *out, int max) {
+    pl_context *dc = g->dctx;
+    const int32_t *h = pl_seq_tokens(g->c, g->seq);
+    const int n = pl_seq_len(g->c, g->seq), V = g->m->info.n_vocab;
+    if (!h || max <= 0 || n + 1 + max > pl_context_n_ctx(dc)) return 0;
+    int lcp = pl_seq_common_prefix(dc, g->dseq, h, n);
+    pl_seq_truncate(dc, g->dseq, lcp);
+    int32_t t[64], ps[64], sq[64];
+    for (int i = lcp; i <= n;) { /* h[lcp..n) and tok, 64 at a time */
+        int k = 0;
+        for (; k < 64 && i <= n; k++, i++) {
+            t[k] = i < n ? h[i] : tok, ps[k] = i, sq[k] = g->dseq;
+            if (t[k] < 0) return 0; /* a position whose token is not known (a restored cache) */
+        }
+        pl_batch b = {k, t, ps, sq, NULL};
+        if (pl_decode(dc, &b, g->dlogits)) return 0;
+    }
+    int m = 0;
+    for (; m < max; m++) {
+        int best = 0;
+        for (int v = 1; v < V; v++)
+            if (g->dlogits[v] > g->dlogits[best]) best = v;
+        if (pl_token_is_eog(g->m, best)) break;
+        out[m] = best;
+        if (m + 1 == max) break;
+        int32_t p = n + 1 + m;
+        pl_batch b = {1, &out[m], &p, &g->dseq, NULL};
+        if (pl_decode(dc, &b, g->dlogits)) break;
+    }
+    return m;
+}
+
+int pl_gen_set_draft(pl_gen *g, pl_context *draft, int seq, int n_draft) {
+    if (!draft || seq < 0 || seq >= pl_context_n_seq(draft) || n_draft < 1 || n_draft > MAX_DRAFT)
+        return PL_ERR_ARG;
+    /* the same vocabulary: size, special ids and (a sample of) the pieces */
+    const pl_model *dm = draft->m;
+    if (dm->info.n_vocab != g->m->info.n_vocab || pl_token_bos(dm) != pl_token_bos(g->m) ||
+        pl_token_eos(dm) != pl_token_eos(g->m))
+        return PL_ERR_FORMAT;
+    for (int i = 0, step = g->m->info.n_vocab / 256 + 1; i < g->m->info.n_vocab; i += step) {
+        const char *a = pl_token_piece(g->m, i), *b = pl_token_piece(dm, i);
+        if (!a != !b || (a && strcmp(a, b))) return PL_ERR_FORMAT;
+    }
+    const size_t V = (size_t)g->m->info.n_vocab;
+    float *rows = realloc(g->rows, (size_t)(n_draft + 1) * V * sizeof *rows);
+    if (!rows) return PL_ERR_NOMEM;
+    g->rows = rows;
+    if (!g->dlogits && !(g->dlogits = malloc(V * sizeof *g->dlogits))) return PL_ERR_NOMEM;
+    g->dctx = draft, g->dseq = seq, g->lookup = n_draft;
     return 0;
 }
 

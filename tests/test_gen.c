@@ -33,6 +33,7 @@ static const pl_sampler_params *sampling;
 static int lp_steps, lp_bad;
 static int32_t toks[128]; /* the tokens run_gen sampled */
 static int n_toks, last_accepted;
+static pl_context *draft_ctx; /* run_gen drafts with it when set */
 
 /* With logprobs on: the sampled token is the most likely under greedy,
  * the top ones are sorted, log-probabilities, and sum to at most 1. */
@@ -61,6 +62,7 @@ static int run_gen(pl_model *m, pl_context *c, const int32_t *ids, int n, pl_gen
     pl_gen *g;
     pl_sampler_new(&smp, &sp, pl_model_get_info(m)->n_vocab);
     CHECK(pl_gen_new(&g, c, 0, smp, gp, err, sizeof err) == 0, "pl_gen_new: %s", err);
+    if (draft_ctx) CHECK(pl_gen_set_draft(g, draft_ctx, 0, 6) == 0, "pl_gen_set_draft");
     float *lg = malloc((size_t)pl_model_get_info(m)->n_vocab * sizeof *lg);
     size_t used = 0, k;
     int st = pl_gen_prompt(g, ids, n, lg, NULL) ? PL_GEN_ERROR : PL_GEN_RUNNING;
@@ -233,6 +235,56 @@ static void test_greedy_and_stops(void) {
         }
         sampling = NULL;
     }
+
+    /* a draft model (tiny512-Q8_0 for tiny512-Q4_K_M: the same weights, so
+     * most drafts come true): the same text, greedy and seeded, as without */
+    pl_model *tm = open_model("models/tiny512-Q4_K_M.gguf"), *dm = open_model("models/tiny512-Q8_0.gguf");
+    if (tm && dm) {
+        int32_t tids[16];
+        int tn = pl_tokenize(tm, "Once upon a time", 16, 1, 1, tids, 16);
+        pl_sampler_params modes[2] = {{.temperature = 0.0f, .top_p = 1.0f, .seed = 1},
+                                      {.temperature = 0.7f, .top_p = 0.95f, .seed = 9}};
+        for (int k = 0; k < 2; k++) {
+            char plain[4096], drafted[4096];
+            int np_, nd_;
+            sampling = &modes[k];
+            gp = pl_gen_default_params();
+            gp.n_predict = 48;
+            c = new_ctx(tm, 128);
+            run_gen(tm, c, tids, tn, &gp, plain, sizeof plain, &np_);
+            int len_plain = pl_seq_len(c, 0);
+            pl_context_free(c);
+            c = new_ctx(tm, 128);
+            pl_context *dc = new_ctx(dm, 128);
+            draft_ctx = dc;
+            run_gen(tm, c, tids, tn, &gp, drafted, sizeof drafted, &nd_);
+            draft_ctx = NULL;
+            CHECK(!strcmp(plain, drafted) && np_ == nd_ && pl_seq_len(c, 0) == len_plain,
+                  "a draft model (mode %d) changed the output", k);
+            if (k == 0) CHECK(last_accepted > 10, "draft model: only %d drafts accepted", last_accepted);
+            printf("  draft model (mode %d): %d of 48 tokens from drafts\n", k, last_accepted);
+            pl_context_free(dc);
+            pl_context_free(c);
+        }
+        sampling = NULL;
+        /* another vocabulary is refused */
+        pl_sampler *sx;
+        pl_sampler_params sp0 = pl_sampler_default_params();
+        pl_sampler_new(&sx, &sp0, V);
+        pl_gen *gx;
+        c = new_ctx(m, 64);
+        pl_context *dc = new_ctx(dm, 64);
+        char ex[64];
+        gp = pl_gen_default_params();
+        CHECK(pl_gen_new(&gx, c, 0, sx, &gp, ex, sizeof ex) == 0 && pl_gen_set_draft(gx, dc, 0, 4) == PL_ERR_FORMAT,
+              "a draft model of another vocabulary accepted");
+        pl_gen_free(gx);
+        pl_sampler_free(sx);
+        pl_context_free(dc);
+        pl_context_free(c);
+    }
+    if (tm) pl_model_close(tm);
+    if (dm) pl_model_close(dm);
 
     /* the context shift: 60 tokens in a context of 24, or stop there */
     gp = pl_gen_default_params();
