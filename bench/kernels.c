@@ -5,7 +5,7 @@
  * columns at once (-b, default 4: a server's streams); prefill (nb = 32) as
  * GFLOP/s (2 * rows * cols * nb per call). Single-threaded unless -t 2.
  *
- *   make -s && cc -O2 -Iinclude -Isrc bench/kernels.c build/libpicolm.a -lm -lpthread -o build/bench_kernels
+ *   make -s && cc -O2 -Iinclude -Isrc bench/kernels.c build/libpicolm-internal.a -lm -lpthread -o build/bench_kernels
  *   build/bench_kernels [-t threads] [-r rows] [-c cols] [-T Q4_K,Q6_K,...] [-L level] [-cpu] [-hot] */
 #include <pthread.h>
 #include <stdio.h>

@@ -381,7 +381,7 @@ int pl_gen_next(pl_gen *g, float *logits) {
         pl_batch b = {1, &g->token, &pos, &g->seq, NULL};
         int rc = pl_decode(g->c, &b, logits);
         if (rc) {
-            pl_set_err(g->err, sizeof g->err, rc, "evaluation failed (%d)", rc);
+            pl_set_err(g->err, sizeof g->err, rc, "evaluation failed: %s", pl_status_str(rc));
             return g->status = PL_GEN_ERROR;
         }
         return 0;
@@ -394,7 +394,7 @@ int pl_gen_next(pl_gen *g, float *logits) {
     pl_batch b = {nd + 1, g->draft, ps, sq, want};
     int rc = pl_decode(g->c, &b, g->rows);
     if (rc) {
-        pl_set_err(g->err, sizeof g->err, rc, "evaluation failed (%d)", rc);
+        pl_set_err(g->err, sizeof g->err, rc, "evaluation failed: %s", pl_status_str(rc));
         return g->status = PL_GEN_ERROR;
     }
     g->n_draft = nd, g->row = 0, g->base = pos;

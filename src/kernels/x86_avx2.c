@@ -1137,12 +1137,14 @@ AI void few_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, con
     }
 }
 
-/* nb = 1 .. MVC */
+#ifdef PL_VNNI
+/* nb = 1 .. MVC (the avx512 level's entry to these kernels) */
 AI void kx_any(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
                float *y, size_t ys) {
     if (nb == 1) mv_kx(T, w, rb, rows, cols, xq, y);
     else few_kx(T, w, rb, rows, cols, xq, xs, nb, y, ys);
 }
+#endif
 
 /* One instance per type (each holds its own ~45 KB of prepared activations). */
 static void mm_q4_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb, float *y,
