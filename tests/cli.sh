@@ -422,6 +422,19 @@ done
 "$BIN" "$M" -p "$P4" -n 8 -t 0 2>&1 >/dev/null | grep -q "lookup" && bad "lookup statistics without --lookup" || ok
 printf 'Hi\n' | "$BIN" "$M" -i -n 16 -t 0 --lookup 4 2>&1 >/dev/null | grep -q "turn 1: .*; lookup: [0-9]* drafted" &&
     ok || bad "-i --lookup statistics"
+# --draft: a draft model (tiny512-Q8_0 for tiny512-Q4_K_M, the same weights)
+# gives the same text, greedy and seeded; another vocabulary is an error
+MQ4=$DATA/models/tiny512-Q4_K_M.gguf
+for s in "-t 0" "-t 0.8 -s 3"; do
+    "$BIN" "$MQ4" -p "Once upon a time" -n 48 $s >"$T/a" 2>/dev/null
+    "$BIN" "$MQ4" -p "Once upon a time" -n 48 $s --draft "$M" --draft-max 6 >"$T/b" 2>"$T/err"
+    cmp -s "$T/a" "$T/b" && grep -q "^\[picolm\] draft model: [1-9][0-9]* drafted, [1-9][0-9]* accepted" "$T/err" && ok ||
+        bad "--draft $s changed the text or drafted nothing: $(cat "$T/err")"
+done
+"$BIN" "$MQ4" -p x -n 4 --draft "$M32" >/dev/null 2>"$T/err"
+[ $? = 1 ] && grep -q "another vocabulary" "$T/err" && ok || bad "--draft of another vocabulary: $(cat "$T/err")"
+"$BIN" "$MQ4" -p x -n 4 --draft "$M" --lookup 2 >/dev/null 2>&1
+[ $? = 2 ] && ok || bad "--draft with --lookup accepted"
 
 # --info: what the file holds without running it, on every test model; the
 # memory it names is what a run at that -c and --kv allocates

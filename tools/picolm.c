@@ -66,7 +66,10 @@ static const char *usage_text =
     "  --frequency-penalty X  subtract X per occurrence (default 0)\n"
     "  --logit-bias ID=X  add X (or -inf) to token ID's logit (repeatable)\n"
     "  --stop TEXT        stop when TEXT appears; it is not printed (repeatable)\n"
-    "  --lookup N         prompt-lookup drafting of up to N tokens (0-16, default\n"
+    "  --draft FILE       speculative decoding with a small draft model of the same\n"
+  "                     vocabulary (also -md): the same output, faster when the\n"
+  "                     draft guesses well; --draft-max N drafts a step (1-16, 8)\n"
+  "  --lookup N         prompt-lookup drafting of up to N tokens (0-16, default\n"
     "                     0): faster on repetitive text, the same output\n"
     "  -s, --seed SEED    random seed (default 42)\n"
     "  -c, --ctx-size N   context length (default or 0: the model's, capped at 2048)\n"
@@ -109,6 +112,8 @@ typedef struct {
     const char *file; /* -f: the prompt's file */
     int n_predict, top_k, n_ctx, n_threads, no_bos, no_special, tokenize, quiet, keep, no_shift, mem_budget, chat, kv_q8, json;
     int interactive, lookup, temp_hint, info;
+    const char *draft; /* --draft: a draft model for speculative decoding */
+    int draft_max;
     float temp, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
     int repeat_last_n;
     uint64_t seed;
@@ -245,6 +250,8 @@ static void parse_args(options *o, int argc, char **argv) {
             if (o->n_stop == MAX_STOP) die_usage("--stop given more than %d times", MAX_STOP);
             o->stop[o->n_stop++] = v;
         } else if (!strcmp(a, "--lookup")) o->lookup = parse_int(a, VALUE(), 0, 16);
+        else if (!strcmp(a, "--draft") || !strcmp(a, "-md") || !strcmp(a, "--model-draft")) o->draft = VALUE();
+        else if (!strcmp(a, "--draft-max")) o->draft_max = parse_int(a, VALUE(), 1, 16);
         else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) o->seed = parse_seed(a, VALUE());
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) o->n_ctx = parse_int(a, VALUE(), 0, 1 << 20);
         else if (!strcmp(a, "-j") || !strcmp(a, "--threads")) o->n_threads = parse_int(a, VALUE(), 0, 1024);
@@ -285,6 +292,8 @@ static void parse_args(options *o, int argc, char **argv) {
         die_usage("--info runs nothing; it cannot take %s", o->interactive ? "-i" : o->grammar ? "--grammar" : "--json-schema");
     if ((o->json != 0) + (o->grammar != NULL) + (o->schema != NULL) > 1)
         die_usage("--json, --grammar and --json-schema are exclusive");
+    if (o->draft && (o->lookup || o->interactive || o->info))
+        die_usage("--draft cannot take %s", o->lookup ? "--lookup" : o->interactive ? "-i" : "--info");
     if (o->interactive) {
         const char *no = o->prompt ? "-p" : o->file ? "-f" : o->prompt_ids ? "--prompt-ids" : o->tokenize ? "--tokenize"
                        : o->dump_logits ? "--dump-logits" : o->cache ? "--cache" : NULL;
@@ -1077,6 +1086,16 @@ int main(int argc, char **argv) {
     pl_gen *gen;
     if (pl_gen_new(&gen, ctx, 0, smp, &gp, err, sizeof err)) fail("%s", err);
     if (gram) pl_gen_set_grammar(gen, gram);
+    pl_model *dmodel = NULL;
+    pl_context *dctx = NULL;
+    if (o.draft) { /* the draft model: the same context length and threads (one shared pool) */
+        if (pl_model_open(&dmodel, o.draft, err, sizeof err)) fail("--draft: %s", err);
+        pl_context_params dp = {n_ctx, o.n_threads, -1, o.kv_q8, 1};
+        if (pl_context_new(&dctx, dmodel, &dp, err, sizeof err)) fail("--draft: %s", err);
+        int drc = pl_gen_set_draft(gen, dctx, 0, o.draft_max ? o.draft_max : 8);
+        if (drc == PL_ERR_FORMAT) fail("--draft: %s has another vocabulary than %s", o.draft, o.model);
+        if (drc) fail("--draft: %s", pl_status_str(drc));
+    }
     pl_gen_begin(gen, ids, n_ids);
     (void)stop_text; /* the family's end-of-turn token is one of the vocabulary's end-of-generation tokens */
     char out[1024];
@@ -1128,8 +1147,11 @@ int main(int argc, char **argv) {
         if (n_shifts) fprintf(stderr, "[picolm] context shifted %d times (keeping %d tokens)\n", n_shifts, n_keep);
         char lk[96];
         if (o.lookup) fprintf(stderr, "[picolm] %s\n", lookup_stats(gen, lk, sizeof lk) + 2);
+        if (o.draft) fprintf(stderr, "[picolm] draft model: %s\n", lookup_stats(gen, lk, sizeof lk) + 10);
     }
     pl_gen_free(gen);
+    pl_context_free(dctx);
+    pl_model_close(dmodel);
     pl_grammar_free(gram);
     pl_grammar_vocab_free(gvocab);
     pl_sampler_free(smp);
