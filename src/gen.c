@@ -85,7 +85,7 @@ int pl_gen_new(pl_gen **out, pl_context *c, int seq, pl_sampler *smp, const pl_g
     g->n_top = -1;
     g->lookup = p->lookup;
     g->guess = -1;
-    g->hit = 1.0f;
+    g->hit = 0.6f; /* short drafts at first */
     if (g->lookup && !(g->rows = malloc((size_t)(g->lookup + 1) * (size_t)c->m->info.n_vocab * sizeof *g->rows)))
         goto nomem;
     if (p->n_stop) {
@@ -349,6 +349,8 @@ static int find_draft(const pl_gen *g, int32_t tok, int32_t *out, int max) {
 static int model_draft(pl_gen *g, int32_t tok, int32_t *out, int max);
 
 static int gated_draft(pl_gen *g, int32_t *out, int max) {
+    if (g->hit <= 0.5f) max = 1; /* only the guess, to measure */
+    else if (g->hit < 1.0f) max = 1 + (int)((float)(max - 1) * (g->hit - 0.5f) * 2.0f); /* longer as they come true */
     int n = g->dctx ? model_draft(g, g->token, out, max) : find_draft(g, g->token, out, max);
     g->guess = n ? out[0] : -1;
     return g->hit > 0.5f ? n : 0;
@@ -425,15 +427,15 @@ static int model_draft(pl_gen *g, int32_t tok, int32_t *out, int max) {
         if (pl_decode(dc, &b, g->dlogits)) return 0;
     }
     int m = 0;
-    for (; m < max; m++) {
+    while (m < max) {
         int best = 0;
         for (int v = 1; v < V; v++)
             if (g->dlogits[v] > g->dlogits[best]) best = v;
         if (pl_token_is_eog(g->m, best)) break;
-        out[m] = best;
-        if (m + 1 == max) break;
-        int32_t p = n + 1 + m;
-        pl_batch b = {1, &out[m], &p, &g->dseq, NULL};
+        out[m++] = best;
+        if (m == max) break;
+        int32_t p = n + m;
+        pl_batch b = {1, &out[m - 1], &p, &g->dseq, NULL};
         if (pl_decode(dc, &b, g->dlogits)) break;
     }
     return m;
