@@ -1080,7 +1080,7 @@ AI void mvx_tile(const int T, const int R, const int C, const uint8_t *w, size_t
     for (int k0 = 0; k0 < nsb; k0 += KC) {
         const int k1 = nsb - k0 < KC ? nsb : k0 + KC;
         __m256 F[4][8];
-        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) F[r][c] = _mm256_setzero_ps();
+        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < 8; c++) F[r][c] = _mm256_setzero_ps();
         for (int i = k0; i < k1; i++) {
             prefetch_to(pf, w + PF_AHEAD + (size_t)(i + 1) * R * bs);
             UNROLL for (int r = 0; r < R; r++) {
@@ -1126,15 +1126,10 @@ AI void mc_kx(const int T, const int C, const uint8_t *w, size_t rb, int rows, i
 
 AI void few_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
                float *y, size_t ys) {
-    switch (nb) {
-    case 2: mc_kx(T, 2, w, rb, rows, cols, xq, xs, y, ys); return;
-    case 3: mc_kx(T, 3, w, rb, rows, cols, xq, xs, y, ys); return;
-    case 4: mc_kx(T, 4, w, rb, rows, cols, xq, xs, y, ys); return;
-    case 5: mc_kx(T, 5, w, rb, rows, cols, xq, xs, y, ys); return;
-    case 6: mc_kx(T, 6, w, rb, rows, cols, xq, xs, y, ys); return;
-    case 7: mc_kx(T, 7, w, rb, rows, cols, xq, xs, y, ys); return;
-    default: mc_kx(T, 8, w, rb, rows, cols, xq, xs, y, ys); return;
-    }
+    /* the column count at run time: one instance per type (the columns'
+     * loop costs a load and a store of F per column and super-block, next
+     * to ~30 operations of its arithmetic) */
+    mc_kx(T, nb, w, rb, rows, cols, xq, xs, y, ys);
 }
 
 #ifdef PL_VNNI
