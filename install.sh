@@ -10,16 +10,37 @@
 #   --model           also download the model (about 638 MB)
 #   --model-dir DIR   where the model goes (default ~/.local/share/picolm)
 #   --no-build        do not build or install (with --model: `make model`)
-#   -j N              threads for the PicoClaw snippet (default: all cores)
+#   -j N              threads for the build and the PicoClaw snippet (default: all cores)
 #
+# Run it from a clone (sh install.sh, or piped: cat install.sh | sh -s --
+# ARGS, in the clone's folder). Piped outside a clone it needs the source:
+# PICOLM_SRC=DIR names a clone, PICOLM_GIT=URL one to clone into
+# ~/.local/src/picolm; without either it says so and stops.
 # PICOLM_MODEL_URL and PICOLM_MODEL_SHA256 replace the model (both, or the
-# check fails); curl (or wget) fetches it, file:// URLs included.
+# check fails); curl (or wget) fetches it, file:// URLs included (an
+# offline install: PICOLM_MODEL_URL=file:///path/model.gguf).
 set -eu
 
 MODEL_URL_DEFAULT=https://huggingface.co/TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/resolve/main/tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf
 # SHA-256 of that file (668,788,096 bytes; Hugging Face's LFS object id)
 MODEL_SHA256_DEFAULT=9fecc3b3cd76bba89d504f29b616eedf7da85b96540e490ca5824d3f7d2776a0
 
+usage() {
+    cat <<'USAGE'
+sh install.sh [--prefix DIR] [--model] [--model-dir DIR] [--no-build] [-j N]
+
+  --prefix DIR      where picolm and picolm-server go (default ~/.local/bin)
+  --model           also download TinyLlama 1.1B Chat Q4_K_M (about 638 MB, SHA-256 checked)
+  --model-dir DIR   where the model goes (default ~/.local/share/picolm)
+  --no-build        do not build or install (with --model: `make model`)
+  -j N              threads for the build and the PicoClaw snippet (default: all cores)
+
+From a clone: sh install.sh. Piped (curl ... | sh -s -- ARGS) in a clone's
+folder, the same; elsewhere PICOLM_SRC=DIR (a clone) or PICOLM_GIT=URL (to
+clone into ~/.local/src/picolm). Offline: PICOLM_MODEL_URL=file:///path/m.gguf
+with PICOLM_MODEL_SHA256=its sum.
+USAGE
+}
 say() { printf 'picolm install: %s\n' "$*"; }
 die() { printf 'picolm install: error: %s\n' "$*" >&2; exit 1; }
 
@@ -35,14 +56,34 @@ while [ $# -gt 0 ]; do
     --model-dir=*) model_dir=${1#*=} ;;
     --no-build) build=0 ;;
     -j) [ $# -ge 2 ] || die "-j needs a number"; threads=$2; shift ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) usage; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
     shift
 done
 
-cd "$(dirname "$0")"
-src=$(pwd)
+# paths as the caller meant them, before the source folder becomes the cwd
+case $prefix in /*) ;; *) prefix=$(pwd)/$prefix ;; esac
+case $model_dir in /*) ;; *) model_dir=$(pwd)/$model_dir ;; esac
+
+# ---- the source: this script's folder, the cwd when piped, or PICOLM_SRC / PICOLM_GIT
+is_src() { [ -f "$1/Makefile" ] && [ -f "$1/include/picolm.h" ] && [ -f "$1/tools/picolm.c" ]; }
+src=""
+if [ -f "$0" ] && is_src "$(dirname "$0")"; then src=$(cd "$(dirname "$0")" && pwd)
+elif is_src .; then src=$(pwd)
+elif [ -n "${PICOLM_SRC:-}" ]; then
+    is_src "$PICOLM_SRC" || die "PICOLM_SRC=$PICOLM_SRC is not a picolm clone"
+    src=$(cd "$PICOLM_SRC" && pwd)
+elif [ -n "${PICOLM_GIT:-}" ]; then
+    command -v git >/dev/null 2>&1 || die "PICOLM_GIT needs git"
+    src="${HOME:-.}/.local/src/picolm"
+    if is_src "$src"; then say "using the clone in $src"
+    else git clone --depth 1 "$PICOLM_GIT" "$src" || die "cannot clone $PICOLM_GIT"; fi
+elif [ $build = 0 ]; then src=$(pwd) # only the model: no source needed
+else
+    die "no picolm source here: run this in a clone (git clone REPO && cd picolm && sh install.sh), or set PICOLM_SRC=DIR or PICOLM_GIT=URL"
+fi
+cd "$src"
 
 # ---- platform
 os=$(uname -s 2>/dev/null || echo unknown)
@@ -82,7 +123,7 @@ if [ $build = 1 ]; then
         else hint="your system's gcc (or clang) and make packages"; fi
         die "picolm needs $what; install them with: $hint"
     fi
-    make -s "$target" CC="$cc" || die "build failed (make $target CC=$cc)"
+    make -s -j "$threads" "$target" CC="$cc" || die "build failed (make -j $threads $target CC=$cc)"
     [ -x "build/picolm$exe" ] || die "build/picolm$exe missing after make"
     mkdir -p "$prefix" || die "cannot create $prefix"
     # copy beside, then rename: a running picolm keeps its old file
