@@ -14,8 +14,11 @@ rem written for GCC/Clang and not tried with MSVC yet).
 setlocal enabledelayedexpansion
 cd /d "%~dp0"
 
-set LIB_SRC=src\gguf.c src\quant.c src\tokenizer.c src\model.c src\state.c src\chat.c src\sampler.c ^
- src\pool.c src\platform.c src\grammar.c src\gbnf.c src\json_schema.c src\kernels\cpu.c src\kernels\generic.c
+rem every src\*.c, as the Makefile's wildcard takes them
+set LIB_SRC=src\arch.c src\chat.c src\gbnf.c src\gen.c src\gguf.c src\grammar.c src\http.c src\info.c ^
+ src\json.c src\json_schema.c src\model.c src\platform.c src\pool.c src\quant.c src\sampler.c src\state.c ^
+ src\status.c src\tok_bpe.c src\tokenize_api.c src\tokenizer.c src\toolcall.c src\unicode.c src\unicode_data.c ^
+ src\kernels\cpu.c src\kernels\generic.c
 rem test_grammar is left out: it times itself with POSIX clock_gettime
 set TESTS=test_gguf test_quant test_tokenizer test_model test_kernels
 set CFLAGS=/nologo /O2 /std:c11 /W3 /utf-8 /Iinclude /Isrc /D_CRT_SECURE_NO_WARNINGS /DNDEBUG
