@@ -1116,30 +1116,27 @@ AI void mv_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, cons
     for (; r < rows; r++) mvx_tile(T, 1, 1, w + (size_t)r * rb, rb, nsb, xq, 0, y + r, 0, &pf);
 }
 
-/* A few columns (2 <= nb <= MVC): every row streamed once for all of them. */
-AI void mc_kx(const int T, const int C, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq,
-              size_t xs, float *y, size_t ys) {
-    const int nsb = cols / QK_K;
-    const uint8_t *pf = w + PF_AHEAD;
-    for (int r = 0; r < rows; r++) mvx_tile(T, 1, C, w + (size_t)r * rb, rb, nsb, xq, xs, y + r, ys, &pf);
-}
-
+/* A few columns (2 <= nb <= MVC): every row streamed once for all of
+ * them. The column count is taken at run time: one instance per type (the
+ * columns' loop costs a load and a store of F per column and super-block,
+ * next to ~30 operations of its arithmetic). */
 AI void few_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
                float *y, size_t ys) {
-    /* the column count at run time: one instance per type (the columns'
-     * loop costs a load and a store of F per column and super-block, next
-     * to ~30 operations of its arithmetic) */
-    mc_kx(T, nb, w, rb, rows, cols, xq, xs, y, ys);
+    const int nsb = cols / QK_K;
+    const uint8_t *pf = w + PF_AHEAD;
+    for (int r = 0; r < rows; r++) mvx_tile(T, 1, nb, w + (size_t)r * rb, rb, nsb, xq, xs, y + r, ys, &pf);
 }
 
-#ifdef PL_VNNI
-/* nb = 1 .. MVC (the avx512 level's entry to these kernels) */
-AI void kx_any(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
-               float *y, size_t ys) {
+/* Whether the one- and few-column kernels take nb columns of this type (a
+ * K-quant or IQ4_XS), not the prefill tile: up to MVC4, Q6_K up to MVC. */
+static inline int kx_small(uint32_t type, int nb) { return nb <= (type == PL_TYPE_Q6_K ? MVC : MVC4); }
+
+/* nb = 1 .. as kx_small allows */
+AI void kx_cols(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
+                float *y, size_t ys) {
     if (nb == 1) mv_kx(T, w, rb, rows, cols, xq, y);
     else few_kx(T, w, rb, rows, cols, xq, xs, nb, y, ys);
 }
-#endif
 
 /* One instance per type (each holds its own ~45 KB of prepared activations). */
 static void mm_q4_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb, float *y,
@@ -1175,36 +1172,28 @@ static void matmul_avx2(uint32_t type, const void *w, size_t row_bytes, int rows
     case PL_TYPE_Q8_0: mm_q0(PL_TYPE_Q8_0, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_IQ4_NL: mm_q0s(PL_TYPE_IQ4_NL, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_IQ4_XS:
-        if (nb == 1)
-            mv_kx(PL_TYPE_IQ4_XS, W, row_bytes, rows, cols, X, y);
-        else if (nb <= MVC4)
-            few_kx(PL_TYPE_IQ4_XS, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+        if (kx_small(PL_TYPE_IQ4_XS, nb))
+            kx_cols(PL_TYPE_IQ4_XS, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         else
             mm_iq4_xs(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         return;
     case PL_TYPE_Q2_K: mm_rows(dot_q2_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q3_K: mm_rows(dot_q3_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
     case PL_TYPE_Q4_K:
-        if (nb == 1)
-            mv_kx(PL_TYPE_Q4_K, W, row_bytes, rows, cols, X, y);
-        else if (nb <= MVC4)
-            few_kx(PL_TYPE_Q4_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+        if (kx_small(PL_TYPE_Q4_K, nb))
+            kx_cols(PL_TYPE_Q4_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         else
             mm_q4_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         return;
     case PL_TYPE_Q5_K:
-        if (nb == 1)
-            mv_kx(PL_TYPE_Q5_K, W, row_bytes, rows, cols, X, y);
-        else if (nb <= MVC4)
-            few_kx(PL_TYPE_Q5_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+        if (kx_small(PL_TYPE_Q5_K, nb))
+            kx_cols(PL_TYPE_Q5_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         else
             mm_q5_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         return;
     case PL_TYPE_Q6_K:
-        if (nb == 1)
-            mv_kx(PL_TYPE_Q6_K, W, row_bytes, rows, cols, X, y);
-        else if (nb <= MVC)
-            few_kx(PL_TYPE_Q6_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+        if (kx_small(PL_TYPE_Q6_K, nb))
+            kx_cols(PL_TYPE_Q6_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         else
             mm_q6_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
         return;
@@ -1463,14 +1452,14 @@ extern const pl_kernels_t pl_kernels_avx2;
 static void matmul_vnni(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
                         size_t xq_stride, int nb, float *y, size_t y_stride) {
     const uint8_t *W = (const uint8_t *)w, *X = (const uint8_t *)xq;
-    if ((nb <= MVC4 && (type == PL_TYPE_Q4_K || type == PL_TYPE_Q5_K || type == PL_TYPE_IQ4_XS)) ||
-        (nb <= MVC && type == PL_TYPE_Q6_K)) {
+    if ((type == PL_TYPE_Q4_K || type == PL_TYPE_Q5_K || type == PL_TYPE_Q6_K || type == PL_TYPE_IQ4_XS) &&
+        kx_small(type, nb)) {
         /* generation and a few streams: vpdpbusd sums a dword's four products in one step */
         switch (type) {
-        case PL_TYPE_Q4_K: kx_any(PL_TYPE_Q4_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
-        case PL_TYPE_Q5_K: kx_any(PL_TYPE_Q5_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
-        case PL_TYPE_Q6_K: kx_any(PL_TYPE_Q6_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
-        default: kx_any(PL_TYPE_IQ4_XS, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+        case PL_TYPE_Q4_K: kx_cols(PL_TYPE_Q4_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+        case PL_TYPE_Q5_K: kx_cols(PL_TYPE_Q5_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+        case PL_TYPE_Q6_K: kx_cols(PL_TYPE_Q6_K, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+        default: kx_cols(PL_TYPE_IQ4_XS, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
         }
     }
     if (nb > 1 && type == PL_TYPE_Q4_K)
