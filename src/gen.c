@@ -327,7 +327,7 @@ static int find_draft(const pl_gen *g, int32_t tok, int32_t *out, int max) {
         for (int at = n - k; at >= 0; at--) { /* candidate start of an earlier copy */
             int i = 0;
             while (i < k - 1 && h[at + i] == h[n - k + 1 + i]) i++;
-            if (i < k - 1 || at + k - 1 >= n || h[at + k - 1] != tok) continue;
+            if (i < k - 1 || h[at + k - 1] != tok) continue;
             /* the copy may run into what it copies (LZ77's overlap): past
              * the sequence comes tok, then the drafts themselves */
             int m = 0, from = at + k;
@@ -343,12 +343,17 @@ static int find_draft(const pl_gen *g, int32_t tok, int32_t *out, int max) {
     return 0;
 }
 
-/* A batch of k + 1 tokens costs more than one (1.3-1.8x for a few on 2
- * cores), so drafts run only while first drafts have come true more than
- * half the time lately; the guess is kept either way to measure that. */
 static int model_draft(pl_gen *g, int32_t tok, int32_t *out, int max);
 
-static int gated_draft(pl_gen *g, int32_t *out, int max) {
+/* Drafts for the token just sampled, to be decoded at position pos + 1
+ * on: at most max, as the context and n_predict leave room for. A batch
+ * of k + 1 tokens costs more than one (1.3-1.8x for a few on 2 cores), so
+ * drafts run only while first drafts have come true more than half the
+ * time lately; the guess is kept either way to measure that. */
+static int gated_draft(pl_gen *g, int pos, int32_t *out, int max) {
+    if (max > g->c->n_ctx - pos - 1) max = g->c->n_ctx - pos - 1;
+    if (g->n_predict >= 0 && max > g->n_predict - g->n_gen) max = g->n_predict - g->n_gen;
+    if (max <= 0) return 0;
     if (g->hit <= 0.5f) max = 1; /* only the guess, to measure */
     else if (g->hit < 1.0f) max = 1 + (int)((float)(max - 1) * (g->hit - 0.5f) * 2.0f); /* longer as they come true */
     int n = g->dctx ? model_draft(g, g->token, out, max) : find_draft(g, g->token, out, max);
@@ -373,32 +378,19 @@ int pl_gen_next(pl_gen *g, float *logits) {
     }
     int pos = pl_gen_room(g);
     if (pos < 0) return g->status;
-    int nd = 0;
-    if (g->lookup) {
-        int max = g->lookup < g->c->n_ctx - pos - 1 ? g->lookup : g->c->n_ctx - pos - 1;
-        if (g->n_predict >= 0 && max > g->n_predict - g->n_gen) max = g->n_predict - g->n_gen;
-        nd = gated_draft(g, g->draft + 1, max);
-    }
-    if (nd == 0) {
-        pl_batch b = {1, &g->token, &pos, &g->seq, NULL};
-        int rc = pl_decode(g->c, &b, logits);
-        if (rc) {
-            pl_set_err(g->err, sizeof g->err, rc, "evaluation failed: %s", pl_status_str(rc));
-            return g->status = PL_GEN_ERROR;
-        }
-        return 0;
-    }
-    /* the sampled token and its drafts in one batch, logits for each */
+    const int nd = g->lookup ? gated_draft(g, pos, g->draft + 1, g->lookup) : 0;
+    /* the sampled token, and its drafts in the same batch with logits for each */
     int32_t ps[MAX_DRAFT + 1], sq[MAX_DRAFT + 1];
     int8_t want[MAX_DRAFT + 1];
     g->draft[0] = g->token;
     for (int i = 0; i <= nd; i++) ps[i] = pos + i, sq[i] = g->seq, want[i] = 1;
-    pl_batch b = {nd + 1, g->draft, ps, sq, want};
-    int rc = pl_decode(g->c, &b, g->rows);
+    pl_batch b = {nd + 1, g->draft, ps, sq, nd ? want : NULL};
+    int rc = pl_decode(g->c, &b, nd ? g->rows : logits);
     if (rc) {
         pl_set_err(g->err, sizeof g->err, rc, "evaluation failed: %s", pl_status_str(rc));
         return g->status = PL_GEN_ERROR;
     }
+    if (nd == 0) return 0;
     g->n_draft = nd, g->row = 0, g->base = pos;
     g->drafted += nd;
     memcpy(logits, g->rows, (size_t)V * sizeof *logits);
@@ -471,11 +463,7 @@ static void drop_drafts(pl_gen *g) {
 
 int pl_gen_lookup_draft(pl_gen *g, int32_t *out, int max) {
     if (g->status || !out || max <= 0) return 0;
-    const int pos = pl_seq_len(g->c, g->seq);
-    if (max > MAX_DRAFT) max = MAX_DRAFT;
-    if (max > g->c->n_ctx - pos - 1) max = g->c->n_ctx - pos - 1;
-    if (g->n_predict >= 0 && max > g->n_predict - g->n_gen) max = g->n_predict - g->n_gen;
-    int n = gated_draft(g, out, max);
+    int n = gated_draft(g, pl_seq_len(g->c, g->seq), out, max < MAX_DRAFT ? max : MAX_DRAFT);
     g->drafted += n;
     return n;
 }

@@ -132,8 +132,10 @@ static void adjust(pl_sampler *s, float *logits) {
     for (int i = 0; i < s->p.n_logit_bias; i++) logits[s->bias[i].token] += s->bias[i].bias;
     if (!s->penalize || !s->n_hist) return;
     const float rp = s->p.repeat_penalty > 0 ? s->p.repeat_penalty : 1.0f;
-    for (int k = 0, at = (s->head - s->n_hist + s->cap) % s->cap; k < s->n_hist; k++, at = (at + 1) % s->cap) {
-        const int32_t t = s->hist[at];
+    /* the window's tokens are hist[0 .. n_hist) (the ring fills from 0, then
+     * overwrites in place); their order does not matter here */
+    for (int k = 0; k < s->n_hist; k++) {
+        const int32_t t = s->hist[k];
         const int n = s->count[t];
         if (n <= 0) continue;  /* already done: marked below */
         float l = logits[t];
@@ -141,8 +143,8 @@ static void adjust(pl_sampler *s, float *logits) {
         logits[t] = l - (float)n * s->p.frequency_penalty - s->p.presence_penalty;
         s->count[t] = -n;      /* once per distinct token */
     }
-    for (int k = 0, at = (s->head - s->n_hist + s->cap) % s->cap; k < s->n_hist; k++, at = (at + 1) % s->cap)
-        if (s->count[s->hist[at]] < 0) s->count[s->hist[at]] = -s->count[s->hist[at]];
+    for (int k = 0; k < s->n_hist; k++)
+        if (s->count[s->hist[k]] < 0) s->count[s->hist[k]] = -s->count[s->hist[k]];
 }
 
 static int by_prob_desc(const void *a, const void *b) {
