@@ -213,8 +213,7 @@ typedef struct {
     int cur;     /* prompt tokens in the sequence so far */
     int phase;   /* 0 idle, 1 prompt, 2 generating */
     tc_lazy lazy; /* "auto" tools: watches the raw token text for the call opening */
-    int32_t prev; /* the last token (for its text) */
-    int32_t lp_prev; /* the same for the logprobs' records */
+    int32_t prev; /* the last token (for the next one's text) */
     /* this step's rows: row0, 1 + n_draft of them; the drafts decoded after
      * the token at position base */
     int row0, n_draft, base, spec;
@@ -286,7 +285,7 @@ static int start(slot *s, int idx, job *j) {
     }
     if (j->gram) pl_gen_set_grammar(s->g, j->gram);
     if (j->tool_gram) tc_lazy_init(&s->lazy, tc_trigger(j->tc_style));
-    s->prev = s->lp_prev = j->ids[j->n_ids - 1];
+    s->prev = j->ids[j->n_ids - 1];
     /* reuse what the slot holds, but run at least the last token */
     int lcp = pl_seq_common_prefix(srv.ctx, idx, j->ids, j->n_ids);
     if (lcp > j->n_ids - 1) lcp = j->n_ids - 1;
@@ -410,14 +409,15 @@ static void *engine_main(void *arg) {
             const int d = r - s->row0; /* rows of this slot before this one */
             int n_before = pl_gen_n_generated(s->g);
             int st = pl_gen_sample(s->g, logits + (size_t)r * V, text, sizeof text, &k);
-            if (s->j->tool_gram && pl_gen_n_generated(s->g) > n_before) {
+            const int sampled = pl_gen_n_generated(s->g) > n_before;
+            const int32_t prev = s->prev, tk = pl_gen_token(s->g);
+            if (sampled) s->prev = tk;
+            if (s->j->tool_gram && sampled) {
                 /* the lazy tool grammar: the raw text of the token (not the
                  * held-back output) goes to the trigger; once it fires, the
                  * grammar takes the call's bytes so far and constrains the rest */
                 char piece[256];
-                int32_t tk = pl_gen_token(s->g);
-                int len = pl_token_to_text(srv.m, s->prev, tk, piece, sizeof piece);
-                s->prev = tk;
+                int len = pl_token_to_text(srv.m, prev, tk, piece, sizeof piece);
                 const char *from;
                 size_t fn;
                 if (len > (int)sizeof piece) len = (int)sizeof piece;
@@ -427,8 +427,7 @@ static void *engine_main(void *arg) {
             }
             pthread_mutex_lock(&srv.mu);
             if (s->j->t_first == 0) s->j->t_first = now_s();
-            if (s->j->logprobs && pl_gen_n_generated(s->g) > n_before) job_logprobs(s->j, s->g, s->lp_prev);
-            s->lp_prev = pl_gen_token(s->g);
+            if (s->j->logprobs && sampled) job_logprobs(s->j, s->g, prev);
             job_emit(s->j, text, k);
             pthread_cond_broadcast(&s->j->cv);
             pthread_mutex_unlock(&srv.mu);
