@@ -89,6 +89,17 @@ static int run_gen(pl_model *m, pl_context *c, const int32_t *ids, int n, pl_gen
     return st;
 }
 
+/* run_gen on a fresh context of n_ctx tokens; the positions its sequence
+ * holds at the end */
+static int gen_fresh(pl_model *m, int n_ctx, const int32_t *ids, int n, pl_gen_params *gp, char *out, size_t cap,
+                     int *n_gen) {
+    pl_context *c = new_ctx(m, n_ctx);
+    run_gen(m, c, ids, n, gp, out, cap, n_gen);
+    int len = pl_seq_len(c, 0);
+    pl_context_free(c);
+    return len;
+}
+
 static void test_greedy_and_stops(void) {
     pl_model *m = open_model("models/tiny32k-Q4_K_M.gguf");
     if (!m) return;
@@ -215,20 +226,14 @@ static void test_greedy_and_stops(void) {
                                        .n_logit_bias = 1}};
         for (int k = 0; k < 3; k++) {
             char plain[4096];
-            int np_, nd_ = 0;
+            int np_;
             sampling = &modes[k];
             gp = pl_gen_default_params();
             gp.n_predict = 48;
-            c = new_ctx(m, 256);
-            run_gen(m, c, rids, rn, &gp, plain, sizeof plain, &np_);
-            int len_plain = pl_seq_len(c, 0);
-            pl_context_free(c);
+            int len_plain = gen_fresh(m, 256, rids, rn, &gp, plain, sizeof plain, &np_);
             gp.lookup = 5;
-            c = new_ctx(m, 256);
-            run_gen(m, c, rids, rn, &gp, got, sizeof got, &ng);
-            int len_look = pl_seq_len(c, 0);
-            pl_context_free(c);
-            nd_ = last_accepted;
+            int len_look = gen_fresh(m, 256, rids, rn, &gp, got, sizeof got, &ng);
+            const int nd_ = last_accepted;
             CHECK(!strcmp(got, plain) && ng == np_ && len_look == len_plain,
                   "lookup (mode %d) changed the output or the sequence (%d vs %d positions)", k, len_look, len_plain);
             if (k == 2) CHECK(nd_ > 20, "lookup on a repeated token: only %d drafts accepted", nd_);
@@ -250,21 +255,16 @@ static void test_greedy_and_stops(void) {
             sampling = &modes[k];
             gp = pl_gen_default_params();
             gp.n_predict = 48;
-            c = new_ctx(tm, 128);
-            run_gen(tm, c, tids, tn, &gp, plain, sizeof plain, &np_);
-            int len_plain = pl_seq_len(c, 0);
-            pl_context_free(c);
-            c = new_ctx(tm, 128);
+            int len_plain = gen_fresh(tm, 128, tids, tn, &gp, plain, sizeof plain, &np_);
             pl_context *dc = new_ctx(dm, 128);
             draft_ctx = dc;
-            run_gen(tm, c, tids, tn, &gp, drafted, sizeof drafted, &nd_);
+            int len_drafted = gen_fresh(tm, 128, tids, tn, &gp, drafted, sizeof drafted, &nd_);
             draft_ctx = NULL;
-            CHECK(!strcmp(plain, drafted) && np_ == nd_ && pl_seq_len(c, 0) == len_plain,
+            CHECK(!strcmp(plain, drafted) && np_ == nd_ && len_drafted == len_plain,
                   "a draft model (mode %d) changed the output", k);
             if (k == 0) CHECK(last_accepted > 10, "draft model: only %d drafts accepted", last_accepted);
             printf("  draft model (mode %d): %d of 48 tokens from drafts\n", k, last_accepted);
             pl_context_free(dc);
-            pl_context_free(c);
         }
         sampling = NULL;
         /* another vocabulary is refused */
