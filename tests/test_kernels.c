@@ -184,7 +184,7 @@ static void check_matmul(const pl_kernels_t *K, uint32_t type, int rows, int col
 }
 
 static void test_matmul(const pl_kernels_t *K) {
-    static const int nbs[] = {1, 2, 3, 4, 5, 6, 7, 32, 37};
+    static const int nbs[] = {1, 2, 3, 4, 5, 6, 7, 9, 16, 32, 37};
     for (size_t t = 0; t < NTYPES; t++) {
         const pl_type_traits *tr = pl_type_traits_get(types[t]);
         const int blk = tr->blck == 1 ? 8 : tr->blck; /* float types: ragged multiples of 1 too */
@@ -198,7 +198,9 @@ static void test_matmul(const pl_kernels_t *K) {
             for (int rows = 1; rows <= 9; rows++) {
                 if (big && rows != 5) continue;
                 for (size_t bi = 0; bi < sizeof nbs / sizeof nbs[0]; bi++) {
-                    if (big && nbs[bi] != 1 && nbs[bi] != 32) continue;
+                    /* one column, a few (the few-column kernels, past KC
+                     * super-blocks too), a prefill tile */
+                    if (big && nbs[bi] != 1 && nbs[bi] != 4 && nbs[bi] != 16 && nbs[bi] != 32) continue;
                     if (!big && nbs[bi] > 7 && rows % 4 != 1) continue;
                     for (int wkind = 0; wkind < 2; wkind++)
                         check_matmul(K, types[t], rows, cols, nbs[bi], wkind, (rows + nbs[bi] + ci) % 3 == 0);

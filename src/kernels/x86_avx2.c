@@ -9,7 +9,11 @@
  *    formats two, F32/F16/BF16 four); the K-quants also prefetch in
  *    software (see prefetch_to; Q4_K runs at ~17 GB/s from memory on one
  *    Zen 3 core); IQ4_NL/IQ4_XS look their codebook up with pshufb, and
- *    IQ4_NL scales four blocks with one FMA (see q0s_rows);
+ *    IQ4_NL scales four blocks with one FMA (see q0s_rows); the K-quants'
+ *    and IQ4_XS's one-column kernels give mm_kq's results bit for bit;
+ *  - a few columns (a server's streams, speculative drafts: up to
+ *    kx_max) decode each K-quant super-block once, in mm_kq's layout, for
+ *    all of them (few_kx);
  *  - prefill (nb > 1) decodes each weight block once per call and reuses it
  *    against every column while it sits in registers/L1. The K-quants
  *    decode 3-4 rows at a time against up to 32 columns whose activations,
@@ -643,8 +647,8 @@ typedef struct {
 } kw_t;
 
 /* o[4h+v] dword p = a[4h + p%4] dword (v + 4*(p/4)), h = 0, 1. */
-static inline void tr4x2(const __m256i *a, __m256i *o) {
-    for (int h = 0; h < 8; h += 4) {
+AI void tr4x2(const __m256i *a, __m256i *o) {
+    UNROLL for (int h = 0; h < 8; h += 4) {
         const __m256i t0 = _mm256_unpacklo_epi32(a[h], a[h + 1]), t1 = _mm256_unpackhi_epi32(a[h], a[h + 1]);
         const __m256i t2 = _mm256_unpacklo_epi32(a[h + 2], a[h + 3]), t3 = _mm256_unpackhi_epi32(a[h + 2], a[h + 3]);
         o[h] = _mm256_unpacklo_epi64(t0, t2);
@@ -655,8 +659,8 @@ static inline void tr4x2(const __m256i *a, __m256i *o) {
 }
 
 /* o[2g] / o[2g+1]: the low / high qwords of a[2g] and a[2g+1] interleaved. */
-static inline void pair64(const __m256i *a, __m256i *o) {
-    for (int g = 0; g < 4; g++) {
+AI void pair64(const __m256i *a, __m256i *o) {
+    UNROLL for (int g = 0; g < 4; g++) {
         o[2 * g] = _mm256_unpacklo_epi64(a[2 * g], a[2 * g + 1]);
         o[2 * g + 1] = _mm256_unpackhi_epi64(a[2 * g], a[2 * g + 1]);
     }
@@ -664,19 +668,19 @@ static inline void pair64(const __m256i *a, __m256i *o) {
 
 /* o[v] dword s = a[s] dword v: each 16-bit lane pair of o[v] then belongs
  * to sub-block s, in all eight vectors. */
-static inline void tr8x8_32(const __m256i *a, __m256i *o) {
+AI void tr8x8_32(const __m256i *a, __m256i *o) {
     __m256i t[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
+    UNROLL for (int i = 0; i < 8; i += 2) {
         t[i] = _mm256_unpacklo_epi32(a[i], a[i + 1]);
         t[i + 1] = _mm256_unpackhi_epi32(a[i], a[i + 1]);
     }
-    for (int i = 0; i < 8; i += 4) {
+    UNROLL for (int i = 0; i < 8; i += 4) {
         u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
         u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
         u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
         u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
     }
-    for (int i = 0; i < 4; i++) {
+    UNROLL for (int i = 0; i < 4; i++) {
         o[i] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
         o[i + 4] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
     }
@@ -684,7 +688,7 @@ static inline void tr8x8_32(const __m256i *a, __m256i *o) {
 
 AI void prep_x(const int T, const block_q8_K *b, kx_t *o) {
     __m256i a[8];
-    for (int j = 0; j < 8; j++) a[j] = ld256(b->qs + 32 * j);
+    UNROLL for (int j = 0; j < 8; j++) a[j] = ld256(b->qs + 32 * j);
     o->d = b->d;
     if (T == PL_TYPE_Q6_K) {
         pair64(a, o->q);
@@ -708,7 +712,7 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
         q6_half(x->ql + 64, x->qh + 32, a + 4);
         pair64(a, o->q);
         const __m128i s8 = ld128(x->scales);
-        for (int g = 0; g < 4; g++) {
+        UNROLL for (int g = 0; g < 4; g++) {
             /* lanes 0-3: sub-block 4g, 4-7: 4g+2, 8-11: 4g+1, 12-15: 4g+3 */
             const __m128i m = _mm_setr_epi8((char)(4 * g), (char)(4 * g), (char)(4 * g), (char)(4 * g),
                                             (char)(4 * g + 2), (char)(4 * g + 2), (char)(4 * g + 2), (char)(4 * g + 2),
@@ -732,9 +736,9 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
          * codebook values; the products run with the sign trick */
         const block_iq4_xs *x = (const block_iq4_xs *)b;
         const __m256i book = iq4_book();
-        for (int ib = 0; ib < 8; ib++) a[ib] = iq4_sub(book, x->qs + 16 * ib);
+        UNROLL for (int ib = 0; ib < 8; ib++) a[ib] = iq4_sub(book, x->qs + 16 * ib);
         tr8x8_32(a, o->q);
-        for (int v = 0; v < 8; v++) o->aq[v] = _mm256_sign_epi8(o->q[v], o->q[v]);
+        UNROLL for (int v = 0; v < 8; v++) o->aq[v] = _mm256_sign_epi8(o->q[v], o->q[v]);
         const __m128i s = _mm256_castsi256_si128(iq4xs_scales(x));
         o->sc[0] = _mm256_set_m128i(_mm_unpackhi_epi16(s, s), _mm_unpacklo_epi16(s, s)); /* s0 s0 s1 s1 .. */
 #ifdef PL_VNNI
@@ -749,7 +753,7 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
     const uint8_t *qs = b + (T == PL_TYPE_Q5_K ? 48 : 16);
     const __m256i m4 = _mm256_set1_epi8(0xf), b4 = _mm256_set1_epi8(0x10);
     __m256i hb = T == PL_TYPE_Q5_K ? ld256(b + 16) : _mm256_setzero_si256();
-    for (int j = 0; j < 4; j++) {
+    UNROLL for (int j = 0; j < 4; j++) {
         const __m256i q = ld256(qs + 32 * j);
         a[2 * j] = _mm256_and_si256(q, m4);
         a[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
@@ -1067,33 +1071,29 @@ AI __m256 mvx_col(const int T, const mvw_t *w, const block_q8_K *y, __m256 F) {
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_set1_ps(w->d * y->d), F);
 }
 
-/* R rows x C columns (C <= 8), the columns xs bytes apart, outputs ys apart.
- * Each (row, column) is mvx_col's arithmetic alone; a row's decode is
- * shared by the columns. */
-AI void mvx_tile(const int T, const int R, const int C, const uint8_t *w, size_t rb, int nsb, const uint8_t *xq,
-                 size_t xs, float *out, size_t ys, const uint8_t **pf) {
+/* R rows against one column, each row mvx_col's arithmetic. */
+AI void mvx_tile(const int T, const int R, const uint8_t *w, size_t rb, int nsb, const uint8_t *xq, float *out,
+                 const uint8_t **pf) {
     const size_t bs = T == PL_TYPE_Q4_K   ? sizeof(block_q4_K)
                       : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
                       : T == PL_TYPE_Q6_K ? sizeof(block_q6_K)
                                           : sizeof(block_iq4_xs);
-    float o[4][8] = {{0}};
+    float o[4] = {0};
     for (int k0 = 0; k0 < nsb; k0 += KC) {
         const int k1 = nsb - k0 < KC ? nsb : k0 + KC;
-        __m256 F[4][8];
-        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < 8; c++) F[r][c] = _mm256_setzero_ps();
+        __m256 F[4];
+        UNROLL for (int r = 0; r < R; r++) F[r] = _mm256_setzero_ps();
         for (int i = k0; i < k1; i++) {
             prefetch_to(pf, w + PF_AHEAD + (size_t)(i + 1) * R * bs);
             UNROLL for (int r = 0; r < R; r++) {
                 mvw_t d;
                 mvx_decode(T, w + (size_t)r * rb + (size_t)i * bs, &d);
-                UNROLL for (int c = 0; c < C; c++) F[r][c] =
-                    mvx_col(T, &d, (const block_q8_K *)(xq + (size_t)c * xs) + i, F[r][c]);
+                F[r] = mvx_col(T, &d, (const block_q8_K *)xq + i, F[r]);
             }
         }
-        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) o[r][c] =
-            (k0 ? o[r][c] : 0.0f) + hsum(F[r][c]);
+        UNROLL for (int r = 0; r < R; r++) o[r] = (k0 ? o[r] : 0.0f) + hsum(F[r]);
     }
-    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) out[(size_t)c * ys + r] = o[r][c];
+    UNROLL for (int r = 0; r < R; r++) out[r] = o[r];
 }
 
 #ifndef MVR
@@ -1102,34 +1102,69 @@ AI void mvx_tile(const int T, const int R, const int C, const uint8_t *w, size_t
 #ifndef MVR6
 #define MVR6 2 /* Q6_K, which runs out of registers at 3 (20.7 GB/s at 2, 12 at 3) */
 #endif
-#ifndef MVC
-#define MVC 8 /* columns up to which the few-column kernels can run */
-#endif
-#ifndef MVC4
-#define MVC4 6 /* ... and do for Q4_K, Q5_K, IQ4_XS (Zen 4: faster than mm_kq up to 6, Q6_K up to 8) */
-#endif
 AI void mv_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
     const int nsb = cols / QK_K, R = T == PL_TYPE_Q6_K ? MVR6 : MVR;
     const uint8_t *pf = w + PF_AHEAD;
     int r = 0;
-    for (; r + R <= rows; r += R) mvx_tile(T, R, 1, w + (size_t)r * rb, rb, nsb, xq, 0, y + r, 0, &pf);
-    for (; r < rows; r++) mvx_tile(T, 1, 1, w + (size_t)r * rb, rb, nsb, xq, 0, y + r, 0, &pf);
+    for (; r + R <= rows; r += R) mvx_tile(T, R, w + (size_t)r * rb, rb, nsb, xq, y + r, &pf);
+    for (; r < rows; r++) mvx_tile(T, 1, w + (size_t)r * rb, rb, nsb, xq, y + r, &pf);
 }
 
-/* A few columns (2 <= nb <= MVC): every row streamed once for all of
- * them. The column count is taken at run time: one instance per type (the
- * columns' loop costs a load and a store of F per column and super-block,
- * next to ~30 operations of its arithmetic). */
+/* A few columns (2 <= nb <= NC) in mm_kq's layout and arithmetic: the
+ * columns' activations prepared once per call (prep_x), each weight
+ * super-block decoded and rearranged once (decode_w) and held while
+ * kq_tile runs it against every column, a row at a time, prefetched ahead
+ * as one stream. Next to mm_kq it skips the row groups and the output
+ * staging that pay off at many columns; next to one-column kernels run per
+ * column, a column costs 8 byte-product steps and the scale steps, with no
+ * horizontal sums (Zen 4, Q4_K with vpdpbusd: ~6 ns per super-block for
+ * the decode, ~2 per column). */
 AI void few_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
                float *y, size_t ys) {
+    const size_t bs = T == PL_TYPE_Q4_K   ? sizeof(block_q4_K)
+                      : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
+                      : T == PL_TYPE_Q6_K ? sizeof(block_q6_K)
+                                          : sizeof(block_iq4_xs);
     const int nsb = cols / QK_K;
+    kx_t xt[KC * NC];
     const uint8_t *pf = w + PF_AHEAD;
-    for (int r = 0; r < rows; r++) mvx_tile(T, 1, nb, w + (size_t)r * rb, rb, nsb, xq, xs, y + r, ys, &pf);
+    for (int k0 = 0; k0 < nsb; k0 += KC) {
+        const int kc = nsb - k0 < KC ? nsb - k0 : KC;
+        for (int c = 0; c < nb; c++) {
+            const block_q8_K *xb = (const block_q8_K *)(xq + (size_t)c * xs) + k0;
+            for (int k = 0; k < kc; k++) prep_x(T, xb + k, &xt[k * NC + c]);
+        }
+        for (int r = 0; r < rows; r++) {
+            __m256 F[NC];
+            for (int c = 0; c < nb; c++) F[c] = _mm256_setzero_ps();
+            for (int k = 0; k < kc; k++) {
+                const uint8_t *b = w + (size_t)r * rb + (size_t)(k0 + k) * bs;
+                prefetch_to(&pf, w + PF_AHEAD + (size_t)r * rb + (size_t)(k0 + k + 1) * bs);
+                kw_t wt;
+                decode_w(T, b, &wt);
+                for (int c = 0; c < nb; c++) kq_tile(T, 1, 1, &wt, &xt[k * NC + c], F + c);
+            }
+            for (int c = 0; c < nb; c++) {
+                float *o = &y[(size_t)c * ys + r];
+                *o = (k0 ? *o : 0.0f) + hsum(F[c]);
+            }
+        }
+    }
 }
 
-/* Whether the one- and few-column kernels take nb columns of this type (a
- * K-quant or IQ4_XS), not the prefill tile: up to MVC4, Q6_K up to MVC. */
-static inline int kx_small(uint32_t type, int nb) { return nb <= (type == PL_TYPE_Q6_K ? MVC : MVC4); }
+/* Up to how many columns the one- and few-column kernels take a type (a
+ * K-quant or IQ4_XS), not mm_kq: where each was faster on Zen 4 (noisy:
+ * +-15%). With vpdpbusd a few-column step costs ~2 ns per super-block and
+ * column against mm_kq's ~2.5-4 at few columns; in AVX2 the Q4_K tile's
+ * 16-bit sums need mm_kq's register tile from 2 columns on. */
+static inline int kx_max(uint32_t type) {
+#ifdef PL_VNNI
+    return type == PL_TYPE_Q6_K || type == PL_TYPE_Q5_K ? 16 : 8;
+#else
+    return type == PL_TYPE_Q4_K ? 1 : type == PL_TYPE_Q6_K ? 4 : 8;
+#endif
+}
+static inline int kx_small(uint32_t type, int nb) { return nb <= kx_max(type); }
 
 /* nb = 1 .. as kx_small allows */
 AI void kx_cols(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
