@@ -147,10 +147,95 @@ static void adjust(pl_sampler *s, float *logits) {
         if (s->count[s->hist[k]] < 0) s->count[s->hist[k]] = -s->count[s->hist[k]];
 }
 
-static int by_prob_desc(const void *a, const void *b) {
-    const cand *x = a, *y = b;
-    if (x->p != y->p) return x->p < y->p ? 1 : -1;
-    return (x->id > y->id) - (x->id < y->id);
+/* The candidates' order: higher p first, then the lower id (a strict
+ * order: equal probabilities cannot make the cuts depend on where a
+ * candidate sits). */
+static int before(const cand *x, const cand *y) { return x->p > y->p || (x->p == y->p && x->id < y->id); }
+
+static void swap_c(cand *a, cand *b) {
+    const cand t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Partitions c[lo, hi) (hi - lo >= 2) around a median-of-three pivot: on
+ * return c[lo, *q) come before the pivot, which is at *q, and c(*q, hi)
+ * after it. */
+static void partition(cand *c, int lo, int hi, int *q) {
+    const int mid = lo + (hi - lo) / 2, last = hi - 1;
+    if (before(&c[mid], &c[lo])) swap_c(&c[mid], &c[lo]);
+    if (before(&c[last], &c[lo])) swap_c(&c[last], &c[lo]);
+    if (before(&c[last], &c[mid])) swap_c(&c[last], &c[mid]);
+    swap_c(&c[mid], &c[last]); /* the median, as the pivot, at the end */
+    int k = lo;
+    for (int i = lo; i < last; i++)
+        if (before(&c[i], &c[last])) swap_c(&c[i], &c[k++]);
+    swap_c(&c[k], &c[last]);
+    *q = k;
+}
+
+static int by_order(const void *a, const void *b) { return before(b, a) - before(a, b); }
+
+/* Partitions left for a range before it is sorted instead: median-of-three
+ * quickselect is linear on average, but some orders of the input make it
+ * quadratic; those fall back to qsort (n log n). */
+static int budget(int m) {
+    int b = 8;
+    while (m > 1) b += 2, m >>= 1;
+    return b;
+}
+
+/* Moves the k first candidates in the order above to c[0, k), in no
+ * particular order (quickselect: linear time on average). */
+static void select_top(cand *c, int m, int k) {
+    int lo = 0, hi = m, left = budget(m);
+    while (hi - lo > 1) {
+        if (!left--) {
+            qsort(c + lo, (size_t)(hi - lo), sizeof *c, by_order);
+            return;
+        }
+        int q;
+        partition(c, lo, hi, &q);
+        if (q == k || q + 1 == k) return;
+        if (q > k) hi = q;
+        else lo = q + 1;
+    }
+}
+
+/* The nucleus: the shortest run of the first candidates in the order above
+ * whose probabilities reach lim (at least one); moved to c[0, n), n
+ * returned, its sum in *got. Found by partitioning, as select_top. */
+static int select_nucleus(cand *c, int m, double lim, double *got) {
+    int lo = 0, hi = m, left = budget(m);
+    double taken = 0; /* the sum of c[0, lo), all in the nucleus, < lim */
+    if (!(lim > 0)) {
+        select_top(c, m, 1);
+        *got = c[0].p;
+        return 1;
+    }
+    while (hi - lo > 1) {
+        if (!left--) { /* sorted: the run ends where the sum reaches lim */
+            qsort(c + lo, (size_t)(hi - lo), sizeof *c, by_order);
+            for (; lo < hi - 1 && taken + c[lo].p < lim; lo++) taken += c[lo].p;
+            break;
+        }
+        int q;
+        partition(c, lo, hi, &q);
+        double s = 0;
+        for (int i = lo; i < q; i++) s += c[i].p;
+        if (taken + s >= lim) hi = q; /* the run ends before the pivot (q > lo: taken < lim) */
+        else if (taken + s + c[q].p >= lim) {
+            *got = taken + s + c[q].p;
+            return q + 1;
+        } else
+            taken += s + c[q].p, lo = q + 1;
+    }
+    if (lo == hi) { /* every candidate (rounding kept the total just below lim) */
+        *got = taken;
+        return lo;
+    }
+    *got = taken + c[lo].p; /* c[lo]: the candidate the run still needs */
+    return lo + 1;
 }
 
 int32_t pl_sample(pl_sampler *s, float *logits) {
@@ -176,43 +261,23 @@ int32_t pl_sample(pl_sampler *s, float *logits) {
         sum += e;
         m++;
     }
-    /* Drop candidates that cannot enter the nucleus before sorting: the last
-     * token the nucleus takes has p >= (1 - top_p) / m of the total (the ones
-     * after it, at most m of them, sum to more than 1 - top_p). Only without
-     * top-k, whose cut comes first and renormalizes. */
-    if (s->p.top_p < 1.0f && m > 1 && (s->p.top_k == 0 || s->p.top_k >= m)) {
-        /* (min-p cuts after top-p, as llama.cpp orders them, so its cut
-         * cannot come first here) */
-        float cut = (float)(sum * (1.0 - s->p.top_p) / m * 0.999);
-        int k = 0;
-        for (int i = 0; i < m; i++)
-            if (s->c[i].p >= cut) s->c[k++] = s->c[i];
-        m = k;
-    } else if (s->p.min_p > 0.0f && s->p.top_p >= 1.0f) { /* the max has p = 1 here */
-        int k = 0;
-        for (int i = 0; i < m; i++)
-            if (s->c[i].p >= s->p.min_p) s->c[k++] = s->c[i];
-        m = k;
+    /* llama.cpp's order of the cuts: top-k, top-p (over what top-k left),
+     * min-p (relative to the most likely); no sort: the cuts select, and
+     * the draw walks the survivors in the order the selection left them */
+    if (s->p.top_k > 0 && s->p.top_k < m) {
+        select_top(s->c, m, s->p.top_k);
+        m = s->p.top_k;
+        sum = 0;
+        for (int i = 0; i < m; i++) sum += s->c[i].p;
     }
-    qsort(s->c, (size_t)m, sizeof *s->c, by_prob_desc);
-    if (s->p.top_k > 0 && s->p.top_k < m) m = s->p.top_k;
-    sum = 0;
-    for (int i = 0; i < m; i++) sum += s->c[i].p;
-    if (s->p.top_p < 1.0f) {
-        double acc = 0, lim = s->p.top_p * sum;
-        for (int i = 0; i < m; i++) {
-            acc += s->c[i].p;
-            if (acc >= lim) {
-                m = i + 1;
-                sum = acc;
-                break;
-            }
-        }
-    }
+    if (s->p.top_p < 1.0f && m > 1) m = select_nucleus(s->c, m, s->p.top_p * sum, &sum);
     if (s->p.min_p > 0.0f && m > 1) { /* min-p: at least min_p x the most likely */
-        const float lim = s->p.min_p * s->c[0].p;
-        int k = 1;
-        while (k < m && s->c[k].p >= lim) k++;
+        float top = 0;
+        for (int i = 0; i < m; i++) top = s->c[i].p > top ? s->c[i].p : top;
+        const float lim = s->p.min_p * top;
+        int k = 0;
+        for (int i = 0; i < m; i++)
+            if (s->c[i].p >= lim) s->c[k++] = s->c[i];
         if (k < m) {
             m = k;
             sum = 0;

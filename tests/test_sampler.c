@@ -207,7 +207,73 @@ static void test_adjustments(void) {
     CHECK(pl_sampler_new(&s, &b, 4) != 0, "a bias for a token past the vocabulary accepted");
 }
 
+/* The cuts (top-k, then top-p over what it left, then min-p) against a
+ * reference that sorts (higher p first, then the lower id): over vocabularies
+ * of 1 to 3000 with ties, every sample is in the reference's set, and each
+ * member's share of 4000 draws is its renormalized probability (+-0.04). The
+ * sampler selects without sorting, so this is what keeps it honest. */
+typedef struct { float p; int id; } ref_c;
+static int ref_order(const void *a, const void *b) {
+    const ref_c *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? 1 : -1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static void test_cuts(void) {
+    enum { MAXV = 3000, DRAWS = 4000 };
+    static float l[MAXV], copy[MAXV];
+    static ref_c c[MAXV];
+    static double want[MAXV];
+    static int got[MAXV];
+    const int ks[] = {0, 1, 3, 40};
+    const float tops[] = {1.0f, 0.95f, 0.5f, 0.1f}, mins[] = {0.0f, 0.05f, 0.3f};
+    int outside = 0, off = 0, runs = 0;
+    for (int trial = 0; trial < 48; trial++) {
+        const int n = trial % 4 == 3 ? MAXV : 1 + (int)((uint32_t)(rng >> 35) % 60);
+        for (int i = 0; i < n; i++) l[i] = frand();
+        if (trial % 3 == 0) /* ties, the boundary among them */
+            for (int i = 0; i < n; i++) l[i] = floorf(l[i]);
+        pl_sampler_params p = {.temperature = trial % 2 ? 1.0f : 0.7f, .top_k = ks[trial % 4],
+                               .top_p = tops[(trial / 4) % 4], .min_p = mins[(trial / 16) % 3], .seed = (uint64_t)trial};
+        /* the reference */
+        float mx = l[0];
+        for (int i = 1; i < n; i++) mx = l[i] > mx ? l[i] : mx;
+        for (int i = 0; i < n; i++) c[i].p = expf((l[i] - mx) * (1.0f / p.temperature)), c[i].id = i;
+        qsort(c, (size_t)n, sizeof *c, ref_order);
+        int m = p.top_k > 0 && p.top_k < n ? p.top_k : n;
+        double sum = 0;
+        for (int i = 0; i < m; i++) sum += c[i].p;
+        if (p.top_p < 1.0f) {
+            double acc = 0;
+            for (int i = 0; i < m; i++)
+                if ((acc += c[i].p) >= p.top_p * sum) { m = i + 1; break; }
+        }
+        int k = 1;
+        while (k < m && c[k].p >= p.min_p * c[0].p) k++;
+        m = p.min_p > 0 ? k : m;
+        sum = 0;
+        for (int i = 0; i < m; i++) sum += c[i].p;
+        for (int i = 0; i < n; i++) want[i] = 0, got[i] = 0;
+        for (int i = 0; i < m; i++) want[c[i].id] = c[i].p / sum;
+        /* the sampler */
+        pl_sampler *s;
+        CHECK(pl_sampler_new(&s, &p, n) == 0, "sampler_new");
+        for (int d = 0; d < DRAWS; d++) {
+            memcpy(copy, l, (size_t)n * sizeof *copy);
+            const int32_t t = pl_sample(s, copy);
+            if (t < 0 || t >= n || want[t] == 0) outside++;
+            else got[t]++;
+        }
+        pl_sampler_free(s);
+        for (int i = 0; i < n; i++) off += fabs((double)got[i] / DRAWS - want[i]) > 0.04;
+        runs++;
+    }
+    CHECK(outside == 0, "%d of %d draws outside the reference's top-k/top-p/min-p set", outside, runs * DRAWS);
+    CHECK(off == 0, "%d tokens drawn at a share off their probability by more than 0.04", off);
+}
+
 int main(void) {
+    test_cuts();
     test_adjustments();
     test_tiny_temperature();
     test_nonfinite();
