@@ -11,6 +11,11 @@
 # Usage: make bench [BENCH_MODELS="tinyllama-1.1b qwen3-0.6b llama-3.2-1b"]
 #        [BENCH_MODEL=path (one file instead)] [BENCH_THREADS="1 2"]
 # BENCH_MODELS takes picolm-gen preset names (picolm-gen --help).
+# IK_BENCH=path to ik_llama.cpp's llama-bench and/or LLAMA_BENCH=path to
+# mainline llama.cpp's: each runs on the same file in the same run, for the
+# same threads (-p 128,512 -n 128 -r 2; ik_llama.cpp also with -rtr 1, its
+# repacked weights), and the table gains a row per engine and thread count
+# and the ratios picolm / each engine. A failing one is reported and skipped.
 set -eu
 BIN=${PICOLM:-build/picolm}
 GEN=${PICOLM_GEN:-build/picolm-gen}
@@ -23,10 +28,37 @@ ids() { # N random-ish token ids in [3, $2 - 7)
 }
 KERNELS=$("$BIN" --version | sed 's/.*kernels: //; s/)//')
 T=$(mktemp)
-trap 'rm -f "$T"' EXIT
+E=$(mktemp) # the other engines' rows: label|threads|pp128|pp512|tg128
+P=$(mktemp) # picolm's: threads|pf128|pf512|gen
+trap 'rm -f "$T" "$E" "$P"' EXIT
+# Without another engine the table stays as it was: a thread count per row.
+W=8
+LABEL=threads
+if [ -n "${IK_BENCH:-}${LLAMA_BENCH:-}" ]; then W=28; LABEL="engine, threads"; fi
 
 run() { # picolm ARGS...: its statistics in $T; a failure stops the benchmark with picolm's error
     "$BIN" "$@" 2>"$T" >/dev/null || { echo "bench: picolm failed: $(tail -n 1 "$T")" >&2; exit 1; }
+}
+
+# other LABEL FILE BIN [FLAGS...]: llama-bench's averages appended to $E.
+# Its CSV quotes every value and one value ("-1,0") holds a comma, so the
+# values split on '","'; the header is bare names.
+other() {
+    label=$1 file=$2
+    shift 2
+    rc=0
+    "$@" -m "$file" -t "$(echo $THREADS | tr ' ' ,)" -p 128,512 -n 128 -r 2 -o csv >"$T" 2>"$T.err" || rc=$?
+    msg=$(tail -n 1 "$T.err")
+    [ $rc = 0 ] || echo "$label failed (exit $rc): ${msg:-no message}"
+    rm -f "$T.err"
+    [ $rc = 0 ] || return 0
+    awk -v label="$label" '
+        NR == 1 { n = split($0, h, ","); for (i = 1; i <= n; i++) c[h[i]] = i; next }
+        { sub(/^"/, ""); sub(/"$/, ""); split($0, f, "\",\"")
+          t = f[c["n_threads"]]; v = sprintf("%.1f", f[c["avg_ts"]])
+          if (!(t in seen)) { seen[t] = 1; order[++k] = t }
+          if (f[c["n_gen"]] == 0) pp[t, f[c["n_prompt"]]] = v; else tg[t] = v }
+        END { for (i = 1; i <= k; i++) { t = order[i]; print label "|" t "|" pp[t, 128] "|" pp[t, 512] "|" tg[t] } }' "$T" >>"$E"
 }
 
 # bench_one FILE: the table for one model
@@ -42,7 +74,12 @@ bench_one() {
     P128=$(ids 128 "$vmax")
     P512=$(ids 512 "$vmax")
     printf '%s (%s MB), kernels %s\n' "$model" $((wbytes / 1000000)) "$KERNELS"
-    printf '%-8s %14s %14s %14s %10s %10s %12s\n' threads "prefill128" "prefill512" "generation" "TTFT128" "peakRSS" "BW-use"
+    : >"$E"
+    : >"$P"
+    [ -z "${IK_BENCH:-}" ] || other ik_llama "$model" "$IK_BENCH"
+    [ -z "${IK_BENCH:-}" ] || other "ik_llama -rtr" "$model" "$IK_BENCH" -rtr 1
+    [ -z "${LLAMA_BENCH:-}" ] || other llama.cpp "$model" "$LLAMA_BENCH"
+    printf "%-${W}s %14s %14s %14s %10s %10s %12s\n" "$LABEL" "prefill128" "prefill512" "generation" "TTFT128" "peakRSS" "BW-use"
     for j in $THREADS; do
         run "$model" --prompt-ids "$P128" -n 0 -j "$j" -c 1024
         pf128=$(sed -n 's/.*prompt [0-9]* tokens, \([0-9.]*\) tok\/s.*/\1/p' "$T")
@@ -57,8 +94,20 @@ bench_one() {
         use=$(awk -v g="$gen" -v w="$wbytes" -v b="$bw" 'BEGIN { printf "%.0f%% of %.1f GB/s", 100 * g * w / 1e9 / b, b }')
         # a random model may emit its end-of-generation token early: say so
         [ "${ngen:-0}" -ge 129 ] || use="$use (over ${ngen:-0} tokens)"
-        printf '%-8s %10s t/s %10s t/s %10s t/s %7s ms %7s MB %s\n' "$j" "$pf128" "$pf512" "$gen" "$ttft" "$rss" "$use"
+        label=$j
+        [ $W = 8 ] || label="picolm -t $j"
+        printf "%-${W}s %10s t/s %10s t/s %10s t/s %7s ms %7s MB %s\n" "$label" "$pf128" "$pf512" "$gen" "$ttft" "$rss" "$use"
+        echo "$j|$pf128|$pf512|$gen" >>"$P"
+        awk -F'|' -v j="$j" -v w="$W" '$2 == j {
+            printf "%-" w "s %10s t/s %10s t/s %10s t/s %10s %10s\n", $1 " -t " j, $3, $4, $5, "-", "-" }' "$E"
     done
+    # picolm / each engine, per thread count (a missing figure gives "-")
+    awk -F'|' -v w="$W" 'function r(a, b) { return b > 0 ? sprintf("%.2fx", a / b) : "-" }
+        NR == FNR { p[++np] = $0; next }
+        { e[++ne] = $0 }
+        END { for (i = 1; i <= np; i++) for (k = 1; k <= ne; k++) {
+            split(p[i], a); split(e[k], b)
+            if (a[1] == b[2]) printf "%-" w "s %14s %14s %14s\n", "picolm / " b[1] " -t " b[2], r(a[2], b[3]), r(a[3], b[4]), r(a[4], b[5]) } }' "$P" "$E"
 }
 
 if [ -n "${BENCH_MODEL:-}" ]; then
