@@ -1,9 +1,10 @@
 #!/bin/sh
 # server.sh - make bench-server: picolm-server on the TinyLlama-1.1B-shaped
 # Q4_K_M model (generated once by bench.sh's rule) with 8 slots, then
-# bench/server.mjs: aggregate generation tok/s and time to first token with
-# 1, 2, 4 and 8 concurrent streams, and the prefill saved by prefix reuse.
-# A benchmark, never a test. BENCH_MODEL=path, BENCH_THREADS=2.
+# bench/server.mjs: generation tok/s (the streams' decode rates summed),
+# wall tok/s including prefill and time to first token with 1, 2, 4 and 8
+# concurrent streams, and the prefill saved by prefix reuse. A benchmark,
+# never a test. BENCH_MODEL=path, BENCH_THREADS=2, BENCH_STREAMS="1 2 4 8".
 set -eu
 SRV=${PICOLM_SERVER:-build/picolm-server}
 GEN=${PICOLM_GEN:-build/picolm-gen}
