@@ -600,7 +600,10 @@ static inline __m256i iq4_sub(__m256i book, const uint8_t *q) { return _mm256_sh
  * lane pair one 32-weight sub-block; 4 * 2*31*127 fits in int16), Q6_K
  * interleaves qwords of vector pairs (groups of 2; 2 * 2*63*127 fits). The
  * activations get the same rearrangement once per call, so a column costs
- * 8 maddubs plus 2 (Q6_K: 4) madds per super-block instead of 8 + 8. */
+ * 8 maddubs plus 2 (Q6_K: 4) madds per super-block instead of 8 + 8.
+ * Q4_K applies its scales in float (d * scale, per lane, times d_x): one
+ * multiply per row and column where the integer product took a vpmulld,
+ * and the float product's operands are shared by the row and the column. */
 
 #ifdef PL_VNNI
 #ifdef PL_VNNI_EMULATE
@@ -631,6 +634,7 @@ typedef struct {
         __m256i aux; /* Q6_K: bsums */
         __m256 mf;   /* Q4_K/Q5_K: d * (sum of each 32-weight sub-block) */
     } u;
+    __m256 dv; /* Q4_K: d in every lane */
     float d;
 } kx_t;
 
@@ -640,6 +644,7 @@ typedef struct {
     __m256i sc[4]; /* per group: the scale of each 16-bit lane */
     __m256i aux;   /* Q6_K: 32 * scale per 16-weight sub-block (the -32 offset) */
     __m256 mf;     /* Q4_K/Q5_K: -dmin * min per sub-block */
+    __m256 dsc;    /* Q4_K: d * scale per sub-block */
 #ifdef PL_VNNI
     __m256i sc32[4]; /* the scales per 32-bit lane (Q4_K: [0]; Q6_K: per group) */
 #endif
@@ -690,6 +695,7 @@ AI void prep_x(const int T, const block_q8_K *b, kx_t *o) {
     __m256i a[8];
     UNROLL for (int j = 0; j < 8; j++) a[j] = ld256(b->qs + 32 * j);
     o->d = b->d;
+    o->dv = _mm256_set1_ps(b->d);
     if (T == PL_TYPE_Q6_K) {
         pair64(a, o->q);
         o->u.aux = ld256(b->bsums);
@@ -767,10 +773,7 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
     const __m256i s16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm)); /* s0 s0 s1 s1 .. s7 s7 */
     if (T == PL_TYPE_Q4_K) {
         tr8x8_32(a, o->q);
-        o->sc[0] = s16;
-#ifdef PL_VNNI
-        o->sc32[0] = _mm256_cvtepu8_epi32(sm);
-#endif
+        o->dsc = _mm256_mul_ps(_mm256_set1_ps(ldh(b)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)));
     } else {
         tr4x2(a, o->q);
         o->sc[0] = _mm256_permute4x64_epi64(s16, 0x44);
@@ -807,10 +810,16 @@ AI void kq_tile(const int T, const int R, const int C, const kw_t *w, const kx_t
              * (and spilling them) */
             UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+x"(S[r][c]));
         }
+        /* the scales in float: (d * scale) * d_x times the sub-block's
+         * integer sum, an exact float (|sum| <= 32*15*127) */
         UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
+#ifndef PL_VNNI
+            S[r][c] = _mm256_madd_epi16(S[r][c], _mm256_set1_epi16(1));
+#endif
             F[r * NC + c] = _mm256_fmadd_ps(w[r].mf, x[c].u.mf, F[r * NC + c]);
-            S[r][c] = kq_scale(S[r][c], &w[r], 0);
+            F[r * NC + c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[r][c]), _mm256_mul_ps(w[r].dsc, x[c].dv), F[r * NC + c]);
         }
+        return;
     } else if (T == PL_TYPE_Q6_K) {
         UNROLL for (int g = 0; g < 4; g++) {
             UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
@@ -976,7 +985,7 @@ AI __m256i hsum4x(const __m256i *p) {
  * the four groups' lanes), -dmin * mins (Q4_K/Q5_K), d. */
 typedef struct {
     __m256i a[8], sc[4], aux;
-    __m256 mf;
+    __m256 mf, dsc; /* dsc: Q4_K's d * scale per sub-block, as mm_kq's */
     float d;
 } mvw_t;
 
@@ -1021,7 +1030,7 @@ AI void mvx_decode(const int T, const uint8_t *b, mvw_t *o) {
     const __m128i sm = k4_scales(b + 4);
     o->mf = _mm256_mul_ps(_mm256_set1_ps(-ldh(b + 2)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
     const __m256i sc = _mm256_cvtepu8_epi32(sm);
-    if (T == PL_TYPE_Q4_K) o->sc[0] = sc;
+    if (T == PL_TYPE_Q4_K) o->dsc = _mm256_mul_ps(_mm256_set1_ps(ldh(b)), _mm256_cvtepi32_ps(sc));
     else o->sc[0] = _mm256_permute4x64_epi64(sc, 0x44), o->sc[1] = _mm256_permute4x64_epi64(sc, 0xee);
     o->d = ldh(b);
 }
@@ -1061,9 +1070,9 @@ AI __m256 mvx_col(const int T, const mvw_t *w, const block_q8_K *y, __m256 F) {
     UNROLL for (int s = 0; s < 8; s++) P[s] = dot4(w->a[s], ld256(y->qs + 32 * s));
     const __m256i H = hsum4x(P), G = hsum4x(P + 4);
     if (T == PL_TYPE_Q4_K) {
-        /* mm_kq's lane s: sub-block s */
+        /* mm_kq's lane s: sub-block s, scaled in float */
         S = _mm256_add_epi32(_mm256_permute2x128_si256(H, G, 0x20), _mm256_permute2x128_si256(H, G, 0x31));
-        S = _mm256_mullo_epi32(S, w->sc[0]);
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_mul_ps(w->dsc, _mm256_set1_ps(y->d)), F);
     } else {
         /* lane p: half p/4 of sub-blocks p%4 and 4 + p%4, scaled */
         S = _mm256_add_epi32(_mm256_mullo_epi32(H, w->sc[0]), _mm256_mullo_epi32(G, w->sc[1]));
