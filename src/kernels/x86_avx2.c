@@ -1127,7 +1127,10 @@ AI void mv_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, cons
  * staging that pay off at many columns; next to one-column kernels run per
  * column, a column costs 8 byte-product steps and the scale steps, with no
  * horizontal sums (Zen 4, Q4_K with vpdpbusd: ~6 ns per super-block for
- * the decode, ~2 per column). */
+ * the decode, ~2 per column). FR rows at a time share the columns' loads. */
+#ifndef FR
+#define FR 2 /* rows per pass (Zen 4, 4 columns: Q6_K and IQ4_XS -14% time against 1, Q4_K -3%) */
+#endif
 AI void few_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
                float *y, size_t ys) {
     const size_t bs = T == PL_TYPE_Q4_K   ? sizeof(block_q4_K)
@@ -1143,34 +1146,45 @@ AI void few_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, con
             const block_q8_K *xb = (const block_q8_K *)(xq + (size_t)c * xs) + k0;
             for (int k = 0; k < kc; k++) prep_x(T, xb + k, &xt[k * NC + c]);
         }
-        for (int r = 0; r < rows; r++) {
-            __m256 F[NC];
-            for (int c = 0; c < nb; c++) F[c] = _mm256_setzero_ps();
+        for (int r0 = 0; r0 < rows; r0 += FR) {
+            const int R = rows - r0 < FR ? rows - r0 : FR;
+            __m256 F[FR * NC];
+            for (int r = 0; r < R; r++)
+                for (int c = 0; c < nb; c++) F[r * NC + c] = _mm256_setzero_ps();
             for (int k = 0; k < kc; k++) {
-                const uint8_t *b = w + (size_t)r * rb + (size_t)(k0 + k) * bs;
-                prefetch_to(&pf, w + PF_AHEAD + (size_t)r * rb + (size_t)(k0 + k + 1) * bs);
-                kw_t wt;
-                decode_w(T, b, &wt);
-                for (int c = 0; c < nb; c++) kq_tile(T, 1, 1, &wt, &xt[k * NC + c], F + c);
+                const uint8_t *b = w + (size_t)r0 * rb + (size_t)(k0 + k) * bs;
+                prefetch_to(&pf, w + PF_AHEAD + (size_t)r0 * rb + (size_t)(k0 + k + 1) * R * bs);
+                kw_t wt[FR];
+                if (R == FR) {
+                    /* FR rows share each column's loads */
+                    UNROLL for (int r = 0; r < FR; r++) decode_w(T, b + (size_t)r * rb, &wt[r]);
+                    for (int c = 0; c < nb; c++) kq_tile(T, FR, 1, wt, &xt[k * NC + c], F + c);
+                } else {
+                    decode_w(T, b, &wt[0]);
+                    for (int c = 0; c < nb; c++) kq_tile(T, 1, 1, wt, &xt[k * NC + c], F + c);
+                }
             }
-            for (int c = 0; c < nb; c++) {
-                float *o = &y[(size_t)c * ys + r];
-                *o = (k0 ? *o : 0.0f) + hsum(F[c]);
-            }
+            for (int r = 0; r < R; r++)
+                for (int c = 0; c < nb; c++) {
+                    float *o = &y[(size_t)c * ys + r0 + r];
+                    *o = (k0 ? *o : 0.0f) + hsum(F[r * NC + c]);
+                }
         }
     }
 }
 
 /* Up to how many columns the one- and few-column kernels take a type (a
- * K-quant or IQ4_XS), not mm_kq: where each was faster on Zen 4 (noisy:
- * +-15%). With vpdpbusd a few-column step costs ~2 ns per super-block and
- * column against mm_kq's ~2.5-4 at few columns; in AVX2 the Q4_K tile's
- * 16-bit sums need mm_kq's register tile from 2 columns on. */
+ * K-quant or IQ4_XS), not mm_kq: where few_kx was faster, Zen 4, rows in
+ * L2 (best of many runs; ns per 2 rows' super-block at 4 and 16 columns,
+ * few_kx / mm_kq): with vpdpbusd Q4_K 14.5/23.3 and 41.7/47.8, Q6_K
+ * 14.6/29.9 and 45.4/62.2; in AVX2 Q4_K 20.8/21.2 at 4 and slower from 6,
+ * Q6_K 36.1/37.4 at 8, slower at 12. */
 static inline int kx_max(uint32_t type) {
 #ifdef PL_VNNI
-    return type == PL_TYPE_Q6_K || type == PL_TYPE_Q5_K ? 16 : 8;
+    (void)type;
+    return 16;
 #else
-    return type == PL_TYPE_Q4_K ? 1 : type == PL_TYPE_Q6_K ? 4 : 8;
+    return type == PL_TYPE_Q4_K ? 4 : 8;
 #endif
 }
 static inline int kx_small(uint32_t type, int nb) { return nb <= kx_max(type); }
