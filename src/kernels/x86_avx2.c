@@ -276,6 +276,23 @@ AI void mm_float(const int T, const uint8_t *w, size_t rb, int rows, int n, cons
     }
 }
 
+/* ---------------------------------------------------------------- prefetching */
+
+#ifndef PF_AHEAD
+#define PF_AHEAD 4096 /* bytes */
+#endif
+
+/* The hardware prefetcher alone leaves a one-row dot at ~11 GB/s, and R
+ * rows read in step (R streams a row apart) at ~5-9: a software prefetch
+ * running PF_AHEAD bytes ahead over the same bytes, in address order, makes
+ * them one sequential stream again (+30-40%). *pf is that stream's cursor,
+ * carried across row groups; prefetching past the matrix is harmless. */
+AI void prefetch_to(const uint8_t **pf, const uint8_t *end) {
+    const uint8_t *p = *pf;
+    for (; p < end; p += 64) _mm_prefetch((const char *)p, _MM_HINT_T0);
+    *pf = p;
+}
+
 /* ---------------------------------------------------------------- Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 IQ4_NL
  * 32-weight blocks against Q8_0 (Q8_1 for the _1 types) activation blocks.
  * Signed weights use ggml's sign trick (|w| times x with w's sign); the
@@ -315,7 +332,7 @@ AI __m256i q0_decode(const int T, const uint8_t *b) {
 }
 
 AI void q0_tile(const int T, const int R, const int C, const uint8_t *w, size_t rb, const uint8_t *xq, size_t xs,
-                int nblk, float *y, size_t ys) {
+                int nblk, float *y, size_t ys, const uint8_t **pf) {
     const int U = q0_unsigned(T);
     const size_t wbs = (size_t)q0_size(T), xbs = U ? sizeof(block_q8_1) : sizeof(block_q8_0);
     const __m256i ones = _mm256_set1_epi16(1);
@@ -324,6 +341,7 @@ AI void q0_tile(const int T, const int R, const int C, const uint8_t *w, size_t 
     for (int i = 0; i < nblk; i++) {
         __m256i q[2], a[2];
         __m256 dw[2], mw[2];
+        if (pf && !(i & 1)) prefetch_to(pf, w + PF_AHEAD + (size_t)(i + 2) * R * wbs);
         UNROLL for (int r = 0; r < R; r++) {
             const uint8_t *b = w + (size_t)r * rb + (size_t)i * wbs;
             q[r] = q0_decode(T, b);
@@ -347,18 +365,23 @@ AI void q0_tile(const int T, const int R, const int C, const uint8_t *w, size_t 
     UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) y[(size_t)c * ys + r] = hsum(acc[r][c]);
 }
 
+/* The first column pair prefetches the rows' bytes ahead (see
+ * prefetch_to: Zen 4, Q8_0 generation from memory ~6 -> ~20 GB/s); the
+ * others find them in L1. */
 AI void q0_cols(const int T, const int R, const uint8_t *w, size_t rb, const uint8_t *xq, size_t xs, int nblk, int nb,
-                float *y, size_t ys) {
+                float *y, size_t ys, const uint8_t **pf) {
     int c = 0;
-    for (; c + 2 <= nb; c += 2) q0_tile(T, R, 2, w, rb, xq + (size_t)c * xs, xs, nblk, y + (size_t)c * ys, ys);
-    if (c < nb) q0_tile(T, R, 1, w, rb, xq + (size_t)c * xs, xs, nblk, y + (size_t)c * ys, ys);
+    for (; c + 2 <= nb; c += 2, pf = NULL)
+        q0_tile(T, R, 2, w, rb, xq + (size_t)c * xs, xs, nblk, y + (size_t)c * ys, ys, pf);
+    if (c < nb) q0_tile(T, R, 1, w, rb, xq + (size_t)c * xs, xs, nblk, y + (size_t)c * ys, ys, pf);
 }
 
 AI void mm_q0(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
               float *y, size_t ys) {
+    const uint8_t *pf = w + PF_AHEAD;
     int r = 0;
-    for (; r + 2 <= rows; r += 2) q0_cols(T, 2, w + (size_t)r * rb, rb, xq, xs, cols / 32, nb, y + r, ys);
-    if (r < rows) q0_cols(T, 1, w + (size_t)r * rb, rb, xq, xs, cols / 32, nb, y + r, ys);
+    for (; r + 2 <= rows; r += 2) q0_cols(T, 2, w + (size_t)r * rb, rb, xq, xs, cols / 32, nb, y + r, ys, &pf);
+    if (r < rows) q0_cols(T, 1, w + (size_t)r * rb, rb, xq, xs, cols / 32, nb, y + r, ys, &pf);
 }
 
 
@@ -462,23 +485,6 @@ static void mm_rows(dot_fn dot, const uint8_t *w, size_t rb, int rows, int cols,
         for (int c = 0; c < nb; c++) y[(size_t)c * ys + r] = dot(w + (size_t)r * rb, xq + (size_t)c * xs, cols);
 }
 
-/* ---------------------------------------------------------------- prefetching */
-
-#ifndef PF_AHEAD
-#define PF_AHEAD 4096 /* bytes */
-#endif
-
-/* The hardware prefetcher alone leaves a one-row dot at ~11 GB/s, and R
- * rows read in step (R streams a row apart) at ~5-9: a software prefetch
- * running PF_AHEAD bytes ahead over the same bytes, in address order, makes
- * them one sequential stream again (+30-40%). *pf is that stream's cursor,
- * carried across row groups; prefetching past the matrix is harmless. */
-AI void prefetch_to(const uint8_t **pf, const uint8_t *end) {
-    const uint8_t *p = *pf;
-    for (; p < end; p += 64) _mm_prefetch((const char *)p, _MM_HINT_T0);
-    *pf = p;
-}
-
 /* IQ4_NL: four blocks a step. The four blocks' integer sums share one
  * conversion and one FMA (after two hadds lanes k and k+4 hold halves of
  * block k's sum, both scaled by its dw * dx), where the 2x2 tile above
@@ -552,16 +558,19 @@ AI void mm_q0s(const int T, const uint8_t *w, size_t rb, int rows, int cols, con
         for (; r < rows; r++) q0s_tile(T, 1, 1, w + (size_t)r * rb, rb, nblk, xq, xs, y + r, ys, &pf);
         return;
     }
-    for (int c = 0; c < nb; c += 2) {
-        const uint8_t *xc = xq + (size_t)c * xs;
-        float *yc = y + (size_t)c * ys;
-        int r = 0;
-        if (c + 2 <= nb) {
-            for (; r + 2 <= rows; r += 2) q0s_tile(T, 2, 2, w + (size_t)r * rb, rb, nblk, xc, xs, yc + r, ys, NULL);
-            for (; r < rows; r++) q0s_tile(T, 1, 2, w + (size_t)r * rb, rb, nblk, xc, xs, yc + r, ys, NULL);
-        } else {
-            for (; r + 2 <= rows; r += 2) q0s_tile(T, 2, 1, w + (size_t)r * rb, rb, nblk, xc, xs, yc + r, ys, NULL);
-            for (; r < rows; r++) q0s_tile(T, 1, 1, w + (size_t)r * rb, rb, nblk, xc, xs, yc + r, ys, NULL);
+    /* rows outer: each row pair streams once (prefetched by the first
+     * column pair) and stays in L1 for the other columns */
+    const uint8_t *pf = w + PF_AHEAD;
+    for (int r = 0; r < rows; r += 2) {
+        const int R = rows - r < 2 ? 1 : 2;
+        const uint8_t *wr = w + (size_t)r * rb, **p = &pf;
+        for (int c = 0; c < nb; c += 2, p = NULL) {
+            const uint8_t *xc = xq + (size_t)c * xs;
+            float *yc = y + (size_t)c * ys + r;
+            if (R == 2 && c + 2 <= nb) q0s_tile(T, 2, 2, wr, rb, nblk, xc, xs, yc, ys, p);
+            else if (R == 2) q0s_tile(T, 2, 1, wr, rb, nblk, xc, xs, yc, ys, p);
+            else if (c + 2 <= nb) q0s_tile(T, 1, 2, wr, rb, nblk, xc, xs, yc, ys, p);
+            else q0s_tile(T, 1, 1, wr, rb, nblk, xc, xs, yc, ys, p);
         }
     }
 }
@@ -817,7 +826,8 @@ AI void kq_tile(const int T, const int R, const int C, const kw_t *w, const kx_t
             S[r][c] = _mm256_madd_epi16(S[r][c], _mm256_set1_epi16(1));
 #endif
             F[r * NC + c] = _mm256_fmadd_ps(w[r].mf, x[c].u.mf, F[r * NC + c]);
-            F[r * NC + c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[r][c]), _mm256_mul_ps(w[r].dsc, x[c].dv), F[r * NC + c]);
+            const __m256 dd = _mm256_mul_ps(w[r].dsc, x[c].dv);
+            F[r * NC + c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[r][c]), dd, F[r * NC + c]);
         }
         return;
     } else if (T == PL_TYPE_Q6_K) {
