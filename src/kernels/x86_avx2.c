@@ -115,6 +115,22 @@ static inline __m256i word_pair_mask(int k) {
     return _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo));
 }
 
+#ifdef PL_VNNI
+#ifdef PL_VNNI_EMULATE
+/* _mm256_dpbusd_epi32 in AVX2, exact (tests of the avx512 level's code on
+ * CPUs without VNNI): acc + per 32-bit lane the four products of unsigned
+ * bytes of a with signed bytes of b. */
+static inline __m256i dpbusd(__m256i acc, __m256i a, __m256i b) {
+    const __m256i z = _mm256_setzero_si256();
+    const __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi8(a, z), _mm256_srai_epi16(_mm256_unpacklo_epi8(b, b), 8));
+    const __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi8(a, z), _mm256_srai_epi16(_mm256_unpackhi_epi8(b, b), 8));
+    return _mm256_add_epi32(acc, _mm256_hadd_epi32(lo, hi));
+}
+#else
+#define dpbusd(acc, a, b) _mm256_dpbusd_epi32(acc, a, b)
+#endif
+#endif
+
 /* ---------------------------------------------------------------- quantize */
 
 /* ggml's x86 quantize_row_q8_0/q8_1: d = amax/127, q = round-to-even(x *
@@ -335,7 +351,9 @@ AI void q0_tile(const int T, const int R, const int C, const uint8_t *w, size_t 
                 int nblk, float *y, size_t ys, const uint8_t **pf) {
     const int U = q0_unsigned(T);
     const size_t wbs = (size_t)q0_size(T), xbs = U ? sizeof(block_q8_1) : sizeof(block_q8_0);
+#ifndef PL_VNNI
     const __m256i ones = _mm256_set1_epi16(1);
+#endif
     __m256 acc[2][2];
     UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
     for (int i = 0; i < nblk; i++) {
@@ -344,7 +362,11 @@ AI void q0_tile(const int T, const int R, const int C, const uint8_t *w, size_t 
         if (pf && !(i & 1)) prefetch_to(pf, w + PF_AHEAD + (size_t)(i + 2) * R * wbs);
         UNROLL for (int r = 0; r < R; r++) {
             const uint8_t *b = w + (size_t)r * rb + (size_t)i * wbs;
-            q[r] = q0_decode(T, b);
+#ifdef PL_VNNI
+            if (T == PL_TYPE_Q4_0) q[r] = nib32(b + 2); /* unsigned: see below */
+            else
+#endif
+                q[r] = q0_decode(T, b);
             a[r] = U ? q[r] : _mm256_sign_epi8(q[r], q[r]);
             dw[r] = _mm256_set1_ps(ldh(b));
             mw[r] = U ? _mm256_set1_ps(ldh(b + 2) * 0.125f) : _mm256_setzero_ps(); /* 8 lanes add up to m */
@@ -354,9 +376,21 @@ AI void q0_tile(const int T, const int R, const int C, const uint8_t *w, size_t 
             const __m256i xv = ld256(xb + xbs - 32);
             const __m256 dx = _mm256_set1_ps(ldh(xb));
             const __m256 sx = U ? _mm256_set1_ps(ldh(xb + 2)) : _mm256_setzero_ps();
+#ifdef PL_VNNI
+            /* Q4_0: the nibbles times x, less 8 x per dword (the same
+             * integers as (q - 8) x, two steps fewer per row) */
+            const __m256i z = _mm256_setzero_si256();
+            const __m256i x8 = T == PL_TYPE_Q4_0 ? _mm256_slli_epi32(dpbusd(z, _mm256_set1_epi8(1), xv), 3) : z;
+#endif
             UNROLL for (int r = 0; r < R; r++) {
+#ifdef PL_VNNI
+                __m256i p;
+                if (T == PL_TYPE_Q4_0) p = _mm256_sub_epi32(dpbusd(_mm256_setzero_si256(), q[r], xv), x8);
+                else p = dpbusd(_mm256_setzero_si256(), a[r], U ? xv : _mm256_sign_epi8(xv, q[r]));
+#else
                 __m256i p = _mm256_maddubs_epi16(a[r], U ? xv : _mm256_sign_epi8(xv, q[r]));
                 p = _mm256_madd_epi16(p, ones);
+#endif
                 acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][c]);
                 if (U) acc[r][c] = _mm256_fmadd_ps(mw[r], sx, acc[r][c]);
             }
@@ -504,7 +538,12 @@ static inline __m128 halves4(const uint8_t *p, size_t stride) {
 
 AI __m256i q0_sdot(const int T, const uint8_t *b, __m256i x, __m256i ones) {
     const __m256i q = q0_decode(T, b);
+#ifdef PL_VNNI
+    (void)ones;
+    return dpbusd(_mm256_setzero_si256(), _mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
+#else
     return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q)), ones);
+#endif
 }
 
 /* R rows x C columns (C <= 2); a column's arithmetic does not depend on C. */
@@ -614,21 +653,6 @@ static inline __m256i iq4_sub(__m256i book, const uint8_t *q) { return _mm256_sh
  * multiply per row and column where the integer product took a vpmulld,
  * and the float product's operands are shared by the row and the column. */
 
-#ifdef PL_VNNI
-#ifdef PL_VNNI_EMULATE
-/* _mm256_dpbusd_epi32 in AVX2, exact (tests of the avx512 level's code on
- * CPUs without VNNI): acc + per 32-bit lane the four products of unsigned
- * bytes of a with signed bytes of b. */
-static inline __m256i dpbusd(__m256i acc, __m256i a, __m256i b) {
-    const __m256i z = _mm256_setzero_si256();
-    const __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi8(a, z), _mm256_srai_epi16(_mm256_unpacklo_epi8(b, b), 8));
-    const __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi8(a, z), _mm256_srai_epi16(_mm256_unpackhi_epi8(b, b), 8));
-    return _mm256_add_epi32(acc, _mm256_hadd_epi32(lo, hi));
-}
-#else
-#define dpbusd(acc, a, b) _mm256_dpbusd_epi32(acc, a, b)
-#endif
-#endif
 
 #ifndef KC
 #define KC 24 /* super-blocks of activations prepared at a time (6144 weights) */
@@ -1536,6 +1560,12 @@ static void matmul_vnni(uint32_t type, const void *w, size_t row_bytes, int rows
         mm_q6_K((const uint8_t *)w, row_bytes, rows, cols, (const uint8_t *)xq, xq_stride, nb, y, y_stride);
     else if (nb > 1 && type == PL_TYPE_IQ4_XS)
         mm_iq4_xs((const uint8_t *)w, row_bytes, rows, cols, (const uint8_t *)xq, xq_stride, nb, y, y_stride);
+    else if (type == PL_TYPE_Q4_0) /* the 32-weight formats: vpdpbusd for maddubs + madd */
+        mm_q0(PL_TYPE_Q4_0, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+    else if (type == PL_TYPE_Q8_0)
+        mm_q0(PL_TYPE_Q8_0, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
+    else if (type == PL_TYPE_IQ4_NL)
+        mm_q0s(PL_TYPE_IQ4_NL, W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride);
     else
         pl_kernels_avx2.matmul(type, w, row_bytes, rows, cols, xq, xq_stride, nb, y, y_stride);
 }
