@@ -5,14 +5,17 @@
 // alone), seeds, JSON schema output, stop strings, completions, every bad
 // request answered with its status while the server keeps serving, tool
 // calls (forced, streamed, auto in PicoClaw's shape, a conversation with a
-// call and its result, bad tools), a cancelled stream freeing its slot, and
-// a bounded load test.
-// Usage: node tests/server.mjs BASE_URL NPM_DIR   (prints "server: N passed, M failed")
+// call and its result, bad tools), a cancelled stream freeing its slot,
+// --lookup and --draft answers equal to a plain server's, --draft's
+// start-up refusals, and a bounded load test.
+// Usage: node tests/server.mjs BASE_URL NPM_DIR [PLAIN_URL DRAFT_URL DRAFT_PLAIN_URL]
+// (prints "server: N passed, M failed"; SERVER_BIN and SERVER_MODELS for the start-up checks)
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 
-const [base, npmDir, plainBase] = process.argv.slice(2);
+const [base, npmDir, plainBase, draftBase, draftPlainBase] = process.argv.slice(2);
 const require = createRequire(path.resolve(npmDir, 'package.json'));
 const OpenAI = require('openai');
 const client = new OpenAI({ baseURL: base, apiKey: 'none', maxRetries: 0, timeout: 120000 });
@@ -366,6 +369,8 @@ async function main() {
     }
   }
 
+  if (draftBase) await draftChecks();
+
   // load: 500 requests, 16 at once: no errors; memory flat (VmRSS before and after)
   const pid = Number(process.env.SERVER_PID || 0);
   const rss = async () => {
@@ -397,6 +402,46 @@ async function main() {
   const slack = (process.env.SERVER_SAN ? 256 : 16) * 1024;
   check(!pid || r1 - r0 < slack, `load: memory flat (VmRSS ${r0} -> ${r1} kB)`);
   console.log(`  load: ${N} requests 16 at once, ${errors} errors, VmRSS ${r0} -> ${r1} kB`);
+}
+
+// --draft (tiny512-Q8_0 drafting for tiny512-Q4_K_M, 2 slots): greedy and
+// seeded answers, two at a time, equal the plain twin's one at a time; the
+// drafts show in /metrics. A draft of another vocabulary, or with --lookup,
+// refuses to start.
+async function draftChecks() {
+  const opts = { apiKey: 'none', maxRetries: 0, timeout: 120000 };
+  const dc = new OpenAI({ baseURL: draftBase, ...opts }), pc = new OpenAI({ baseURL: draftPlainBase, ...opts });
+  const reqs = [{ temperature: 0 }, { temperature: 0.9, seed: 5 }, { temperature: 0, prompt: 'Once upon a time' },
+    { temperature: 0.8, seed: 9, prompt: 'Once upon a time' }, { temperature: 0, max_tokens: 64 },
+    { temperature: 0.7, seed: 2, top_k: 40 }];
+  const run = (c, r) => (r.prompt
+    ? c.completions.create({ model: 'tiny512-Q4_K_M', max_tokens: 48, ...r }).then((x) => x.choices[0].text)
+    : c.chat.completions.create({ model: 'tiny512-Q4_K_M', max_tokens: 48, ...r,
+      messages: [{ role: 'user', content: 'Tell me a story about a cat.' }] }).then((x) => x.choices[0].message.content));
+  try {
+    const want = [];
+    for (const r of reqs) want.push(await run(pc, r));
+    const got = [];
+    for (let i = 0; i < reqs.length; i += 2) got.push(...await Promise.all(reqs.slice(i, i + 2).map((r) => run(dc, r))));
+    reqs.forEach((r, i) => check(got[i] === want[i],
+      `--draft changes nothing (${JSON.stringify(r)}): ${JSON.stringify(got[i])} vs ${JSON.stringify(want[i])}`));
+    const m = (await fetch(new URL('/metrics', draftBase).href).then((x) => x.text()));
+    const dr = Number((/picolm_draft_tokens_total (\d+)/.exec(m) || [])[1] || 0);
+    const ac = Number((/picolm_draft_accepted_total (\d+)/.exec(m) || [])[1] || 0);
+    check(dr > 0 && ac > 0, `--draft drafts in /metrics: ${dr} drafted, ${ac} accepted`);
+    console.log(`  draft: ${reqs.length} requests against the plain twin, ${dr} drafted, ${ac} accepted`);
+  } catch (e) { check(false, `--draft server: ${e.message}`); }
+  const bin = process.env.SERVER_BIN, models = process.env.SERVER_MODELS;
+  if (!bin || !models) return;
+  const start = (args) => spawnSync(bin, [`${models}/tiny512-Q4_K_M.gguf`, '--port', '0', ...args],
+    { encoding: 'utf8', timeout: 30000 });
+  const other = start(['--draft', `${models}/tiny32k-Q4_K_M.gguf`]);
+  const vocabMsg = /^picolm-server: --draft: .*tiny32k-Q4_K_M\.gguf has another vocabulary than .*\n$/;
+  check(other.status === 1 && vocabMsg.test(other.stderr),
+    `--draft of another vocabulary: exit ${other.status}, ${JSON.stringify(other.stderr)}`);
+  const both = start(['--draft', `${models}/tiny512-Q8_0.gguf`, '--lookup', '2']);
+  check(both.status === 2 && /--lookup/.test(both.stderr),
+    `--draft with --lookup: exit ${both.status}, ${JSON.stringify(both.stderr)}`);
 }
 
 main().catch((e) => { fail++; console.error('FAIL server: ' + (e.stack || e)); })

@@ -2,7 +2,7 @@
  *
  *   picolm-server MODEL.gguf [--host 127.0.0.1] [--port 8080] [--parallel N]
  *                 [-c N] [--api-key KEY] [-j N] [--kv f16|q8] [--mem-budget MB]
- *                 [--ctx-overflow error|drop] [--lookup N]
+ *                 [--ctx-overflow error|drop] [--lookup N | --draft FILE [--draft-max N]]
  *
  * One engine thread owns a context of N sequence slots and runs
  * continuous batching: each step decodes the next token of every generating
@@ -20,7 +20,11 @@
  * model family expects; "required" or a named tool_choice constrains the
  * whole answer to a call, "auto" lets the model write freely and switches
  * the call grammar on when its text reaches the family's call opening (the
- * engine watches each token's text); one call per answer. */
+ * engine watches each token's text); one call per answer.
+ * Speculative decoding: --lookup N drafts by prompt lookup, --draft FILE
+ * with a small model of the same vocabulary (one draft context, a sequence
+ * per slot); either way the drafts ride in the step's batch and the answers
+ * are the same as without them. */
 #define _DEFAULT_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,12 +62,15 @@ typedef struct {
     size_t max_body;
     int drop_turns; /* --ctx-overflow drop: a conversation too long loses its oldest turns */
     int lookup;     /* --lookup N: prompt-lookup drafts per generating slot and step */
+    const char *draft; /* --draft FILE: a draft model for speculative decoding */
+    int draft_max;     /* --draft-max N: its drafts per slot and step */
 } options;
 
 static void usage(FILE *f) {
     fprintf(f, "usage: picolm-server MODEL.gguf [--host 127.0.0.1] [--port 8080] [--parallel N] [-c N]\n"
                "       [--api-key KEY] [-j N] [--kv f16|q8] [--mem-budget MB] [--max-conn N] [--max-queue N]\n"
-               "       [--max-body BYTES] [--ctx-overflow error|drop] [--lookup N]\n");
+               "       [--max-body BYTES] [--ctx-overflow error|drop] [--lookup N]\n"
+               "       [--draft FILE (-md, --model-draft)] [--draft-max N (1-16, 8)]\n");
 }
 
 static void die_usage(const char *fmt, ...) {
@@ -85,7 +92,7 @@ static int int_arg(const char *flag, const char *v, long lo, long hi) {
 }
 
 static options parse_args(int argc, char **argv) {
-    options o = {NULL, "127.0.0.1", NULL, 8080, 4, 0, 0, 0, 0, 64, 64, 4u << 20, 0, 0};
+    options o = {NULL, "127.0.0.1", NULL, 8080, 4, 0, 0, 0, 0, 64, 64, 4u << 20, 0, 0, NULL, 8};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -102,6 +109,8 @@ static options parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--mem-budget")) o.mem_budget = int_arg(a, v, -1, 1 << 30), i++;
         else if (!strcmp(a, "--max-conn")) o.max_conn = int_arg(a, v, 1, 4096), i++;
         else if (!strcmp(a, "--lookup")) o.lookup = int_arg(a, v, 0, 16), i++;
+        else if ((!strcmp(a, "--draft") || !strcmp(a, "-md") || !strcmp(a, "--model-draft")) && v) o.draft = v, i++;
+        else if (!strcmp(a, "--draft-max")) o.draft_max = int_arg(a, v, 1, 16), i++;
         else if (!strcmp(a, "--max-queue")) o.max_queue = int_arg(a, v, 0, 1 << 16), i++;
         else if (!strcmp(a, "--max-body")) o.max_body = (size_t)int_arg(a, v, 1024, 1 << 30), i++;
         else if (!strcmp(a, "--api-key") && v) o.api_key = v, i++;
@@ -119,6 +128,7 @@ static options parse_args(int argc, char **argv) {
         else die_usage("unexpected argument %s", a);
     }
     if (!o.model) die_usage("no model given");
+    if (o.draft && o.lookup) die_usage("--draft cannot take --lookup");
     return o;
 }
 
@@ -159,6 +169,7 @@ static struct {
     options o;
     pl_model *m;
     pl_context *ctx;
+    pl_context *dctx; /* --draft: the draft model's, a sequence per slot, or NULL */
     const char *model_id;
     pl_grammar_vocab *gvocab;
     const char *tmpl;
@@ -284,6 +295,10 @@ static int start(slot *s, int idx, job *j) {
         return -1;
     }
     if (j->gram) pl_gen_set_grammar(s->g, j->gram);
+    if (srv.dctx && pl_gen_set_draft(s->g, srv.dctx, idx, srv.o.draft_max)) { /* the vocabulary: checked at start-up */
+        finish(s, PL_GEN_ERROR, "cannot start generation");
+        return -1;
+    }
     if (j->tool_gram) tc_lazy_init(&s->lazy, tc_trigger(j->tc_style));
     s->prev = j->ids[j->n_ids - 1];
     /* reuse what the slot holds, but run at least the last token */
@@ -303,7 +318,7 @@ static void *engine_main(void *arg) {
     (void)arg;
     const int P = srv.o.parallel, V = pl_model_get_info(srv.m)->n_vocab;
     slot *sl = calloc((size_t)P, sizeof *sl);
-    const int L = srv.o.lookup, rows_max = P * (1 + L);
+    const int L = srv.dctx ? srv.o.draft_max : srv.o.lookup, rows_max = P * (1 + L);
     int cap = rows_max + PROMPT_STEP + 2;
     int32_t *tok = malloc((size_t)cap * sizeof *tok), *pos = malloc((size_t)cap * sizeof *pos),
             *seq = malloc((size_t)cap * sizeof *seq);
@@ -350,7 +365,9 @@ static void *engine_main(void *arg) {
         for (int k = 0; k < n_cancel; k++) finish(&sl[cancel[k]], PL_GEN_ERROR, "cancelled");
         for (int k = 0; k < n_adm; k++) start(&sl[adm_slot[k]], adm_slot[k], adm[k]);
 
-        /* the batch: each generating slot's token, then prompt chunks */
+        /* the batch: each generating slot's token, then prompt chunks (the
+         * clock starts here: a draft model decodes while drafting) */
+        double t0 = now_s();
         int n = 0, n_rows = 0, budget = PROMPT_STEP;
         for (int i = 0; i < P; i++) {
             if (sl[i].phase != 2) continue;
@@ -361,7 +378,7 @@ static void *engine_main(void *arg) {
             }
             tok[n] = pl_gen_token(sl[i].g), pos[n] = p, seq[n] = i, want[n++] = 1;
             row_slot[n_rows++] = i;
-            /* prompt lookup: the drafts ride along, a row of logits each */
+            /* the drafts (prompt lookup or the draft model) ride along, a row of logits each */
             sl[i].base = p;
             sl[i].n_draft = L ? pl_gen_lookup_draft(sl[i].g, sl[i].draft, L) : 0;
             for (int k = 0; k < sl[i].n_draft; k++) {
@@ -387,7 +404,6 @@ static void *engine_main(void *arg) {
         n_rows = 0;
         for (int k = 0; k < n; k++)
             if (want[k]) row_slot[n_rows++] = seq[k];
-        double t0 = now_s();
         pl_batch b = {n, tok, pos, seq, want};
         int rc = pl_decode(srv.ctx, &b, logits);
         pthread_mutex_lock(&srv.mu);
@@ -1621,6 +1637,32 @@ int main(int argc, char **argv) {
         fprintf(stderr, "picolm-server: %s\n", err);
         return 1;
     }
+    if (o.draft) { /* the same context length and threads (the process's one pool), a sequence per slot */
+        pl_model *dm;
+        pl_context_params dp = cp;
+        dp.n_ctx = pl_context_n_ctx(srv.ctx);
+        dp.mem_budget_mb = -1;
+        if (pl_model_open(&dm, o.draft, err, sizeof err) || pl_context_new(&srv.dctx, dm, &dp, err, sizeof err)) {
+            fprintf(stderr, "picolm-server: --draft: %s\n", err);
+            return 1;
+        }
+        /* the vocabulary check is pl_gen_set_draft's: try it on a gen of slot 0 */
+        pl_sampler_params sp = pl_sampler_default_params();
+        pl_sampler *smp = NULL;
+        pl_gen_params gp = pl_gen_default_params();
+        pl_gen *g = NULL;
+        int rc = pl_sampler_new(&smp, &sp, pl_model_get_info(srv.m)->n_vocab);
+        if (!rc) rc = pl_gen_new(&g, srv.ctx, 0, smp, &gp, err, sizeof err);
+        if (!rc) rc = pl_gen_set_draft(g, srv.dctx, 0, o.draft_max);
+        pl_gen_free(g);
+        pl_sampler_free(smp);
+        if (rc) {
+            if (rc == PL_ERR_FORMAT)
+                fprintf(stderr, "picolm-server: --draft: %s has another vocabulary than %s\n", o.draft, o.model);
+            else fprintf(stderr, "picolm-server: --draft: %s\n", pl_status_str(rc));
+            return 1;
+        }
+    }
     if (pl_grammar_vocab_from_model(&srv.gvocab, srv.m, err, sizeof err)) {
         fprintf(stderr, "picolm-server: %s\n", err);
         return 1;
@@ -1669,9 +1711,10 @@ int main(int argc, char **argv) {
     pthread_create(&engine, &at, engine_main, NULL);
     const pl_model_info *in = pl_model_get_info(srv.m);
     fprintf(stderr, "picolm-server: %s (%s %s, %d layers) on http://%s:%d/v1, %d slots of %d tokens, chat template %s, "
-                    "kernels %s\n",
+                    "kernels %s%s%s\n",
             srv.model_id, in->arch ? in->arch : "?", in->ftype ? in->ftype : "?", in->n_layer, o.host, port,
-            o.parallel, pl_context_n_ctx(srv.ctx), srv.tmpl, pl_cpu_level());
+            o.parallel, pl_context_n_ctx(srv.ctx), srv.tmpl, pl_cpu_level(), o.draft ? ", draft model " : "",
+            o.draft ? o.draft : "");
     if (!o.api_key && strcmp(o.host, "127.0.0.1") && strcmp(o.host, "::1"))
         fprintf(stderr, "picolm-server: warning: listening beyond this machine without --api-key\n");
     pthread_attr_t ca;
