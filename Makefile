@@ -114,7 +114,7 @@ LIB_INT := $(BUILD)/libpicolm-internal.a
 TESTS   := test_gguf test_quant test_tokenizer test_model test_kernels test_grammar test_arch test_chat test_json test_http test_gen test_state test_sampler test_toolcall test_pool test_abort
 TEST_BIN := $(TESTS:%=$(BUILD)/tests/%$(EXE))
 
-.PHONY: all test clean install run bench bench-kernels bench-server memtest fuzz fuzz-bin tsan test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
+.PHONY: all test clean install run bench bench-kernels bench-mca bench-server memtest fuzz fuzz-bin tsan test-bin native pi pi-arm32 riscv static debug cross-pi cross-pi32 cross-riscv \
         windows test-cross size model
 # picolm-gen is a POSIX tool (files, signals): not built for Windows.
 # The public libraries: libpicolm.a and (but on Windows or with -static)
@@ -172,6 +172,10 @@ $(BUILD)/bench_kernels: bench/kernels.c $(LIB_INT)
 # Kernel microbenchmark: GB/s (one token) and GFLOP/s (batch of 32) per type and level.
 bench-kernels: $(BUILD)/bench_kernels
 	$(BUILD)/bench_kernels
+
+# Arm kernels' throughput by llvm-mca, picolm's next to llama.cpp's (bench/mca.sh).
+bench-mca:
+	sh bench/mca.sh
 
 # Tokenizer benchmark: load time and encoding MB/s of every test vocabulary
 # (bench/tokenize.c; BENCH_MB of text, default 4).
