@@ -38,7 +38,7 @@ struct pl_gen {
     int32_t guess;         /* the first draft for the next sample, decoded or not (-1: none) */
     float hit;             /* how often a first draft came true lately (drafts run above 1/2) */
     int32_t draft[MAX_DRAFT + 1];
-    float *rows;           /* [(lookup + 1) * n_vocab] */
+    float *rows;           /* [(lookup + 1) * n_vocab], from the first step with drafts */
     pl_context *dctx;      /* a draft model's context (pl_gen_set_draft), or NULL: prompt lookup */
     int dseq;
     float *dlogits;        /* [n_vocab] the draft model's */
@@ -86,8 +86,6 @@ int pl_gen_new(pl_gen **out, pl_context *c, int seq, pl_sampler *smp, const pl_g
     g->lookup = p->lookup;
     g->guess = -1;
     g->hit = 0.6f; /* short drafts at first */
-    if (g->lookup && !(g->rows = malloc((size_t)(g->lookup + 1) * (size_t)c->m->info.n_vocab * sizeof *g->rows)))
-        goto nomem;
     if (p->n_stop) {
         g->stop = calloc((size_t)p->n_stop, sizeof *g->stop);
         g->stop_len = calloc((size_t)p->n_stop, sizeof *g->stop_len);
@@ -378,7 +376,11 @@ int pl_gen_next(pl_gen *g, float *logits) {
     }
     int pos = pl_gen_room(g);
     if (pos < 0) return g->status;
-    const int nd = g->lookup ? gated_draft(g, pos, g->draft + 1, g->lookup) : 0;
+    int nd = g->lookup ? gated_draft(g, pos, g->draft + 1, g->lookup) : 0;
+    /* the drafts' logits, allocated at the first step that runs drafts (a
+     * server drafts through pl_gen_lookup_draft and never needs them);
+     * without room for them the step runs without its drafts */
+    if (nd && !g->rows && !(g->rows = malloc((size_t)(g->lookup + 1) * (size_t)V * sizeof *g->rows))) nd = 0;
     /* the sampled token, and its drafts in the same batch with logits for each */
     int32_t ps[MAX_DRAFT + 1], sq[MAX_DRAFT + 1];
     int8_t want[MAX_DRAFT + 1];
@@ -446,9 +448,11 @@ int pl_gen_set_draft(pl_gen *g, pl_context *draft, int seq, int n_draft) {
         if (!a != !b || (a && strcmp(a, b))) return PL_ERR_FORMAT;
     }
     const size_t V = (size_t)g->m->info.n_vocab;
-    float *rows = realloc(g->rows, (size_t)(n_draft + 1) * V * sizeof *rows);
-    if (!rows) return PL_ERR_NOMEM;
-    g->rows = rows;
+    if (g->rows) { /* allocated by a step already (see pl_gen_next): to the new size */
+        float *rows = realloc(g->rows, (size_t)(n_draft + 1) * V * sizeof *rows);
+        if (!rows) return PL_ERR_NOMEM;
+        g->rows = rows;
+    }
     if (!g->dlogits && !(g->dlogits = malloc(V * sizeof *g->dlogits))) return PL_ERR_NOMEM;
     g->dctx = draft, g->dseq = seq, g->lookup = n_draft;
     return 0;
