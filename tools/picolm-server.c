@@ -1707,7 +1707,7 @@ int main(int argc, char **argv) {
     pthread_t engine;
     pthread_attr_t at;
     pthread_attr_init(&at);
-    pthread_attr_setstacksize(&at, 1 << 20);
+    pthread_attr_setstacksize(&at, 8 << 20); /* it runs the model: the kernels keep their tiles' data on the stack */
     pthread_create(&engine, &at, engine_main, NULL);
     const pl_model_info *in = pl_model_get_info(srv.m);
     fprintf(stderr, "picolm-server: %s (%s %s, %d layers) on http://%s:%d/v1, %d slots of %d tokens, chat template %s, "

@@ -41,9 +41,11 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define AI static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 16")
+#define NOINLINE __attribute__((noinline))
 #else
 #define AI static inline
 #define UNROLL
+#define NOINLINE
 #endif
 
 /* ---------------------------------------------------------------- helpers */
@@ -1162,6 +1164,7 @@ AI void mv_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, cons
  * column, a column costs 8 byte-product steps and the scale steps, with no
  * horizontal sums (Zen 4, Q4_K with vpdpbusd: ~6 ns per super-block for
  * the decode, ~2 per column). FR rows at a time share the columns' loads. */
+#define FEW_MAX 16 /* columns few_kx takes at most (kx_max) */
 #ifndef FR
 #define FR 2 /* rows per pass (Zen 4, 4 columns: Q6_K and IQ4_XS -14% time against 1, Q4_K -3%) */
 #endif
@@ -1172,13 +1175,13 @@ AI void few_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, con
                       : T == PL_TYPE_Q6_K ? sizeof(block_q6_K)
                                           : sizeof(block_iq4_xs);
     const int nsb = cols / QK_K;
-    kx_t xt[KC * NC];
+    kx_t xt[KC * FEW_MAX];
     const uint8_t *pf = w + PF_AHEAD;
     for (int k0 = 0; k0 < nsb; k0 += KC) {
         const int kc = nsb - k0 < KC ? nsb - k0 : KC;
         for (int c = 0; c < nb; c++) {
             const block_q8_K *xb = (const block_q8_K *)(xq + (size_t)c * xs) + k0;
-            for (int k = 0; k < kc; k++) prep_x(T, xb + k, &xt[k * NC + c]);
+            for (int k = 0; k < kc; k++) prep_x(T, xb + k, &xt[k * FEW_MAX + c]);
         }
         for (int r0 = 0; r0 < rows; r0 += FR) {
             const int R = rows - r0 < FR ? rows - r0 : FR;
@@ -1192,10 +1195,10 @@ AI void few_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, con
                 if (R == FR) {
                     /* FR rows share each column's loads */
                     UNROLL for (int r = 0; r < FR; r++) decode_w(T, b + (size_t)r * rb, &wt[r]);
-                    for (int c = 0; c < nb; c++) kq_tile(T, FR, 1, wt, &xt[k * NC + c], F + c);
+                    for (int c = 0; c < nb; c++) kq_tile(T, FR, 1, wt, &xt[k * FEW_MAX + c], F + c);
                 } else {
                     decode_w(T, b, &wt[0]);
-                    for (int c = 0; c < nb; c++) kq_tile(T, 1, 1, wt, &xt[k * NC + c], F + c);
+                    for (int c = 0; c < nb; c++) kq_tile(T, 1, 1, wt, &xt[k * FEW_MAX + c], F + c);
                 }
             }
             for (int r = 0; r < R; r++)
@@ -1223,28 +1226,44 @@ static inline int kx_max(uint32_t type) {
 }
 static inline int kx_small(uint32_t type, int nb) { return nb <= kx_max(type); }
 
+/* One instance per type of few_kx and mm_kq, never inlined: each holds
+ * its prepared activations on the stack (~135 and ~280 KB), and a caller
+ * that inlined several would stack them (a 1 MB thread stack overflowed
+ * under ASan). */
+#define FEW_FN(name, T)                                                                                           \
+    static NOINLINE void name(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb, \
+                              float *y, size_t ys) {                                                             \
+        few_kx(T, w, rb, rows, cols, xq, xs, nb, y, ys);                                                         \
+    }
+FEW_FN(few_q4_K, PL_TYPE_Q4_K)
+FEW_FN(few_q5_K, PL_TYPE_Q5_K)
+FEW_FN(few_q6_K, PL_TYPE_Q6_K)
+FEW_FN(few_iq4_xs, PL_TYPE_IQ4_XS)
+
 /* nb = 1 .. as kx_small allows */
 AI void kx_cols(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
                 float *y, size_t ys) {
     if (nb == 1) mv_kx(T, w, rb, rows, cols, xq, y);
-    else few_kx(T, w, rb, rows, cols, xq, xs, nb, y, ys);
+    else if (T == PL_TYPE_Q4_K) few_q4_K(w, rb, rows, cols, xq, xs, nb, y, ys);
+    else if (T == PL_TYPE_Q5_K) few_q5_K(w, rb, rows, cols, xq, xs, nb, y, ys);
+    else if (T == PL_TYPE_Q6_K) few_q6_K(w, rb, rows, cols, xq, xs, nb, y, ys);
+    else few_iq4_xs(w, rb, rows, cols, xq, xs, nb, y, ys);
 }
 
-/* One instance per type (each holds its own ~45 KB of prepared activations). */
-static void mm_q4_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb, float *y,
-                    size_t ys) {
+static NOINLINE void mm_q4_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
+                             float *y, size_t ys) {
     mm_kq(PL_TYPE_Q4_K, w, rb, rows, cols, xq, xs, nb, y, ys);
 }
-static void mm_q5_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb, float *y,
-                    size_t ys) {
+static NOINLINE void mm_q5_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
+                             float *y, size_t ys) {
     mm_kq(PL_TYPE_Q5_K, w, rb, rows, cols, xq, xs, nb, y, ys);
 }
-static void mm_q6_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb, float *y,
-                    size_t ys) {
+static NOINLINE void mm_q6_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
+                             float *y, size_t ys) {
     mm_kq(PL_TYPE_Q6_K, w, rb, rows, cols, xq, xs, nb, y, ys);
 }
-static void mm_iq4_xs(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
-                      float *y, size_t ys) {
+static NOINLINE void mm_iq4_xs(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
+                               float *y, size_t ys) {
     mm_kq(PL_TYPE_IQ4_XS, w, rb, rows, cols, xq, xs, nb, y, ys);
 }
 
