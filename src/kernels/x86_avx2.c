@@ -663,6 +663,14 @@ static inline __m256i iq4_sub(__m256i book, const uint8_t *q) { return _mm256_sh
 #define NC 32 /* columns at a time */
 #endif
 
+/* The bytes of a super-block of the types these kernels take. */
+AI size_t kq_bsize(const int T) {
+    return T == PL_TYPE_Q4_K   ? sizeof(block_q4_K)
+           : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
+           : T == PL_TYPE_Q6_K ? sizeof(block_q6_K)
+                               : sizeof(block_iq4_xs);
+}
+
 typedef struct {
     __m256i q[8];
     union {
@@ -676,12 +684,12 @@ typedef struct {
 typedef struct {
     __m256i q[8];
     __m256i aq[8]; /* IQ4_XS: |q| (the sign trick's unsigned operand) */
-    __m256i sc[4]; /* per group: the scale of each 16-bit lane */
+    __m256i sc[4]; /* per group: the scale of each 16-bit lane (Q5_K, Q6_K, IQ4_XS) */
     __m256i aux;   /* Q6_K: 32 * scale per 16-weight sub-block (the -32 offset) */
     __m256 mf;     /* Q4_K/Q5_K: -dmin * min per sub-block */
     __m256 dsc;    /* Q4_K: d * scale per sub-block */
 #ifdef PL_VNNI
-    __m256i sc32[4]; /* the scales per 32-bit lane (Q4_K: [0]; Q6_K: per group) */
+    __m256i sc32[4]; /* the scales per 32-bit lane (IQ4_XS: [0]; Q6_K: per group) */
 #endif
     float d;
 } kw_t;
@@ -836,8 +844,7 @@ AI void kq_tile(const int T, const int R, const int C, const kw_t *w, const kx_t
     __m256i S[4][2];
     if (T == PL_TYPE_Q4_K) {
         /* all eight vectors sum in 16 bits (8 * 2*15*128 fits; 32 with
-         * vpdpbusd), one madd applies the scales: lane pair s is sub-block
-         * s throughout */
+         * vpdpbusd): lane pair s is sub-block s throughout */
         UNROLL for (int v = 0; v < 8; v++) {
             UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) S[r][c] =
                 kq_dot(v ? S[r][c] : _mm256_setzero_si256(), w[r].q[v], x[c].q[v]);
@@ -941,10 +948,7 @@ AI void kq_cols(const int T, const int R, const kw_t *w, const kx_t *x, int nc, 
 
 AI void mm_kq(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
               float *y, size_t ys) {
-    const size_t bs = T == PL_TYPE_Q4_K   ? sizeof(block_q4_K)
-                      : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
-                      : T == PL_TYPE_Q6_K ? sizeof(block_q6_K)
-                                          : sizeof(block_iq4_xs);
+    const size_t bs = kq_bsize(T);
     const int rt = T == PL_TYPE_Q4_K ? RT4 : T == PL_TYPE_Q6_K ? RT6 : T == PL_TYPE_IQ4_XS ? RTX : RT;
     const int nsb = cols / QK_K;
     kx_t xt[KC * NC];
@@ -1017,8 +1021,8 @@ AI __m256i hsum4x(const __m256i *p) {
 }
 
 /* A weight super-block decoded for mvx_col: its quants as stored (a), its
- * scales (sc: per 32-bit lane as mm_kq's lanes need them; Q6_K: s8 and
- * the four groups' lanes), -dmin * mins (Q4_K/Q5_K), d. */
+ * scales (sc: per 32-bit lane as mm_kq's lanes need them; Q6_K: s8 and the
+ * four groups' lanes; Q4_K: d * scale in dsc), -dmin * mins (Q4_K/Q5_K), d. */
 typedef struct {
     __m256i a[8], sc[4], aux;
     __m256 mf, dsc; /* dsc: Q4_K's d * scale per sub-block, as mm_kq's */
@@ -1119,10 +1123,7 @@ AI __m256 mvx_col(const int T, const mvw_t *w, const block_q8_K *y, __m256 F) {
 /* R rows against one column, each row mvx_col's arithmetic. */
 AI void mvx_tile(const int T, const int R, const uint8_t *w, size_t rb, int nsb, const uint8_t *xq, float *out,
                  const uint8_t **pf) {
-    const size_t bs = T == PL_TYPE_Q4_K   ? sizeof(block_q4_K)
-                      : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
-                      : T == PL_TYPE_Q6_K ? sizeof(block_q6_K)
-                                          : sizeof(block_iq4_xs);
+    const size_t bs = kq_bsize(T);
     float o[4] = {0};
     for (int k0 = 0; k0 < nsb; k0 += KC) {
         const int k1 = nsb - k0 < KC ? nsb : k0 + KC;
@@ -1155,7 +1156,7 @@ AI void mv_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, cons
     for (; r < rows; r++) mvx_tile(T, 1, w + (size_t)r * rb, rb, nsb, xq, y + r, &pf);
 }
 
-/* A few columns (2 <= nb <= NC) in mm_kq's layout and arithmetic: the
+/* A few columns (2 <= nb <= FEW_MAX) in mm_kq's layout and arithmetic: the
  * columns' activations prepared once per call (prep_x), each weight
  * super-block decoded and rearranged once (decode_w) and held while
  * kq_tile runs it against every column, a row at a time, prefetched ahead
@@ -1170,10 +1171,7 @@ AI void mv_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, cons
 #endif
 AI void few_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
                float *y, size_t ys) {
-    const size_t bs = T == PL_TYPE_Q4_K   ? sizeof(block_q4_K)
-                      : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
-                      : T == PL_TYPE_Q6_K ? sizeof(block_q6_K)
-                                          : sizeof(block_iq4_xs);
+    const size_t bs = kq_bsize(T);
     const int nsb = cols / QK_K;
     kx_t xt[KC * FEW_MAX];
     const uint8_t *pf = w + PF_AHEAD;
