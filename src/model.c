@@ -878,6 +878,9 @@ void pl_seq_set_tokens(pl_context *c, int seq, const int32_t *tokens, int n) {
  * tokens on 1 thread: 1 chunk ~90 tok/s, 4 ~98; 2 threads: 2 and 4 the
  * same, 8 slower). */
 #define MM_CHUNKS_PER_THREAD 8
+#ifndef MM_FEW
+#define MM_FEW 16
+#endif
 #ifndef MM_CHUNKS_BATCH
 #define MM_CHUNKS_BATCH 4
 #endif
@@ -965,7 +968,9 @@ static void matmul(pl_context *c, int n, int nb, const pl_weight *const *w, cons
         }
     }
     const int nth = pl_pool_size(c->pool);
-    const int64_t want = nb > 1 ? (int64_t)MM_CHUNKS_BATCH * nth : nth > 1 ? (int64_t)MM_CHUNKS_PER_THREAD * nth : 1;
+    const int64_t want = nb > MM_FEW     ? (int64_t)MM_CHUNKS_BATCH * nth
+                         : nth > 1       ? (int64_t)MM_CHUNKS_PER_THREAD * nth
+                                         : 1;
     j.first_chunk[0] = 0;
     for (int i = 0; i < n; i++) {
         int64_t groups = (w[i]->rows + 11) / 12, per = (groups + want - 1) / want;

@@ -47,6 +47,13 @@
 #define UNROLL
 #define NOINLINE
 #endif
+/* An asm operand in any vector register: AVX-512VL has 32, "x" names only
+ * the first 16 */
+#ifdef __AVX512VL__
+#define VR(v) "v"(v)
+#else
+#define VR(v) "x"(v)
+#endif
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -799,6 +806,30 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
         o->d = ldh(&x->d);
         return;
     }
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+    if (T == PL_TYPE_Q4_K) {
+        /* what the nibble split and tr8x8_32 below leave, in half the
+         * shuffles: o[v] lanes 2j, 2j+1 are 32-byte chunk j's dword v, its
+         * low and high nibbles; each 64-byte half of the quants holds two
+         * chunks, so one two-source permute gathers o[v] and o[v+4] */
+        const __m512i lo = _mm512_loadu_si512(b + 16), hi = _mm512_loadu_si512(b + 80);
+        const __m512i sh = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
+        UNROLL for (int v = 0; v < 4; v++) {
+            const __m512i idx = _mm512_set_epi32(28 + v, 28 + v, 20 + v, 20 + v, 12 + v, 12 + v, 4 + v, 4 + v,
+                                                 24 + v, 24 + v, 16 + v, 16 + v, 8 + v, 8 + v, v, v);
+            const __m512i p = _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutex2var_epi32(lo, idx, hi), sh),
+                                               _mm512_set1_epi8(0xf));
+            o->q[v] = _mm512_castsi512_si256(p);
+            o->q[v + 4] = _mm512_extracti64x4_epi64(p, 1);
+        }
+        const __m128i sm = k4_scales(b + 4);
+        o->dsc = _mm256_mul_ps(_mm256_set1_ps(ldh(b)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)));
+        o->mf = _mm256_mul_ps(_mm256_set1_ps(-ldh(b + 2)),
+                              _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
+        o->d = ldh(b);
+        return;
+    }
+#endif
     const uint8_t *qs = b + (T == PL_TYPE_Q5_K ? 48 : 16);
     const __m256i m4 = _mm256_set1_epi8(0xf), b4 = _mm256_set1_epi8(0x10);
     __m256i hb = T == PL_TYPE_Q5_K ? ld256(b + 16) : _mm256_setzero_si256();
@@ -833,9 +864,13 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
  * times the scales of group g. The same integers either way. */
 #ifdef PL_VNNI
 AI __m256i kq_dot(__m256i s, __m256i w, __m256i x) { return dpbusd(s, w, x); }
+AI __m256i kq_add(__m256i a, __m256i b) { return _mm256_add_epi32(a, b); }
+#define KQ_SPLIT 1
 AI __m256i kq_scale(__m256i s, const kw_t *w, int g) { return _mm256_mullo_epi32(s, w->sc32[g]); }
 #else
 AI __m256i kq_dot(__m256i s, __m256i w, __m256i x) { return _mm256_add_epi16(s, _mm256_maddubs_epi16(w, x)); }
+AI __m256i kq_add(__m256i a, __m256i b) { return _mm256_add_epi16(a, b); }
+#define KQ_SPLIT 0
 AI __m256i kq_scale(__m256i s, const kw_t *w, int g) { return _mm256_madd_epi16(s, w->sc[g]); }
 #endif
 
@@ -845,12 +880,34 @@ AI void kq_tile(const int T, const int R, const int C, const kw_t *w, const kx_t
     if (T == PL_TYPE_Q4_K) {
         /* all eight vectors sum in 16 bits (8 * 2*15*128 fits; 32 with
          * vpdpbusd): lane pair s is sub-block s throughout */
-        UNROLL for (int v = 0; v < 8; v++) {
+        if (KQ_SPLIT && R * C <= 2) {
+            /* few chains (few_kx): each sums the even and the odd vectors
+             * apart, which halves the dependency chain (the same integers),
+             * and a column's vector is loaded once for the rows (vpdpbusd
+             * only: AVX2's 16 registers make it slower, Zen 4 -5%) */
+            __m256i S2[4][2];
+            UNROLL for (int v = 0; v < 8; v += 2) {
+                UNROLL for (int c = 0; c < C; c++) {
+                    __m256i x0 = x[c].q[v], x1 = x[c].q[v + 1];
+                    if (R > 1) __asm__("" : "+" VR(x0), "+" VR(x1));
+                    UNROLL for (int r = 0; r < R; r++) {
+                        S[r][c] = kq_dot(v ? S[r][c] : _mm256_setzero_si256(), w[r].q[v], x0);
+                        S2[r][c] = kq_dot(v ? S2[r][c] : _mm256_setzero_si256(), w[r].q[v + 1], x1);
+                    }
+                }
+                UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++)
+                    __asm__("" : "+" VR(S[r][c]), "+" VR(S2[r][c]));
+            }
             UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) S[r][c] =
-                kq_dot(v ? S[r][c] : _mm256_setzero_si256(), w[r].q[v], x[c].q[v]);
-            /* keeps gcc from hoisting all the products ahead of the sums
-             * (and spilling them) */
-            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+x"(S[r][c]));
+                kq_add(S[r][c], S2[r][c]);
+        } else {
+            UNROLL for (int v = 0; v < 8; v++) {
+                UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) S[r][c] =
+                    kq_dot(v ? S[r][c] : _mm256_setzero_si256(), w[r].q[v], x[c].q[v]);
+                /* keeps gcc from hoisting all the products ahead of the sums
+                 * (and spilling them) */
+                UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+" VR(S[r][c]));
+            }
         }
         /* the scales in float: (d * scale) * d_x times the sub-block's
          * integer sum, an exact float (|sum| <= 32*15*127) */
@@ -870,7 +927,7 @@ AI void kq_tile(const int T, const int R, const int C, const kw_t *w, const kx_t
                 a = kq_scale(kq_dot(a, w[r].q[2 * g + 1], x[c].q[2 * g + 1]), &w[r], g);
                 S[r][c] = g ? _mm256_add_epi32(S[r][c], a) : a;
             }
-            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+x"(S[r][c]));
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+" VR(S[r][c]));
         }
         UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) S[r][c] =
             _mm256_sub_epi32(S[r][c], _mm256_madd_epi16(w[r].aux, x[c].u.aux));
@@ -890,7 +947,7 @@ AI void kq_tile(const int T, const int R, const int C, const kw_t *w, const kx_t
                 S[r][c] = v ? _mm256_add_epi32(S[r][c], p) : p;
 #endif
             }
-            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+x"(S[r][c]));
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+" VR(S[r][c]));
         }
 #ifdef PL_VNNI
         UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) S[r][c] =
