@@ -1295,10 +1295,21 @@ FEW_FN(few_q5_K, PL_TYPE_Q5_K)
 FEW_FN(few_q6_K, PL_TYPE_Q6_K)
 FEW_FN(few_iq4_xs, PL_TYPE_IQ4_XS)
 
+/* Types whose one column runs few_kx rather than mv_kx (mm_kq's arithmetic
+ * either way): with the avx512 level's Q4_K decode few_kx is the faster */
+#ifndef MV_FEW
+#if defined(PL_VNNI) && defined(__AVX512VL__)
+#define MV_FEW(T) ((T) == PL_TYPE_Q4_K)
+#else
+#define MV_FEW(T) 0
+#endif
+#endif
+AI int mv_few(const int T) { return MV_FEW(T); }
+
 /* nb = 1 .. as kx_small allows */
 AI void kx_cols(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
                 float *y, size_t ys) {
-    if (nb == 1) mv_kx(T, w, rb, rows, cols, xq, y);
+    if (nb == 1 && !mv_few(T)) mv_kx(T, w, rb, rows, cols, xq, y);
     else if (T == PL_TYPE_Q4_K) few_q4_K(w, rb, rows, cols, xq, xs, nb, y, ys);
     else if (T == PL_TYPE_Q5_K) few_q5_K(w, rb, rows, cols, xq, xs, nb, y, ys);
     else if (T == PL_TYPE_Q6_K) few_q6_K(w, rb, rows, cols, xq, xs, nb, y, ys);
