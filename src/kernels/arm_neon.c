@@ -116,8 +116,14 @@ static void quantize_q8_K(const float *x, block_q8_K *y, int nblk) {
         /* all finite, so amax is one of the |x| (the search stops inside
          * the block; bounded anyway) */
         const float amax = vmaxvq_f32(m);
+        const float32x4_t av = vdupq_n_f32(amax);
         int j = 0;
-        while (j < QK_K - 1 && fabsf(x[j]) != amax) j++;
+        for (int k = 0; k < QK_K / 4; k++) /* the first |x| == amax: 4 at a time, then the lane */
+            if (vmaxvq_u32(vceqq_f32(vabsq_f32(vld1q_f32(x + 4 * k)), av))) {
+                j = 4 * k;
+                while (j < 4 * k + 3 && fabsf(x[j]) != amax) j++;
+                break;
+            }
         const float iscale = amax != 0 ? -127 / x[j] : 0.0f;
         if (!(iscale != 0 && fabsf(iscale) <= FLT_MAX)) { /* zero, or 127/amax overflows: quant.c's rule */
             memset(&y[i], 0, sizeof y[i]);

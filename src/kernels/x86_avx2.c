@@ -201,8 +201,16 @@ static void quantize_q8_K(const float *x, block_q8_K *y, int nblk) {
         /* all finite, so amax is one of the |x| (the search stops inside
          * the block; bounded anyway) */
         const float amax = hmax(m);
+        const __m256 av = _mm256_set1_ps(amax);
         int j = 0;
-        while (j < QK_K - 1 && fabsf(x[j]) != amax) j++;
+        for (int k = 0; k < QK_K / 8; k++) { /* the first |x| == amax, 8 at a time */
+            const int hit = _mm256_movemask_ps(
+                _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)), av, _CMP_EQ_OQ));
+            if (hit) {
+                j = 8 * k + __builtin_ctz((unsigned)hit);
+                break;
+            }
+        }
         const float iscale = amax != 0 ? -127 / x[j] : 0.0f;
         if (!(iscale != 0 && fabsf(iscale) <= FLT_MAX)) { /* zero, or 127/amax overflows: quant.c's rule */
             memset(&y[i], 0, sizeof y[i]);
