@@ -998,13 +998,34 @@ static void layernorm(float *out, const float *x, const float *w, const float *b
     for (int i = 0; i < n; i++) out[i] = (x[i] - mean) * scale * w[i] + b[i];
 }
 
-/* nb rows of n values, `stride` floats apart, through the arch's norm. */
-static void norm_rows(const pl_hparams *hp, float *out, size_t os, const float *x, size_t xs, const float *w,
-                      const float *b, int n, int nb) {
-    for (int r = 0; r < nb; r++) {
-        if (hp->arch->norm == PL_NORM_LAYER) layernorm(out + (size_t)r * os, x + (size_t)r * xs, w, b, n, hp->norm_eps);
-        else rmsnorm(out + (size_t)r * os, x + (size_t)r * xs, w, n, hp->norm_eps);
+typedef struct {
+    const pl_hparams *hp;
+    float *out;
+    size_t os, xs;
+    const float *x, *w, *b;
+    int n, nb;
+} norm_job;
+
+static void norm_task(void *arg, int ith, int nth) {
+    const norm_job *j = arg;
+    size_t r0, r1;
+    share((size_t)j->nb, ith, nth, &r0, &r1);
+    for (size_t r = r0; r < r1; r++) {
+        float *o = j->out + r * j->os;
+        const float *x = j->x + r * j->xs;
+        if (j->hp->arch->norm == PL_NORM_LAYER) layernorm(o, x, j->w, j->b, j->n, j->hp->norm_eps);
+        else rmsnorm(o, x, j->w, j->n, j->hp->norm_eps);
     }
+}
+
+/* nb rows of n values, `stride` floats apart, through the arch's norm: rows
+ * split among the pool's threads once there are a few per thread (each row
+ * as one thread would compute it, so the same bits) */
+static void norm_rows(pl_context *c, float *out, size_t os, const float *x, size_t xs, const float *w, const float *b,
+                      int n, int nb) {
+    norm_job j = {&c->m->hp, out, os, xs, x, w, b, n, nb};
+    if (nb >= 4 * pl_pool_size(c->pool) && pl_pool_size(c->pool) > 1) pl_pool_run(c->pool, norm_task, &j);
+    else norm_task(&j, 0, 1);
 }
 
 static void add_bias(float *y, size_t stride, const float *bias, int n, int nb) {
@@ -1197,7 +1218,7 @@ static int forward(pl_context *c, const int32_t *tokens, int nb, float *logits, 
         int next = l + 1 < hp->n_layer ? l + 1 : c->n_resident;
         if (c->n_resident < hp->n_layer && next >= c->n_resident)
             if (c->readahead) pl_advise(&m->map, m->layer_off[next], m->layer_len[next], PL_ADV_WILLNEED);
-        norm_rows(hp, c->xb, (size_t)W, c->x, (size_t)E, L->attn_norm, L->attn_norm_b, E, nb);
+        norm_rows(c, c->xb, (size_t)W, c->x, (size_t)E, L->attn_norm, L->attn_norm_b, E, nb);
         {
             const pl_weight *w[3] = {&L->wq, &L->wk, &L->wv};
             const float *x[3] = {c->xb, c->xb, c->xb};
@@ -1235,7 +1256,7 @@ static int forward(pl_context *c, const int32_t *tokens, int nb, float *logits, 
         pl_pool_run(c->pool, attn_task, &aj);
         product(c, l, nb, &L->wo, c->xb, (size_t)W, c->q, (size_t)W); /* attention output in q */
         add_bias(c->q, (size_t)W, L->bo, E, nb);
-        if (L->attn_post_norm) norm_rows(hp, c->q, (size_t)W, c->q, (size_t)W, L->attn_post_norm, NULL, E, nb);
+        if (L->attn_post_norm) norm_rows(c, c->q, (size_t)W, c->q, (size_t)W, L->attn_post_norm, NULL, E, nb);
 
         if (a->parallel) { /* x += attention + FFN of the same input */
             act_job sj = {c->hb, NULL, (size_t)nb * F, a->ffn};
@@ -1248,7 +1269,7 @@ static int forward(pl_context *c, const int32_t *tokens, int nb, float *logits, 
         } else {
             for (int b = 0; b < nb; b++)
                 for (int i = 0; i < E; i++) c->x[(size_t)b * E + i] += c->q[(size_t)b * W + i];
-            norm_rows(hp, c->xb, (size_t)W, c->x, (size_t)E, L->ffn_norm, L->ffn_norm_b, E, nb);
+            norm_rows(c, c->xb, (size_t)W, c->x, (size_t)E, L->ffn_norm, L->ffn_norm_b, E, nb);
             if (L->w_gate.data) {
                 const pl_weight *w[2] = {&L->w_gate, &L->w_up};
                 const float *x[2] = {c->xb, c->xb};
@@ -1265,7 +1286,7 @@ static int forward(pl_context *c, const int32_t *tokens, int nb, float *logits, 
             pl_pool_run(c->pool, act_task, &sj);
             product(c, l, nb, &L->w_down, c->hb, (size_t)F, c->xb, (size_t)W);
             add_bias(c->xb, (size_t)W, L->b_down, E, nb);
-            if (L->ffn_post_norm) norm_rows(hp, c->xb, (size_t)W, c->xb, (size_t)W, L->ffn_post_norm, NULL, E, nb);
+            if (L->ffn_post_norm) norm_rows(c, c->xb, (size_t)W, c->xb, (size_t)W, L->ffn_post_norm, NULL, E, nb);
             for (int b = 0; b < nb; b++)
                 for (int i = 0; i < E; i++) c->x[(size_t)b * E + i] += c->xb[(size_t)b * W + i];
         }
@@ -1280,7 +1301,7 @@ static int forward(pl_context *c, const int32_t *tokens, int nb, float *logits, 
         if (c->b_out[i] != i) memcpy(c->x + (size_t)i * E, c->x + (size_t)c->b_out[i] * E, (size_t)E * sizeof(float));
     int nl = n_out;
     float *xl = c->x;
-    norm_rows(hp, xl, (size_t)E, xl, (size_t)E, m->output_norm, m->output_norm_b, E, nl);
+    norm_rows(c, xl, (size_t)E, xl, (size_t)E, m->output_norm, m->output_norm_b, E, nl);
     const int V = m->info.n_vocab;
     product(c, -1, nl, &m->output, xl, (size_t)E, logits, (size_t)V); /* never dropped */
     add_bias(logits, (size_t)V, m->output_b, V, nl);
