@@ -435,6 +435,8 @@ done
 [ $? = 1 ] && grep -q "another vocabulary" "$T/err" && ok || bad "--draft of another vocabulary: $(cat "$T/err")"
 "$BIN" "$MQ4" -p x -n 4 --draft "$M" --lookup 2 >/dev/null 2>&1
 [ $? = 2 ] && ok || bad "--draft with --lookup accepted"
+"$BIN" "$MQ4" -p x -n 4 --draft-max 4 >/dev/null 2>"$T/err"
+[ $? = 2 ] && grep -q "draft-max needs --draft" "$T/err" && ok || bad "--draft-max without --draft: $(cat "$T/err")"
 
 # --info: what the file holds without running it, on every test model; the
 # memory it names is what a run at that -c and --kv allocates

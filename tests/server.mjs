@@ -442,6 +442,9 @@ async function draftChecks() {
   const both = start(['--draft', `${models}/tiny512-Q8_0.gguf`, '--lookup', '2']);
   check(both.status === 2 && /--lookup/.test(both.stderr),
     `--draft with --lookup: exit ${both.status}, ${JSON.stringify(both.stderr)}`);
+  const alone = start(['--draft-max', '4']);
+  check(alone.status === 2 && /--draft-max needs --draft/.test(alone.stderr),
+    `--draft-max without --draft: exit ${alone.status}, ${JSON.stringify(alone.stderr)}`);
 }
 
 main().catch((e) => { fail++; console.error('FAIL server: ' + (e.stack || e)); })

@@ -93,6 +93,7 @@ static int int_arg(const char *flag, const char *v, long lo, long hi) {
 
 static options parse_args(int argc, char **argv) {
     options o = {NULL, "127.0.0.1", NULL, 8080, 4, 0, 0, 0, 0, 64, 64, 4u << 20, 0, 0, NULL, 8};
+    int draft_max_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -110,7 +111,7 @@ static options parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--max-conn")) o.max_conn = int_arg(a, v, 1, 4096), i++;
         else if (!strcmp(a, "--lookup")) o.lookup = int_arg(a, v, 0, 16), i++;
         else if ((!strcmp(a, "--draft") || !strcmp(a, "-md") || !strcmp(a, "--model-draft")) && v) o.draft = v, i++;
-        else if (!strcmp(a, "--draft-max")) o.draft_max = int_arg(a, v, 1, 16), i++;
+        else if (!strcmp(a, "--draft-max")) o.draft_max = int_arg(a, v, 1, 16), draft_max_given = 1, i++;
         else if (!strcmp(a, "--max-queue")) o.max_queue = int_arg(a, v, 0, 1 << 16), i++;
         else if (!strcmp(a, "--max-body")) o.max_body = (size_t)int_arg(a, v, 1024, 1 << 30), i++;
         else if (!strcmp(a, "--api-key") && v) o.api_key = v, i++;
@@ -129,6 +130,7 @@ static options parse_args(int argc, char **argv) {
     }
     if (!o.model) die_usage("no model given");
     if (o.draft && o.lookup) die_usage("--draft cannot take --lookup");
+    if (draft_max_given && !o.draft) die_usage("--draft-max needs --draft");
     return o;
 }
 

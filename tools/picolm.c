@@ -292,6 +292,7 @@ static void parse_args(options *o, int argc, char **argv) {
         die_usage("--info runs nothing; it cannot take %s", o->interactive ? "-i" : o->grammar ? "--grammar" : "--json-schema");
     if ((o->json != 0) + (o->grammar != NULL) + (o->schema != NULL) > 1)
         die_usage("--json, --grammar and --json-schema are exclusive");
+    if (o->draft_max && !o->draft) die_usage("--draft-max needs --draft");
     if (o->draft && (o->lookup || o->interactive || o->info))
         die_usage("--draft cannot take %s", o->lookup ? "--lookup" : o->interactive ? "-i" : "--info");
     if (o->interactive) {
