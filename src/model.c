@@ -871,12 +871,15 @@ void pl_seq_set_tokens(pl_context *c, int seq, const int32_t *tokens, int n) {
  * so kernels can block rows by 3 or 4), which the threads claim from a
  * counter: a thread that runs slower (the memory bus is shared, the OS runs
  * something else) takes fewer chunks instead of holding everyone at the
- * barrier. About 8 chunks a thread for one token; 4 for a batch, whose
- * kernels prepare the activations once per call, one thread included:
- * the prefill kernels read a chunk's weights once per 32 columns, and a
- * smaller chunk stays in L2 between them (Zen 4, TinyLlama shape, 512
- * tokens on 1 thread: 1 chunk ~90 tok/s, 4 ~98; 2 threads: 2 and 4 the
- * same, 8 slower). */
+ * barrier. About 8 chunks a thread for one token and for a few columns
+ * (up to MM_FEW: the few-column kernels read each weight once, so nothing
+ * is gained by a chunk that stays in L2; at 4 chunks the wait at the end of
+ * a 4-stream server step's products was 12% of it, at 8 ~4%); 4 for a
+ * larger batch, whose kernels prepare the activations once per call, one
+ * thread included: the prefill kernels read a chunk's weights once per 32
+ * columns, and a smaller chunk stays in L2 between them (Zen 4, TinyLlama
+ * shape, 512 tokens on 1 thread: 1 chunk ~90 tok/s, 4 ~98; 2 threads: 2
+ * and 4 the same, 8 slower). */
 #define MM_CHUNKS_PER_THREAD 8
 #ifndef MM_FEW
 #define MM_FEW 16

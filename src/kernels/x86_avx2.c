@@ -768,6 +768,53 @@ AI void prep_x(const int T, const block_q8_K *b, kx_t *o) {
     }
 }
 
+/* a[2j], a[2j+1]: the low and high nibbles of 32-byte chunk j of qs (128
+ * bytes): Q4_K's and Q5_K's sub-blocks 2j and 2j+1, as stored. */
+AI void nibbles8(const uint8_t *qs, __m256i *a) {
+    const __m256i m4 = _mm256_set1_epi8(0xf);
+    UNROLL for (int j = 0; j < 4; j++) {
+        const __m256i q = ld256(qs + 32 * j);
+        a[2 * j] = _mm256_and_si256(q, m4);
+        a[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    }
+}
+
+/* A Q5_K super-block's eight sub-blocks of 5-bit quants, as stored. */
+AI void q5k_quants(const uint8_t *b, __m256i *a) {
+    const __m256i b4 = _mm256_set1_epi8(0x10);
+    __m256i hb = ld256(b + 16);
+    nibbles8(b + 48, a);
+    UNROLL for (int j = 0; j < 4; j++) {
+        a[2 * j] = _mm256_or_si256(a[2 * j], _mm256_and_si256(_mm256_slli_epi16(hb, 4), b4));
+        a[2 * j + 1] = _mm256_or_si256(a[2 * j + 1], _mm256_and_si256(_mm256_slli_epi16(hb, 3), b4));
+        hb = _mm256_srli_epi16(hb, 2);
+    }
+}
+
+/* Q4_K's 128 bytes of quants qs as the tiles take them: o[v] dword s is
+ * sub-block s's dword v (the nibble split, then tr8x8_32). AVX-512 gets
+ * there in half the shuffles: o[v] lanes 2j, 2j+1 are 32-byte chunk j's
+ * dword v, its low and high nibbles, and each 64-byte half of the quants
+ * holds two chunks, so one two-source permute gathers o[v] and o[v+4]. */
+AI void q4k_vectors(const uint8_t *qs, __m256i *o) {
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+    const __m512i lo = _mm512_loadu_si512(qs), hi = _mm512_loadu_si512(qs + 64);
+    const __m512i sh = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
+    UNROLL for (int v = 0; v < 4; v++) {
+        const __m512i idx = _mm512_set_epi32(28 + v, 28 + v, 20 + v, 20 + v, 12 + v, 12 + v, 4 + v, 4 + v, 24 + v,
+                                             24 + v, 16 + v, 16 + v, 8 + v, 8 + v, v, v);
+        const __m512i p =
+            _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutex2var_epi32(lo, idx, hi), sh), _mm512_set1_epi8(0xf));
+        o[v] = _mm512_castsi512_si256(p);
+        o[v + 4] = _mm512_extracti64x4_epi64(p, 1);
+    }
+#else
+    __m256i a[8];
+    nibbles8(qs, a);
+    tr8x8_32(a, o);
+#endif
+}
+
 AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
     __m256i a[8];
     if (T == PL_TYPE_Q6_K) {
@@ -814,50 +861,14 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
         o->d = ldh(&x->d);
         return;
     }
-#if defined(__AVX512F__) && defined(__AVX512VL__)
-    if (T == PL_TYPE_Q4_K) {
-        /* what the nibble split and tr8x8_32 below leave, in half the
-         * shuffles: o[v] lanes 2j, 2j+1 are 32-byte chunk j's dword v, its
-         * low and high nibbles; each 64-byte half of the quants holds two
-         * chunks, so one two-source permute gathers o[v] and o[v+4] */
-        const __m512i lo = _mm512_loadu_si512(b + 16), hi = _mm512_loadu_si512(b + 80);
-        const __m512i sh = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
-        UNROLL for (int v = 0; v < 4; v++) {
-            const __m512i idx = _mm512_set_epi32(28 + v, 28 + v, 20 + v, 20 + v, 12 + v, 12 + v, 4 + v, 4 + v,
-                                                 24 + v, 24 + v, 16 + v, 16 + v, 8 + v, 8 + v, v, v);
-            const __m512i p = _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutex2var_epi32(lo, idx, hi), sh),
-                                               _mm512_set1_epi8(0xf));
-            o->q[v] = _mm512_castsi512_si256(p);
-            o->q[v + 4] = _mm512_extracti64x4_epi64(p, 1);
-        }
-        const __m128i sm = k4_scales(b + 4);
-        o->dsc = _mm256_mul_ps(_mm256_set1_ps(ldh(b)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)));
-        o->mf = _mm256_mul_ps(_mm256_set1_ps(-ldh(b + 2)),
-                              _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
-        o->d = ldh(b);
-        return;
-    }
-#endif
-    const uint8_t *qs = b + (T == PL_TYPE_Q5_K ? 48 : 16);
-    const __m256i m4 = _mm256_set1_epi8(0xf), b4 = _mm256_set1_epi8(0x10);
-    __m256i hb = T == PL_TYPE_Q5_K ? ld256(b + 16) : _mm256_setzero_si256();
-    UNROLL for (int j = 0; j < 4; j++) {
-        const __m256i q = ld256(qs + 32 * j);
-        a[2 * j] = _mm256_and_si256(q, m4);
-        a[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        if (T == PL_TYPE_Q5_K) {
-            a[2 * j] = _mm256_or_si256(a[2 * j], _mm256_and_si256(_mm256_slli_epi16(hb, 4), b4));
-            a[2 * j + 1] = _mm256_or_si256(a[2 * j + 1], _mm256_and_si256(_mm256_slli_epi16(hb, 3), b4));
-            hb = _mm256_srli_epi16(hb, 2);
-        }
-    }
     const __m128i sm = k4_scales(b + 4);
-    const __m256i s16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm)); /* s0 s0 s1 s1 .. s7 s7 */
     if (T == PL_TYPE_Q4_K) {
-        tr8x8_32(a, o->q);
+        q4k_vectors(b + 16, o->q);
         o->dsc = _mm256_mul_ps(_mm256_set1_ps(ldh(b)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)));
     } else {
+        q5k_quants(b, a);
         tr4x2(a, o->q);
+        const __m256i s16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm)); /* s0 s0 s1 s1 .. s7 s7 */
         o->sc[0] = _mm256_permute4x64_epi64(s16, 0x44);
         o->sc[1] = _mm256_permute4x64_epi64(s16, 0xee);
     }
@@ -1119,19 +1130,8 @@ AI void mvx_decode(const int T, const uint8_t *b, mvw_t *o) {
         o->d = ldh(&q->d);
         return;
     }
-    const uint8_t *qs = b + (T == PL_TYPE_Q5_K ? 48 : 16);
-    const __m256i m4 = _mm256_set1_epi8(0xf), b4 = _mm256_set1_epi8(0x10);
-    __m256i hb = T == PL_TYPE_Q5_K ? ld256(b + 16) : _mm256_setzero_si256();
-    UNROLL for (int j = 0; j < 4; j++) {
-        const __m256i q = ld256(qs + 32 * j);
-        o->a[2 * j] = _mm256_and_si256(q, m4);
-        o->a[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        if (T == PL_TYPE_Q5_K) {
-            o->a[2 * j] = _mm256_or_si256(o->a[2 * j], _mm256_and_si256(_mm256_slli_epi16(hb, 4), b4));
-            o->a[2 * j + 1] = _mm256_or_si256(o->a[2 * j + 1], _mm256_and_si256(_mm256_slli_epi16(hb, 3), b4));
-            hb = _mm256_srli_epi16(hb, 2);
-        }
-    }
+    if (T == PL_TYPE_Q5_K) q5k_quants(b, o->a);
+    else nibbles8(b + 16, o->a);
     const __m128i sm = k4_scales(b + 4);
     o->mf = _mm256_mul_ps(_mm256_set1_ps(-ldh(b + 2)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
     const __m256i sc = _mm256_cvtepu8_epi32(sm);
@@ -1228,8 +1228,9 @@ AI void mv_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, cons
  * as one stream. Next to mm_kq it skips the row groups and the output
  * staging that pay off at many columns; next to one-column kernels run per
  * column, a column costs 8 byte-product steps and the scale steps, with no
- * horizontal sums (Zen 4, Q4_K with vpdpbusd: ~6 ns per super-block for
- * the decode, ~2 per column). FR rows at a time share the columns' loads. */
+ * horizontal sums (Zen 4, Q4_K at the avx512 level: ~5 ns per super-block
+ * for the decode, ~1.7 per column). FR rows at a time share the columns'
+ * loads. */
 #define FEW_MAX 16 /* columns few_kx takes at most (kx_max) */
 #ifndef FR
 #define FR 2 /* rows per pass (Zen 4, 4 columns: Q6_K and IQ4_XS -14% time against 1, Q4_K -3%) */
@@ -1309,14 +1310,14 @@ FEW_FN(few_iq4_xs, PL_TYPE_IQ4_XS)
  * mv_kx / few_kx: Q4_K 7.8 / 6.8, Q6_K 9.2 / 7.6; Q5_K 10.2 / 12.1 and
  * IQ4_XS 11.0 / 14.2 stay). Generation from DRAM on one thread moved less
  * than this machine's noise (TinyLlama shape, best of 5: 29.8 / 30.1 tok/s). */
-#ifndef MV_FEW
+AI int mv_few(const int T) {
 #if defined(PL_VNNI) && defined(__AVX512VL__)
-#define MV_FEW(T) ((T) == PL_TYPE_Q4_K || (T) == PL_TYPE_Q6_K)
+    return T == PL_TYPE_Q4_K || T == PL_TYPE_Q6_K;
 #else
-#define MV_FEW(T) 0
+    (void)T;
+    return 0;
 #endif
-#endif
-AI int mv_few(const int T) { return MV_FEW(T); }
+}
 
 /* nb = 1 .. as kx_small allows */
 AI void kx_cols(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
