@@ -103,9 +103,7 @@ cyc() {
 # r: arch/arm/repack.cpp), depth, trips, cover.
 #  picolm: kq_tile takes one super-block of one row for C columns (cover
 #   C); q0_tile one 32-weight block of 2 rows for C columns (cover C/4).
-#   clang-14 leaves UNROLL loops rolled that gcc unrolls: kq_tile's C
-#   column pointers (trips C), q0_tile's R = 2 rows and, in the dotprod
-#   build, its C = 4 columns (neon|dotprod trips where they differ).
+#   Its UNROLL loops are written out under clang as under gcc (no trips).
 #  llama.cpp: ggml_vec_dot_* is one row by one column, also for prefill at
 #   the neon level (no repacked kernels without dotprod): Q4_K/Q6_K one
 #   super-block an iteration, inner loops j < 4 / j < 2 where not unrolled;
@@ -116,13 +114,13 @@ cyc() {
 #   q4_0_4x4's inline asm "Block loop" one block of 4 rows x 16 columns (8).
 KERNELS="
 Q4_K gen kq_Q4_K_1 - 1    ggml_vec_dot_q4_K_q8_K q 1 4 1    ggml_vec_dot_q4_K_q8_K  q 1 4     1
-Q4_K pre kq_Q4_K_4 4 4    ggml_vec_dot_q4_K_q8_K q 1 4 1    ggml_gemm_q4_K_8x4_q8_K r 3 4,8   32
+Q4_K pre kq_Q4_K_4 - 4    ggml_vec_dot_q4_K_q8_K q 1 4 1    ggml_gemm_q4_K_8x4_q8_K r 3 4,8   32
 Q6_K gen kq_Q6_K_1 - 1    ggml_vec_dot_q6_K_q8_K q 1 2 1    ggml_vec_dot_q6_K_q8_K  q 1 2     1
-Q6_K pre kq_Q6_K_4 4 4    ggml_vec_dot_q6_K_q8_K q 1 2 1    ggml_gemm_q6_K_8x4_q8_K r 3 2,4,4 32
-Q8_0 gen q0_Q8_0_1 2 0.25 ggml_vec_dot_q8_0_q8_0 q 1 - 0.25 ggml_vec_dot_q8_0_q8_0  q 1 -     0.25
-Q8_0 pre q0_Q8_0_4 2|2/4,2 1    ggml_vec_dot_q8_0_q8_0 q 1 - 0.25 ggml_gemm_q8_0_4x4_q8_0 r 3 -     2
-Q4_0 gen q0_Q4_0_1 2 0.25 ggml_vec_dot_q4_0_q8_0 q 1 - 0.25 ggml_vec_dot_q4_0_q8_0  q 1 -     0.25
-Q4_0 pre q0_Q4_0_4 2|2/4,2 1    ggml_vec_dot_q4_0_q8_0 q 1 - 0.25 ggml_gemm_q4_0_4x4_q8_0 r 0 -     8"
+Q6_K pre kq_Q6_K_4 - 4    ggml_vec_dot_q6_K_q8_K q 1 2 1    ggml_gemm_q6_K_8x4_q8_K r 3 2,4,4 32
+Q8_0 gen q0_Q8_0_1 - 0.25 ggml_vec_dot_q8_0_q8_0 q 1 - 0.25 ggml_vec_dot_q8_0_q8_0  q 1 -     0.25
+Q8_0 pre q0_Q8_0_4 - 1           ggml_vec_dot_q8_0_q8_0 q 1 - 0.25 ggml_gemm_q8_0_4x4_q8_0 r 3 -     2
+Q4_0 gen q0_Q4_0_1 - 0.25 ggml_vec_dot_q4_0_q8_0 q 1 - 0.25 ggml_vec_dot_q4_0_q8_0  q 1 -     0.25
+Q4_0 pre q0_Q4_0_4 - 1           ggml_vec_dot_q4_0_q8_0 q 1 - 0.25 ggml_gemm_q4_0_4x4_q8_0 r 0 -     8"
 
 # Assembly per level and core: neon as the Makefile builds arm_neon.c
 # (Armv8.0), dotprod as arm_dotprod.c (only the A76 of the three has it).

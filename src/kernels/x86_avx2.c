@@ -40,7 +40,14 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define AI static inline __attribute__((always_inline))
+/* Loops over a tile's rows and columns, constant once inlined, written
+ * out in full: clang takes "GCC unroll 16" as a count to unroll by and
+ * leaves a 2- or 4-trip loop rolled, its vectors spilled to the stack. */
+#ifdef __clang__
+#define UNROLL _Pragma("clang loop unroll(full)")
+#else
 #define UNROLL _Pragma("GCC unroll 16")
+#endif
 #define NOINLINE __attribute__((noinline))
 #else
 #define AI static inline
