@@ -43,7 +43,7 @@ for t in Q4_K Q6_K; do for c in 1 4; do
     echo "void mca_kq_${t}_$c(const uint8_t *r, const uint8_t *x, size_t xs, int n, float *y, size_t ys) { kq_tile(PL_TYPE_$t, $c, r, x, xs, n, y, ys); }"
 done; done >"$T/tiles.h"
 for t in Q8_0 Q4_0; do for c in 1 4; do
-    echo "void mca_q0_${t}_$c(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int n, float *y, size_t ys) { q0_tile(PL_TYPE_$t, 2, $c, w, rb, x, xs, n, y, ys); }"
+    echo "void mca_q0_${t}_$c(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int n, float *y, size_t ys) { q0_tile(PL_TYPE_$t, $c, w, rb, 4, x, xs, n, y, ys); }"
 done; done >>"$T/tiles.h"
 printf '#include "kernels/arm_neon.c"\n#include "tiles.h"\n' >"$T/neon.c"
 printf '#include "kernels/arm_dotprod.c"\n#include "tiles.h"\n' >"$T/dotprod.c"
@@ -102,7 +102,7 @@ cyc() {
 # neon and the dotprod level llama.cpp's function, file (q: arch/arm/quants.c,
 # r: arch/arm/repack.cpp), depth, trips, cover.
 #  picolm: kq_tile takes one super-block of one row for C columns (cover
-#   C); q0_tile one 32-weight block of 2 rows for C columns (cover C/4).
+#   C); q0_tile one 32-weight block of 4 rows for C columns (cover C/2).
 #   Its UNROLL loops are written out under clang as under gcc (no trips).
 #  llama.cpp: ggml_vec_dot_* is one row by one column, also for prefill at
 #   the neon level (no repacked kernels without dotprod): Q4_K/Q6_K one
@@ -117,10 +117,10 @@ Q4_K gen kq_Q4_K_1 - 1    ggml_vec_dot_q4_K_q8_K q 1 4 1    ggml_vec_dot_q4_K_q8
 Q4_K pre kq_Q4_K_4 - 4    ggml_vec_dot_q4_K_q8_K q 1 4 1    ggml_gemm_q4_K_8x4_q8_K r 3 4,8   32
 Q6_K gen kq_Q6_K_1 - 1    ggml_vec_dot_q6_K_q8_K q 1 2 1    ggml_vec_dot_q6_K_q8_K  q 1 2     1
 Q6_K pre kq_Q6_K_4 - 4    ggml_vec_dot_q6_K_q8_K q 1 2 1    ggml_gemm_q6_K_8x4_q8_K r 3 2,4,4 32
-Q8_0 gen q0_Q8_0_1 - 0.25 ggml_vec_dot_q8_0_q8_0 q 1 - 0.25 ggml_vec_dot_q8_0_q8_0  q 1 -     0.25
-Q8_0 pre q0_Q8_0_4 - 1           ggml_vec_dot_q8_0_q8_0 q 1 - 0.25 ggml_gemm_q8_0_4x4_q8_0 r 3 -     2
-Q4_0 gen q0_Q4_0_1 - 0.25 ggml_vec_dot_q4_0_q8_0 q 1 - 0.25 ggml_vec_dot_q4_0_q8_0  q 1 -     0.25
-Q4_0 pre q0_Q4_0_4 - 1           ggml_vec_dot_q4_0_q8_0 q 1 - 0.25 ggml_gemm_q4_0_4x4_q8_0 r 0 -     8"
+Q8_0 gen q0_Q8_0_1 - 0.5  ggml_vec_dot_q8_0_q8_0 q 1 - 0.25 ggml_vec_dot_q8_0_q8_0  q 1 -     0.25
+Q8_0 pre q0_Q8_0_4 - 2           ggml_vec_dot_q8_0_q8_0 q 1 - 0.25 ggml_gemm_q8_0_4x4_q8_0 r 3 -     2
+Q4_0 gen q0_Q4_0_1 - 0.5  ggml_vec_dot_q4_0_q8_0 q 1 - 0.25 ggml_vec_dot_q4_0_q8_0  q 1 -     0.25
+Q4_0 pre q0_Q4_0_4 - 2           ggml_vec_dot_q4_0_q8_0 q 1 - 0.25 ggml_gemm_q4_0_4x4_q8_0 r 0 -     8"
 
 # Assembly per level and core: neon as the Makefile builds arm_neon.c
 # (Armv8.0), dotprod as arm_dotprod.c (only the A76 of the three has it).

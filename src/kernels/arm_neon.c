@@ -411,55 +411,92 @@ AI void q0_decode(const int T, const uint8_t *b, int8x16_t *lo, int8x16_t *hi) {
     }
 }
 
-/* R rows x C columns: y[c][r] = row r . column c. */
-AI void q0_tile(const int T, const int R, const int C, const uint8_t *w, size_t rb, const uint8_t *xq, size_t xs,
+/* The exact integer dot product of a row's block (lo, hi) with a column's
+ * (x0, x1), spread over the four int32 lanes. Without SDOT the products
+ * add in 16-bit lanes first: Q8_0's and IQ4_NL's weights reach 128 in
+ * magnitude, so two products fit a lane (2 * 128 * 127); the other types'
+ * reach 31, so all four of a lane do (activations are never -128). */
+AI int32x4_t q0_dot(const int T, int8x16_t lo, int8x16_t hi, int8x16_t x0, int8x16_t x1) {
+#ifdef PL_NEON_DOTPROD
+    (void)T;
+    return vdotq_s32(vdotq_s32(vdupq_n_s32(0), lo, x0), hi, x1);
+#else
+    int16x8_t a = vmlal_high_s8(vmull_s8(vget_low_s8(lo), vget_low_s8(x0)), lo, x0);
+    if (T == PL_TYPE_Q8_0 || T == PL_TYPE_IQ4_NL) {
+        const int16x8_t b = vmlal_high_s8(vmull_s8(vget_low_s8(hi), vget_low_s8(x1)), hi, x1);
+        return vpadalq_s16(vpaddlq_s16(a), b);
+    }
+    a = vmlal_high_s8(vmlal_s8(a, vget_low_s8(hi), vget_low_s8(x1)), hi, x1);
+    return vpaddlq_s16(a);
+#endif
+}
+
+/* Lane r of the fp16 at offset off of row r's block (4 rows). */
+AI float32x4_t q0_half4(const uint8_t *const *b, int off) {
+    uint16x4_t h = vdup_n_u16(0);
+    h = vld1_lane_u16((const uint16_t *)(const void *)(b[0] + off), h, 0);
+    h = vld1_lane_u16((const uint16_t *)(const void *)(b[1] + off), h, 1);
+    h = vld1_lane_u16((const uint16_t *)(const void *)(b[2] + off), h, 2);
+    h = vld1_lane_u16((const uint16_t *)(const void *)(b[3] + off), h, 3);
+    return vcvt_f32_f16(vreinterpret_f16_u16(h));
+}
+
+/* Four rows (lane r: row r; n < 4 rows: the last one read again, its lanes
+ * not stored) x C columns: y[c][r] = row r . column c. Per block, each
+ * lane's exact integer dot product, converted, times dw * dx, added in
+ * block order (fused); the _1 types add mw * sx the same way apart. A
+ * lane's arithmetic is its row's and column's alone, whatever the tile. */
+AI void q0_tile(const int T, const int C, const uint8_t *w, size_t rb, int n, const uint8_t *xq, size_t xs,
                 int nblk, float *y, size_t ys) {
     const int U = q0_unsigned(T);
     const size_t wbs = (size_t)q0_size(T), xbs = U ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    const int32x4_t zero = vdupq_n_s32(0);
-    float32x4_t acc[2][4];
-    float accm[2][4];
-    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
-        acc[r][c] = vdupq_n_f32(0.0f);
-        accm[r][c] = 0.0f;
-    }
+    const uint8_t *row[4];
+    UNROLL for (int r = 0; r < 4; r++) row[r] = w + (size_t)(r < n ? r : n - 1) * rb;
+    float32x4_t acc[4], accm[4];
+    UNROLL for (int c = 0; c < C; c++) acc[c] = accm[c] = vdupq_n_f32(0.0f);
     for (int i = 0; i < nblk; i++) {
-        int8x16_t lo[2], hi[2];
-        float dw[2], mw[2];
-        UNROLL for (int r = 0; r < R; r++) {
-            const uint8_t *b = w + (size_t)r * rb + (size_t)i * wbs;
-            q0_decode(T, b, &lo[r], &hi[r]);
-            dw[r] = ldh(b);
-            mw[r] = U ? ldh(b + 2) : 0.0f;
+        const uint8_t *b[4];
+        int8x16_t lo[4], hi[4];
+        UNROLL for (int r = 0; r < 4; r++) {
+            b[r] = row[r] + (size_t)i * wbs;
+            q0_decode(T, b[r], &lo[r], &hi[r]);
         }
+        const float32x4_t dw = q0_half4(b, 0), mw = U ? q0_half4(b, 2) : vdupq_n_f32(0.0f);
         UNROLL for (int c = 0; c < C; c++) {
             const uint8_t *xb = xq + (size_t)c * xs + (size_t)i * xbs;
             const int8_t *x8 = (const int8_t *)xb + xbs - 32;
             const int8x16_t x0 = vld1q_s8(x8), x1 = vld1q_s8(x8 + 16);
-            const float dx = ldh(xb), sx = U ? ldh(xb + 2) : 0.0f;
-            UNROLL for (int r = 0; r < R; r++) {
-                const int32x4_t p = dot16(dot16(zero, lo[r], x0), hi[r], x1);
-                acc[r][c] = vfmaq_n_f32(acc[r][c], vcvtq_f32_s32(p), dw[r] * dx);
-                if (U) accm[r][c] += mw[r] * sx;
-            }
+            int32x4_t p[4];
+            UNROLL for (int r = 0; r < 4; r++) p[r] = q0_dot(T, lo[r], hi[r], x0, x1);
+            acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(sum4(p[0], p[1], p[2], p[3])), vmulq_n_f32(dw, ldh(xb)));
+            if (U) accm[c] = vfmaq_n_f32(accm[c], mw, ldh(xb + 2));
         }
     }
-    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) y[(size_t)c * ys + r] =
-        vaddvq_f32(acc[r][c]) + accm[r][c];
+    UNROLL for (int c = 0; c < C; c++) {
+        const float32x4_t v = U ? vaddq_f32(acc[c], accm[c]) : acc[c];
+        float *o = y + (size_t)c * ys;
+        if (n == 4) {
+            vst1q_f32(o, v);
+        } else {
+            float t[4];
+            vst1q_f32(t, v);
+            for (int r = 0; r < n; r++) o[r] = t[r];
+        }
+    }
 }
 
-AI void q0_cols(const int T, const int R, const uint8_t *w, size_t rb, const uint8_t *xq, size_t xs, int nblk, int nb,
+AI void q0_cols(const int T, const uint8_t *w, size_t rb, int n, const uint8_t *xq, size_t xs, int nblk, int nb,
                 float *y, size_t ys) {
     int c = 0;
-    for (; c + 4 <= nb; c += 4) q0_tile(T, R, 4, w, rb, xq + (size_t)c * xs, xs, nblk, y + (size_t)c * ys, ys);
-    for (; c < nb; c++) q0_tile(T, R, 1, w, rb, xq + (size_t)c * xs, xs, nblk, y + (size_t)c * ys, ys);
+    for (; c + 4 <= nb; c += 4) q0_tile(T, 4, w, rb, n, xq + (size_t)c * xs, xs, nblk, y + (size_t)c * ys, ys);
+    if (c + 2 <= nb) q0_tile(T, 2, w, rb, n, xq + (size_t)c * xs, xs, nblk, y + (size_t)c * ys, ys), c += 2;
+    if (c < nb) q0_tile(T, 1, w, rb, n, xq + (size_t)c * xs, xs, nblk, y + (size_t)c * ys, ys);
 }
 
 AI void mm_q0(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
               float *y, size_t ys) {
-    int r = 0;
-    for (; r + 2 <= rows; r += 2) q0_cols(T, 2, w + (size_t)r * rb, rb, xq, xs, cols / 32, nb, y + r, ys);
-    if (r < rows) q0_cols(T, 1, w + (size_t)r * rb, rb, xq, xs, cols / 32, nb, y + r, ys);
+    for (int r = 0; r < rows; r += 4)
+        q0_cols(T, w + (size_t)r * rb, rb, rows - r < 4 ? rows - r : 4, xq, xs, cols / 32, nb, y + r, ys);
 }
 
 /* ---------------------------------------------------------------- K-quants, IQ4_XS
