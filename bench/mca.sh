@@ -46,7 +46,13 @@ for t in Q8_0 Q4_0; do for c in 1 4; do
     echo "void mca_q0_${t}_$c(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int n, float *y, size_t ys) { q0_tile(PL_TYPE_$t, $c, w, rb, 4, x, xs, n, y, ys); }"
 done; done >>"$T/tiles.h"
 printf '#include "kernels/arm_neon.c"\n#include "tiles.h"\n' >"$T/neon.c"
-printf '#include "kernels/arm_dotprod.c"\n#include "tiles.h"\n' >"$T/dotprod.c"
+{
+    printf '#include "kernels/arm_dotprod.c"\n#include "tiles.h"\n'
+    for t in Q4_K Q6_K; do
+        echo "void mca_k8c_$t(const k8_t *w, const block_q8_K *const *x, float32x4_t *a, float32x4_t *m) { k8_cols(PL_TYPE_$t, 4, w, 0, x, a, m); }"
+        echo "void mca_k8f_$t(const uint8_t *b, size_t rb, k8_t *o) { k8_fill(PL_TYPE_$t, b, rb, o); }"
+    done
+} >"$T/dotprod.c"
 
 # One iteration of the first loop at depth D of function F with 16
 # instructions or more (not a set-up loop), from clang's loop comments;
@@ -102,7 +108,9 @@ cyc() {
 # neon and the dotprod level llama.cpp's function, file (q: arch/arm/quants.c,
 # r: arch/arm/repack.cpp), depth, trips, cover.
 #  picolm: kq_tile takes one super-block of one row for C columns (cover
-#   C); q0_tile one 32-weight block of 4 rows for C columns (cover C/2).
+#   C); q0_tile one 32-weight block of 4 rows for C columns (cover C/2);
+#   dotprod prefill of Q4_K/Q6_K is mm_k8's: k8_cols's sub-block loop (4
+#   rows x 4 columns) plus k8_fill's share (32 columns a fill).
 #   Its UNROLL loops are written out under clang as under gcc (no trips).
 #  llama.cpp: ggml_vec_dot_* is one row by one column, also for prefill at
 #   the neon level (no repacked kernels without dotprod): Q4_K/Q6_K one
@@ -156,6 +164,15 @@ for lv in neon dotprod; do
             if [ ! -f "$T/p-$lv-$cpu.s" ]; then printf '| %6s %6s %6s ' - - -; continue; fi
             [ $lv = neon ] && p=${pt%|*} || p=${pt#*|}
             a=$(cyc "$T/p-$lv-$cpu.s" "mca_$pf" 1 "$p" "$pc" $cpu)
+            if [ $lv = dotprod ] && [ $m = pre ] && [ $t = Q4_K -o $t = Q6_K ]; then
+                # mm_k8: a sub-block (32 or 16 weights) of 4 rows x 4
+                # columns (cover 2 or 1), plus the fill of 4 rows'
+                # super-block shared by 32 columns
+                [ $t = Q4_K ] && k=2 jt=2 || k=1 jt=4
+                a=$(awk -v c="$(cyc "$T/p-$lv-$cpu.s" "mca_k8c_$t" 1 - "$k" $cpu)" \
+                    -v f="$(cyc "$T/p-$lv-$cpu.s" "mca_k8f_$t" 1 "4/16/$jt" 128 $cpu)" \
+                    'BEGIN { if (c + 0 > 0 && f + 0 > 0) printf "%.0f", c + f; else print "?" }')
+            fi
             b=n/a
             [ -z "$G" ] || b=$(cyc "$T/$2-$lv-$cpu.s" "$1" "$3" "$4" "$5" $cpu)
             x=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", b / a; else print "-" }')

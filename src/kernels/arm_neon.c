@@ -663,10 +663,28 @@ AI void kq_decode(const int T, const uint8_t *b, kw_t *o) {
     o->dmin = ldh(b + 2);
 }
 
-/* acc[c] += d * (sum of scale * q * x), accm[c] += dmin * (sum of min * bsum)
- * for columns c < C of one super-block. */
-AI void kq_cols(const int T, const int C, const kw_t *w, const block_q8_K *const *x, float32x4_t *acc,
-                float32x4_t *accm) {
+/* For columns c < C of one super-block: acc[c] += (float)(sum of scale *
+ * q * x) * (d * dx), accm[c] += (float)(sum of min * bsum) * (dmin * dx),
+ * each step one fused multiply-add, the result acc - accm. The sums run in
+ * int32 lanes (lane j: sub-blocks j, j + 4, ..). At the neon level each
+ * lane takes its own float steps and the lanes are added at the end
+ * (vaddvq_f32); with SDOT the float steps take each sum's exact int32
+ * total, which mm_k8's interleaved rows form in their lanes too (8%
+ * slower for one column, llvm-mca on the A76, for a prefill a third
+ * faster). */
+#ifdef PL_NEON_DOTPROD
+typedef float kacc_t;
+#define KACC_ZERO 0.0f
+AI kacc_t kacc_step(kacc_t a, int32x4_t s, float m) { return fmaf((float)vaddvq_s32(s), m, a); }
+AI float kacc_total(kacc_t a) { return a; }
+#else
+typedef float32x4_t kacc_t;
+#define KACC_ZERO vdupq_n_f32(0.0f)
+AI kacc_t kacc_step(kacc_t a, int32x4_t s, float m) { return vfmaq_n_f32(a, vcvtq_f32_s32(s), m); }
+AI float kacc_total(kacc_t a) { return vaddvq_f32(a); }
+#endif
+
+AI void kq_cols(const int T, const int C, const kw_t *w, const block_q8_K *const *x, kacc_t *acc, kacc_t *accm) {
     const int32x4_t zero = vdupq_n_s32(0);
     UNROLL for (int c = 0; c < C; c++) {
         const int8_t *x8 = x[c]->qs;
@@ -686,7 +704,7 @@ AI void kq_cols(const int T, const int C, const kw_t *w, const block_q8_K *const
                 if (T == PL_TYPE_Q6_K)
                     isum = vsubq_s32(isum, vshlq_n_s32(m, 5)); /* q - 32 */
                 else
-                    accm[c] = vfmaq_n_f32(accm[c], vcvtq_f32_s32(m), w->dmin * x[c]->d);
+                    accm[c] = kacc_step(accm[c], m, w->dmin * x[c]->d);
             }
         } else {
             UNROLL for (int s = 0; s < 8; s++) p[s] =
@@ -697,24 +715,30 @@ AI void kq_cols(const int T, const int C, const kw_t *w, const block_q8_K *const
                 const int16x8_t bs = vpaddq_s16(bs0, bs1); /* sums of the 8 sub-blocks of 32 */
                 int32x4_t m = vmull_s16(vget_low_s16(bs), vget_low_s16(w->s16[0]));
                 m = vmlal_high_s16(m, bs, w->s16[0]);
-                accm[c] = vfmaq_n_f32(accm[c], vcvtq_f32_s32(m), w->dmin * x[c]->d);
+                accm[c] = kacc_step(accm[c], m, w->dmin * x[c]->d);
             }
         }
-        acc[c] = vfmaq_n_f32(acc[c], vcvtq_f32_s32(isum), w->d * x[c]->d);
+        acc[c] = kacc_step(acc[c], isum, w->d * x[c]->d);
     }
 }
+
+AI size_t kq_size(const int T) {
+    return T == PL_TYPE_Q2_K   ? sizeof(block_q2_K)
+           : T == PL_TYPE_Q3_K ? sizeof(block_q3_K)
+           : T == PL_TYPE_Q4_K ? sizeof(block_q4_K)
+           : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
+           : T == PL_TYPE_Q6_K ? sizeof(block_q6_K)
+                               : sizeof(block_iq4_xs);
+}
+
+AI int kq_has_mins(const int T) { return T == PL_TYPE_Q2_K || T == PL_TYPE_Q4_K || T == PL_TYPE_Q5_K; }
 
 /* One weight row against C columns; each super-block decoded once. */
 AI void kq_tile(const int T, const int C, const uint8_t *row, const uint8_t *xq, size_t xs, int nsb, float *y,
                 size_t ys) {
-    const size_t bs = T == PL_TYPE_Q2_K   ? sizeof(block_q2_K)
-                      : T == PL_TYPE_Q3_K ? sizeof(block_q3_K)
-                      : T == PL_TYPE_Q4_K ? sizeof(block_q4_K)
-                      : T == PL_TYPE_Q5_K ? sizeof(block_q5_K)
-                      : T == PL_TYPE_Q6_K ? sizeof(block_q6_K)
-                                          : sizeof(block_iq4_xs);
-    float32x4_t acc[4], accm[4];
-    UNROLL for (int c = 0; c < C; c++) acc[c] = accm[c] = vdupq_n_f32(0.0f);
+    const size_t bs = kq_size(T);
+    kacc_t acc[4], accm[4];
+    UNROLL for (int c = 0; c < C; c++) acc[c] = accm[c] = KACC_ZERO;
     for (int i = 0; i < nsb; i++) {
         kw_t w;
         kq_decode(T, row + (size_t)i * bs, &w);
@@ -722,13 +746,157 @@ AI void kq_tile(const int T, const int C, const uint8_t *row, const uint8_t *xq,
         UNROLL for (int c = 0; c < C; c++) x[c] = (const block_q8_K *)(xq + (size_t)c * xs) + i;
         kq_cols(T, C, &w, x, acc, accm);
     }
-    UNROLL for (int c = 0; c < C; c++) y[(size_t)c * ys] = vaddvq_f32(acc[c]) - vaddvq_f32(accm[c]);
+    UNROLL for (int c = 0; c < C; c++) y[(size_t)c * ys] = kacc_total(acc[c]) - kacc_total(accm[c]);
 }
+
+#ifdef PL_NEON_DOTPROD
+/* ---------------------------------------------------------------- K-quants, many columns (SDOT)
+ * Eight rows at a time, a row per 32-bit lane: each super-block of the
+ * eight is decoded once (kq_decode) and interleaved, so that one
+ * vdotq_laneq_s32 multiplies four weights of four rows by the same four
+ * activations; the lanes then hold the rows' sub-block sums with no
+ * pairwise adds, their scales (interleaved the same way) apply in int32,
+ * and the float steps run four rows per instruction. The integers are the
+ * exact totals kq_cols forms and the float steps its steps, lane by lane,
+ * so a column's result is the same whatever tile computed it. */
+
+/* q[v][h][g]: weights 16v + 4g .. + 3 of rows 4h .. 4h+3, one per lane;
+ * sc, mn: the scale and the min of sub-block s for those rows. */
+typedef struct {
+    int8x16_t q[16][2][4];
+    int32x4_t sc[16][2], mn[16][2];
+    float32x4_t d[2], dmin[2];
+} k8_t;
+
+/* o[j] lane i = a[i] lane j. */
+AI void tr4_s32(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3, int32x4_t *o) {
+    const int64x2_t t0 = vreinterpretq_s64_s32(vtrn1q_s32(a0, a1)), t1 = vreinterpretq_s64_s32(vtrn2q_s32(a0, a1));
+    const int64x2_t t2 = vreinterpretq_s64_s32(vtrn1q_s32(a2, a3)), t3 = vreinterpretq_s64_s32(vtrn2q_s32(a2, a3));
+    o[0] = vreinterpretq_s32_s64(vtrn1q_s64(t0, t2));
+    o[1] = vreinterpretq_s32_s64(vtrn1q_s64(t1, t3));
+    o[2] = vreinterpretq_s32_s64(vtrn2q_s64(t0, t2));
+    o[3] = vreinterpretq_s32_s64(vtrn2q_s64(t1, t3));
+}
+
+AI int k8_long(const int T) { return T == PL_TYPE_Q4_K || T == PL_TYPE_Q5_K || T == PL_TYPE_IQ4_XS; }
+
+/* The super-blocks at b, b + rb, .. b + 7 rb, interleaved. Its loops and
+ * k8_cols's stay rolled: written out for six types they took 110 KB. */
+AI void k8_fill(const int T, const uint8_t *b, size_t rb, k8_t *o) {
+    const int nsub = k8_long(T) ? 8 : 16;
+    for (int h = 0; h < 2; h++) {
+        kw_t w[4];
+        float d[4], dm[4];
+        for (int r = 0; r < 4; r++) {
+            kq_decode(T, b + (size_t)(4 * h + r) * rb, &w[r]);
+            d[r] = w[r].d, dm[r] = w[r].dmin;
+        }
+        o->d[h] = vld1q_f32(d);
+        o->dmin[h] = vld1q_f32(dm);
+        for (int v = 0; v < 16; v++) {
+            int32x4_t t[4];
+            tr4_s32(vreinterpretq_s32_s8(w[0].q[v]), vreinterpretq_s32_s8(w[1].q[v]), vreinterpretq_s32_s8(w[2].q[v]),
+                    vreinterpretq_s32_s8(w[3].q[v]), t);
+            UNROLL for (int g = 0; g < 4; g++) o->q[v][h][g] = vreinterpretq_s8_s32(t[g]);
+        }
+        for (int j = 0; j < nsub / 4; j++) {
+            int32x4_t t[4];
+            tr4_s32(w[0].sc[j], w[1].sc[j], w[2].sc[j], w[3].sc[j], t);
+            UNROLL for (int l = 0; l < 4; l++) o->sc[4 * j + l][h] = t[l];
+            if (kq_has_mins(T)) { /* the mins, int16 in s16[j / 2] */
+                int32x4_t m[4];
+                UNROLL for (int r = 0; r < 4; r++) m[r] =
+                    j % 2 ? vmovl_high_s16(w[r].s16[j / 2]) : vmovl_s16(vget_low_s16(w[r].s16[j / 2]));
+                tr4_s32(m[0], m[1], m[2], m[3], t);
+                UNROLL for (int l = 0; l < 4; l++) o->mn[4 * j + l][h] = t[l];
+            }
+        }
+    }
+}
+
+/* S + the products of four rows' vector v (its four groups) with x. */
+AI int32x4_t k8_dot(int32x4_t S, const int8x16_t *q, int8x16_t x) {
+    S = vdotq_laneq_s32(S, q[0], x, 0);
+    S = vdotq_laneq_s32(S, q[1], x, 1);
+    S = vdotq_laneq_s32(S, q[2], x, 2);
+    return vdotq_laneq_s32(S, q[3], x, 3);
+}
+
+/* Rows 4h .. 4h+3 of w against columns x[c], c < C: kq_cols's steps, a
+ * row per lane (acc: its lane 0, accm: its lane 1). */
+AI void k8_cols(const int T, const int C, const k8_t *w, int h, const block_q8_K *const *x, float32x4_t *acc,
+                float32x4_t *accm) {
+    const int L = k8_long(T), nsub = L ? 8 : 16;
+    int32_t bs[4][16]; /* the activations' sums per sub-block */
+    UNROLL for (int c = 0; c < C; c++) {
+        if (L)
+            for (int s = 0; s < 8; s++) bs[c][s] = x[c]->bsums[2 * s] + x[c]->bsums[2 * s + 1];
+        else
+            for (int s = 0; s < 16; s++) bs[c][s] = x[c]->bsums[s];
+    }
+    int32x4_t Tv[4], Mv[4];
+    UNROLL for (int c = 0; c < C; c++) Tv[c] = Mv[c] = vdupq_n_s32(0);
+    for (int s = 0; s < nsub; s++) {
+        UNROLL for (int c = 0; c < C; c++) {
+            int32x4_t S;
+            if (L) {
+                S = k8_dot(vdupq_n_s32(0), w->q[2 * s][h], vld1q_s8(x[c]->qs + 32 * s));
+                S = k8_dot(S, w->q[2 * s + 1][h], vld1q_s8(x[c]->qs + 32 * s + 16));
+            } else {
+                S = k8_dot(vdupq_n_s32(0), w->q[s][h], vld1q_s8(x[c]->qs + 16 * s));
+            }
+            Tv[c] = vmlaq_s32(Tv[c], S, w->sc[s][h]);
+            if (kq_has_mins(T)) Mv[c] = vmlaq_n_s32(Mv[c], w->mn[s][h], bs[c][s]);
+            if (T == PL_TYPE_Q6_K) Mv[c] = vmlaq_n_s32(Mv[c], w->sc[s][h], bs[c][s]);
+        }
+    }
+    UNROLL for (int c = 0; c < C; c++) {
+        if (T == PL_TYPE_Q6_K) Tv[c] = vsubq_s32(Tv[c], vshlq_n_s32(Mv[c], 5)); /* q - 32 */
+        if (kq_has_mins(T)) accm[c] = vfmaq_f32(accm[c], vcvtq_f32_s32(Mv[c]), vmulq_n_f32(w->dmin[h], x[c]->d));
+        acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(Tv[c]), vmulq_n_f32(w->d[h], x[c]->d));
+    }
+}
+
+#define K8_COLS 32 /* columns per pass over a row group's super-blocks (a batch's chunk) */
+
+/* Rows r0 .. r0+7 (of w) against every column. */
+AI void k8_rows(const int T, const uint8_t *w, size_t rb, int nsb, const uint8_t *xq, size_t xs, int nb, float *y,
+                size_t ys) {
+    const size_t bs = kq_size(T);
+    for (int c0 = 0; c0 < nb; c0 += K8_COLS) {
+        const int n = nb - c0 < K8_COLS ? nb - c0 : K8_COLS;
+        float32x4_t acc[2][K8_COLS], accm[2][K8_COLS];
+        for (int c = 0; c < n; c++) acc[0][c] = acc[1][c] = accm[0][c] = accm[1][c] = vdupq_n_f32(0.0f);
+        for (int i = 0; i < nsb; i++) {
+            k8_t wt;
+            k8_fill(T, w + (size_t)i * bs, rb, &wt);
+            const block_q8_K *x[K8_COLS];
+            for (int c = 0; c < n; c++) x[c] = (const block_q8_K *)(xq + (size_t)(c0 + c) * xs) + i;
+            UNROLL for (int h = 0; h < 2; h++) {
+                int c = 0;
+                for (; c + 4 <= n; c += 4) k8_cols(T, 4, &wt, h, x + c, acc[h] + c, accm[h] + c);
+                for (; c < n; c++) k8_cols(T, 1, &wt, h, x + c, acc[h] + c, accm[h] + c);
+            }
+        }
+        for (int c = 0; c < n; c++) UNROLL for (int h = 0; h < 2; h++)
+            vst1q_f32(y + (size_t)(c0 + c) * ys + 4 * h, vsubq_f32(acc[h][c], accm[h][c]));
+    }
+}
+
+#ifndef K8_MIN
+#define K8_MIN 4 /* columns from which eight rows go interleaved */
+#endif
+#endif /* PL_NEON_DOTPROD */
 
 AI void mm_kq(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
               float *y, size_t ys) {
     const int nsb = cols / QK_K;
-    for (int r = 0; r < rows; r++) {
+    int r0 = 0;
+#ifdef PL_NEON_DOTPROD
+    if (nb >= K8_MIN)
+        for (; r0 + 8 <= rows; r0 += 8) k8_rows(T, w + (size_t)r0 * rb, rb, nsb, xq, xs, nb, y + r0, ys);
+#endif
+    for (int r = r0; r < rows; r++) {
         const uint8_t *row = w + (size_t)r * rb;
         int c = 0;
         for (; c + 4 <= nb; c += 4) kq_tile(T, 4, row, xq + (size_t)c * xs, xs, nsb, y + (size_t)c * ys + r, ys);
