@@ -104,14 +104,15 @@ cyc() {
         awk -v c="$5" '/^Iterations:/ { n = $2 } /^Total Cycles:/ { printf "%.0f", $3 / n / c; ok = 1 } END { if (!ok) print "?" }'
 }
 
-# The kernels: type, mode, picolm's tile, its trips and cover, then for the
+# The kernels: type, mode, picolm's tile and its cover, then for the
 # neon and the dotprod level llama.cpp's function, file (q: arch/arm/quants.c,
 # r: arch/arm/repack.cpp), depth, trips, cover.
 #  picolm: kq_tile takes one super-block of one row for C columns (cover
 #   C); q0_tile one 32-weight block of 4 rows for C columns (cover C/2);
 #   dotprod prefill of Q4_K/Q6_K is mm_k8's: k8_cols's sub-block loop (4
 #   rows x 4 columns) plus k8_fill's share (32 columns a fill).
-#   Its UNROLL loops are written out under clang as under gcc (no trips).
+#   Its UNROLL loops are written out under clang as under gcc (no inner
+#   loops to repeat).
 #  llama.cpp: ggml_vec_dot_* is one row by one column, also for prefill at
 #   the neon level (no repacked kernels without dotprod): Q4_K/Q6_K one
 #   super-block an iteration, inner loops j < 4 / j < 2 where not unrolled;
@@ -121,14 +122,14 @@ cyc() {
 #   k < 8 and half < 2, sb < 4, k < 4), q8_0_4x4 one block of 4 x 4 (2),
 #   q4_0_4x4's inline asm "Block loop" one block of 4 rows x 16 columns (8).
 KERNELS="
-Q4_K gen kq_Q4_K_1 - 1    ggml_vec_dot_q4_K_q8_K q 1 4 1    ggml_vec_dot_q4_K_q8_K  q 1 4     1
-Q4_K pre kq_Q4_K_4 - 4    ggml_vec_dot_q4_K_q8_K q 1 4 1    ggml_gemm_q4_K_8x4_q8_K r 3 4,8   32
-Q6_K gen kq_Q6_K_1 - 1    ggml_vec_dot_q6_K_q8_K q 1 2 1    ggml_vec_dot_q6_K_q8_K  q 1 2     1
-Q6_K pre kq_Q6_K_4 - 4    ggml_vec_dot_q6_K_q8_K q 1 2 1    ggml_gemm_q6_K_8x4_q8_K r 3 2,4,4 32
-Q8_0 gen q0_Q8_0_1 - 0.5  ggml_vec_dot_q8_0_q8_0 q 1 - 0.25 ggml_vec_dot_q8_0_q8_0  q 1 -     0.25
-Q8_0 pre q0_Q8_0_4 - 2           ggml_vec_dot_q8_0_q8_0 q 1 - 0.25 ggml_gemm_q8_0_4x4_q8_0 r 3 -     2
-Q4_0 gen q0_Q4_0_1 - 0.5  ggml_vec_dot_q4_0_q8_0 q 1 - 0.25 ggml_vec_dot_q4_0_q8_0  q 1 -     0.25
-Q4_0 pre q0_Q4_0_4 - 2           ggml_vec_dot_q4_0_q8_0 q 1 - 0.25 ggml_gemm_q4_0_4x4_q8_0 r 0 -     8"
+Q4_K gen kq_Q4_K_1 1    ggml_vec_dot_q4_K_q8_K q 1 4 1    ggml_vec_dot_q4_K_q8_K  q 1 4     1
+Q4_K pre kq_Q4_K_4 4    ggml_vec_dot_q4_K_q8_K q 1 4 1    ggml_gemm_q4_K_8x4_q8_K r 3 4,8   32
+Q6_K gen kq_Q6_K_1 1    ggml_vec_dot_q6_K_q8_K q 1 2 1    ggml_vec_dot_q6_K_q8_K  q 1 2     1
+Q6_K pre kq_Q6_K_4 4    ggml_vec_dot_q6_K_q8_K q 1 2 1    ggml_gemm_q6_K_8x4_q8_K r 3 2,4,4 32
+Q8_0 gen q0_Q8_0_1 0.5  ggml_vec_dot_q8_0_q8_0 q 1 - 0.25 ggml_vec_dot_q8_0_q8_0  q 1 -     0.25
+Q8_0 pre q0_Q8_0_4 2    ggml_vec_dot_q8_0_q8_0 q 1 - 0.25 ggml_gemm_q8_0_4x4_q8_0 r 3 -     2
+Q4_0 gen q0_Q4_0_1 0.5  ggml_vec_dot_q4_0_q8_0 q 1 - 0.25 ggml_vec_dot_q4_0_q8_0  q 1 -     0.25
+Q4_0 pre q0_Q4_0_4 2    ggml_vec_dot_q4_0_q8_0 q 1 - 0.25 ggml_gemm_q4_0_4x4_q8_0 r 0 -     8"
 
 # Assembly per level and core: neon as the Makefile builds arm_neon.c
 # (Armv8.0), dotprod as arm_dotprod.c (only the A76 of the three has it).
@@ -156,14 +157,12 @@ printf '\n%-17s' ""
 for cpu in $CPUS; do printf '| %6s %6s %6s ' picolm llama x; done
 echo
 for lv in neon dotprod; do
-    echo "$KERNELS" | while read -r t m pf pt pc n1 f1 d1 r1 c1 n2 f2 d2 r2 c2; do
+    echo "$KERNELS" | while read -r t m pf pc n1 f1 d1 r1 c1 n2 f2 d2 r2 c2; do
         [ -n "$t" ] || continue
         [ $lv = neon ] && set -- "$n1" "$f1" "$d1" "$r1" "$c1" || set -- "$n2" "$f2" "$d2" "$r2" "$c2"
         printf '%-17s' "$t $m $lv"
         for cpu in $CPUS; do
             if [ ! -f "$T/p-$lv-$cpu.s" ]; then printf '| %6s %6s %6s ' - - -; continue; fi
-            [ $lv = neon ] && p=${pt%|*} || p=${pt#*|}
-            a=$(cyc "$T/p-$lv-$cpu.s" "mca_$pf" 1 "$p" "$pc" $cpu)
             if [ $lv = dotprod ] && [ $m = pre ] && [ $t = Q4_K -o $t = Q6_K ]; then
                 # mm_k8: a sub-block (32 or 16 weights) of 4 rows x 4
                 # columns (cover 2 or 1), plus the fill of 4 rows'
@@ -172,6 +171,8 @@ for lv in neon dotprod; do
                 a=$(awk -v c="$(cyc "$T/p-$lv-$cpu.s" "mca_k8c_$t" 1 - "$k" $cpu)" \
                     -v f="$(cyc "$T/p-$lv-$cpu.s" "mca_k8f_$t" 1 "4/16/$jt" 128 $cpu)" \
                     'BEGIN { if (c + 0 > 0 && f + 0 > 0) printf "%.0f", c + f; else print "?" }')
+            else
+                a=$(cyc "$T/p-$lv-$cpu.s" "mca_$pf" 1 - "$pc" $cpu)
             fi
             b=n/a
             [ -z "$G" ] || b=$(cyc "$T/$2-$lv-$cpu.s" "$1" "$3" "$4" "$5" $cpu)
