@@ -116,6 +116,11 @@ typedef struct pl_context_params {
     int mem_budget_mb;
     int kv_q8;     /* 1: 8-bit (Q8_0) KV cache, about half the memory of FP16 */
     int n_seq;     /* sequences the context holds, each with its own n_ctx positions of KV cache; 0 = 1 */
+    /* Prompt tokens per pass through the layers (1-512; the state grows
+     * with it, ~90 KB a token for a 1B model): 0 = 128, or 32 where the
+     * weights do not all fit in the memory available. Results are the
+     * same bit for bit whatever it is. */
+    int n_batch;
 } pl_context_params;
 
 /* The defaults (every field 0): start from these and set what you need, so

@@ -590,12 +590,20 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     if (n_ctx > MAX_CTX) return set_err(err, errlen, PL_ERR_ARG, "context length %d is too large", n_ctx);
     if (p && (p->n_seq < 0 || p->n_seq > MAX_SEQ))
         return set_err(err, errlen, PL_ERR_ARG, "n_seq %d is out of range [0, %d]", p->n_seq, MAX_SEQ);
+    if (p && (p->n_batch < 0 || p->n_batch > PL_BATCH_MAX))
+        return set_err(err, errlen, PL_ERR_ARG, "n_batch %d is out of range [0, %d]", p->n_batch, PL_BATCH_MAX);
+    int n_batch = p && p->n_batch > 0 ? p->n_batch : PL_BATCH;
+    if (!(p && p->n_batch > 0)) {
+        /* the weights stream: the smaller state leaves room for more of them */
+        size_t room = p && p->mem_budget_mb > 0 ? (size_t)p->mem_budget_mb << 20 : pl_mem_available();
+        if (room && room < in->weight_bytes + ((size_t)128 << 20)) n_batch = PL_BATCH_SMALL;
+    }
     int n_threads = p && p->n_threads > 0 ? p->n_threads : pl_num_cores();
     pl_context *c = calloc(1, sizeof *c);
     if (!c) return set_err(err, errlen, PL_ERR_NOMEM, "out of memory");
     c->m = m;
     c->n_ctx = n_ctx;
-    c->n_batch = PL_BATCH;
+    c->n_batch = n_batch;
     const pl_hparams *hp = &m->hp;
     c->head_dim = hp->head_dim;
     c->kv_dim = hp->n_kv;

@@ -142,6 +142,13 @@ cmp -s "$T/p1" "$T/p2" && ok || bad "--prompt-ids and -p differ"
 "$BIN" "$M" --prompt-ids "$ref" -n 0 --dump-logits "$T/l.f32" -q
 n=$(echo "$ref" | wc -w)
 [ "$(wc -c <"$T/l.f32")" = $((n * 512 * 4)) ] && ok || bad "--dump-logits size"
+# -b: every position's logits the same bit for bit at any pass size
+for b in 1 3 512; do
+    "$BIN" "$M" --prompt-ids "$ref" -n 0 -b $b --dump-logits "$T/lb.f32" -q
+    cmp -s "$T/l.f32" "$T/lb.f32" && ok || bad "-b $b changes the logits"
+done
+expect 2 "$M" -b 0
+expect 2 "$M" -b 513
 
 # a context that fills up during generation: message on stderr, exit 0
 "$BIN" "$M" -p "Once upon a time" -c 14 -n 50 -t 0 --no-context-shift >"$T/out" 2>"$T/err"

@@ -454,7 +454,7 @@ static void test_level(const pl_kernels_t *K) {
 #ifdef PL_TEST_AVX512_EMU
 extern const pl_kernels_t pl_kernels_avx512_emu;
 
-/* The avx512 level computes the avx2 level's integers: every product bit
+/* The avx512 levels compute the avx2 level's integers: every product bit
  * for bit the avx2 level's (what cpu.c checks at start-up on real VNNI). */
 static void test_same_as_avx2(const pl_kernels_t *K, const pl_kernels_t *A) {
     static const uint32_t vtypes[] = {PL_TYPE_Q4_K, PL_TYPE_Q5_K,   PL_TYPE_Q6_K,  PL_TYPE_Q8_0,
@@ -498,8 +498,9 @@ int main(void) {
     if (A) {
         test_level(&pl_kernels_avx512_emu);
         test_same_as_avx2(&pl_kernels_avx512_emu, A);
-        const pl_kernels_t *R = pl_kernels_by_name("avx512");
+        const pl_kernels_t *R = pl_kernels_by_name("avx512"), *W = pl_kernels_by_name("avx512-wide");
         if (R) test_same_as_avx2(R, A);
+        if (W) test_same_as_avx2(W, A);
     } else {
         printf("no AVX2: the avx512 level's emulation is not tested\n");
     }

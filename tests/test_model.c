@@ -110,7 +110,7 @@ static void test_logits(void) {
         float *got[2];
         for (int j = 0; j < 2; j++) {
             char err[256];
-            pl_context_params cp = {64, j + 1, 0, 0, 0};
+            pl_context_params cp = {64, j + 1, 0, 0, 0, 0};
             pl_context *c;
             got[j] = calloc((size_t)64 * V, sizeof(float));
             CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
@@ -157,7 +157,7 @@ static void test_logits(void) {
             int ng = bar ? read_ids(bar + 1, refg, 32) : 0;
             CHECK(np > 0 && ng == 32, "%s: malformed", rel);
             char err[256];
-            pl_context_params cp = {128, 1, 0, 0, 0};
+            pl_context_params cp = {128, 1, 0, 0, 0, 0};
             pl_context *c;
             if (ng == 32 && pl_context_new(&c, m, &cp, err, sizeof err) == 0) {
                 float *sl = malloc((size_t)32 * V * sizeof(float));
@@ -187,7 +187,7 @@ static void test_tiny32k(void) {
     if (!m) { free(tsv); return; }
     int V = pl_model_get_info(m)->n_vocab;
     char err[256];
-    pl_context_params cp = {512, 2, 0, 0, 0};
+    pl_context_params cp = {512, 2, 0, 0, 0, 0};
     pl_context *c;
     CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
     float *sl = malloc((size_t)32 * V * sizeof(float));
@@ -230,7 +230,7 @@ static void test_api_errors(void) {
     pl_model *m = open_model("models/tiny512-Q8_0.gguf");
     if (!m) return;
     char err[256];
-    pl_context_params cp = {8, 1, 0, 0, 0};
+    pl_context_params cp = {8, 1, 0, 0, 0, 0};
     pl_context *c;
     CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context");
     int32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -240,6 +240,11 @@ static void test_api_errors(void) {
     int32_t bad = 512;
     CHECK(pl_eval(c, &bad, 1, 0, NULL, 0) == PL_ERR_ARG, "token id out of range");
     pl_context_free(c);
+    for (int nb = -1; nb <= 513; nb += 514) { /* pass sizes out of [0, 512] */
+        pl_context_params bp = {8, 1, 0, 0, 0, nb};
+        c = NULL;
+        CHECK(pl_context_new(&c, m, &bp, err, sizeof err) == PL_ERR_ARG && !c && strstr(err, "n_batch"), "n_batch %d", nb);
+    }
     pl_model_close(m);
 
     m = open_model("vocab/ggml-vocab-llama-spm.gguf");
@@ -269,7 +274,7 @@ static void test_context_shift(void) {
     if (!m) return;
     int V = pl_model_get_info(m)->n_vocab, N = 64, keep = 1;
     char err[256];
-    pl_context_params cp = {N, 1, 0, 0, 0};
+    pl_context_params cp = {N, 1, 0, 0, 0, 0};
     pl_context *c, *fresh;
     CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context");
     CHECK(pl_context_new(&fresh, m, &cp, err, sizeof err) == 0, "context");
@@ -330,7 +335,7 @@ static void test_kv_q8(void) {
         int V = pl_model_get_info(m)->n_vocab;
         snprintf(rel, sizeof rel, "refs/tiny512-%s.exact.logits.f32", types[t]);
         float *ref = t_read_file(t_path(rel), &len), *got = calloc((size_t)64 * V, sizeof(float));
-        pl_context_params cp = {64, 2, 0, 1, 0};
+        pl_context_params cp = {64, 2, 0, 1, 0, 0};
         pl_context *c;
         CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "q8 KV context: %s", err);
         CHECK(pl_eval(c, ids, n, 0, got, 1) == 0, "eval");
@@ -362,13 +367,14 @@ static void test_batch_invariance(void) {
         int V = pl_model_get_info(m)->n_vocab;
         int32_t ids[45];
         for (int i = 0; i < 45; i++) ids[i] = (i * 37 + 1) % V;
-        pl_context_params cp = {64, 2, 0, 0, 0};
+        /* a in passes of at most 32 tokens, b of the default 128 */
+        pl_context_params cp = {64, 2, 0, 0, 0, 32}, cpb = {64, 2, 0, 0, 0, 0};
         pl_context *a = NULL, *b = NULL;
-        CHECK(pl_context_new(&a, m, &cp, err, sizeof err) == 0 && pl_context_new(&b, m, &cp, err, sizeof err) == 0,
+        CHECK(pl_context_new(&a, m, &cp, err, sizeof err) == 0 && pl_context_new(&b, m, &cpb, err, sizeof err) == 0,
               "contexts");
         float *la = malloc((size_t)V * sizeof *la), *lb = malloc((size_t)V * sizeof *lb);
         pl_eval(a, ids, 45, 0, la, 0);            /* batches of 23 + 22 */
-        pl_eval(b, ids, 1, 0, NULL, 0);           /* 1, 3, 1, 2, 1, 3, then 34 (17 + 17) */
+        pl_eval(b, ids, 1, 0, NULL, 0);           /* 1, 3, 1, 2, 1, 3, then 34 */
         pl_eval(b, ids + 1, 3, 1, NULL, 0);
         pl_eval(b, ids + 4, 1, 4, NULL, 0);
         pl_eval(b, ids + 5, 2, 5, NULL, 0);
@@ -440,7 +446,7 @@ static void test_arch(void) {
         CHECK(ref && rl == (size_t)64 * V * 4 && orc && ol == rl, "%s: bad references", name);
         float *got[2];
         for (int j = 0; j < 2; j++) {
-            pl_context_params cp = {128, j + 1, 0, 0, 0};
+            pl_context_params cp = {128, j + 1, 0, 0, 0, 0};
             pl_context *c;
             got[j] = calloc((size_t)64 * V, sizeof(float));
             CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "%s: context: %s", name, err);
@@ -477,7 +483,7 @@ static void test_arch(void) {
             float gap[32];
             char *s = gaps;
             for (int i = 0; i < 32; i++) gap[i] = strtof(s, &s);
-            pl_context_params cp = {128, 1, 0, 0, 0};
+            pl_context_params cp = {128, 1, 0, 0, 0, 0};
             pl_context *c;
             if (ng == 32 && pl_context_new(&c, m, &cp, err, sizeof err) == 0) {
                 greedy(c, V, prompt, np, gotg, 32, NULL);
@@ -495,12 +501,13 @@ static void test_arch(void) {
         free(txt);
         free(gaps);
 
-        /* batch invariance: 45 tokens in one call or split 4+1+1+2+3+33+1 */
+        /* batch invariance: 45 tokens in one call (passes of at most 32
+         * tokens: 23 + 22) or split 4+1+1+2+3+33+1 (passes of 128) */
         int32_t bi[45];
         for (int i = 0; i < 45; i++) bi[i] = (i * 37 + 1) % V;
-        pl_context_params cp = {64, 2, 0, 0, 0};
+        pl_context_params cp = {64, 2, 0, 0, 0, 32}, cpb = {64, 2, 0, 0, 0, 0};
         pl_context *a = NULL, *b = NULL;
-        if (pl_context_new(&a, m, &cp, err, sizeof err) == 0 && pl_context_new(&b, m, &cp, err, sizeof err) == 0) {
+        if (pl_context_new(&a, m, &cp, err, sizeof err) == 0 && pl_context_new(&b, m, &cpb, err, sizeof err) == 0) {
             float *la = malloc((size_t)V * sizeof *la), *lb = malloc((size_t)V * sizeof *lb);
             pl_eval(a, bi, 45, 0, la, 0);
             pl_eval(b, bi, 4, 0, NULL, 0);
@@ -541,7 +548,7 @@ static void test_sequences(void) {
         int32_t nexttok[NS] = {3, 4, 5};
         /* each alone: its prompt, then one step of one token */
         for (int s = 0; s < NS; s++) {
-            pl_context_params cp = {64, 2, 0, 0, 1};
+            pl_context_params cp = {64, 2, 0, 0, 1, 0};
             pl_context *c;
             CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
             int32_t pos[40], sq[40];
@@ -554,7 +561,7 @@ static void test_sequences(void) {
             pl_context_free(c);
         }
         /* all together, interleaved */
-        pl_context_params cp = {64, 2, 0, 0, NS + 1};
+        pl_context_params cp = {64, 2, 0, 0, NS + 1, 0};
         pl_context *c;
         CHECK(pl_context_new(&c, m, &cp, err, sizeof err) == 0, "context: %s", err);
         int32_t bt[60], bp[60], bs[60];

@@ -64,13 +64,14 @@ typedef struct {
     int lookup;     /* --lookup N: prompt-lookup drafts per generating slot and step */
     const char *draft; /* --draft FILE: a draft model for speculative decoding */
     int draft_max;     /* --draft-max N: its drafts per slot and step */
+    int n_batch;       /* -b N: tokens per pass through the layers (0: the library's default) */
 } options;
 
 static void usage(FILE *f) {
     fprintf(f, "usage: picolm-server MODEL.gguf [--host 127.0.0.1] [--port 8080] [--parallel N] [-c N]\n"
                "       [--api-key KEY] [-j N] [--kv f16|q8] [--mem-budget MB] [--max-conn N] [--max-queue N]\n"
                "       [--max-body BYTES] [--ctx-overflow error|drop] [--lookup N]\n"
-               "       [--draft FILE (-md, --model-draft)] [--draft-max N (1-16, 8)]\n");
+               "       [--draft FILE (-md, --model-draft)] [--draft-max N (1-16, 8)] [-b N (1-512)]\n");
 }
 
 static void die_usage(const char *fmt, ...) {
@@ -92,7 +93,7 @@ static int int_arg(const char *flag, const char *v, long lo, long hi) {
 }
 
 static options parse_args(int argc, char **argv) {
-    options o = {NULL, "127.0.0.1", NULL, 8080, 4, 0, 0, 0, 0, 64, 64, 4u << 20, 0, 0, NULL, 8};
+    options o = {NULL, "127.0.0.1", NULL, 8080, 4, 0, 0, 0, 0, 64, 64, 4u << 20, 0, 0, NULL, 8, 0};
     int draft_max_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -107,6 +108,7 @@ static options parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--parallel") || !strcmp(a, "-np")) o.parallel = int_arg(a, v, 1, 64), i++;
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) o.n_ctx = int_arg(a, v, 0, 1 << 20), i++;
         else if (!strcmp(a, "-j") || !strcmp(a, "--threads")) o.threads = int_arg(a, v, 0, 1024), i++;
+        else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) o.n_batch = int_arg(a, v, 1, 512), i++;
         else if (!strcmp(a, "--mem-budget")) o.mem_budget = int_arg(a, v, -1, 1 << 30), i++;
         else if (!strcmp(a, "--max-conn")) o.max_conn = int_arg(a, v, 1, 4096), i++;
         else if (!strcmp(a, "--lookup")) o.lookup = int_arg(a, v, 0, 16), i++;
@@ -1635,6 +1637,7 @@ int main(int argc, char **argv) {
     cp.mem_budget_mb = o.mem_budget;
     cp.kv_q8 = o.kv_q8;
     cp.n_seq = o.parallel;
+    cp.n_batch = o.n_batch;
     if (pl_context_new(&srv.ctx, srv.m, &cp, err, sizeof err)) {
         fprintf(stderr, "picolm-server: %s\n", err);
         return 1;

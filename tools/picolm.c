@@ -74,6 +74,8 @@ static const char *usage_text =
     "  -s, --seed SEED    random seed (default 42)\n"
     "  -c, --ctx-size N   context length (default or 0: the model's, capped at 2048)\n"
     "  -j, --threads N    threads (default or 0: online cores)\n"
+    "  -b, --batch N      prompt tokens per pass through the layers, 1-512 (default\n"
+    "                     128, or 32 where the weights do not fit in memory)\n"
     "  --no-bos           do not add the BOS token\n"
     "  --no-special       special-token text in the prompt (\"</s>\") is plain text\n"
     "                     (with --chat it always is inside the messages)\n"
@@ -112,6 +114,7 @@ typedef struct {
     const char *file; /* -f: the prompt's file */
     int n_predict, top_k, n_ctx, n_threads, no_bos, no_special, tokenize, quiet, keep, no_shift, mem_budget, chat, kv_q8, json;
     int interactive, lookup, temp_hint, info;
+    int n_batch; /* -b: prompt tokens per pass through the layers (0: the library's default) */
     const char *draft; /* --draft: a draft model for speculative decoding */
     int draft_max;
     float temp, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
@@ -255,6 +258,7 @@ static void parse_args(options *o, int argc, char **argv) {
         else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) o->seed = parse_seed(a, VALUE());
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) o->n_ctx = parse_int(a, VALUE(), 0, 1 << 20);
         else if (!strcmp(a, "-j") || !strcmp(a, "--threads")) o->n_threads = parse_int(a, VALUE(), 0, 1024);
+        else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) o->n_batch = parse_int(a, VALUE(), 1, 512);
         else if (!strcmp(a, "--no-bos")) o->no_bos = 1;
         else if (!strcmp(a, "--no-special")) o->no_special = 1;
         else if (!strcmp(a, "--keep")) o->keep = parse_int(a, VALUE(), 0, 1 << 20);
@@ -492,7 +496,7 @@ static int print_info(const options *o, pl_model *model) {
     pl_mem_stats ms = {0};
     int n_ctx = 0, n_resident = 0, have_mem = 0;
     if (in->has_weights) {
-        pl_context_params cp = {o->n_ctx, o->n_threads, o->mem_budget, o->kv_q8, 1};
+        pl_context_params cp = {o->n_ctx, o->n_threads, o->mem_budget, o->kv_q8, 1, o->n_batch};
         pl_context *ctx;
         if (pl_context_new(&ctx, model, &cp, err, sizeof err) == 0) {
             pl_context_mem(ctx, &ms);
@@ -733,7 +737,7 @@ static int interactive(const options *o, pl_model *model, pl_grammar *gram, doub
     const char *tmpl = chat_template(o, model);
     const int tty = is_terminal(0), add_bos = !o->no_bos && pl_add_bos(model);
     char err[512];
-    pl_context_params cp = {o->n_ctx, o->n_threads, o->mem_budget, o->kv_q8, 1};
+    pl_context_params cp = {o->n_ctx, o->n_threads, o->mem_budget, o->kv_q8, 1, o->n_batch};
     pl_context *ctx;
     if (pl_context_new(&ctx, model, &cp, err, sizeof err)) fail("%s", err);
     const int n_ctx = pl_context_n_ctx(ctx);
@@ -1033,7 +1037,7 @@ int main(int argc, char **argv) {
     }
     if (n_ids == 0) fail("empty prompt");
 
-    pl_context_params cp = {o.n_ctx, o.n_threads, o.mem_budget, o.kv_q8, 1};
+    pl_context_params cp = {o.n_ctx, o.n_threads, o.mem_budget, o.kv_q8, 1, o.n_batch};
     pl_context *ctx;
     if (pl_context_new(&ctx, model, &cp, err, sizeof err)) fail("%s", err);
     int n_ctx = pl_context_n_ctx(ctx);
@@ -1091,7 +1095,7 @@ int main(int argc, char **argv) {
     pl_context *dctx = NULL;
     if (o.draft) { /* the draft model: the same context length and threads (one shared pool) */
         if (pl_model_open(&dmodel, o.draft, err, sizeof err)) fail("--draft: %s", err);
-        pl_context_params dp = {n_ctx, o.n_threads, -1, o.kv_q8, 1};
+        pl_context_params dp = {n_ctx, o.n_threads, -1, o.kv_q8, 1, o.n_batch};
         if (pl_context_new(&dctx, dmodel, &dp, err, sizeof err)) fail("--draft: %s", err);
         int drc = pl_gen_set_draft(gen, dctx, 0, o.draft_max ? o.draft_max : 8);
         if (drc == PL_ERR_FORMAT) fail("--draft: %s has another vocabulary than %s", o.draft, o.model);

@@ -47,7 +47,7 @@ class _ModelInfo(ctypes.Structure):
 
 
 class _ContextParams(ctypes.Structure):
-    _fields_ = [(n, c_int) for n in ("n_ctx", "n_threads", "mem_budget_mb", "kv_q8", "n_seq")]
+    _fields_ = [(n, c_int) for n in ("n_ctx", "n_threads", "mem_budget_mb", "kv_q8", "n_seq", "n_batch")]
 
 
 class _LogitBias(ctypes.Structure):

@@ -47,7 +47,7 @@ def test_struct_layout():
     gp = L.pl_gen_default_params()
     assert gp.n_predict == -1 and gp.n_keep == -1 and gp.n_stop == 0 and gp.lookup == 0
     cp = L.pl_context_default_params()
-    assert (cp.n_ctx, cp.n_threads, cp.mem_budget_mb, cp.kv_q8, cp.n_seq) == (0, 0, 0, 0, 0)
+    assert (cp.n_ctx, cp.n_threads, cp.mem_budget_mb, cp.kv_q8, cp.n_seq, cp.n_batch) == (0, 0, 0, 0, 0, 0)
     info = model().info
     assert info["n_vocab"] == 32000 and info["arch"] == "llama" and info["ftype"] == "Q4_K", info
     assert info["head_dim"] == info["n_embd"] // info["n_head"], info

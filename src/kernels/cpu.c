@@ -3,9 +3,10 @@
  * name falls back to the best level). Compiled without ISA flags: only
  * CPUID/XGETBV (x86) or the OS's hardware capabilities (Arm: getauxval on
  * Linux, sysctl on macOS, IsProcessorFeaturePresent on Windows) decide what
- * may run, plus (x86) a start-up check that the avx512 level agrees with
- * avx2. Nothing here is mutable but the chosen table and that check's
- * result, each set once. */
+ * may run, plus (x86) a start-up check that the avx512 levels agree with
+ * avx2 and a few microseconds' measure of which of the two runs faster on
+ * this core. Nothing here is mutable but the chosen table and those
+ * results, each set once. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,14 +68,18 @@ static int has_avx2(void) {
 /* The Makefile defines PL_KERNELS_AVX512 when it compiles x86_avx512.c. */
 extern const pl_kernels_t pl_kernels_avx512;
 
-/* The avx512 level's Q4_K, Q6_K and IQ4_XS products (its vpdpbusd tiles)
- * against the avx2 level's on a small ragged problem: they compute the
- * same integers and must agree bit for bit. The level was written and
- * tested (its vpdpbusd emulated in AVX2) on machines without AVX-512: where
- * the real instruction disagrees, the level is not offered. */
+/* The avx512 levels' Q4_K, Q6_K and IQ4_XS products (their vpdpbusd
+ * tiles: a few columns and a prefill's many) against the avx2 level's on a
+ * small ragged problem: they compute the same integers and must agree bit
+ * for bit. The avx512 level was written and tested (its vpdpbusd emulated
+ * in AVX2) on machines without AVX-512: where the real instruction
+ * disagrees, neither level is offered. */
+extern const pl_kernels_t pl_kernels_avx512w;
+int pl_avx512_full_width(void);
 static int avx512_agrees(void) {
-    enum { ROWS = 7, COLS = 512, NB = 5 };
+    enum { ROWS = 7, COLS = 512, NB = 18 };
     static const uint32_t types[] = {PL_TYPE_Q4_K, PL_TYPE_Q6_K, PL_TYPE_IQ4_XS};
+    static const int nbs[] = {5, NB};
     uint8_t w[ROWS * 2 * 210], xq[NB * 2 * 292];
     float x[COLS], y1[ROWS * NB], y2[ROWS * NB];
     uint32_t st = 0x9e3779b9u;
@@ -86,7 +91,7 @@ static int avx512_agrees(void) {
         pl_kernels_generic.quantize(PL_TYPE_Q8_K, x, xq + (size_t)b * pl_row_size(PL_TYPE_Q8_K, COLS), COLS);
     }
     for (int t = 0; t < 3; t++) {
-        const size_t rb = pl_row_size(types[t], COLS), bs = rb / (COLS / 256);
+        const size_t rb = pl_row_size(types[t], COLS), bs = rb / (COLS / 256), xs = pl_row_size(PL_TYPE_Q8_K, COLS);
         for (size_t i = 0; i < ROWS * rb; i++) {
             st ^= st << 13, st ^= st >> 17, st ^= st << 5;
             w[i] = (uint8_t)st;
@@ -96,9 +101,14 @@ static int avx512_agrees(void) {
             w[o + d] = 0x00, w[o + d + 1] = 0x2c;
             if (types[t] == PL_TYPE_Q4_K) w[o + 2] = 0x00, w[o + 3] = 0x2c;
         }
-        pl_kernels_avx2.matmul(types[t], w, rb, ROWS, COLS, xq, pl_row_size(PL_TYPE_Q8_K, COLS), NB, y1, ROWS);
-        pl_kernels_avx512.matmul(types[t], w, rb, ROWS, COLS, xq, pl_row_size(PL_TYPE_Q8_K, COLS), NB, y2, ROWS);
-        if (memcmp(y1, y2, sizeof y1)) return 0;
+        for (int i = 0; i < 2; i++) {
+            const int nb = nbs[i];
+            pl_kernels_avx2.matmul(types[t], w, rb, ROWS, COLS, xq, xs, nb, y1, ROWS);
+            pl_kernels_avx512.matmul(types[t], w, rb, ROWS, COLS, xq, xs, nb, y2, ROWS);
+            if (memcmp(y1, y2, sizeof(float) * ROWS * nb)) return 0;
+            pl_kernels_avx512w.matmul(types[t], w, rb, ROWS, COLS, xq, xs, nb, y2, ROWS);
+            if (memcmp(y1, y2, sizeof(float) * ROWS * nb)) return 0;
+        }
     }
     return 1;
 }
@@ -117,6 +127,17 @@ static int has_avx512(void) {
              (xgetbv0() & 0xe6) == 0xe6;
     }
     if (ok) ok = avx512_agrees();
+    pl_atomic_store(&known, ok ? 1 : 2);
+    return ok;
+}
+
+/* Whether the avx512-wide level is the better of the two (measured once;
+ * see pl_avx512_full_width). */
+static int avx512_full_width(void) {
+    static pl_atomic_int known; /* 0: not yet, 1: yes, 2: no */
+    int k = pl_atomic_load(&known);
+    if (k) return k == 1;
+    const int ok = pl_avx512_full_width();
     pl_atomic_store(&known, ok ? 1 : 2);
     return ok;
 }
@@ -185,8 +206,10 @@ static const char *const *levels(void) {
     static const char *const avx2[] = {"generic", "ssse3", "avx2", NULL};
     static const char *const ssse3[] = {"generic", "ssse3", NULL};
 #ifdef PL_KERNELS_AVX512
-    static const char *const avx512[] = {"generic", "ssse3", "avx2", "avx512", NULL};
-    if (has_ssse3() && has_avx512()) return avx512;
+    /* both 512-bit levels, the one this core runs faster last */
+    static const char *const avx512[] = {"generic", "ssse3", "avx2", "avx512-wide", "avx512", NULL};
+    static const char *const avx512w[] = {"generic", "ssse3", "avx2", "avx512", "avx512-wide", NULL};
+    if (has_ssse3() && has_avx512()) return avx512_full_width() ? avx512w : avx512;
 #endif
     if (has_ssse3() && has_avx2()) return avx2;
     if (has_ssse3()) return ssse3;
@@ -231,6 +254,7 @@ const pl_kernels_t *pl_kernels_by_name(const char *name) {
         if (!strcmp(name, "avx2")) return &pl_kernels_avx2;
 #ifdef PL_KERNELS_AVX512
         if (!strcmp(name, "avx512")) return &pl_kernels_avx512;
+        if (!strcmp(name, "avx512-wide")) return &pl_kernels_avx512w;
 #endif
         if (!strcmp(name, "ssse3")) return &pl_kernels_ssse3;
 #endif

@@ -33,7 +33,13 @@
 #include <float.h>
 #include <immintrin.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
+#ifdef _MSC_VER
+#include <intrin.h>
+#else
+#include <x86intrin.h>
+#endif
 
 #include "expf.h"
 #include "kernels.h"
@@ -1353,6 +1359,168 @@ static NOINLINE void mm_iq4_xs(const uint8_t *w, size_t rb, int rows, int cols, 
     mm_kq(PL_TYPE_IQ4_XS, w, rb, rows, cols, xq, xs, nb, y, ys);
 }
 
+#if defined(PL_VNNI) && !defined(PL_VNNI_EMULATE)
+/* ---------------------------------------------------------------- K-quants, many columns, 512-bit
+ * The avx512-wide level, for cores that execute 512-bit vpdpbusd at full
+ * width (Intel's server cores, Zen 5; Zen 4 splits it in two 256-bit
+ * halves and gains nothing): mm_kq's tiles with two columns in each 512-bit
+ * vector. Each half computes what mm_kq computes for its column, lane for
+ * lane and in the same order, so the results are the avx512 level's bit
+ * for bit. The weights are decoded as there (256-bit) and their loads
+ * broadcast them to both halves. */
+typedef struct {
+    __m512i q[8];
+    __m512i aux; /* Q6_K: bsums */
+    __m512 mf;   /* Q4_K/Q5_K: d * (sum of each 32-weight sub-block) */
+    __m512 dv;   /* each column's d in its half */
+} kx2_t;
+
+#define NCP (NC / 2) /* column pairs at a time (NC 64 here: +3% at 128-token passes, and 270 KB more stack) */
+
+AI __m512i cat_i(__m256i a, __m256i b) { return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1); }
+AI __m512 cat_f(__m256 a, __m256 b) {
+    return _mm512_castsi512_ps(cat_i(_mm256_castps_si256(a), _mm256_castps_si256(b)));
+}
+AI __m512i bc_i(__m256i a) { return _mm512_broadcast_i64x4(a); }
+AI __m512 bc_f(__m256 a) { return _mm512_castsi512_ps(_mm512_broadcast_i64x4(_mm256_castps_si256(a))); }
+AI __m256 hi_f(__m512 a) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)); }
+
+/* Two columns' super-blocks (b1 NULL: a zero column, whose half is never
+ * read) as prep_x lays out each. */
+AI void prep_x2(const int T, const block_q8_K *b0, const block_q8_K *b1, kx2_t *o) {
+    kx_t a, b;
+    prep_x(T, b0, &a);
+    if (b1) prep_x(T, b1, &b);
+    else memset(&b, 0, sizeof b);
+    UNROLL for (int v = 0; v < 8; v++) o->q[v] = cat_i(a.q[v], b.q[v]);
+    if (T == PL_TYPE_Q6_K) o->aux = cat_i(a.u.aux, b.u.aux);
+    else o->mf = cat_f(a.u.mf, b.u.mf);
+    o->dv = cat_f(a.dv, b.dv);
+}
+
+/* F[r*NCP + c] += row r's super-block . column pair c's, r < R, c < C:
+ * kq_tile's steps on both halves at once. */
+AI void kq_tile_w(const int T, const int R, const int C, const kw_t *w, const kx2_t *x, __m512 *F) {
+    __m512i S[4][4];
+    if (T == PL_TYPE_Q4_K) {
+        UNROLL for (int v = 0; v < 8; v++) {
+            UNROLL for (int r = 0; r < R; r++) {
+                const __m512i wv = bc_i(w[r].q[v]);
+                UNROLL for (int c = 0; c < C; c++) S[r][c] =
+                    _mm512_dpbusd_epi32(v ? S[r][c] : _mm512_setzero_si512(), wv, x[c].q[v]);
+            }
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+v"(S[r][c]));
+        }
+        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
+            F[r * NCP + c] = _mm512_fmadd_ps(bc_f(w[r].mf), x[c].mf, F[r * NCP + c]);
+            const __m512 dd = _mm512_mul_ps(bc_f(w[r].dsc), x[c].dv);
+            F[r * NCP + c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S[r][c]), dd, F[r * NCP + c]);
+        }
+        return;
+    }
+    if (T == PL_TYPE_Q6_K) {
+        UNROLL for (int g = 0; g < 4; g++) {
+            UNROLL for (int r = 0; r < R; r++) {
+                const __m512i w0 = bc_i(w[r].q[2 * g]), w1 = bc_i(w[r].q[2 * g + 1]), sc = bc_i(w[r].sc32[g]);
+                UNROLL for (int c = 0; c < C; c++) {
+                    __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, x[c].q[2 * g]);
+                    a = _mm512_mullo_epi32(_mm512_dpbusd_epi32(a, w1, x[c].q[2 * g + 1]), sc);
+                    S[r][c] = g ? _mm512_add_epi32(S[r][c], a) : a;
+                }
+            }
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+v"(S[r][c]));
+        }
+        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) S[r][c] =
+            _mm512_sub_epi32(S[r][c], _mm512_madd_epi16(bc_i(w[r].aux), x[c].aux));
+    } else { /* Q5_K: the avx2 level's 16-bit sums (its prefill at the avx512 level too) */
+        UNROLL for (int g = 0; g < 2; g++) {
+            __m512i A[4][4];
+            UNROLL for (int v = 0; v < 4; v++) UNROLL for (int r = 0; r < R; r++) {
+                const __m512i wv = bc_i(w[r].q[4 * g + v]);
+                UNROLL for (int c = 0; c < C; c++) {
+                    const __m512i p = _mm512_maddubs_epi16(wv, x[c].q[4 * g + v]);
+                    A[r][c] = v ? _mm512_add_epi16(A[r][c], p) : p;
+                }
+            }
+            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
+                const __m512i a = _mm512_madd_epi16(A[r][c], bc_i(w[r].sc[g]));
+                S[r][c] = g ? _mm512_add_epi32(S[r][c], a) : a;
+            }
+        }
+        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) F[r * NCP + c] =
+            _mm512_fmadd_ps(bc_f(w[r].mf), x[c].mf, F[r * NCP + c]);
+    }
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) F[r * NCP + c] = _mm512_fmadd_ps(
+        _mm512_cvtepi32_ps(S[r][c]), _mm512_mul_ps(_mm512_set1_ps(w[r].d), x[c].dv), F[r * NCP + c]);
+}
+
+#ifndef CTW
+#define CTW 4 /* column pairs a register tile takes */
+#endif
+AI void kq_cols_w(const int T, const int R, const kw_t *w, const kx2_t *x, int np, __m512 *F) {
+    int c = 0;
+    for (; c + CTW <= np; c += CTW) kq_tile_w(T, R, CTW, w, x + c, F + c);
+    for (; c < np; c++) kq_tile_w(T, R, 1, w, x + c, F + c);
+}
+
+/* mm_kq with kx2_t activations: the same loops, column pairs for columns. */
+AI void mm_kq_w(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
+                float *y, size_t ys) {
+    const size_t bs = kq_bsize(T);
+    const int rt = T == PL_TYPE_Q4_K ? RT4 : T == PL_TYPE_Q6_K ? RT6 : RT;
+    const int nsb = cols / QK_K;
+    kx2_t xt[KC * NCP];
+    kw_t wt[4];
+    __m512 F[4 * NCP];
+    float yb[NC * 64];
+    for (int c0 = 0; c0 < nb; c0 += NC) {
+        const int nc = nb - c0 < NC ? nb - c0 : NC, np = (nc + 1) / 2;
+        for (int k0 = 0; k0 < nsb; k0 += KC) {
+            const int kc = nsb - k0 < KC ? nsb - k0 : KC;
+            for (int p = 0; p < np; p++) {
+                const block_q8_K *x0 = (const block_q8_K *)(xq + (size_t)(c0 + 2 * p) * xs) + k0;
+                const block_q8_K *x1 = 2 * p + 1 < nc ? (const block_q8_K *)(xq + (size_t)(c0 + 2 * p + 1) * xs) + k0 : NULL;
+                for (int k = 0; k < kc; k++) prep_x2(T, x0 + k, x1 ? x1 + k : NULL, &xt[k * NCP + p]);
+            }
+            for (int r0 = 0; r0 < rows; r0 += rt) {
+                const int R = rows - r0 < rt ? rows - r0 : rt, yr = r0 % (16 * rt);
+                for (int i = 0; i < R * NCP; i++) F[i] = _mm512_setzero_ps();
+                for (int k = 0; k < kc; k++) {
+                    for (int r = 0; r < R; r++) {
+                        const uint8_t *b = w + (size_t)(r0 + r) * rb + (size_t)(k0 + k) * bs;
+                        for (size_t o = 0; o < bs; o += 64) _mm_prefetch((const char *)b + rt * rb + o, _MM_HINT_T0);
+                        decode_w(T, b, &wt[r]);
+                    }
+                    if (R == rt)
+                        kq_cols_w(T, rt, wt, &xt[k * NCP], np, F);
+                    else
+                        for (int r = 0; r < R; r++) kq_cols_w(T, 1, wt + r, &xt[k * NCP], np, F + r * NCP);
+                }
+                for (int r = 0; r < R; r++)
+                    for (int p = 0; p < np; p++) {
+                        yb[2 * p * 64 + yr + r] = hsum(_mm512_castps512_ps256(F[r * NCP + p]));
+                        yb[(2 * p + 1) * 64 + yr + r] = hsum(hi_f(F[r * NCP + p]));
+                    }
+                if (r0 + R == rows || yr + R == 16 * rt)
+                    for (int c = 0; c < nc; c++) {
+                        float *o = &y[(size_t)(c0 + c) * ys + r0 + R - (yr + R)];
+                        for (int r = 0; r < yr + R; r++) o[r] = (k0 ? o[r] : 0.0f) + yb[c * 64 + r];
+                    }
+            }
+        }
+    }
+}
+
+#define MMW_FN(name, T)                                                                                           \
+    static NOINLINE void name(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb, \
+                              float *y, size_t ys) {                                                             \
+        mm_kq_w(T, w, rb, rows, cols, xq, xs, nb, y, ys);                                                        \
+    }
+MMW_FN(mmw_q4_K, PL_TYPE_Q4_K)
+MMW_FN(mmw_q5_K, PL_TYPE_Q5_K)
+MMW_FN(mmw_q6_K, PL_TYPE_Q6_K)
+#endif
+
 /* ---------------------------------------------------------------- dispatch */
 
 static void matmul_avx2(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
@@ -1683,6 +1851,60 @@ static void attn_vnni(const float *q, int nq, int np, size_t ps, const pl_half *
 }
 static void f32_to_f16_vnni(const float *src, pl_half *dst, int n) { pl_kernels_avx2.f32_to_f16(src, dst, n); }
 static void swiglu_vnni(float *g, const float *u, int n) { pl_kernels_avx2.swiglu(g, u, n); }
+#ifndef PL_VNNI_EMULATE
+/* The avx512-wide level: the K-quants' prefill in 512-bit tiles, the
+ * avx512 level for the rest. */
+static void matmul_wide(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
+                        size_t xq_stride, int nb, float *y, size_t y_stride) {
+    const uint8_t *W = (const uint8_t *)w, *X = (const uint8_t *)xq;
+    if (nb > 1 && !kx_small(type, nb)) switch (type) {
+        case PL_TYPE_Q4_K: mmw_q4_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+        case PL_TYPE_Q5_K: mmw_q5_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+        case PL_TYPE_Q6_K: mmw_q6_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
+        default: break;
+        }
+    matmul_vnni(type, w, row_bytes, rows, cols, xq, xq_stride, nb, y, y_stride);
+}
+
+/* Whether this core runs 512-bit vpdpbusd at (nearly) twice the 256-bit
+ * rate: a few microseconds of eight independent chains of each, timed by
+ * the TSC, best of several rounds after a warm-up (Intel cores start
+ * 512-bit work at a reduced rate). A core that splits 512-bit operations
+ * in two (Zen 4) takes about twice as long per instruction. */
+static uint64_t vnni_chains(int wide, int n, __m512i a) {
+    __m512i z[8];
+    __m256i h[8];
+    for (int k = 0; k < 8; k++) z[k] = a, h[k] = _mm512_castsi512_si256(a);
+    const uint64_t t0 = __rdtsc();
+    if (wide)
+        for (int i = 0; i < n; i++)
+            UNROLL for (int k = 0; k < 8; k++) z[k] = _mm512_dpbusd_epi32(z[k], a, a);
+    else
+        for (int i = 0; i < n; i++)
+            UNROLL for (int k = 0; k < 8; k++) h[k] = _mm256_dpbusd_epi32(h[k], _mm512_castsi512_si256(a),
+                                                                          _mm512_castsi512_si256(a));
+    const uint64_t t = __rdtsc() - t0;
+    volatile int sink = _mm_cvtsi128_si32(_mm512_castsi512_si128(z[0])) + _mm256_extract_epi32(h[7], 0);
+    (void)sink;
+    return t;
+}
+
+int pl_avx512_full_width(void) {
+    volatile int seed = 1;
+    const __m512i a = _mm512_set1_epi8((char)seed);
+    uint64_t tz = UINT64_MAX, ty = UINT64_MAX;
+    for (int i = 0; i < 4; i++) vnni_chains(1, 2000, a); /* warm-up */
+    for (int i = 0; i < 8; i++) {
+        const uint64_t z = vnni_chains(1, 500, a), y = vnni_chains(0, 500, a);
+        if (z < tz) tz = z;
+        if (y < ty) ty = y;
+    }
+    return tz * 2 < ty * 3; /* 512 bits in under 1.5x the time of 256 */
+}
+
+const pl_kernels_t pl_kernels_avx512w = {"avx512-wide", quantize_vnni,   matmul_wide,
+                                         attn_vnni,     f32_to_f16_vnni, swiglu_vnni};
+#endif
 #ifdef PL_VNNI_EMULATE
 const pl_kernels_t pl_kernels_avx512_emu = {"avx512-emulated", quantize_vnni,   matmul_vnni,
                                             attn_vnni,         f32_to_f16_vnni, swiglu_vnni};
