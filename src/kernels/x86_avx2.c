@@ -1371,7 +1371,7 @@ static NOINLINE void mm_iq4_xs(const uint8_t *w, size_t rb, int rows, int cols, 
 typedef struct {
     __m512i q[8];
     __m512i aux; /* Q6_K: bsums */
-    __m512 mf;   /* Q4_K/Q5_K: d * (sum of each 32-weight sub-block) */
+    __m512 mf;   /* Q4_K: d * (sum of each 32-weight sub-block) */
     __m512 dv;   /* each column's d in its half */
 } kx2_t;
 
@@ -1418,7 +1418,7 @@ AI void kq_tile_w(const int T, const int R, const int C, const kw_t *w, const kx
         }
         return;
     }
-    if (T == PL_TYPE_Q6_K) {
+    { /* Q6_K */
         UNROLL for (int g = 0; g < 4; g++) {
             UNROLL for (int r = 0; r < R; r++) {
                 const __m512i w0 = bc_i(w[r].q[2 * g]), w1 = bc_i(w[r].q[2 * g + 1]), sc = bc_i(w[r].sc32[g]);
@@ -1432,34 +1432,24 @@ AI void kq_tile_w(const int T, const int R, const int C, const kw_t *w, const kx
         }
         UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) S[r][c] =
             _mm512_sub_epi32(S[r][c], _mm512_madd_epi16(bc_i(w[r].aux), x[c].aux));
-    } else { /* Q5_K: the avx2 level's 16-bit sums (its prefill at the avx512 level too) */
-        UNROLL for (int g = 0; g < 2; g++) {
-            __m512i A[4][4];
-            UNROLL for (int v = 0; v < 4; v++) UNROLL for (int r = 0; r < R; r++) {
-                const __m512i wv = bc_i(w[r].q[4 * g + v]);
-                UNROLL for (int c = 0; c < C; c++) {
-                    const __m512i p = _mm512_maddubs_epi16(wv, x[c].q[4 * g + v]);
-                    A[r][c] = v ? _mm512_add_epi16(A[r][c], p) : p;
-                }
-            }
-            UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
-                const __m512i a = _mm512_madd_epi16(A[r][c], bc_i(w[r].sc[g]));
-                S[r][c] = g ? _mm512_add_epi32(S[r][c], a) : a;
-            }
-        }
-        UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) F[r * NCP + c] =
-            _mm512_fmadd_ps(bc_f(w[r].mf), x[c].mf, F[r * NCP + c]);
     }
     UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) F[r * NCP + c] = _mm512_fmadd_ps(
         _mm512_cvtepi32_ps(S[r][c]), _mm512_mul_ps(_mm512_set1_ps(w[r].d), x[c].dv), F[r * NCP + c]);
 }
 
-#ifndef CTW
-#define CTW 4 /* column pairs a register tile takes */
+#ifndef CTW4
+#define CTW4 4 /* Q4_K: column pairs a register tile takes */
+#endif
+#ifndef CTW6
+#define CTW6 3 /* Q6_K */
+#endif
+#ifndef RTW6
+#define RTW6 4 /* Q6_K: rows decoded at a time (Q4_K: RT4) */
 #endif
 AI void kq_cols_w(const int T, const int R, const kw_t *w, const kx2_t *x, int np, __m512 *F) {
+    const int ct = T == PL_TYPE_Q4_K ? CTW4 : CTW6;
     int c = 0;
-    for (; c + CTW <= np; c += CTW) kq_tile_w(T, R, CTW, w, x + c, F + c);
+    for (; c + ct <= np; c += ct) kq_tile_w(T, R, ct, w, x + c, F + c);
     for (; c < np; c++) kq_tile_w(T, R, 1, w, x + c, F + c);
 }
 
@@ -1467,7 +1457,7 @@ AI void kq_cols_w(const int T, const int R, const kw_t *w, const kx2_t *x, int n
 AI void mm_kq_w(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
                 float *y, size_t ys) {
     const size_t bs = kq_bsize(T);
-    const int rt = T == PL_TYPE_Q4_K ? RT4 : T == PL_TYPE_Q6_K ? RT6 : RT;
+    const int rt = T == PL_TYPE_Q4_K ? RT4 : RTW6;
     const int nsb = cols / QK_K;
     kx2_t xt[KC * NCP];
     kw_t wt[4];
@@ -1517,7 +1507,6 @@ AI void mm_kq_w(const int T, const uint8_t *w, size_t rb, int rows, int cols, co
         mm_kq_w(T, w, rb, rows, cols, xq, xs, nb, y, ys);                                                        \
     }
 MMW_FN(mmw_q4_K, PL_TYPE_Q4_K)
-MMW_FN(mmw_q5_K, PL_TYPE_Q5_K)
 MMW_FN(mmw_q6_K, PL_TYPE_Q6_K)
 #endif
 
@@ -1852,14 +1841,13 @@ static void attn_vnni(const float *q, int nq, int np, size_t ps, const pl_half *
 static void f32_to_f16_vnni(const float *src, pl_half *dst, int n) { pl_kernels_avx2.f32_to_f16(src, dst, n); }
 static void swiglu_vnni(float *g, const float *u, int n) { pl_kernels_avx2.swiglu(g, u, n); }
 #ifndef PL_VNNI_EMULATE
-/* The avx512-wide level: the K-quants' prefill in 512-bit tiles, the
- * avx512 level for the rest. */
+/* The avx512-wide level: Q4_K's and Q6_K's prefill in 512-bit tiles, the
+ * avx512 level for the rest (Q5_K's gained 4%, for 10 KB of code). */
 static void matmul_wide(uint32_t type, const void *w, size_t row_bytes, int rows, int cols, const void *xq,
                         size_t xq_stride, int nb, float *y, size_t y_stride) {
     const uint8_t *W = (const uint8_t *)w, *X = (const uint8_t *)xq;
     if (nb > 1 && !kx_small(type, nb)) switch (type) {
         case PL_TYPE_Q4_K: mmw_q4_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
-        case PL_TYPE_Q5_K: mmw_q5_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
         case PL_TYPE_Q6_K: mmw_q6_K(W, row_bytes, rows, cols, X, xq_stride, nb, y, y_stride); return;
         default: break;
         }
