@@ -25,7 +25,9 @@
  *    GFLOP/s per Zen 3 core for Q4_K, ~145 for Q6_K. The 32-weight formats
  *    (IQ4_NL too) take 2x2 tiles of rows and columns.
  * x86_avx512.c builds this file again with PL_VNNI: the Q4_K, Q6_K and
- * IQ4_XS prefill tiles then take vpdpbusd (the same integers, bit for bit).
+ * IQ4_XS prefill tiles then take vpdpbusd (the same integers, bit for bit),
+ * and the avx512-wide level adds Q4_K's and Q6_K's prefill in 512-bit
+ * tiles, two columns a vector (mm_kq_w).
  * Activation blocks with a NaN or Inf quantize as quant.c says (d NaN).
  * The integer sums are exact; only the float accumulation order differs
  * from the scalar reference (tests/test_kernels.c bounds the difference). */

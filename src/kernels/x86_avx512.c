@@ -6,7 +6,9 @@
  * the AVX-512 flags; cpu.c selects it only when the CPU and OS support them
  * and a check at start-up gives the avx2 level's results (see cpu.c). The
  * tests also build it with PL_VNNI_EMULATE (vpdpbusd in AVX2) so that its
- * code runs on CPUs without VNNI. */
+ * code runs on CPUs without VNNI. The same object holds the avx512-wide
+ * level (x86_avx2.c's 512-bit prefill tiles, pl_kernels_avx512w) and the
+ * start-up timing that picks between the two (pl_avx512_full_width). */
 #define PL_VNNI 1
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC diagnostic ignored "-Wunused-function" /* the avx2 level's own, left out */
