@@ -1473,6 +1473,31 @@ AI void kq_cols_w(const int T, const int R, const kw_t *w, const kx2_t *x, int n
     for (; c < np; c++) kq_tile_w(T, R, 1, w, x + c, F + c);
 }
 
+/* hsum of both halves of F[0], F[NCP], F[2 NCP], F[3 NCP] (4 rows, a
+ * column pair), in hsum's own pairs, ((v0+v4) + (v2+v6)) + ((v1+v5) +
+ * (v3+v7)), so bit for bit the same, but four rows and two columns per
+ * step: rows 0-3 of the pair's first column to o[0..3], of its second to
+ * o[64..67]. */
+AI void hsum4x2(const __m512 *F, float *o) {
+    /* lanes i, i+4 of each half of a and b side by side */
+    const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    const __m512i hi = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    const __m512 s01 = _mm512_add_ps(_mm512_permutex2var_ps(F[0], lo, F[NCP]), _mm512_permutex2var_ps(F[0], hi, F[NCP]));
+    const __m512 s23 =
+        _mm512_add_ps(_mm512_permutex2var_ps(F[2 * NCP], lo, F[3 * NCP]), _mm512_permutex2var_ps(F[2 * NCP], hi, F[3 * NCP]));
+    /* per half: s01 = rows 0, 1 (four sums each), s23 = rows 2, 3; then
+     * lanes 0,1 against 2,3 of each row's four */
+    const __m512i l2 = _mm512_setr_epi32(0, 1, 4, 5, 16, 17, 20, 21, 8, 9, 12, 13, 24, 25, 28, 29);
+    const __m512i h2 = _mm512_setr_epi32(2, 3, 6, 7, 18, 19, 22, 23, 10, 11, 14, 15, 26, 27, 30, 31);
+    const __m512 t = _mm512_add_ps(_mm512_permutex2var_ps(s01, l2, s23), _mm512_permutex2var_ps(s01, h2, s23));
+    /* per half: rows 0-3 two sums each, adjacent */
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6, 8, 10, 12, 14, 8, 10, 12, 14);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7, 9, 11, 13, 15, 9, 11, 13, 15);
+    const __m512 u = _mm512_add_ps(_mm512_permutexvar_ps(ev, t), _mm512_permutexvar_ps(od, t));
+    _mm_storeu_ps(o, _mm512_castps512_ps128(u));
+    _mm_storeu_ps(o + 64, _mm512_extractf32x4_ps(u, 2));
+}
+
 /* mm_kq with kx2_t activations: the same loops, column pairs for columns. */
 AI void mm_kq_w(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
                 float *y, size_t ys) {
@@ -1501,11 +1526,14 @@ AI void mm_kq_w(const int T, const uint8_t *w, size_t rb, int rows, int cols, co
                     else
                         for (int r = 0; r < R; r++) kq_cols_w(T, 1, wt + r, &xt[k * NCP], np, F + r * NCP);
                 }
-                for (int r = 0; r < R; r++)
-                    for (int p = 0; p < np; p++) {
-                        yb[2 * p * 64 + yr + r] = hsum(_mm512_castps512_ps256(F[r * NCP + p]));
-                        yb[(2 * p + 1) * 64 + yr + r] = hsum(hi_f(F[r * NCP + p]));
-                    }
+                if (R == 4)
+                    for (int p = 0; p < np; p++) hsum4x2(F + p, yb + 2 * p * 64 + yr);
+                else
+                    for (int r = 0; r < R; r++)
+                        for (int p = 0; p < np; p++) {
+                            yb[2 * p * 64 + yr + r] = hsum(_mm512_castps512_ps256(F[r * NCP + p]));
+                            yb[(2 * p + 1) * 64 + yr + r] = hsum(hi_f(F[r * NCP + p]));
+                        }
                 flush_rows(yb, rows, r0, R, yr, rt, c0, nc, k0, y, ys);
             }
         }
