@@ -592,11 +592,11 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
         return set_err(err, errlen, PL_ERR_ARG, "n_seq %d is out of range [0, %d]", p->n_seq, MAX_SEQ);
     if (p && (p->n_batch < 0 || p->n_batch > PL_BATCH_MAX))
         return set_err(err, errlen, PL_ERR_ARG, "n_batch %d is out of range [0, %d]", p->n_batch, PL_BATCH_MAX);
-    int n_batch = p && p->n_batch > 0 ? p->n_batch : PL_BATCH;
-    if (!(p && p->n_batch > 0)) {
-        /* the weights stream: the smaller state leaves room for more of them */
-        size_t room = p && p->mem_budget_mb > 0 ? (size_t)p->mem_budget_mb << 20 : pl_mem_available();
-        if (room && room < in->weight_bytes + ((size_t)128 << 20)) n_batch = PL_BATCH_SMALL;
+    const size_t avail = pl_mem_available();
+    int n_batch = p ? p->n_batch : 0;
+    if (!n_batch) { /* where the weights stream, the smaller state leaves room for more of them */
+        size_t room = p && p->mem_budget_mb > 0 ? (size_t)p->mem_budget_mb << 20 : avail;
+        n_batch = room && room < in->weight_bytes + ((size_t)128 << 20) ? PL_BATCH_SMALL : PL_BATCH;
     }
     int n_threads = p && p->n_threads > 0 ? p->n_threads : pl_num_cores();
     pl_context *c = calloc(1, sizeof *c);
@@ -638,7 +638,6 @@ int pl_context_new(pl_context **out, pl_model *m, const pl_context_params *p, ch
     uint64_t score_bytes = (uint64_t)n_threads * spt * sizeof(float);
     /* more than the memory there is would only fail later (or, under a
      * sanitizer, abort): refuse it here with the same message */
-    size_t avail = pl_mem_available();
     if (score_bytes > (size_t)-1 / 4 || (avail && score_bytes > avail)) {
         pl_context_free(c);
         return set_err(err, errlen, PL_ERR_NOMEM,

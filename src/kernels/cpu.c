@@ -114,11 +114,13 @@ static int avx512_agrees(void) {
 }
 
 /* AVX-512 F, BW, VL and VNNI, with the OS saving the opmask and ZMM state,
- * and the level agreeing with avx2 (checked once). */
-static int has_avx512(void) {
-    static pl_atomic_int known; /* 0: not yet, 1: yes, 2: no */
+ * and the levels agreeing with avx2; then which of the two this core runs
+ * faster (see pl_avx512_full_width). Found once: 0 not yet, 1 no AVX-512,
+ * 2 the avx512 level, 3 avx512-wide. */
+static int avx512_state(void) {
+    static pl_atomic_int known;
     int k = pl_atomic_load(&known);
-    if (k) return k == 1;
+    if (k) return k;
     unsigned r[4];
     int ok = has_avx2();
     if (ok) {
@@ -127,20 +129,11 @@ static int has_avx512(void) {
              (xgetbv0() & 0xe6) == 0xe6;
     }
     if (ok) ok = avx512_agrees();
-    pl_atomic_store(&known, ok ? 1 : 2);
-    return ok;
+    k = !ok ? 1 : pl_avx512_full_width() ? 3 : 2;
+    pl_atomic_store(&known, k);
+    return k;
 }
-
-/* Whether the avx512-wide level is the better of the two (measured once;
- * see pl_avx512_full_width). */
-static int avx512_full_width(void) {
-    static pl_atomic_int known; /* 0: not yet, 1: yes, 2: no */
-    int k = pl_atomic_load(&known);
-    if (k) return k == 1;
-    const int ok = pl_avx512_full_width();
-    pl_atomic_store(&known, ok ? 1 : 2);
-    return ok;
-}
+static int has_avx512(void) { return avx512_state() > 1; }
 #endif
 #endif
 
@@ -209,7 +202,7 @@ static const char *const *levels(void) {
     /* both 512-bit levels, the one this core runs faster last */
     static const char *const avx512[] = {"generic", "ssse3", "avx2", "avx512-wide", "avx512", NULL};
     static const char *const avx512w[] = {"generic", "ssse3", "avx2", "avx512", "avx512-wide", NULL};
-    if (has_ssse3() && has_avx512()) return avx512_full_width() ? avx512w : avx512;
+    if (has_ssse3() && has_avx512()) return avx512_state() == 3 ? avx512w : avx512;
 #endif
     if (has_ssse3() && has_avx2()) return avx2;
     if (has_ssse3()) return ssse3;
