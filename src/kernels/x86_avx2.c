@@ -1352,9 +1352,118 @@ AI int mv_few(const int T) {
 #endif
 }
 
+#if defined(PL_VNNI) && !defined(PL_VNNI_EMULATE)
+/* ---------------------------------------------------------------- Q4_K, one column, 512-bit
+ * few_kx's arithmetic for one column with fewer vector instructions: on an
+ * Intel core, whose 512-bit code leaves two vector ports, few_kx's decode
+ * (the transposed quants split into 256-bit halves, the scales a row at a
+ * time) held one column to ~14 GB/s with the rows in L2. Here a row's
+ * quants stay in the 512-bit vectors q4k_vectors forms ([v | v+4]), which
+ * the column's activations match, and each row's sub-block sums are the
+ * two halves added; two rows share a vector from there on (scales, float
+ * steps), each half computing its row lane for lane as kq_tile does. The
+ * same integers and float steps in the same order: bit for bit few_kx's. */
+typedef struct {
+    __m512i q[4]; /* prep_x's vectors v and v + 4 */
+    __m512 mf;    /* its mf in both halves */
+    __m512 dv;
+} mx1_t;
+
+/* Row b's super-block: [sub-block sums (int32) | scales in float, -dmin * mins]. */
+AI __m512i q4k1_sums(const uint8_t *b, const mx1_t *x) {
+    const __m512i lo = _mm512_loadu_si512(b + 16), hi = _mm512_loadu_si512(b + 80);
+    const __m512i sh = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0), m4 = _mm512_set1_epi8(0xf);
+    __m512i a[2];
+    UNROLL for (int v = 0; v < 4; v++) {
+        const __m512i idx = _mm512_set_epi32(28 + v, 28 + v, 20 + v, 20 + v, 12 + v, 12 + v, 4 + v, 4 + v, 24 + v,
+                                             24 + v, 16 + v, 16 + v, 8 + v, 8 + v, v, v);
+        const __m512i p = _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutex2var_epi32(lo, idx, hi), sh), m4);
+        a[v & 1] = _mm512_dpbusd_epi32(v < 2 ? _mm512_setzero_si512() : a[v & 1], p, x->q[v]);
+    }
+    return _mm512_add_epi32(a[0], a[1]);
+}
+
+AI __m512 q4k1_scales(const uint8_t *b) {
+    const __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(k4_scales(b + 4))); /* sc 0-7, min 0-7 */
+    uint32_t dd;
+    memcpy(&dd, b, 4);
+    const __m512 h = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dd))); /* d, dmin */
+    const __m512 dm = _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), h);
+    const __m512i neg = _mm512_set_epi32(INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN,
+                                         INT32_MIN, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_mul_ps(f, _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(dm), neg))); /* d sc | -dmin min */
+}
+
+#ifndef MV1P
+#define MV1P 2 /* row pairs a pass */
+#endif
+AI void mv1_q4k(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
+    const size_t bs = sizeof(block_q4_K);
+    const int nsb = cols / QK_K;
+    mx1_t xt[KC];
+    const uint8_t *pf = w + PF_AHEAD;
+    for (int k0 = 0; k0 < nsb; k0 += KC) {
+        const int kc = nsb - k0 < KC ? nsb - k0 : KC;
+        for (int k = 0; k < kc; k++) {
+            kx_t t;
+            prep_x(PL_TYPE_Q4_K, (const block_q8_K *)xq + k0 + k, &t);
+            UNROLL for (int v = 0; v < 4; v++) xt[k].q[v] = _mm512_inserti64x4(_mm512_castsi256_si512(t.q[v]), t.q[v + 4], 1);
+            xt[k].mf = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(t.u.mf)),
+                                                           _mm256_castps_pd(t.u.mf), 1));
+            xt[k].dv = _mm512_set1_ps(t.d);
+        }
+        for (int r0 = 0; r0 < rows; r0 += 2 * MV1P) {
+            const int R = rows - r0 < 2 * MV1P ? rows - r0 : 2 * MV1P, P = (R + 1) / 2;
+            __m512 F[MV1P];
+            UNROLL for (int p = 0; p < MV1P; p++) F[p] = _mm512_setzero_ps();
+            for (int k = 0; k < kc; k++) {
+                const uint8_t *b = w + (size_t)r0 * rb + (size_t)(k0 + k) * bs;
+                prefetch_to(&pf, w + PF_AHEAD + (size_t)r0 * rb + (size_t)(k0 + k + 1) * R * bs);
+                if (R == 2 * MV1P) {
+                    UNROLL for (int p = 0; p < MV1P; p++) {
+                        const uint8_t *b0 = b + (size_t)(2 * p) * rb, *b1 = b0 + rb;
+                        const __m512i s0 = q4k1_sums(b0, &xt[k]), s1 = q4k1_sums(b1, &xt[k]);
+                        const __m512 c0 = q4k1_scales(b0), c1 = q4k1_scales(b1);
+                        const __m512i S = _mm512_add_epi32(_mm512_shuffle_i64x2(s0, s1, 0x44),
+                                                           _mm512_shuffle_i64x2(s0, s1, 0xee));
+                        F[p] = _mm512_fmadd_ps(_mm512_shuffle_f32x4(c0, c1, 0xee), xt[k].mf, F[p]);
+                        F[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S),
+                                               _mm512_mul_ps(_mm512_shuffle_f32x4(c0, c1, 0x44), xt[k].dv), F[p]);
+                    }
+                } else {
+                    for (int p = 0; p < P; p++) { /* the last rows: an odd one pairs with itself */
+                        const uint8_t *b0 = b + (size_t)(2 * p) * rb, *b1 = 2 * p + 1 < R ? b0 + rb : b0;
+                        const __m512i s0 = q4k1_sums(b0, &xt[k]), s1 = q4k1_sums(b1, &xt[k]);
+                        const __m512 c0 = q4k1_scales(b0), c1 = q4k1_scales(b1);
+                        const __m512i S = _mm512_add_epi32(_mm512_shuffle_i64x2(s0, s1, 0x44),
+                                                           _mm512_shuffle_i64x2(s0, s1, 0xee));
+                        F[p] = _mm512_fmadd_ps(_mm512_shuffle_f32x4(c0, c1, 0xee), xt[k].mf, F[p]);
+                        F[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S),
+                                               _mm512_mul_ps(_mm512_shuffle_f32x4(c0, c1, 0x44), xt[k].dv), F[p]);
+                    }
+                }
+            }
+            for (int r = 0; r < R; r++) {
+                const __m512 f = F[r / 2];
+                const __m256 h = r & 1 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1))
+                                       : _mm512_castps512_ps256(f);
+                y[r0 + r] = (k0 ? y[r0 + r] : 0.0f) + hsum(h);
+            }
+        }
+    }
+}
+static NOINLINE void mv1_q4_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
+    mv1_q4k(w, rb, rows, cols, xq, y);
+}
+#endif
+
 /* nb = 1 .. as kx_small allows */
 AI void kx_cols(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
                 float *y, size_t ys) {
+#if defined(PL_VNNI) && !defined(PL_VNNI_EMULATE)
+    if (nb == 1 && T == PL_TYPE_Q4_K) mv1_q4_K(w, rb, rows, cols, xq, y);
+    else
+#endif
     if (nb == 1 && !mv_few(T)) mv_kx(T, w, rb, rows, cols, xq, y);
     else if (T == PL_TYPE_Q4_K) few_q4_K(w, rb, rows, cols, xq, xs, nb, y, ys);
     else if (T == PL_TYPE_Q5_K) few_q5_K(w, rb, rows, cols, xq, xs, nb, y, ys);
@@ -1469,7 +1578,15 @@ AI void kq_tile_w(const int T, const int R, const int C, const kw_t *w, const kx
 AI void kq_cols_w(const int T, const int R, const kw_t *w, const kx2_t *x, int np, __m512 *F) {
     const int ct = T == PL_TYPE_Q4_K ? CTW4 : CTW6;
     int c = 0;
-    for (; c + ct <= np; c += ct) kq_tile_w(T, R, ct, w, x + c, F + c);
+    for (; c + ct <= np; c += ct) {
+        /* hidden from gcc, which otherwise hoists the tiles' broadcasts of
+         * the rows out of this loop and keeps them as 512-bit copies on the
+         * stack (two shuffles and a store per vector); each tile now
+         * broadcasts them in its loads */
+        const kw_t *wl = w;
+        __asm__("" : "+r"(wl));
+        kq_tile_w(T, R, ct, wl, x + c, F + c);
+    }
     for (; c < np; c++) kq_tile_w(T, R, 1, w, x + c, F + c);
 }
 
