@@ -6,7 +6,7 @@
  * GFLOP/s (2 * rows * cols * nb per call). Single-threaded unless -t 2.
  *
  *   make -s && cc -O2 -Iinclude -Isrc bench/kernels.c build/libpicolm-internal.a -lm -lpthread -o build/bench_kernels
- *   build/bench_kernels [-t threads] [-r rows] [-c cols] [-T Q4_K,Q6_K,...] [-L level] [-cpu] [-hot] */
+ *   build/bench_kernels [-t threads] [-r rows] [-c cols] [-p prefill columns, 32] [-T Q4_K,Q6_K,...] [-L level] [-cpu] [-hot] */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +63,7 @@ static void matmul_mt(job j) {
 }
 
 int main(int argc, char **argv) {
-    int rows = 5632, cols = 2048, nth = 1, few = 4;
+    int rows = 5632, cols = 2048, nth = 1, few = 4, NB = 32;
     const char *only = NULL, *level = NULL;
     for (int i = 1; i < argc; i++) {
         const int more = i + 1 < argc;
@@ -75,16 +75,17 @@ int main(int argc, char **argv) {
         else if (more && !strcmp(argv[i], "-T")) only = argv[++i];
         else if (more && !strcmp(argv[i], "-L")) level = argv[++i];
         else if (more && !strcmp(argv[i], "-b")) few = atoi(argv[++i]);
+        else if (more && !strcmp(argv[i], "-p")) NB = atoi(argv[++i]);
     }
     if (nth < 1 || nth > 8) nth = 1;
     if (few < 2 || few > 32) few = 4;
+    if (NB < 2 || NB > 512) NB = 32;
     static const uint32_t types[] = {PL_TYPE_Q4_K, PL_TYPE_Q6_K, PL_TYPE_Q5_K, PL_TYPE_Q8_0, PL_TYPE_Q4_0,
                                      PL_TYPE_F16,  PL_TYPE_F32,  PL_TYPE_Q2_K, PL_TYPE_Q3_K, PL_TYPE_Q4_1,
                                      PL_TYPE_Q5_0, PL_TYPE_Q5_1, PL_TYPE_BF16, PL_TYPE_IQ4_NL, PL_TYPE_IQ4_XS};
-    const int NB = 32;
-    printf("%d x %d, %d thread(s); nb=1 and nb=%d (a few streams): GB/s of weights, nb=32: GFLOP/s\n", rows, cols,
-           nth, few);
-    printf("%-6s %-8s %9s %8s%-2d %9s\n", "type", "level", "nb=1", "nb=", few, "nb=32");
+    printf("%d x %d, %d thread(s); nb=1 and nb=%d (a few streams): GB/s of weights, nb=%d: GFLOP/s\n", rows, cols,
+           nth, few, NB);
+    printf("%-6s %-8s %9s %8s%-2d %6s%-3d\n", "type", "level", "nb=1", "nb=", few, "nb=", NB);
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         const pl_type_traits *tr = pl_type_traits_get(types[t]);
         if (only && !strstr(only, tr->name)) continue;
