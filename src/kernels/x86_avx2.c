@@ -150,8 +150,11 @@ static inline __m256i dpbusd(__m256i acc, __m256i a, __m256i b) {
     const __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi8(a, z), _mm256_srai_epi16(_mm256_unpackhi_epi8(b, b), 8));
     return _mm256_add_epi32(acc, _mm256_hadd_epi32(lo, hi));
 }
+/* _mm256_dpwssd_epi32 likewise: acc + the two products of each 32-bit lane's signed words. */
+static inline __m256i dpwssd(__m256i acc, __m256i a, __m256i b) { return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)); }
 #else
 #define dpbusd(acc, a, b) _mm256_dpbusd_epi32(acc, a, b)
+#define dpwssd(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
 #endif
 #endif
 
@@ -727,7 +730,7 @@ typedef struct {
     __m256 mf;     /* Q4_K/Q5_K: -dmin * min per sub-block */
     __m256 dsc;    /* Q4_K: d * scale per sub-block */
 #ifdef PL_VNNI
-    __m256i sc32[4]; /* the scales per 32-bit lane (IQ4_XS: [0]; Q6_K: per group) */
+    __m256i sc32[1]; /* IQ4_XS: the scales per 32-bit lane */
 #endif
     float d;
 } kw_t;
@@ -868,12 +871,6 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
                                             (char)(4 * g + 1), (char)(4 * g + 1), (char)(4 * g + 1), (char)(4 * g + 1),
                                             (char)(4 * g + 3), (char)(4 * g + 3), (char)(4 * g + 3), (char)(4 * g + 3));
             o->sc[g] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s8, m));
-#ifdef PL_VNNI
-            const __m128i m2 = _mm_setr_epi8((char)(4 * g), (char)(4 * g), (char)(4 * g + 2), (char)(4 * g + 2),
-                                             (char)(4 * g + 1), (char)(4 * g + 1), (char)(4 * g + 3),
-                                             (char)(4 * g + 3), 0, 0, 0, 0, 0, 0, 0, 0);
-            o->sc32[g] = _mm256_cvtepi8_epi32(_mm_shuffle_epi8(s8, m2));
-#endif
         }
         o->aux = _mm256_slli_epi16(_mm256_cvtepi8_epi16(s8), 5);
         o->mf = _mm256_setzero_ps();
@@ -927,13 +924,12 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
 }
 
 /* The tiles' integer steps: s plus the byte products of w and x, summed in
- * 16-bit lanes by maddubs or in 32-bit lanes by vpdpbusd; and those sums
- * times the scales of group g. The same integers either way. */
+ * 16-bit lanes by maddubs or in 32-bit lanes by vpdpbusd; and (AVX2, Q5_K)
+ * those sums times the scales of group g. The same integers either way. */
 #ifdef PL_VNNI
 AI __m256i kq_dot(__m256i s, __m256i w, __m256i x) { return dpbusd(s, w, x); }
 AI __m256i kq_add(__m256i a, __m256i b) { return _mm256_add_epi32(a, b); }
 #define KQ_SPLIT 1
-AI __m256i kq_scale(__m256i s, const kw_t *w, int g) { return _mm256_mullo_epi32(s, w->sc32[g]); }
 #else
 AI __m256i kq_dot(__m256i s, __m256i w, __m256i x) { return _mm256_add_epi16(s, _mm256_maddubs_epi16(w, x)); }
 AI __m256i kq_add(__m256i a, __m256i b) { return _mm256_add_epi16(a, b); }
@@ -990,9 +986,18 @@ AI void kq_tile(const int T, const int R, const int C, const kw_t *w, const kx_t
     } else if (T == PL_TYPE_Q6_K) {
         UNROLL for (int g = 0; g < 4; g++) {
             UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) {
+#ifdef PL_VNNI
+                /* both vectors' byte pairs in 16 bits (2 * 2*63*128 fits),
+                 * then scaled and added in one vpdpwssd: the integers of
+                 * vpdpbusd and a vpmulld (two uops on Intel cores) */
+                const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(w[r].q[2 * g], x[c].q[2 * g]),
+                                                   _mm256_maddubs_epi16(w[r].q[2 * g + 1], x[c].q[2 * g + 1]));
+                S[r][c] = dpwssd(g ? S[r][c] : _mm256_setzero_si256(), a, w[r].sc[g]);
+#else
                 __m256i a = kq_dot(_mm256_setzero_si256(), w[r].q[2 * g], x[c].q[2 * g]);
                 a = kq_scale(kq_dot(a, w[r].q[2 * g + 1], x[c].q[2 * g + 1]), &w[r], g);
                 S[r][c] = g ? _mm256_add_epi32(S[r][c], a) : a;
+#endif
             }
             UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+" VR(S[r][c]));
         }
@@ -1571,11 +1576,11 @@ AI void kq_tile_w(const int T, const int R, const int C, const kw_t *w, const kx
     { /* Q6_K */
         UNROLL for (int g = 0; g < 4; g++) {
             UNROLL for (int r = 0; r < R; r++) {
-                const __m512i w0 = bc_i(w[r].q[2 * g]), w1 = bc_i(w[r].q[2 * g + 1]), sc = bc_i(w[r].sc32[g]);
+                const __m512i w0 = bc_i(w[r].q[2 * g]), w1 = bc_i(w[r].q[2 * g + 1]), sc = bc_i(w[r].sc[g]);
                 UNROLL for (int c = 0; c < C; c++) {
-                    __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, x[c].q[2 * g]);
-                    a = _mm512_mullo_epi32(_mm512_dpbusd_epi32(a, w1, x[c].q[2 * g + 1]), sc);
-                    S[r][c] = g ? _mm512_add_epi32(S[r][c], a) : a;
+                    const __m512i a = _mm512_add_epi16(_mm512_maddubs_epi16(w0, x[c].q[2 * g]),
+                                                       _mm512_maddubs_epi16(w1, x[c].q[2 * g + 1]));
+                    S[r][c] = _mm512_dpwssd_epi32(g ? S[r][c] : _mm512_setzero_si512(), a, sc);
                 }
             }
             UNROLL for (int r = 0; r < R; r++) UNROLL for (int c = 0; c < C; c++) __asm__("" : "+v"(S[r][c]));
