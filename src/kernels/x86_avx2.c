@@ -1829,6 +1829,21 @@ AI void score_tile(const int NB, const int M, const float (*kt)[16], int hd, con
         _mm256_storeu_ps(scores + (size_t)j * n + 8 * b, _mm256_mul_ps(s[b][j], _mm256_set1_ps(scale)));
 }
 
+#if defined(__AVX512F__)
+/* score_tile's 16 positions for 8 queries, one 512-bit vector a query
+ * (eight FMA chains again), lane for lane its arithmetic. */
+AI void score_tile16x8(const float (*kt)[16], int hd, const float (*qh)[PL_MAX_HEAD_DIM], float scale, float *scores,
+                       int n) {
+    __m512 s[8];
+    UNROLL for (int j = 0; j < 8; j++) s[j] = _mm512_setzero_ps();
+    for (int i = 0; i < hd; i++) {
+        const __m512 c = _mm512_loadu_ps(kt[i]);
+        UNROLL for (int j = 0; j < 8; j++) s[j] = _mm512_fmadd_ps(_mm512_set1_ps(qh[j][i]), c, s[j]);
+    }
+    UNROLL for (int j = 0; j < 8; j++) _mm512_storeu_ps(scores + (size_t)j * n, _mm512_mul_ps(s[j], _mm512_set1_ps(scale)));
+}
+#endif
+
 /* m <= AM queries, np positions of nq (query j = p * nq + h sees n + p
  * positions), against one head; scores n + np - 1 apart. */
 static void attn_block(const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v, int n, int hd,
@@ -1861,6 +1876,13 @@ static void attn_block(const float *q, int nq, int np, size_t ps, const pl_half 
             const float(*Q)[PL_MAX_HEAD_DIM] = (const float(*)[PL_MAX_HEAD_DIM])qh;
             for (int j = t < n ? 0 : (t - n + 1) * nq; j < m; j += 4) {
                 float *sc = scores + (size_t)j * N + t;
+#if defined(__AVX512F__)
+                if (j + 8 <= m && w == 16) {
+                    score_tile16x8(K16, hd, Q + j, scale, sc, N);
+                    j += 4;
+                    continue;
+                }
+#endif
                 if (j + 4 <= m && w == 16) score_tile(2, 4, K16, hd, Q + j, scale, sc, N);
                 else if (j + 4 <= m) score_tile(1, 4, K16, hd, Q + j, scale, sc, N);
                 else
@@ -1904,7 +1926,41 @@ static void attn_block(const float *q, int nq, int np, size_t ps, const pl_half 
         const int g = m - j0 < 4 ? m - j0 : 4, nv = nm[j0 + g - 1];
         const float *P[4];
         for (int j = 0; j < 4; j++) P[j] = scores + (size_t)(j0 + (j < g ? j : 0)) * N;
-        for (int i0 = 0; i0 < hd; i0 += 16) {
+        int i0 = 0;
+#if defined(__AVX512F__)
+        /* 32 dims at a time in two 512-bit vectors a query: the same
+         * FMAs, lane for lane, as the 16-dim steps below */
+        for (; i0 + 32 <= hd; i0 += 32) {
+            __m512 a[4][2];
+            UNROLL for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm512_setzero_ps();
+            const int nall = nm[j0];
+            for (int u = 0; u < nall; u++) {
+                const pl_half *vt = v + (size_t)u * hd + i0;
+                const __m512 v0 = _mm512_cvtph_ps(ld256(vt)), v1 = _mm512_cvtph_ps(ld256(vt + 16));
+                UNROLL for (int j = 0; j < 4; j++) {
+                    const __m512 p = _mm512_set1_ps(P[j][u]);
+                    a[j][0] = _mm512_fmadd_ps(p, v0, a[j][0]);
+                    a[j][1] = _mm512_fmadd_ps(p, v1, a[j][1]);
+                }
+            }
+            for (int u = nall; u < nv; u++) {
+                const pl_half *vt = v + (size_t)u * hd + i0;
+                const __m512 v0 = _mm512_cvtph_ps(ld256(vt)), v1 = _mm512_cvtph_ps(ld256(vt + 16));
+                UNROLL for (int j = 0; j < 4; j++) if (j < g && u < nm[j0 + j]) {
+                    const __m512 p = _mm512_set1_ps(P[j][u]);
+                    a[j][0] = _mm512_fmadd_ps(p, v0, a[j][0]);
+                    a[j][1] = _mm512_fmadd_ps(p, v1, a[j][1]);
+                }
+            }
+            UNROLL for (int j = 0; j < 4; j++) if (j < g) {
+                const size_t jj = (size_t)(j0 + j);
+                float *o = out + (jj / (size_t)nq) * ps + (jj % (size_t)nq) * hd + i0;
+                _mm512_storeu_ps(o, a[j][0]);
+                _mm512_storeu_ps(o + 16, a[j][1]);
+            }
+        }
+#endif
+        for (; i0 < hd; i0 += 16) {
             const int two = hd - i0 >= 16;
             __m256 a[4][2];
             UNROLL for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm256_setzero_ps();
@@ -2018,7 +2074,11 @@ static void quantize_vnni(uint32_t act_type, const float *x, void *xq, int n) {
 }
 static void attn_vnni(const float *q, int nq, int np, size_t ps, const pl_half *k, const pl_half *v, int n, int hd,
                       float scale, float *out, float *scratch) {
+#if defined(__AVX512F__)
+    attn_avx2(q, nq, np, ps, k, v, n, hd, scale, out, scratch); /* this file's, with its 512-bit steps */
+#else
     pl_kernels_avx2.attn(q, nq, np, ps, k, v, n, hd, scale, out, scratch);
+#endif
 }
 static void f32_to_f16_vnni(const float *src, pl_half *dst, int n) { pl_kernels_avx2.f32_to_f16(src, dst, n); }
 static void swiglu_vnni(float *g, const float *u, int n) { pl_kernels_avx2.swiglu(g, u, n); }
