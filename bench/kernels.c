@@ -6,7 +6,8 @@
  * GFLOP/s (2 * rows * cols * nb per call). Single-threaded unless -t 2.
  *
  *   make -s && cc -O2 -Iinclude -Isrc bench/kernels.c build/libpicolm-internal.a -lm -lpthread -o build/bench_kernels
- *   build/bench_kernels [-t threads] [-r rows] [-c cols] [-p prefill columns, 32] [-T Q4_K,Q6_K,...] [-L level] [-cpu] [-hot] */
+ *   build/bench_kernels [-t threads] [-r rows] [-c cols] [-p prefill columns, 32] [-T Q4_K,Q6_K,...]
+ *                       [-L level] [-cpu] [-hot] */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

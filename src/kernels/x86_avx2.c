@@ -151,7 +151,9 @@ static inline __m256i dpbusd(__m256i acc, __m256i a, __m256i b) {
     return _mm256_add_epi32(acc, _mm256_hadd_epi32(lo, hi));
 }
 /* _mm256_dpwssd_epi32 likewise: acc + the two products of each 32-bit lane's signed words. */
-static inline __m256i dpwssd(__m256i acc, __m256i a, __m256i b) { return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)); }
+static inline __m256i dpwssd(__m256i acc, __m256i a, __m256i b) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+}
 #else
 #define dpbusd(acc, a, b) _mm256_dpbusd_epi32(acc, a, b)
 #define dpwssd(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
@@ -1420,6 +1422,15 @@ AI __m512i q4k1_sums(const uint8_t *b, const mx1_t *x) {
     return _mm512_add_epi32(a[0], a[1]);
 }
 
+/* F (rows b0 and b0 + d in its halves) + their super-blocks . x */
+AI __m512 q4k1_pair(const uint8_t *b0, size_t d, const mx1_t *x, __m512 F) {
+    const __m512i s0 = q4k1_sums(b0, x), s1 = q4k1_sums(b0 + d, x);
+    const __m512 c0 = q4k_scales512(b0), c1 = q4k_scales512(b0 + d);
+    const __m512i S = _mm512_add_epi32(_mm512_shuffle_i64x2(s0, s1, 0x44), _mm512_shuffle_i64x2(s0, s1, 0xee));
+    F = _mm512_fmadd_ps(_mm512_shuffle_f32x4(c0, c1, 0xee), x->mf, F);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(S), _mm512_mul_ps(_mm512_shuffle_f32x4(c0, c1, 0x44), x->dv), F);
+}
+
 #ifndef MV1P
 #define MV1P 2 /* row pairs a pass */
 #endif
@@ -1433,7 +1444,8 @@ AI void mv1_q4k(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *
         for (int k = 0; k < kc; k++) {
             kx_t t;
             prep_x(PL_TYPE_Q4_K, (const block_q8_K *)xq + k0 + k, &t);
-            UNROLL for (int v = 0; v < 4; v++) xt[k].q[v] = _mm512_inserti64x4(_mm512_castsi256_si512(t.q[v]), t.q[v + 4], 1);
+            UNROLL for (int v = 0; v < 4; v++) xt[k].q[v] =
+                _mm512_inserti64x4(_mm512_castsi256_si512(t.q[v]), t.q[v + 4], 1);
             xt[k].mf = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(t.u.mf)),
                                                            _mm256_castps_pd(t.u.mf), 1));
             xt[k].dv = _mm512_set1_ps(t.d);
@@ -1445,29 +1457,11 @@ AI void mv1_q4k(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *
             for (int k = 0; k < kc; k++) {
                 const uint8_t *b = w + (size_t)r0 * rb + (size_t)(k0 + k) * bs;
                 prefetch_to(&pf, w + PF_AHEAD + (size_t)r0 * rb + (size_t)(k0 + k + 1) * R * bs);
-                if (R == 2 * MV1P) {
-                    UNROLL for (int p = 0; p < MV1P; p++) {
-                        const uint8_t *b0 = b + (size_t)(2 * p) * rb, *b1 = b0 + rb;
-                        const __m512i s0 = q4k1_sums(b0, &xt[k]), s1 = q4k1_sums(b1, &xt[k]);
-                        const __m512 c0 = q4k_scales512(b0), c1 = q4k_scales512(b1);
-                        const __m512i S = _mm512_add_epi32(_mm512_shuffle_i64x2(s0, s1, 0x44),
-                                                           _mm512_shuffle_i64x2(s0, s1, 0xee));
-                        F[p] = _mm512_fmadd_ps(_mm512_shuffle_f32x4(c0, c1, 0xee), xt[k].mf, F[p]);
-                        F[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S),
-                                               _mm512_mul_ps(_mm512_shuffle_f32x4(c0, c1, 0x44), xt[k].dv), F[p]);
-                    }
-                } else {
-                    for (int p = 0; p < P; p++) { /* the last rows: an odd one pairs with itself */
-                        const uint8_t *b0 = b + (size_t)(2 * p) * rb, *b1 = 2 * p + 1 < R ? b0 + rb : b0;
-                        const __m512i s0 = q4k1_sums(b0, &xt[k]), s1 = q4k1_sums(b1, &xt[k]);
-                        const __m512 c0 = q4k_scales512(b0), c1 = q4k_scales512(b1);
-                        const __m512i S = _mm512_add_epi32(_mm512_shuffle_i64x2(s0, s1, 0x44),
-                                                           _mm512_shuffle_i64x2(s0, s1, 0xee));
-                        F[p] = _mm512_fmadd_ps(_mm512_shuffle_f32x4(c0, c1, 0xee), xt[k].mf, F[p]);
-                        F[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S),
-                                               _mm512_mul_ps(_mm512_shuffle_f32x4(c0, c1, 0x44), xt[k].dv), F[p]);
-                    }
-                }
+                if (R == 2 * MV1P)
+                    UNROLL for (int p = 0; p < MV1P; p++) F[p] = q4k1_pair(b + (size_t)(2 * p) * rb, rb, &xt[k], F[p]);
+                else /* the last rows: an odd one pairs with itself */
+                    for (int p = 0; p < P; p++)
+                        F[p] = q4k1_pair(b + (size_t)(2 * p) * rb, 2 * p + 1 < R ? rb : 0, &xt[k], F[p]);
             }
             for (int r = 0; r < R; r++) {
                 const __m512 f = F[r / 2];
@@ -1840,7 +1834,8 @@ AI void score_tile16x8(const float (*kt)[16], int hd, const float (*qh)[PL_MAX_H
         const __m512 c = _mm512_loadu_ps(kt[i]);
         UNROLL for (int j = 0; j < 8; j++) s[j] = _mm512_fmadd_ps(_mm512_set1_ps(qh[j][i]), c, s[j]);
     }
-    UNROLL for (int j = 0; j < 8; j++) _mm512_storeu_ps(scores + (size_t)j * n, _mm512_mul_ps(s[j], _mm512_set1_ps(scale)));
+    UNROLL for (int j = 0; j < 8; j++)
+        _mm512_storeu_ps(scores + (size_t)j * n, _mm512_mul_ps(s[j], _mm512_set1_ps(scale)));
 }
 #endif
 
