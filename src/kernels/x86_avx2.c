@@ -819,6 +819,25 @@ AI void q5k_quants(const uint8_t *b, __m256i *a) {
     }
 }
 
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+/* 256-bit halves into and out of 512-bit vectors. */
+AI __m512i cat_i(__m256i a, __m256i b) { return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1); }
+AI __m512 cat_f(__m256 a, __m256 b) {
+    return _mm512_castsi512_ps(cat_i(_mm256_castps_si256(a), _mm256_castps_si256(b)));
+}
+AI __m512i bc_i(__m256i a) { return _mm512_broadcast_i64x4(a); }
+AI __m512 bc_f(__m256 a) { return _mm512_castsi512_ps(_mm512_broadcast_i64x4(_mm256_castps_si256(a))); }
+AI __m256 hi_f(__m512 a) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)); }
+
+/* q4k_vectors' o[v] and o[v + 4] in one vector, from the quants' two 64-byte halves. */
+AI __m512i q4k_vec512(__m512i lo, __m512i hi, const int v) {
+    const __m512i sh = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
+    const __m512i idx = _mm512_set_epi32(28 + v, 28 + v, 20 + v, 20 + v, 12 + v, 12 + v, 4 + v, 4 + v, 24 + v, 24 + v,
+                                         16 + v, 16 + v, 8 + v, 8 + v, v, v);
+    return _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutex2var_epi32(lo, idx, hi), sh), _mm512_set1_epi8(0xf));
+}
+#endif
+
 /* Q4_K's 128 bytes of quants qs as the tiles take them: o[v] dword s is
  * sub-block s's dword v (the nibble split, then tr8x8_32). AVX-512 gets
  * there in half the shuffles: o[v] lanes 2j, 2j+1 are 32-byte chunk j's
@@ -827,12 +846,8 @@ AI void q5k_quants(const uint8_t *b, __m256i *a) {
 AI void q4k_vectors(const uint8_t *qs, __m256i *o) {
 #if defined(__AVX512F__) && defined(__AVX512VL__)
     const __m512i lo = _mm512_loadu_si512(qs), hi = _mm512_loadu_si512(qs + 64);
-    const __m512i sh = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
     UNROLL for (int v = 0; v < 4; v++) {
-        const __m512i idx = _mm512_set_epi32(28 + v, 28 + v, 20 + v, 20 + v, 12 + v, 12 + v, 4 + v, 4 + v, 24 + v,
-                                             24 + v, 16 + v, 16 + v, 8 + v, 8 + v, v, v);
-        const __m512i p =
-            _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutex2var_epi32(lo, idx, hi), sh), _mm512_set1_epi8(0xf));
+        const __m512i p = q4k_vec512(lo, hi, v);
         o[v] = _mm512_castsi512_si256(p);
         o[v + 4] = _mm512_extracti64x4_epi64(p, 1);
     }
@@ -903,7 +918,7 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
         q4k_vectors(b + 16, o->q);
         const __m512 c = q4k_scales512(b);
         o->dsc = _mm512_castps512_ps256(c);
-        o->mf = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c), 1));
+        o->mf = hi_f(c);
         o->d = ldh(b); /* sc, aux: not Q4_K's */
         return;
     }
@@ -1411,14 +1426,9 @@ typedef struct {
 /* Row b's super-block . x: each sub-block's sum in both halves (add them). */
 AI __m512i q4k1_sums(const uint8_t *b, const mx1_t *x) {
     const __m512i lo = _mm512_loadu_si512(b + 16), hi = _mm512_loadu_si512(b + 80);
-    const __m512i sh = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0), m4 = _mm512_set1_epi8(0xf);
     __m512i a[2];
-    UNROLL for (int v = 0; v < 4; v++) {
-        const __m512i idx = _mm512_set_epi32(28 + v, 28 + v, 20 + v, 20 + v, 12 + v, 12 + v, 4 + v, 4 + v, 24 + v,
-                                             24 + v, 16 + v, 16 + v, 8 + v, 8 + v, v, v);
-        const __m512i p = _mm512_and_si512(_mm512_srlv_epi32(_mm512_permutex2var_epi32(lo, idx, hi), sh), m4);
-        a[v & 1] = _mm512_dpbusd_epi32(v < 2 ? _mm512_setzero_si512() : a[v & 1], p, x->q[v]);
-    }
+    UNROLL for (int v = 0; v < 4; v++)
+        a[v & 1] = _mm512_dpbusd_epi32(v < 2 ? _mm512_setzero_si512() : a[v & 1], q4k_vec512(lo, hi, v), x->q[v]);
     return _mm512_add_epi32(a[0], a[1]);
 }
 
@@ -1444,10 +1454,8 @@ AI void mv1_q4k(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *
         for (int k = 0; k < kc; k++) {
             kx_t t;
             prep_x(PL_TYPE_Q4_K, (const block_q8_K *)xq + k0 + k, &t);
-            UNROLL for (int v = 0; v < 4; v++) xt[k].q[v] =
-                _mm512_inserti64x4(_mm512_castsi256_si512(t.q[v]), t.q[v + 4], 1);
-            xt[k].mf = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(t.u.mf)),
-                                                           _mm256_castps_pd(t.u.mf), 1));
+            UNROLL for (int v = 0; v < 4; v++) xt[k].q[v] = cat_i(t.q[v], t.q[v + 4]);
+            xt[k].mf = bc_f(t.u.mf);
             xt[k].dv = _mm512_set1_ps(t.d);
         }
         for (int r0 = 0; r0 < rows; r0 += 2 * MV1P) {
@@ -1464,9 +1472,7 @@ AI void mv1_q4k(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *
                         F[p] = q4k1_pair(b + (size_t)(2 * p) * rb, 2 * p + 1 < R ? rb : 0, &xt[k], F[p]);
             }
             for (int r = 0; r < R; r++) {
-                const __m512 f = F[r / 2];
-                const __m256 h = r & 1 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1))
-                                       : _mm512_castps512_ps256(f);
+                const __m256 h = r & 1 ? hi_f(F[r / 2]) : _mm512_castps512_ps256(F[r / 2]);
                 y[r0 + r] = (k0 ? y[r0 + r] : 0.0f) + hsum(h);
             }
         }
@@ -1526,13 +1532,6 @@ typedef struct {
 
 #define NCP (NC / 2) /* column pairs at a time (64 columns measured +3% at 128-token passes, for 270 KB more stack) */
 
-AI __m512i cat_i(__m256i a, __m256i b) { return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1); }
-AI __m512 cat_f(__m256 a, __m256 b) {
-    return _mm512_castsi512_ps(cat_i(_mm256_castps_si256(a), _mm256_castps_si256(b)));
-}
-AI __m512i bc_i(__m256i a) { return _mm512_broadcast_i64x4(a); }
-AI __m512 bc_f(__m256 a) { return _mm512_castsi512_ps(_mm512_broadcast_i64x4(_mm256_castps_si256(a))); }
-AI __m256 hi_f(__m512 a) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)); }
 
 /* Two columns' super-blocks (b1 NULL: a zero column, whose half is never
  * read) as prep_x lays out each. */
