@@ -547,15 +547,21 @@ static float dot_q3_K(const uint8_t *w, const uint8_t *xq, int n) {
     return hsum(acc);
 }
 
-/* Q6_K's four 32-weight vectors of one 128-half, unsigned 0..63. */
+/* Q6_K's four 32-weight vectors of one 128-half, unsigned 0..63, from its
+ * low bits l1 (ql), l2 (ql + 32) and high bits h (qh), at either width
+ * (P: _mm256 or _mm512, S: si256 or si512). */
+#define Q6_HALF(P, S, l1, l2, h, q)                                                                                 \
+    do {                                                                                                         \
+        const __typeof__(l1) m4_ = P##_set1_epi8(0xf);                                                           \
+        (q)[0] = P##_or_##S(P##_and_##S(l1, m4_), P##_slli_epi16(P##_and_##S(h, P##_set1_epi8(3)), 4));            \
+        (q)[1] = P##_or_##S(P##_and_##S(l2, m4_), P##_slli_epi16(P##_and_##S(h, P##_set1_epi8(12)), 2));           \
+        (q)[2] = P##_or_##S(P##_and_##S(P##_srli_epi16(l1, 4), m4_), P##_and_##S(h, P##_set1_epi8(48)));           \
+        (q)[3] = P##_or_##S(P##_and_##S(P##_srli_epi16(l2, 4), m4_),                                              \
+                            P##_srli_epi16(P##_and_##S(h, P##_set1_epi8((char)192)), 2));                         \
+    } while (0)
 static inline void q6_half(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
-    const __m256i m4 = _mm256_set1_epi8(0xf);
     const __m256i l1 = ld256(ql), l2 = ld256(ql + 32), h = ld256(qh);
-    q[0] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(3)), 4));
-    q[1] = _mm256_or_si256(_mm256_and_si256(l2, m4), _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(12)), 2));
-    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(h, _mm256_set1_epi8(48)));
-    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l2, 4), m4),
-                           _mm256_srli_epi16(_mm256_and_si256(h, _mm256_set1_epi8((char)192)), 2));
+    Q6_HALF(_mm256, si256, l1, l2, h, q);
 }
 
 static void mm_rows(dot_fn dot, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, size_t xs, int nb,
@@ -873,6 +879,13 @@ AI __m512 q4k_scales512(const uint8_t *b) {
 }
 #endif
 
+/* Q6_K's scales of group g in the tiles' 16-bit lanes: lanes 0-3 sub-block
+ * 4g, 4-7 4g+2, 8-11 4g+1, 12-15 4g+3 (a pshufb of the 16 scales). */
+AI __m128i q6_sc_mask(int g) {
+    const char a = (char)(4 * g), b = (char)(4 * g + 2), c = (char)(4 * g + 1), d = (char)(4 * g + 3);
+    return _mm_setr_epi8(a, a, a, a, b, b, b, b, c, c, c, c, d, d, d, d);
+}
+
 AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
     __m256i a[8];
     if (T == PL_TYPE_Q6_K) {
@@ -881,14 +894,7 @@ AI void decode_w(const int T, const uint8_t *b, kw_t *o) {
         q6_half(x->ql + 64, x->qh + 32, a + 4);
         pair64(a, o->q);
         const __m128i s8 = ld128(x->scales);
-        UNROLL for (int g = 0; g < 4; g++) {
-            /* lanes 0-3: sub-block 4g, 4-7: 4g+2, 8-11: 4g+1, 12-15: 4g+3 */
-            const __m128i m = _mm_setr_epi8((char)(4 * g), (char)(4 * g), (char)(4 * g), (char)(4 * g),
-                                            (char)(4 * g + 2), (char)(4 * g + 2), (char)(4 * g + 2), (char)(4 * g + 2),
-                                            (char)(4 * g + 1), (char)(4 * g + 1), (char)(4 * g + 1), (char)(4 * g + 1),
-                                            (char)(4 * g + 3), (char)(4 * g + 3), (char)(4 * g + 3), (char)(4 * g + 3));
-            o->sc[g] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s8, m));
-        }
+        UNROLL for (int g = 0; g < 4; g++) o->sc[g] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s8, q6_sc_mask(g)));
         o->aux = _mm256_slli_epi16(_mm256_cvtepi8_epi16(s8), 5);
         o->mf = _mm256_setzero_ps();
         o->d = ldh(&x->d);
@@ -1441,35 +1447,92 @@ AI __m512 q4k1_pair(const uint8_t *b0, size_t d, const mx1_t *x, __m512 F) {
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(S), _mm512_mul_ps(_mm512_shuffle_f32x4(c0, c1, 0x44), x->dv), F);
 }
 
+/* ---------------------------------------------------------------- Q6_K, one column, 512-bit
+ * few_kx's Q6_K steps (kq_tile's, at the VNNI levels) for one column with
+ * two rows in each vector, row r in the low half and r + 1 in the high:
+ * each half computes its row lane for lane as few_kx does, the same
+ * integers and float steps in the same order, so bit for bit few_kx's.
+ * The quants and scales of both rows decode in one 512-bit pass, where
+ * few_kx decodes each row in 256 bits. */
+typedef struct {
+    __m512i q[8]; /* prep_x's vectors, in both halves */
+    __m512i aux;  /* its bsums, in both halves */
+    float d;
+} mx6_t;
+
+/* The two rows' 32 bytes at ql/qh offset o, one a half. */
+AI __m512i ld2x(const uint8_t *a, const uint8_t *b, size_t o) { return cat_i(ld256(a + o), ld256(b + o)); }
+
+/* F (rows b0 and b1 in its halves) + their super-blocks . x */
+AI __m512 q6k1_pair(const uint8_t *b0, const uint8_t *b1, const mx6_t *x, __m512 F) {
+    const block_q6_K *w0 = (const block_q6_K *)b0, *w1 = (const block_q6_K *)b1;
+    __m512i a[8], q[8];
+    UNROLL for (int h = 0; h < 2; h++) {
+        const __m512i l1 = ld2x(w0->ql, w1->ql, 64 * h), l2 = ld2x(w0->ql, w1->ql, 64 * h + 32);
+        const __m512i hb = ld2x(w0->qh, w1->qh, 32 * h);
+        Q6_HALF(_mm512, si512, l1, l2, hb, a + 4 * h);
+    }
+    UNROLL for (int g = 0; g < 4; g++) { /* pair64, lane for lane */
+        q[2 * g] = _mm512_unpacklo_epi64(a[2 * g], a[2 * g + 1]);
+        q[2 * g + 1] = _mm512_unpackhi_epi64(a[2 * g], a[2 * g + 1]);
+    }
+    const __m256i s8 = _mm256_set_m128i(ld128(w1->scales), ld128(w0->scales));
+    __m512i S = _mm512_setzero_si512();
+    UNROLL for (int g = 0; g < 4; g++) {
+        const __m512i sc = _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(s8, _mm256_broadcastsi128_si256(q6_sc_mask(g))));
+        const __m512i p = _mm512_add_epi16(_mm512_maddubs_epi16(q[2 * g], x->q[2 * g]),
+                                           _mm512_maddubs_epi16(q[2 * g + 1], x->q[2 * g + 1]));
+        S = _mm512_dpwssd_epi32(S, p, sc);
+    }
+    S = _mm512_sub_epi32(S, _mm512_madd_epi16(_mm512_slli_epi16(_mm512_cvtepi8_epi16(s8), 5), x->aux));
+    const __m512 dd = cat_f(_mm256_set1_ps(ldh(&w0->d) * x->d), _mm256_set1_ps(ldh(&w1->d) * x->d));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(S), dd, F);
+}
+
+/* One column of Q4_K or Q6_K: row pairs MV1P at a time, as above. */
 #ifndef MV1P
 #define MV1P 2 /* row pairs a pass */
 #endif
-AI void mv1_q4k(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
-    const size_t bs = sizeof(block_q4_K);
+AI void mv1_kx(const int T, const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
+    const size_t bs = kq_bsize(T);
     const int nsb = cols / QK_K;
-    mx1_t xt[KC];
-    const uint8_t *pf = w + PF_AHEAD;
+    union {
+        mx1_t q4[KC];
+        mx6_t q6[KC];
+    } xt;
+    /* the prefetch runs PF_AHEAD past the last row of a pass, not its first */
+    const uint8_t *const pfw = w + PF_AHEAD + (size_t)(2 * MV1P - 1) * rb;
+    const uint8_t *pf = pfw;
     for (int k0 = 0; k0 < nsb; k0 += KC) {
         const int kc = nsb - k0 < KC ? nsb - k0 : KC;
         for (int k = 0; k < kc; k++) {
             kx_t t;
-            prep_x(PL_TYPE_Q4_K, (const block_q8_K *)xq + k0 + k, &t);
-            UNROLL for (int v = 0; v < 4; v++) xt[k].q[v] = cat_i(t.q[v], t.q[v + 4]);
-            xt[k].mf = bc_f(t.u.mf);
-            xt[k].dv = _mm512_set1_ps(t.d);
+            prep_x(T, (const block_q8_K *)xq + k0 + k, &t);
+            if (T == PL_TYPE_Q4_K) {
+                UNROLL for (int v = 0; v < 4; v++) xt.q4[k].q[v] = cat_i(t.q[v], t.q[v + 4]);
+                xt.q4[k].mf = bc_f(t.u.mf);
+                xt.q4[k].dv = _mm512_set1_ps(t.d);
+            } else {
+                UNROLL for (int v = 0; v < 8; v++) xt.q6[k].q[v] = bc_i(t.q[v]);
+                xt.q6[k].aux = bc_i(t.u.aux);
+                xt.q6[k].d = t.d;
+            }
         }
         for (int r0 = 0; r0 < rows; r0 += 2 * MV1P) {
-            const int R = rows - r0 < 2 * MV1P ? rows - r0 : 2 * MV1P, P = (R + 1) / 2;
+            const int R = rows - r0 < 2 * MV1P ? rows - r0 : 2 * MV1P;
             __m512 F[MV1P];
             UNROLL for (int p = 0; p < MV1P; p++) F[p] = _mm512_setzero_ps();
             for (int k = 0; k < kc; k++) {
                 const uint8_t *b = w + (size_t)r0 * rb + (size_t)(k0 + k) * bs;
-                prefetch_to(&pf, w + PF_AHEAD + (size_t)r0 * rb + (size_t)(k0 + k + 1) * R * bs);
-                if (R == 2 * MV1P)
-                    UNROLL for (int p = 0; p < MV1P; p++) F[p] = q4k1_pair(b + (size_t)(2 * p) * rb, rb, &xt[k], F[p]);
-                else /* the last rows: an odd one pairs with itself */
-                    for (int p = 0; p < P; p++)
-                        F[p] = q4k1_pair(b + (size_t)(2 * p) * rb, 2 * p + 1 < R ? rb : 0, &xt[k], F[p]);
+                prefetch_to(&pf, pfw + (size_t)r0 * rb + (size_t)(k0 + k + 1) * R * bs);
+                /* the last rows: an odd one pairs with itself */
+                UNROLL for (int p = 0; p < MV1P; p++) {
+                    if (2 * p >= R) break;
+                    const uint8_t *b0 = b + (size_t)(2 * p) * rb;
+                    const size_t d = 2 * p + 1 < R ? rb : 0;
+                    F[p] = T == PL_TYPE_Q4_K ? q4k1_pair(b0, d, &xt.q4[k], F[p])
+                                             : q6k1_pair(b0, b0 + d, &xt.q6[k], F[p]);
+                }
             }
             for (int r = 0; r < R; r++) {
                 const __m256 h = r & 1 ? hi_f(F[r / 2]) : _mm512_castps512_ps256(F[r / 2]);
@@ -1479,7 +1542,10 @@ AI void mv1_q4k(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *
     }
 }
 static NOINLINE void mv1_q4_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
-    mv1_q4k(w, rb, rows, cols, xq, y);
+    mv1_kx(PL_TYPE_Q4_K, w, rb, rows, cols, xq, y);
+}
+static NOINLINE void mv1_q6_K(const uint8_t *w, size_t rb, int rows, int cols, const uint8_t *xq, float *y) {
+    mv1_kx(PL_TYPE_Q6_K, w, rb, rows, cols, xq, y);
 }
 #endif
 
@@ -1488,6 +1554,7 @@ AI void kx_cols(const int T, const uint8_t *w, size_t rb, int rows, int cols, co
                 float *y, size_t ys) {
 #if defined(PL_VNNI) && !defined(PL_VNNI_EMULATE)
     if (nb == 1 && T == PL_TYPE_Q4_K) mv1_q4_K(w, rb, rows, cols, xq, y);
+    else if (nb == 1 && T == PL_TYPE_Q6_K) mv1_q6_K(w, rb, rows, cols, xq, y);
     else
 #endif
     if (nb == 1 && !mv_few(T)) mv_kx(T, w, rb, rows, cols, xq, y);
