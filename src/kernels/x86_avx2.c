@@ -1844,11 +1844,47 @@ static inline __m256d exp4(__m256d x) {
     return _mm256_blendv_pd(p, x, _mm256_cmp_pd(x, x, _CMP_UNORD_Q)); /* NaN stays NaN */
 }
 
+#if defined(__AVX512F__)
+/* exp4 on 8 lanes: the same IEEE double steps lane for lane; the table's 32
+ * entries sit in four vectors, looked up by two-source permutes rather
+ * than a gather. */
+AI __m512d exp8(__m512d x) {
+    const __m512d z = _mm512_mul_pd(_mm512_max_pd(_mm512_min_pd(x, _mm512_set1_pd(89.0)), _mm512_set1_pd(-104.0)),
+                                    _mm512_set1_pd(PL_EXP_N_LN2));
+    __m512d kd = _mm512_add_pd(z, _mm512_set1_pd(PL_EXP_SHIFT));
+    const __m512i ki = _mm512_castpd_si512(kd);
+    kd = _mm512_sub_pd(kd, _mm512_set1_pd(PL_EXP_SHIFT));
+    const __m512d r = _mm512_sub_pd(z, kd);
+    const __m512i j = _mm512_and_si512(ki, _mm512_set1_epi64(31));
+    const __m512d t0 = _mm512_permutex2var_pd(_mm512_loadu_pd(pl_exp2_32), j, _mm512_loadu_pd(pl_exp2_32 + 8));
+    const __m512d t1 = _mm512_permutex2var_pd(_mm512_loadu_pd(pl_exp2_32 + 16), j, _mm512_loadu_pd(pl_exp2_32 + 24));
+    const __m512d tj = _mm512_mask_blend_pd(_mm512_test_epi64_mask(j, _mm512_set1_epi64(16)), t0, t1);
+    const __m512i sb = _mm512_add_epi64(_mm512_castpd_si512(tj), _mm512_slli_epi64(_mm512_sub_epi64(ki, j), 47));
+    __m512d p = _mm512_add_pd(_mm512_mul_pd(_mm512_set1_pd(PL_EXP_C3), r), _mm512_set1_pd(PL_EXP_C2));
+    p = _mm512_add_pd(_mm512_mul_pd(p, r), _mm512_set1_pd(PL_EXP_C1));
+    p = _mm512_add_pd(_mm512_mul_pd(p, r), _mm512_set1_pd(1.0));
+    p = _mm512_mul_pd(p, _mm512_castsi512_pd(sb));
+    return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, x, _CMP_UNORD_Q), p, x); /* NaN stays NaN */
+}
+#endif
+
 /* pl_softmax_exp (generic.c), 8 at a time: the same lanes, the same sums. */
 static float softmax_exp_avx2(float *sc, int n, float mx) {
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
     const __m256 m = _mm256_set1_ps(mx);
     int t = 0;
+#if defined(__AVX512F__)
+    { /* lane t % 8 of one 512-bit sum is lo's or hi's lane */
+        __m512d acc = _mm512_setzero_pd();
+        for (; t + 8 <= n; t += 8) {
+            const __m256 f = _mm512_cvtpd_ps(exp8(_mm512_cvtps_pd(_mm256_sub_ps(_mm256_loadu_ps(sc + t), m))));
+            _mm256_storeu_ps(sc + t, f);
+            acc = _mm512_add_pd(acc, _mm512_cvtps_pd(f));
+        }
+        lo = _mm512_castpd512_pd256(acc);
+        hi = _mm512_extractf64x4_pd(acc, 1);
+    }
+#endif
     for (; t + 8 <= n; t += 8) {
         const __m256 x = _mm256_sub_ps(_mm256_loadu_ps(sc + t), m);
         const __m256d e0 = exp4(_mm256_cvtps_pd(_mm256_castps256_ps128(x)));
