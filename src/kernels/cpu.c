@@ -69,7 +69,7 @@ static int has_avx2(void) {
 extern const pl_kernels_t pl_kernels_avx512;
 
 /* The avx512 levels' Q4_K, Q6_K and IQ4_XS products (their vpdpbusd
- * tiles: a few columns and a prefill's many) against the avx2 level's on a
+ * tiles: one column, a few and a prefill's many) against the avx2 level's on a
  * small ragged problem: they compute the same integers and must agree bit
  * for bit. The avx512 level was written and tested (its vpdpbusd emulated
  * in AVX2) on machines without AVX-512: where the real instruction
@@ -79,7 +79,7 @@ int pl_avx512_full_width(void);
 static int avx512_agrees(void) {
     enum { ROWS = 7, COLS = 512, NB = 18 };
     static const uint32_t types[] = {PL_TYPE_Q4_K, PL_TYPE_Q6_K, PL_TYPE_IQ4_XS};
-    static const int nbs[] = {5, NB};
+    static const int nbs[] = {1, 5, NB}; /* one column (mv1_kx), a few (few_kx), a prefill's many */
     uint8_t w[ROWS * 2 * 210], xq[NB * 2 * 292];
     float x[COLS], y1[ROWS * NB], y2[ROWS * NB];
     uint32_t st = 0x9e3779b9u;
@@ -101,7 +101,7 @@ static int avx512_agrees(void) {
             w[o + d] = 0x00, w[o + d + 1] = 0x2c;
             if (types[t] == PL_TYPE_Q4_K) w[o + 2] = 0x00, w[o + 3] = 0x2c;
         }
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < 3; i++) {
             const int nb = nbs[i];
             pl_kernels_avx2.matmul(types[t], w, rb, ROWS, COLS, xq, xs, nb, y1, ROWS);
             pl_kernels_avx512.matmul(types[t], w, rb, ROWS, COLS, xq, xs, nb, y2, ROWS);

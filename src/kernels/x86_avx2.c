@@ -5,7 +5,7 @@
  * from_float_act (ggml's x86 build). matmul, every weight type:
  *  - generation (nb = 1) streams each weight row once: integer block dots
  *    (maddubs/madd) in ggml's style, several rows per pass sharing the
- *    activation loads (Q4_K/Q5_K three, Q6_K one, IQ4_XS and the 32-weight
+ *    activation loads (Q4_K/Q5_K three, Q6_K two, IQ4_XS and the 32-weight
  *    formats two, F32/F16/BF16 four); the K-quants also prefetch in
  *    software (see prefetch_to; Q4_K runs at ~17 GB/s from memory on one
  *    Zen 3 core); IQ4_NL/IQ4_XS look their codebook up with pshufb, and
@@ -27,7 +27,9 @@
  * x86_avx512.c builds this file again with PL_VNNI: the Q4_K, Q6_K and
  * IQ4_XS prefill tiles then take vpdpbusd (the same integers, bit for bit),
  * and the avx512-wide level adds Q4_K's and Q6_K's prefill in 512-bit
- * tiles, two columns a vector (mm_kq_w).
+ * tiles, two columns a vector (mm_kq_w). Both AVX-512 levels run one
+ * column of Q4_K and Q6_K two rows a 512-bit vector (mv1_kx) and the
+ * softmax's exp on 8 doubles a vector (exp8), bit for bit as ever.
  * Activation blocks with a NaN or Inf quantize as quant.c says (d NaN).
  * The integer sums are exact; only the float accumulation order differs
  * from the scalar reference (tests/test_kernels.c bounds the difference). */
@@ -1397,21 +1399,6 @@ FEW_FN(few_q5_K, PL_TYPE_Q5_K)
 FEW_FN(few_q6_K, PL_TYPE_Q6_K)
 FEW_FN(few_iq4_xs, PL_TYPE_IQ4_XS)
 
-/* Types whose one column runs few_kx rather than mv_kx (mm_kq's arithmetic
- * either way), where it measured faster at the avx512 level (Zen 4, one
- * core, 28-37 MB of weights, about the L3's size; ns a row's super-block,
- * mv_kx / few_kx: Q4_K 7.8 / 6.8, Q6_K 9.2 / 7.6; Q5_K 10.2 / 12.1 and
- * IQ4_XS 11.0 / 14.2 stay). Generation from DRAM on one thread moved less
- * than this machine's noise (TinyLlama shape, best of 5: 29.8 / 30.1 tok/s). */
-AI int mv_few(const int T) {
-#if defined(PL_VNNI) && defined(__AVX512VL__)
-    return T == PL_TYPE_Q4_K || T == PL_TYPE_Q6_K;
-#else
-    (void)T;
-    return 0;
-#endif
-}
-
 #if defined(PL_VNNI) && !defined(PL_VNNI_EMULATE)
 /* ---------------------------------------------------------------- Q4_K, one column, 512-bit
  * few_kx's arithmetic for one column with fewer vector instructions: on an
@@ -1557,7 +1544,7 @@ AI void kx_cols(const int T, const uint8_t *w, size_t rb, int rows, int cols, co
     else if (nb == 1 && T == PL_TYPE_Q6_K) mv1_q6_K(w, rb, rows, cols, xq, y);
     else
 #endif
-    if (nb == 1 && !mv_few(T)) mv_kx(T, w, rb, rows, cols, xq, y);
+    if (nb == 1) mv_kx(T, w, rb, rows, cols, xq, y);
     else if (T == PL_TYPE_Q4_K) few_q4_K(w, rb, rows, cols, xq, xs, nb, y, ys);
     else if (T == PL_TYPE_Q5_K) few_q5_K(w, rb, rows, cols, xq, xs, nb, y, ys);
     else if (T == PL_TYPE_Q6_K) few_q6_K(w, rb, rows, cols, xq, xs, nb, y, ys);
