@@ -1813,44 +1813,45 @@ AI void tr8x8_16(const pl_half *k, size_t stride, __m256 c[8]) {
     }
 }
 
-/* expf.h's pl_expf on 4 lanes, operation for operation. */
+/* expf.h's pl_expf on the double lanes of x, operation for operation, at
+ * either width (P: _mm256 or _mm512, S: si256 or si512), into p (NaN not
+ * yet restored): m31 is 31 in every 64-bit lane, TAB(j) pl_exp2_32[j]. */
+#define EXP_STEPS(P, S, x, m31, TAB, p)                                                                           \
+    do {                                                                                                         \
+        const __typeof__(x) z_ =                                                                                 \
+            P##_mul_pd(P##_max_pd(P##_min_pd(x, P##_set1_pd(89.0)), P##_set1_pd(-104.0)), P##_set1_pd(PL_EXP_N_LN2)); \
+        __typeof__(x) kd_ = P##_add_pd(z_, P##_set1_pd(PL_EXP_SHIFT));                                          \
+        const __typeof__(m31) ki_ = P##_castpd_##S(kd_);                                                         \
+        kd_ = P##_sub_pd(kd_, P##_set1_pd(PL_EXP_SHIFT));                                                        \
+        const __typeof__(x) r_ = P##_sub_pd(z_, kd_);                                                            \
+        const __typeof__(m31) j_ = P##_and_##S(ki_, m31);                                                        \
+        const __typeof__(m31) sb_ =                                                                              \
+            P##_add_epi64(P##_castpd_##S(TAB(j_)), P##_slli_epi64(P##_sub_epi64(ki_, j_), 47));                  \
+        (p) = P##_add_pd(P##_mul_pd(P##_set1_pd(PL_EXP_C3), r_), P##_set1_pd(PL_EXP_C2));                        \
+        (p) = P##_add_pd(P##_mul_pd(p, r_), P##_set1_pd(PL_EXP_C1));                                             \
+        (p) = P##_add_pd(P##_mul_pd(p, r_), P##_set1_pd(1.0));                                                   \
+        (p) = P##_mul_pd(p, P##_cast##S##_pd(sb_));                                                              \
+    } while (0)
+
+AI __m256d exp_tab4(__m256i j) { return _mm256_i64gather_pd(pl_exp2_32, j, 8); }
 static inline __m256d exp4(__m256d x) {
-    const __m256d z = _mm256_mul_pd(_mm256_max_pd(_mm256_min_pd(x, _mm256_set1_pd(89.0)), _mm256_set1_pd(-104.0)),
-                                    _mm256_set1_pd(PL_EXP_N_LN2));
-    __m256d kd = _mm256_add_pd(z, _mm256_set1_pd(PL_EXP_SHIFT));
-    const __m256i ki = _mm256_castpd_si256(kd);
-    kd = _mm256_sub_pd(kd, _mm256_set1_pd(PL_EXP_SHIFT));
-    const __m256d r = _mm256_sub_pd(z, kd);
-    const __m256i j = _mm256_and_si256(ki, _mm256_set1_epi64x(31));
-    const __m256i sb = _mm256_add_epi64(_mm256_castpd_si256(_mm256_i64gather_pd(pl_exp2_32, j, 8)),
-                                        _mm256_slli_epi64(_mm256_sub_epi64(ki, j), 47));
-    __m256d p = _mm256_add_pd(_mm256_mul_pd(_mm256_set1_pd(PL_EXP_C3), r), _mm256_set1_pd(PL_EXP_C2));
-    p = _mm256_add_pd(_mm256_mul_pd(p, r), _mm256_set1_pd(PL_EXP_C1));
-    p = _mm256_add_pd(_mm256_mul_pd(p, r), _mm256_set1_pd(1.0));
-    p = _mm256_mul_pd(p, _mm256_castsi256_pd(sb));
+    __m256d p;
+    EXP_STEPS(_mm256, si256, x, _mm256_set1_epi64x(31), exp_tab4, p);
     return _mm256_blendv_pd(p, x, _mm256_cmp_pd(x, x, _CMP_UNORD_Q)); /* NaN stays NaN */
 }
 
 #if defined(__AVX512F__)
-/* exp4 on 8 lanes: the same IEEE double steps lane for lane; the table's 32
- * entries sit in four vectors, looked up by two-source permutes rather
- * than a gather. */
-AI __m512d exp8(__m512d x) {
-    const __m512d z = _mm512_mul_pd(_mm512_max_pd(_mm512_min_pd(x, _mm512_set1_pd(89.0)), _mm512_set1_pd(-104.0)),
-                                    _mm512_set1_pd(PL_EXP_N_LN2));
-    __m512d kd = _mm512_add_pd(z, _mm512_set1_pd(PL_EXP_SHIFT));
-    const __m512i ki = _mm512_castpd_si512(kd);
-    kd = _mm512_sub_pd(kd, _mm512_set1_pd(PL_EXP_SHIFT));
-    const __m512d r = _mm512_sub_pd(z, kd);
-    const __m512i j = _mm512_and_si512(ki, _mm512_set1_epi64(31));
+/* The table's 32 entries in four vectors, looked up by two-source permutes
+ * rather than a gather. */
+AI __m512d exp_tab8(__m512i j) {
     const __m512d t0 = _mm512_permutex2var_pd(_mm512_loadu_pd(pl_exp2_32), j, _mm512_loadu_pd(pl_exp2_32 + 8));
     const __m512d t1 = _mm512_permutex2var_pd(_mm512_loadu_pd(pl_exp2_32 + 16), j, _mm512_loadu_pd(pl_exp2_32 + 24));
-    const __m512d tj = _mm512_mask_blend_pd(_mm512_test_epi64_mask(j, _mm512_set1_epi64(16)), t0, t1);
-    const __m512i sb = _mm512_add_epi64(_mm512_castpd_si512(tj), _mm512_slli_epi64(_mm512_sub_epi64(ki, j), 47));
-    __m512d p = _mm512_add_pd(_mm512_mul_pd(_mm512_set1_pd(PL_EXP_C3), r), _mm512_set1_pd(PL_EXP_C2));
-    p = _mm512_add_pd(_mm512_mul_pd(p, r), _mm512_set1_pd(PL_EXP_C1));
-    p = _mm512_add_pd(_mm512_mul_pd(p, r), _mm512_set1_pd(1.0));
-    p = _mm512_mul_pd(p, _mm512_castsi512_pd(sb));
+    return _mm512_mask_blend_pd(_mm512_test_epi64_mask(j, _mm512_set1_epi64(16)), t0, t1);
+}
+/* exp4 on 8 lanes: the same IEEE double steps lane for lane. */
+AI __m512d exp8(__m512d x) {
+    __m512d p;
+    EXP_STEPS(_mm512, si512, x, _mm512_set1_epi64(31), exp_tab8, p);
     return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, x, _CMP_UNORD_Q), p, x); /* NaN stays NaN */
 }
 #endif
